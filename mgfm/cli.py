@@ -1,0 +1,62 @@
+"""The ``mgfm`` command line: one subcommand per stage, each a thin wrapper over a public function.
+
+Each stage package may hold a ``cli`` module with ``register(subparsers)``; they are discovered here so a
+new stage adds its commands without touching this file. Rules call these commands; tests call the
+functions behind them directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import logging
+import sys
+
+from mgfm.common.logs import setup_logging
+
+STAGE_PACKAGES = (
+    "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.train", "mgfm.eval", "mgfm.tables",
+)
+
+
+def json_object(text: str) -> dict:
+    """argparse type for ``--params``: a JSON object (rules pass their config slice this way)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"--params is not valid JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--params must be a JSON object")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mgfm", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for package in STAGE_PACKAGES:
+        name = f"{package}.cli"
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        result = args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        # errors we raise on bad input carry the file / video / key in their message: print it plainly
+        logging.getLogger("mgfm").error("%s", err)
+        if args.verbose:
+            raise
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Packed clip datasets: one memory-mappable array plus one metadata table per dataset folder.
+
+Layout of a dataset folder (e.g. ``results/datasets/skeleton/mg_train/``):
+    data.npy      skeleton: float32 (N, C, T, V), channels x, y, score; RGB: uint8 (N, T, H, W, 3)
+    meta.parquet  one row per clip, row i describes data[i]: clip_id, video_id, subject_id, split, label
+                  (int, -1 when unlabeled), valid_len (frames before padding), start_frame, end_frame
+                  (inclusive, at the normalised fps), plus any extra columns a builder adds
+    info.json     how it was built (parameters, shapes), for humans and model cards
+Opening a dataset maps the array, so a batch reads only its rows and no Parquet is parsed per sample.
+Skeleton and RGB datasets of the same clips share ``clip_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mgfm.common.atomic import atomic_dir
+
+META_COLUMNS = ("clip_id", "video_id", "subject_id", "split", "label", "valid_len", "start_frame", "end_frame")
+
+
+def write_packed(path: str | os.PathLike, data: np.ndarray, meta: pd.DataFrame, info: dict | None = None) -> None:
+    """Write a packed dataset folder atomically. ``meta`` must have the ``META_COLUMNS`` and len(data) rows."""
+    missing = [c for c in META_COLUMNS if c not in meta.columns]
+    if missing:
+        raise ValueError(f"{path}: metadata lacks columns {missing}")
+    if len(meta) != len(data):
+        raise ValueError(f"{path}: {len(meta)} metadata rows for {len(data)} clips")
+    with atomic_dir(path) as tmp:
+        np.save(tmp / "data.npy", data)
+        meta.reset_index(drop=True).to_parquet(tmp / "meta.parquet", index=False)
+        (tmp / "info.json").write_text(json.dumps({"shape": list(data.shape), "dtype": str(data.dtype),
+                                                   **(info or {})}, indent=2))
+
+
+class PackedWriter:
+    """Fills a packed dataset whose size is known up front, one clip or chunk at a time, without holding it in memory."""
+
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, ...], dtype) -> None:
+        self.path = Path(path)
+        self._ctx = atomic_dir(self.path)
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+    def __enter__(self) -> PackedWriter:
+        self.tmp = self._ctx.__enter__()
+        self.data = np.lib.format.open_memmap(self.tmp / "data.npy", mode="w+", dtype=self.dtype, shape=self.shape)
+        return self
+
+    def finish(self, meta: pd.DataFrame, info: dict | None = None) -> None:
+        """Record the metadata table; call once, inside the ``with`` block, after filling ``data``."""
+        missing = [c for c in META_COLUMNS if c not in meta.columns]
+        if missing or len(meta) != self.shape[0]:
+            raise ValueError(f"{self.path}: metadata needs columns {list(META_COLUMNS)} and {self.shape[0]} rows")
+        meta.reset_index(drop=True).to_parquet(self.tmp / "meta.parquet", index=False)
+        (self.tmp / "info.json").write_text(json.dumps({"shape": list(self.shape), "dtype": str(self.dtype),
+                                                        **(info or {})}, indent=2))
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.data.flush()
+        del self.data
+        if exc_type is None and not (self.tmp / "meta.parquet").exists():
+            err = RuntimeError(f"{self.path}: finish() was never called")
+            self._ctx.__exit__(RuntimeError, err, None)  # removes the temporary folder
+            raise err
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+
+def open_packed(path: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
+    """Return (data, meta) of a packed dataset; ``data`` is memory-mapped unless ``mmap`` is False."""
+    path = Path(path)
+    if not (path / "data.npy").exists() or not (path / "meta.parquet").exists():
+        raise FileNotFoundError(f"{path}: not a packed dataset (needs data.npy and meta.parquet)")
+    data = np.load(path / "data.npy", mmap_mode="r" if mmap else None)
+    meta = pd.read_parquet(path / "meta.parquet")
+    if len(meta) != len(data):
+        raise ValueError(f"{path}: {len(meta)} metadata rows for {len(data)} clips")
+    return data, meta
+
+
+def read_info(path: str | os.PathLike) -> dict:
+    """The ``info.json`` of a packed dataset."""
+    return json.loads((Path(path) / "info.json").read_text())

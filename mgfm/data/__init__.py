@@ -1,0 +1,1 @@
+"""Dataset contract, download and normalisation, video reading, and the embedded demo corpus."""

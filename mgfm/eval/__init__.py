@@ -1,0 +1,1 @@
+"""Evaluation protocols (linear probe, semi-supervised, fine-tuning, retrieval, emotion, ensemble) and metrics."""

@@ -1,0 +1,1 @@
+"""Encoders, projectors and losses of the MG foundation models."""

@@ -1,0 +1,1 @@
+"""Whole-body pose: keypoint layout, RTMPose-style inference backends, the per-video Parquet store."""

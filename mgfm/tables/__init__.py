@@ -1,0 +1,1 @@
+"""The paper's numbers, table rendering (Markdown, CSV, LaTeX) and the report."""

@@ -1,0 +1,1 @@
+"""Training: augmentations, the shared training loop (DDP, AMP, checkpoints, resume), model artifacts."""

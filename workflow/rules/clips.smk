@@ -1,0 +1,1 @@
+# Rules of the clips stage (see README.md).

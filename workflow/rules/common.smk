@@ -1,0 +1,73 @@
+# Shared helpers of the rules: config validation (defaults filled from the schemas), dataset tables,
+# video id lists, stage targets. No rules here.
+
+import json
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+
+
+def _validate_config(cfg):
+    """Validate the top level, then each section against its own schema; errors name the section."""
+    try:
+        validate(cfg, str(SCHEMAS / "config.schema.yaml"))
+    except WorkflowError as err:
+        raise WorkflowError(f"config: {err}") from None
+    for section in ("dataset", "download", "pose", "clips", "skeleton", "rgb", "pretrain", "eval"):
+        try:
+            validate(cfg[section], str(SCHEMAS / f"{section}.schema.yaml"))
+        except WorkflowError as err:
+            raise WorkflowError(f"config section '{section}': {err}") from None
+
+
+_validate_config(config)
+
+RESULTS = "results"
+LOGS = "logs"
+BENCH = f"{RESULTS}/benchmarks"
+
+# Stage targets: each rules file adds what the default target needs from it (rule all reads this lazily).
+TARGETS = {}
+
+
+def all_targets(wildcards):
+    return [t for stage in TARGETS.values() for t in stage]
+
+
+def params_json(section):
+    """The config slice a stage reads, as JSON for its --params flag: a change reruns exactly that stage."""
+    return json.dumps(config[section], sort_keys=True)
+
+
+# ---- dataset tables and video ids ---------------------------------------------------------------------
+# The demo's video ids are a pure function of its config (mgfm.data.demo.plan.demo_video_ids), so the DAG is
+# known before the corpus is rendered; a real dataset's ids come from its manifest, validated here first.
+DATASET = config["dataset"]
+if DATASET["source"] == "demo":
+    from mgfm.data.demo.plan import demo_video_ids
+
+    DEMO_DIR = f"{RESULTS}/demo"
+    TABLES = {
+        "manifest": f"{DEMO_DIR}/manifest.csv",
+        "annotations": f"{DEMO_DIR}/annotations.csv",
+        "taxonomy": f"{DEMO_DIR}/taxonomy.csv",
+    }
+    VIDEO_IDS = demo_video_ids(DATASET["demo"])
+else:
+    from mgfm.data.contract import DatasetError, load_manifest
+
+    TABLES = {}
+    for key in ("manifest", "annotations", "taxonomy"):
+        value = DATASET[key]
+        if not value:
+            raise WorkflowError(f"config key dataset.{key} is required when dataset.source is 'files'")
+        if not Path(value).is_file():
+            raise WorkflowError(f"config key dataset.{key}: file not found: {value}")
+        TABLES[key] = value
+    try:
+        VIDEO_IDS = load_manifest(TABLES["manifest"])["video_id"].tolist()
+    except DatasetError as err:
+        raise WorkflowError(f"config key dataset.manifest: {err}") from None

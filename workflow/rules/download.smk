@@ -1,0 +1,1 @@
+# Rules of the download stage (see README.md).

@@ -1,0 +1,1 @@
+# Rules of the pose stage (see README.md).

@@ -1,0 +1,1 @@
+# Rules of the pretrain stage (see README.md).

@@ -1,1 +1,68 @@
-# Rules of the download stage (see README.md).
+# Rules of the download stage (see README.md): validate the dataset tables, fetch and normalise each video
+# (one job per video), then check the annotations against the normalised videos.
+
+VIDEO_ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+rule validate_dataset:
+    input:
+        manifest=TABLES["manifest"],
+        annotations=TABLES["annotations"],
+        taxonomy=TABLES["taxonomy"],
+    output:
+        f"{RESULTS}/dataset/validated.json",
+    log:
+        f"{LOGS}/dataset/validate.log",
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm dataset validate --manifest {input.manifest:q} --annotations {input.annotations:q}"
+        " --taxonomy {input.taxonomy:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule download_video:
+    input:
+        manifest=TABLES["manifest"],
+        validated=f"{RESULTS}/dataset/validated.json",
+    output:
+        video=f"{RESULTS}/videos/{{video_id}}.mp4",
+        meta=f"{RESULTS}/videos/{{video_id}}.json",
+    wildcard_constraints:
+        video_id=VIDEO_ID_REGEX,
+    params:
+        cfg=params_json("download"),
+    log:
+        f"{LOGS}/download/{{video_id}}.log",
+    benchmark:
+        f"{BENCH}/download/{{video_id}}.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm download --manifest {input.manifest:q} --video-id {wildcards.video_id:q}"
+        " --out-video {output.video:q} --out-meta {output.meta:q} --threads {threads}"
+        " --params {params.cfg:q} > {log:q} 2>&1"
+
+
+rule check_annotations:
+    input:
+        manifest=TABLES["manifest"],
+        annotations=TABLES["annotations"],
+        taxonomy=TABLES["taxonomy"],
+        validated=f"{RESULTS}/dataset/validated.json",
+        metas=expand(f"{RESULTS}/videos/{{video_id}}.json", video_id=VIDEO_IDS),
+    output:
+        f"{RESULTS}/dataset/annotations_checked.json",
+    log:
+        f"{LOGS}/dataset/check_annotations.log",
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm dataset check-annotations --manifest {input.manifest:q} --annotations {input.annotations:q}"
+        " --taxonomy {input.taxonomy:q} --metas {input.metas:q} --out {output:q} > {log:q} 2>&1"
+
+
+TARGETS["download"] = [
+    f"{RESULTS}/dataset/validated.json",
+    f"{RESULTS}/dataset/annotations_checked.json",
+    *expand(f"{RESULTS}/videos/{{video_id}}.{{ext}}", video_id=VIDEO_IDS, ext=("mp4", "json")),
+]

@@ -1,0 +1,96 @@
+"""``mgfm dataset ...`` (contract checks) and ``mgfm download`` (one video): thin wrappers for the rules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from mgfm.cli import json_object
+
+log = logging.getLogger("mgfm.data")
+
+
+def _write_json(path: str, payload: dict) -> None:
+    from pathlib import Path
+
+    from mgfm.common.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from mgfm.data.contract import validate_dataset
+
+    summary = validate_dataset(args.manifest, args.annotations, args.taxonomy)
+    _write_json(args.out, summary)
+    log.info("dataset valid: %d videos (%d labeled, %d unlabeled), %d classes, %d instances -> %s",
+             summary["videos"], summary["labeled_videos"], summary["unlabeled_videos"], summary["classes"],
+             summary["instances"], args.out)
+
+
+def _check_annotations(args: argparse.Namespace) -> None:
+    from mgfm.data.download import check_downloaded_annotations
+
+    summary = check_downloaded_annotations(args.manifest, args.annotations, args.taxonomy, args.metas)
+    _write_json(args.out, summary)
+    log.info("all %d annotated instances lie inside their %d videos -> %s", summary["instances"],
+             summary["videos"], args.out)
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM (Snakemake cancelling a job, a cluster timeout) into SystemExit so temporaries are removed."""
+    import signal
+    import sys
+
+    def handler(signum, frame):
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _download(args: argparse.Namespace) -> None:
+    from mgfm.data.download import download_video
+
+    _exit_on_sigterm()
+    download_video(args.manifest, args.video_id, args.out_video, args.out_meta, args.params, threads=args.threads)
+
+
+def _probe(args: argparse.Namespace) -> None:
+    from mgfm.data.video import probe_video
+
+    print(json.dumps(probe_video(args.video), indent=2))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    dataset = subparsers.add_parser("dataset", help="check the dataset tables (the dataset contract)")
+    sub = dataset.add_subparsers(dest="dataset_command", required=True)
+
+    p = sub.add_parser("validate", help="validate manifest, annotations and taxonomy; write summary JSON")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--annotations", required=True)
+    p.add_argument("--taxonomy", required=True)
+    p.add_argument("--out", required=True, help="summary JSON (counts per split, class, group)")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("check-annotations", help="after download: annotation frames inside each video")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--annotations", required=True)
+    p.add_argument("--taxonomy", required=True)
+    p.add_argument("--metas", nargs="+", required=True, help="the download stage's {video_id}.json files")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_check_annotations)
+
+    p = sub.add_parser("probe", help="print frames/fps/size of a video as decord reads it")
+    p.add_argument("video")
+    p.set_defaults(func=_probe)
+
+    p = subparsers.add_parser("download", help="fetch, verify and normalise one manifest video")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--video-id", required=True)
+    p.add_argument("--out-video", required=True, help="normalised mp4 (25 fps H.264)")
+    p.add_argument("--out-meta", required=True, help="metadata JSON beside it")
+    p.add_argument("--params", type=json_object, default={}, help="the download config section as JSON")
+    p.add_argument("--threads", type=int, default=1, help="ffmpeg encoder threads")
+    p.set_defaults(func=_download)

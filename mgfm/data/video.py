@@ -1,0 +1,224 @@
+"""Video tools shared by every stage: the ffmpeg executable, normalisation, probing and frame reading.
+
+- ``ffmpeg_exe()`` is the one place that decides which ffmpeg runs: the system ``ffmpeg`` when it is on
+  PATH, else the static build shipped by the ``imageio-ffmpeg`` wheel (so no root install is needed).
+- Sources are inspected by parsing ``ffmpeg -i`` (ffprobe is often missing when ffmpeg comes from
+  imageio-ffmpeg), which is enough to reject files that are not videos before encoding.
+- Normalised outputs are probed with decord, the same reader later stages use, so the recorded frame
+  count is exactly the number of frames they can read.
+- ``iter_frames`` / ``read_frames`` read frames with decord in bounded batches, never the whole video.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class VideoError(RuntimeError):
+    """A file is not a readable video, or ffmpeg failed on it."""
+
+
+# ---- ffmpeg --------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg executable: system ``ffmpeg`` if on PATH, else imageio-ffmpeg's bundled binary."""
+    system = shutil.which("ffmpeg")
+    if system:
+        return system
+    try:
+        import imageio_ffmpeg
+    except ImportError as err:  # pragma: no cover - imageio-ffmpeg is a declared dependency
+        raise RuntimeError("no ffmpeg on PATH and the imageio-ffmpeg package is not installed") from err
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:] if line.strip())
+
+
+# ---- probing a source with `ffmpeg -i` -----------------------------------------------------------------
+
+_INPUT_RE = re.compile(r"^Input #0, (.+), from ", re.M)
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO_RE = re.compile(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
+_FPS_RE = re.compile(r"Stream #0:\d+.*?: Video: .*?, ([\d.]+) fps")
+_ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
+# demuxers that read still images: ffmpeg opens them as one-frame "videos", the contract wants real video
+_IMAGE_FORMATS = ("image2", "_pipe", "gif")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What ``ffmpeg -i`` says about a source file (display size: rotation already applied)."""
+
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float | None
+    duration: float | None
+
+
+def probe_source(path: str | os.PathLike) -> SourceInfo:
+    """Inspect a downloaded file with ``ffmpeg -i``; raise VideoError with the cause if it is not a video."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise VideoError("not a video: the file is empty")
+    try:
+        proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path.resolve())],
+                              capture_output=True, text=True, errors="replace", timeout=300)
+    except subprocess.TimeoutExpired as err:
+        raise VideoError("ffmpeg took more than 300 s to open it") from err
+    text = proc.stderr
+    container = _INPUT_RE.search(text)
+    video = _VIDEO_RE.search(text)
+    if container is None:
+        raise VideoError(f"not a video: ffmpeg cannot open it ({_tail(text, 1)})")
+    if video is None:
+        raise VideoError(f"not a video: no video stream (container {container.group(1)})")
+    fmt = container.group(1)
+    if any(tag in fmt for tag in _IMAGE_FORMATS):
+        raise VideoError(f"not a video: it is a still image or animation ({fmt})")
+    width, height = int(video.group(2)), int(video.group(3))
+    rotation = _ROTATION_RE.search(text)
+    if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
+        width, height = height, width  # ffmpeg auto-rotates on decode
+    duration = _DURATION_RE.search(text)
+    seconds = None
+    if duration:
+        h, m, s = duration.groups()
+        seconds = int(h) * 3600 + int(m) * 60 + float(s)
+    fps = _FPS_RE.search(text)
+    return SourceInfo(container=fmt, codec=video.group(1), width=width, height=height,
+                      fps=float(fps.group(1)) if fps else None, duration=seconds)
+
+
+# ---- normalisation -------------------------------------------------------------------------------------
+
+
+def target_size(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:
+    """Output size: fit inside max_width x max_height keeping the aspect ratio, never upscale, even dims."""
+    scale = min(1.0, max_width / width, max_height / height)
+    out_w = max(2, int(width * scale + 1e-6) // 2 * 2)
+    out_h = max(2, int(height * scale + 1e-6) // 2 * 2)
+    return out_w, out_h
+
+
+def normalise_video(src: str | os.PathLike, dst: str | os.PathLike, *, fps: int = 25, max_width: int = 1280,
+                    max_height: int = 720, crf: int = 20, preset: str = "veryfast", threads: int = 1,
+                    timeout_s: float | None = None) -> SourceInfo:
+    """Re-encode ``src`` to constant-``fps`` H.264 (yuv420p) mp4 at ``dst``, at most max_width x max_height.
+
+    Audio, subtitles and metadata are dropped. ``dst`` is written directly: callers pass a temporary
+    path (``mgfm.common.atomic.atomic_path``). Raises VideoError naming the cause.
+    """
+    import ffmpeg  # ffmpeg-python: builds the argument list, no shell involved
+
+    info = probe_source(src)
+    out_w, out_h = target_size(info.width, info.height, max_width, max_height)
+    stream = ffmpeg.input(str(Path(src).resolve())).video
+    stream = stream.filter("fps", fps=fps).filter("scale", out_w, out_h, flags="area").filter("setsar", "1")
+    out = ffmpeg.output(stream, str(Path(dst).resolve()), f="mp4", vcodec="libx264", pix_fmt="yuv420p",
+                        crf=crf, preset=preset, r=fps, movflags="+faststart", threads=threads,
+                        map_metadata=-1, an=None, sn=None, dn=None)
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *ffmpeg.get_args(out)]
+    log.debug("ffmpeg %s", args)
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, errors="replace", timeout=timeout_s)
+    except subprocess.TimeoutExpired as err:
+        raise VideoError(f"ffmpeg took longer than {timeout_s} s") from err
+    if proc.returncode != 0:
+        raise VideoError(f"ffmpeg could not normalise it (exit {proc.returncode}): {_tail(proc.stderr)}")
+    return info
+
+
+# ---- probing and reading normalised videos with decord --------------------------------------------------
+
+
+def open_reader(path: str | os.PathLike, *, width: int = -1, height: int = -1, num_threads: int = 1):
+    """A decord VideoReader (RGB); ``width``/``height`` resize on decode (-1 keeps the stored size)."""
+    import decord
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: video not found")
+    try:
+        return decord.VideoReader(str(path), width=width, height=height, num_threads=num_threads)
+    except decord.DECORDError as err:
+        raise VideoError(f"{path}: decord cannot read it: {str(err).splitlines()[0]}") from err
+
+
+def probe_video(path: str | os.PathLike) -> dict:
+    """Frames, fps, width, height and duration of a (normalised) video, as decord sees it."""
+    reader = open_reader(path)
+    frames = len(reader)
+    if frames == 0:
+        raise VideoError(f"{path}: no decodable frames")
+    height, width = reader[0].shape[:2]
+    fps = float(reader.get_avg_fps())
+    return {"frames": int(frames), "fps": fps, "width": int(width), "height": int(height),
+            "duration": round(frames / fps, 6) if fps > 0 else 0.0}
+
+
+def iter_frames(path: str | os.PathLike, batch_size: int = 64, start: int = 0, end: int | None = None, *,
+                width: int = -1, height: int = -1, num_threads: int = 1
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(frame_indices int64 (B,), frames uint8 (B, H, W, 3) RGB)`` for frames ``start..end-1``.
+
+    ``end`` is exclusive (None = to the last frame). Frames are decoded sequentially (faster than random
+    access in decord) and only one batch is held in memory; the last batch may be shorter.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    reader = open_reader(path, width=width, height=height, num_threads=num_threads)
+    total = len(reader)
+    end = total if end is None else min(int(end), total)
+    if start < 0 or start > end:
+        raise ValueError(f"{path}: invalid frame range start={start} end={end} (video has {total} frames)")
+    if start == end:
+        return
+    if start > 0:
+        reader.seek_accurate(start)
+    index = start
+    while index < end:
+        count = min(batch_size, end - index)
+        batch: np.ndarray | None = None
+        for k in range(count):
+            frame = reader.next().asnumpy()
+            if batch is None:
+                batch = np.empty((count, *frame.shape), dtype=np.uint8)
+            batch[k] = frame
+        yield np.arange(index, index + count, dtype=np.int64), batch
+        index += count
+
+
+def read_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray, *, width: int = -1,
+                height: int = -1, num_threads: int = 1) -> np.ndarray:
+    """Frames at ``indices`` (any order, repeats allowed) as uint8 (N, H, W, 3) RGB."""
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    reader = open_reader(path, width=width, height=height, num_threads=num_threads)
+    total = len(reader)
+    if idx.size == 0:
+        h, w = reader[0].shape[:2]
+        return np.empty((0, h, w, 3), dtype=np.uint8)
+    if idx.min() < 0 or idx.max() >= total:
+        raise ValueError(f"{path}: frame index out of range 0..{total - 1}: {int(idx.min())}..{int(idx.max())}")
+    unique, inverse = np.unique(idx, return_inverse=True)
+    frames = reader.get_batch(unique.tolist()).asnumpy()
+    return frames[inverse]

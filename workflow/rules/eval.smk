@@ -1,1 +1,228 @@
-# Rules of the eval stage (see README.md).
+# Rules of the eval stage (see README.md): every protocol of Tables VIII-XIII reads cached features (or, for
+# fine-tuning, the encoders and packed datasets) and writes raw metrics under results/eval/<protocol>/; then
+# the tables beside the paper's numbers, and the report. Modality and stream are wildcards, not copies.
+
+from mgfm.eval.checks import check_eval_config
+from mgfm.pose.layout import STREAMS as _ALL_STREAMS
+
+EVAL = config["eval"]
+PRETRAINED_STREAMS = list(config["pretrain"].get("streams", _ALL_STREAMS))
+try:
+    # fail at parse time, before any job, naming the config key (a stream not pretrained, a modality not built)
+    check_eval_config(EVAL, PRETRAINED_STREAMS)
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+EVAL_MODALITIES = list(EVAL["modalities"])
+EVAL_STREAMS = list(EVAL["streams"])
+EVAL_DIR = f"{RESULTS}/eval"
+FEATURES_DIR = f"{RESULTS}/features"
+MODELS_DIR = f"{RESULTS}/models"
+DATASETS_DIR = f"{RESULTS}/datasets"
+TABLES_DIR = f"{RESULTS}/tables"
+FIGURES_DIR = f"{RESULTS}/figures"
+EVAL_PATHS = {"features": FEATURES_DIR, "models": MODELS_DIR, "datasets": DATASETS_DIR, "eval": EVAL_DIR,
+              "tables": TABLES_DIR, "figures": FIGURES_DIR}
+EVAL_TABLES = ["table8_linear_probe", "table9_semi_supervised", "table10_finetune", "table11_ensemble",
+               "table12_retrieval", "table13_emotion"]
+# made by the clips stage, gathered by the report
+CLIPS_REPORT_TABLES = [f"{TABLES_DIR}/table6_iod_quota.md", f"{TABLES_DIR}/table7_iod_tau.md"]
+CLIPS_REPORT_FIGURES = [f"{FIGURES_DIR}/fig4_durations.png"]
+
+
+EVAL_WILDCARDS = {"modality": "skeleton|rgb", "eval_stream": "|".join(_ALL_STREAMS),
+                  "ft_protocol": "semi_supervised|finetune|scratch"}
+
+
+rule eval_linear_probe:
+    wildcard_constraints:
+        **EVAL_WILDCARDS,
+    input:
+        features=lambda wc: [
+            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet" for s in EVAL_STREAMS for n in ("mg_train", "mg_test")
+        ],
+        encoders=lambda wc: [f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors" for s in EVAL_STREAMS],
+        dataset=f"{DATASETS_DIR}/{{modality}}/mg_test",
+        taxonomy=TABLES["taxonomy"],
+    output:
+        metrics=f"{EVAL_DIR}/linear_probe/{{modality}}/metrics.json",
+        scores=f"{EVAL_DIR}/linear_probe/{{modality}}/scores.npz",
+        curves=f"{EVAL_DIR}/linear_probe/{{modality}}/probe_log.csv",
+    params:
+        dirs=EVAL_PATHS,
+        cfg=params_json("eval"),
+        pretrained=",".join(PRETRAINED_STREAMS),
+        seed=config["seed"],
+        out_dir=lambda wc, output: Path(output.metrics).parent,
+    log:
+        f"{LOGS}/eval/linear_probe_{{modality}}.log",
+    benchmark:
+        f"{BENCH}/eval/linear_probe_{{modality}}.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm eval linear-probe --modality {wildcards.modality} --features-dir {params.dirs[features]} "
+        "--models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} --taxonomy {input.taxonomy:q} "
+        "--out-dir {params.out_dir:q} --params {params.cfg:q} --pretrained-streams {params.pretrained} "
+        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
+
+
+rule eval_retrieval:
+    wildcard_constraints:
+        **EVAL_WILDCARDS,
+    input:
+        features=lambda wc: [
+            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet" for s in EVAL_STREAMS for n in ("mg_train", "mg_test")
+        ],
+        taxonomy=TABLES["taxonomy"],
+    output:
+        f"{EVAL_DIR}/retrieval/{{modality}}/metrics.json",
+    params:
+        dirs=EVAL_PATHS,
+        cfg=params_json("eval"),
+        pretrained=",".join(PRETRAINED_STREAMS),
+        out_dir=lambda wc, output: Path(output[0]).parent,
+    log:
+        f"{LOGS}/eval/retrieval_{{modality}}.log",
+    benchmark:
+        f"{BENCH}/eval/retrieval_{{modality}}.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm eval retrieval --modality {wildcards.modality} --features-dir {params.dirs[features]} "
+        "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
+        "--pretrained-streams {params.pretrained} --threads {threads} > {log:q} 2>&1"
+
+
+rule eval_finetune:
+    wildcard_constraints:
+        **EVAL_WILDCARDS,
+    input:
+        encoder=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors",
+        card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
+        train=f"{DATASETS_DIR}/{{modality}}/mg_train",
+        test=f"{DATASETS_DIR}/{{modality}}/mg_test",
+        taxonomy=TABLES["taxonomy"],
+    output:
+        metrics=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/metrics.json",
+        scores=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/scores.npz",
+    params:
+        dirs=EVAL_PATHS,
+        cfg=params_json("eval"),
+        pretrained=",".join(PRETRAINED_STREAMS),
+        seed=config["seed"],
+        out_dir=lambda wc, output: Path(output.metrics).parent,
+    log:
+        f"{LOGS}/eval/{{ft_protocol}}_{{modality}}_{{eval_stream}}.log",
+    benchmark:
+        f"{BENCH}/eval/{{ft_protocol}}_{{modality}}_{{eval_stream}}.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm eval finetune --protocol {wildcards.ft_protocol} --modality {wildcards.modality} "
+        "--stream {wildcards.eval_stream} --models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} "
+        "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
+        "--pretrained-streams {params.pretrained} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+
+
+rule eval_ensemble:
+    input:
+        [f"{EVAL_DIR}/finetune/{m}/{s}/{f}" for m in EVAL_MODALITIES for s in EVAL_STREAMS
+         for f in ("metrics.json", "scores.npz")],
+    output:
+        f"{EVAL_DIR}/ensemble/metrics.json",
+    params:
+        dirs=EVAL_PATHS,
+        cfg=params_json("eval"),
+        pretrained=",".join(PRETRAINED_STREAMS),
+    log:
+        f"{LOGS}/eval/ensemble.log",
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm eval ensemble --eval-dir {params.dirs[eval]} --out-dir {params.dirs[eval]}/ensemble "
+        "--params {params.cfg:q} "
+        "--pretrained-streams {params.pretrained} > {log:q} 2>&1"
+
+
+rule eval_emotion:
+    input:
+        features=[
+            f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m in EVAL_MODALITIES for s in EVAL_STREAMS
+        ],
+        manifest=TABLES["manifest"],
+    output:
+        f"{EVAL_DIR}/emotion/metrics.json",
+    params:
+        dirs=EVAL_PATHS,
+        cfg=params_json("eval"),
+        pretrained=",".join(PRETRAINED_STREAMS),
+        seed=config["seed"],
+    log:
+        f"{LOGS}/eval/emotion.log",
+    benchmark:
+        f"{BENCH}/eval/emotion.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm eval emotion --features-dir {params.dirs[features]} --manifest {input.manifest:q} "
+        "--out-dir {params.dirs[eval]}/emotion --params {params.cfg:q} --pretrained-streams {params.pretrained} "
+        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
+
+
+rule eval_tables:
+    input:
+        [f"{EVAL_DIR}/{p}/{m}/metrics.json" for p in ("linear_probe", "retrieval") for m in EVAL_MODALITIES],
+        [f"{EVAL_DIR}/{p}/{m}/{s}/metrics.json" for p in ("semi_supervised", "finetune", "scratch")
+         for m in EVAL_MODALITIES for s in EVAL_STREAMS],
+        f"{EVAL_DIR}/ensemble/metrics.json",
+        f"{EVAL_DIR}/emotion/metrics.json",
+    output:
+        [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLES for ext in ("md", "csv", "tex")],
+    params:
+        dirs=EVAL_PATHS,
+        cfg=params_json("eval"),
+        pretrained=",".join(PRETRAINED_STREAMS),
+    log:
+        f"{LOGS}/eval/tables.log",
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm tables render --eval-dir {params.dirs[eval]} --out-dir {params.dirs[tables]} --params {params.cfg:q} "
+        "--pretrained-streams {params.pretrained} > {log:q} 2>&1"
+
+
+rule eval_report:
+    input:
+        tables=[f"{TABLES_DIR}/{t}.md" for t in EVAL_TABLES],
+        clips_tables=CLIPS_REPORT_TABLES,
+        clips_figures=CLIPS_REPORT_FIGURES,
+        scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES],
+        test_features=[
+            f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in EVAL_STREAMS
+        ],
+        taxonomy=TABLES["taxonomy"],
+    output:
+        report=f"{RESULTS}/report.html",
+        figures=[f"{FIGURES_DIR}/confusion_best.png", f"{FIGURES_DIR}/embedding_test.png"],
+    params:
+        dirs=EVAL_PATHS,
+        cfg=params_json("eval"),
+        pretrained=",".join(PRETRAINED_STREAMS),
+        seed=config["seed"],
+        extra=lambda wc, input: " ".join(f"--extra-table {t}" for t in input.clips_tables)
+        + " " + " ".join(f"--extra-figure {f}" for f in input.clips_figures),
+    log:
+        f"{LOGS}/eval/report.log",
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm tables report --out {output.report:q} --tables-dir {params.dirs[tables]} --eval-dir {params.dirs[eval]} "
+        "--features-dir {params.dirs[features]} --models-dir {params.dirs[models]} "
+        "--figures-dir {params.dirs[figures]} "
+        "--taxonomy {input.taxonomy:q} {params.extra} --params {params.cfg:q} "
+        "--pretrained-streams {params.pretrained} --seed {params.seed} > {log:q} 2>&1"
+
+
+TARGETS["eval"] = [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLES for ext in ("md", "csv", "tex")] + [
+    f"{RESULTS}/report.html"
+]

@@ -1,0 +1,52 @@
+"""Config checks run before any work (at Snakemake parse time and in the CLI): errors name the config key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mgfm.pose.layout import STREAMS
+
+#: modality -> whether this repository has its branch (models, datasets, features). RGB joins later.
+MODALITIES = {"skeleton": True, "rgb": False}
+
+
+def check_modality(modality: str, key: str = "eval.modalities") -> None:
+    if modality not in MODALITIES:
+        raise ValueError(f"config key {key}: modality {modality!r} does not exist (known: {sorted(MODALITIES)})")
+    if not MODALITIES[modality]:
+        raise ValueError(f"config key {key}: modality {modality!r} is not built (no {modality.upper()} branch yet); "
+                         "remove it from the list")
+
+
+def check_streams(streams: Iterable[str], pretrained: Iterable[str], key: str = "eval.streams") -> list[str]:
+    """Each requested stream must be a known stream that config key pretrain.streams pretrains."""
+    streams, pretrained = list(streams), list(pretrained)
+    if not streams:
+        raise ValueError(f"config key {key}: at least one stream is needed")
+    for s in streams:
+        if s not in STREAMS:
+            raise ValueError(f"config key {key}: unknown stream {s!r} (streams are {list(STREAMS)})")
+        if s not in pretrained:
+            raise ValueError(f"config key {key}: stream {s!r} was not pretrained (config key pretrain.streams "
+                             f"= {pretrained})")
+    if len(set(streams)) != len(streams):
+        raise ValueError(f"config key {key}: streams repeat: {streams}")
+    return streams
+
+
+def check_eval_config(eval_cfg: dict, pretrained_streams: Iterable[str]) -> None:
+    """Every check of the eval section that does not need a file."""
+    for m in eval_cfg.get("modalities", ["skeleton"]):
+        check_modality(m)
+    pretrained = list(pretrained_streams)
+    check_streams(eval_cfg.get("streams", list(STREAMS)), pretrained)
+    weights = (eval_cfg.get("ensemble") or {}).get("weights") or {}
+    for s in weights:
+        if s not in eval_cfg.get("streams", list(STREAMS)):
+            raise ValueError(f"config key eval.ensemble.weights: stream {s!r} is not in eval.streams")
+    if (eval_cfg.get("ensemble") or {}).get("select") == "validation" and \
+            float((eval_cfg.get("validation") or {}).get("fraction", 0)) <= 0:
+        raise ValueError("config key eval.ensemble.select is 'validation' but eval.validation.fraction is 0: "
+                         "hold out validation subjects or give eval.ensemble.weights")
+    if not eval_cfg.get("seeds", [0]):
+        raise ValueError("config key eval.seeds: at least one seed is needed")

@@ -1,0 +1,159 @@
+"""``mgfm eval ...``: one subcommand per protocol, each a thin wrapper over a ``run_*`` function.
+
+Every command checks the eval config first (streams pretrained, modalities built), naming the config key,
+before reading any data.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mgfm.cli import json_object
+
+
+def pretrained_streams(args: argparse.Namespace) -> list[str]:
+    """The --pretrained-streams list (config key pretrain.streams); every stream when not given."""
+    from mgfm.pose.layout import STREAMS
+
+    given = [s.strip() for s in (args.pretrained_streams or "").split(",") if s.strip()]
+    return given or list(STREAMS)
+
+
+def _check(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    from mgfm.eval.checks import check_eval_config, check_modality
+    from mgfm.pose.layout import STREAMS
+
+    pretrained = pretrained_streams(args)
+    check_eval_config(args.params, pretrained)
+    modalities = args.params.get("modalities", ["skeleton"])
+    if getattr(args, "modality", None):
+        check_modality(args.modality, "--modality")
+        if args.modality not in modalities:
+            raise ValueError(f"--modality {args.modality!r} is not in config key eval.modalities = {modalities}")
+    streams = list(args.params.get("streams", list(STREAMS)))
+    if getattr(args, "stream", None) and args.stream not in streams:
+        raise ValueError(f"--stream {args.stream!r} is not in config key eval.streams = {streams} "
+                         f"(pretrained: config key pretrain.streams = {pretrained})")
+    return modalities, streams
+
+
+def _threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", 0):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _linear_probe(args: argparse.Namespace) -> int:
+    from mgfm.eval.linear_probe import run_linear_probe
+    from mgfm.eval.paths import dataset_dir, feature_table, model_dir
+
+    _, streams = _check(args)
+    _threads(args)
+    feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
+                 str(feature_table(args.features_dir, args.modality, s, "mg_test"))) for s in streams}
+    verify = None
+    if args.models_dir and args.datasets_dir:
+        verify = {s: (str(model_dir(args.models_dir, args.modality, s)),
+                      str(dataset_dir(args.datasets_dir, args.modality, "mg_test"))) for s in streams}
+    run_linear_probe(feats, args.taxonomy, args.params, args.out_dir, args.modality, args.seed, verify)
+    return 0
+
+
+def _retrieval(args: argparse.Namespace) -> int:
+    from mgfm.eval.paths import feature_table
+    from mgfm.eval.retrieval import run_retrieval
+
+    _, streams = _check(args)
+    _threads(args)
+    feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
+                 str(feature_table(args.features_dir, args.modality, s, "mg_test"))) for s in streams}
+    run_retrieval(feats, args.taxonomy, args.params, args.out_dir, args.modality)
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from mgfm.eval.finetune import run_finetune
+    from mgfm.eval.paths import dataset_dir, model_dir
+
+    _check(args)
+    _threads(args)
+    run_finetune(args.protocol, str(model_dir(args.models_dir, args.modality, args.stream)),
+                 str(dataset_dir(args.datasets_dir, args.modality, "mg_train")),
+                 str(dataset_dir(args.datasets_dir, args.modality, "mg_test")),
+                 args.taxonomy, args.params, args.out_dir, args.seed, args.device)
+    return 0
+
+
+def _emotion(args: argparse.Namespace) -> int:
+    from mgfm.eval.emotion import run_emotion
+    from mgfm.eval.paths import feature_table, member_name
+
+    modalities, streams = _check(args)
+    _threads(args)
+    members = {member_name(m, s): str(feature_table(args.features_dir, m, s, "video_clips"))
+               for m in modalities for s in streams}
+    run_emotion(members, args.manifest, args.params, args.out_dir, args.seed)
+    return 0
+
+
+def _ensemble(args: argparse.Namespace) -> int:
+    from mgfm.eval.ensemble import run_ensemble
+    from mgfm.eval.paths import member_name, protocol_metrics
+
+    modalities, streams = _check(args)
+    members = {member_name(m, s): str(protocol_metrics(args.eval_dir, "finetune", m, s))
+               for m in modalities for s in streams}
+    run_ensemble(members, args.params, args.out_dir)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, modality: bool = True) -> None:
+    p.add_argument("--params", type=json_object, default={}, help="the eval config section as JSON")
+    p.add_argument("--pretrained-streams", default="",
+                   help="comma-separated streams that were pretrained (config key pretrain.streams; default: all)")
+    p.add_argument("--seed", type=int, default=0, help="global seed (config key 'seed')")
+    p.add_argument("--out-dir", required=True, help="results/eval/<protocol>/... folder for metrics.json")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    if modality:
+        p.add_argument("--modality", default="skeleton", help="skeleton (rgb when its branch exists)")
+
+
+def register(subparsers) -> None:
+    ev = subparsers.add_parser("eval", help="evaluation protocols (Tables VIII-XIII)")
+    sub = ev.add_subparsers(dest="protocol_command", required=True)
+
+    lp = sub.add_parser("linear-probe", help="linear classifier on frozen features, per stream + fusion")
+    _common(lp)
+    lp.add_argument("--features-dir", required=True, help="results/features")
+    lp.add_argument("--taxonomy", required=True)
+    lp.add_argument("--models-dir", default="", help="results/models: re-encode a few clips to check the cache")
+    lp.add_argument("--datasets-dir", default="", help="results/datasets (with --models-dir)")
+    lp.set_defaults(func=_linear_probe)
+
+    rt = sub.add_parser("retrieval", help="training-free nearest-neighbour retrieval, per stream")
+    _common(rt)
+    rt.add_argument("--features-dir", required=True)
+    rt.add_argument("--taxonomy", required=True)
+    rt.set_defaults(func=_retrieval)
+
+    ft = sub.add_parser("finetune", help="fine-tune encoder + classifier (semi-supervised, full, from scratch)")
+    _common(ft)
+    ft.add_argument("--protocol", required=True, choices=("semi_supervised", "finetune", "scratch"))
+    ft.add_argument("--stream", required=True)
+    ft.add_argument("--models-dir", required=True, help="results/models")
+    ft.add_argument("--datasets-dir", required=True, help="results/datasets")
+    ft.add_argument("--taxonomy", required=True)
+    ft.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    ft.set_defaults(func=_finetune)
+
+    em = sub.add_parser("emotion", help="win/lose per labeled video from its clips' frozen features")
+    _common(em, modality=False)
+    em.add_argument("--features-dir", required=True)
+    em.add_argument("--manifest", required=True)
+    em.set_defaults(func=_emotion)
+
+    en = sub.add_parser("ensemble", help="weighted score fusion of the fine-tuned streams")
+    _common(en, modality=False)
+    en.add_argument("--eval-dir", required=True, help="results/eval (reads finetune/<modality>/<stream>/)")
+    en.set_defaults(func=_ensemble)

@@ -1,0 +1,99 @@
+"""Score fusion (paper Eq. 20 / Table XI): a weighted sum of per-stream (later per-modality) class
+probabilities. Weights come from the config or are chosen on the validation split, never on test."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from mgfm.eval.metrics import softmax, topk_accuracy
+
+
+def fuse(scores: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
+    """Weighted sum of softmax probabilities of logits (..., N, K) per member; equal weights by default.
+
+    Probabilities rather than raw logits so members with larger logit scales do not dominate.
+    """
+    names = list(scores)
+    if not names:
+        raise ValueError("fusion needs at least one member")
+    weights = weights or {n: 1.0 for n in names}
+    missing = [n for n in names if n not in weights]
+    if missing:
+        raise ValueError(f"config key eval.ensemble.weights lacks {missing}")
+    shape = scores[names[0]].shape
+    total = np.zeros(shape, dtype=np.float64)
+    for n in names:
+        if scores[n].shape != shape:
+            raise ValueError(f"fusion: {n!r} scores {scores[n].shape} differ from {names[0]!r} {shape}")
+        flat = scores[n].reshape(-1, shape[-1])
+        total += float(weights[n]) * softmax(flat).reshape(shape)
+    return total
+
+
+def select_weights(val_scores: dict[str, np.ndarray], y_val: np.ndarray, step: float = 0.1) -> dict[str, float]:
+    """Grid search over weights in {0, step, ..., 1}^M (not all zero) for the best validation Top-1.
+
+    Ties go to the most uniform weighting (then the first found), so equal weights win when nothing is better.
+    """
+    names = list(val_scores)
+    if len(y_val) == 0:
+        raise ValueError("config key eval.ensemble.select is 'validation' but the validation split is empty")
+    grid = np.round(np.arange(0.0, 1.0 + 1e-9, step), 6)
+    probs = {n: softmax(val_scores[n]) for n in names}
+    best, best_key = None, None
+    for combo in itertools.product(grid, repeat=len(names)):
+        w = np.asarray(combo)
+        if w.sum() == 0:
+            continue
+        fused = sum(wi * probs[n] for wi, n in zip(w, names))
+        top1 = topk_accuracy(fused, y_val, (1,))[1]
+        key = (top1, -np.var(w / w.sum()))
+        if best_key is None or key > best_key:
+            best, best_key = w, key
+    return {n: float(v) for n, v in zip(names, best / best.sum())}
+
+
+def run_ensemble(members: dict[str, str], params: dict, out_dir: str) -> dict:
+    """Fuse fine-tuned members ({name: finetune metrics.json}) per seed, last-epoch scores; write metrics.json.
+
+    Two fusions: equal weights (Table X's multi-stream row) and the weighted one (Table XI) whose weights
+    come from ``eval.ensemble.weights`` (select: config) or a grid search on the validation split.
+    """
+    from pathlib import Path
+
+    from mgfm.eval.finetune import load_scores
+    from mgfm.eval.results import fold_seeds, git_revision, write_json
+
+    cfg = params.get("ensemble", {})
+    select = cfg.get("select", "config")
+    seeds = [int(s) for s in params.get("seeds", [0])]
+    per_seed, weights_used = [], []
+    for seed in seeds:
+        loaded = {n: load_scores(p, seed) for n, p in members.items()}
+        first = next(iter(loaded.values()))
+        for n, s in loaded.items():
+            if not np.array_equal(s["clip_id"], first["clip_id"]):
+                raise ValueError(f"{members[n]}: member {n!r} was tested on other clips than the others")
+        y_test, y_val = first["y_test"], first["y_val"]
+        if select == "validation":
+            weights = select_weights({n: s["val"] for n, s in loaded.items()}, y_val, float(cfg.get("grid_step", 0.1)))
+        elif select == "config":
+            given = cfg.get("weights") or {}
+            weights = {n: float(given.get(n, 1.0)) for n in loaded}
+        else:
+            raise ValueError(f"config key eval.ensemble.select must be config or validation, got {select!r}")
+        weights_used.append(weights)
+        test = {n: s["test"] for n, s in loaded.items()}
+        eq = topk_accuracy(fuse(test), y_test)
+        wt = topk_accuracy(fuse(test, weights), y_test)
+        single = {n: topk_accuracy(s, y_test) for n, s in test.items()}
+        per_seed.append({"equal": {"top1": eq[1], "top5": eq[5]}, "weighted": {"top1": wt[1], "top5": wt[5]},
+                         **{n: {"top1": a[1], "top5": a[5]} for n, a in single.items()}})
+    result = {"protocol": "ensemble", "members": list(members), "select": select, "weights": weights_used,
+              "seeds": seeds, "n_seeds": len(seeds), "scores": "last-epoch fine-tuned logits -> softmax",
+              "results": fold_seeds(per_seed), "per_seed": per_seed, "inputs": dict(members),
+              "git_revision": git_revision()}
+    write_json(Path(out_dir) / "metrics.json", result)
+    return result

@@ -1,0 +1,237 @@
+"""Fine-tuning an encoder with a linear head: semi-supervised (Table IX, a seeded 10% of the labeled
+training clips), supervised (Table X, all of them) and the same architecture from scratch (same budget).
+
+The training itself is ``mgfm.train.loop.fit`` (the model engineer's loop: Adam/AdamW, warm-up + step or
+cosine schedule, DDP under torchrun, bf16 on GPU, atomic checkpoints and resume, CSV curves); this module
+adds the classifier, the labeled data, and test / validation scores every ``eval_every`` epochs (saved as
+they happen, so a resumed run still reports every epoch). Clips are fed exactly as at feature extraction
+(``mgfm.train.features.prepare_clips``: valid frames resampled to the card's frame count, then the stream).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from mgfm.common.seeding import derive_seed
+from mgfm.eval.data import check_disjoint, num_classes_of, semi_supervised_rows, validation_rows
+from mgfm.eval.results import fold_seeds, git_revision, read_json, write_json, write_npz
+from mgfm.eval.selection import REPORT_LABELS, summarize_epochs
+
+log = logging.getLogger(__name__)
+PROTOCOLS = ("semi_supervised", "finetune", "scratch")
+
+
+class Classifier(nn.Module):
+    """Encoder + linear head (N(0, init_std) weights, zero bias) on the clip feature."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int, init_std: float = 0.01) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.card = encoder.card
+        self.head = nn.Linear(int(encoder.card["feature_dim"]), num_classes)
+        nn.init.normal_(self.head.weight, 0.0, init_std)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+class LabeledClips(torch.utils.data.Dataset):
+    """Rows ``rows`` of a packed labeled dataset; ``ds[list]`` -> {"x", "valid_len", "label"} (batch reads)."""
+
+    def __init__(self, clips, rows: np.ndarray, labels: np.ndarray) -> None:
+        self.clips, self.rows, self.labels = clips, np.asarray(rows, dtype=np.int64), labels
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, indices) -> dict:
+        rows = self.rows[np.atleast_1d(np.asarray(indices, dtype=np.int64))]
+        batch = self.clips[rows]
+        return {"x": batch["x"], "valid_len": batch["valid_len"], "label": torch.from_numpy(self.labels[rows])}
+
+
+def build_encoder(card: dict) -> nn.Module:
+    """A freshly initialised encoder of the card's architecture (the from-scratch baseline)."""
+    from mgfm.models.artifact import ARCHITECTURES
+
+    encoder = ARCHITECTURES[card["architecture"]](**card["arch"])
+    encoder.card = card
+    return encoder
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Logits (len(rows), K) in eval mode; the model's train/eval mode is restored afterwards."""
+    from mgfm.train.features import prepare_clips
+
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    outs = []
+    for start in range(0, len(rows), batch_size):
+        b = clips[rows[start:start + batch_size]]
+        outs.append(model(prepare_clips(b["x"].to(dev), b["valid_len"].to(dev), model.card)).float().cpu().numpy())
+    model.train(was_training)
+    k = model.head.out_features
+    return np.concatenate(outs) if outs else np.zeros((0, k), np.float32)
+
+
+def _labels(meta: pd.DataFrame, k: int, path) -> np.ndarray:
+    y = meta["label"].to_numpy().astype(np.int64)
+    bad = np.flatnonzero((y < 0) | (y >= k))
+    if len(bad):
+        r = int(bad[0])
+        raise ValueError(f"{path}: meta row {r} (clip_id {meta['clip_id'].iloc[r]}) has label {y[r]} outside [0, {k})")
+    return y
+
+
+def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str, num_classes: int, params: dict,
+                  run_dir: Path, seed: int, global_seed: int, device: str | None = None) -> dict:
+    """One seed of one protocol: train, score test/val along the way, return the per-seed summary + scores."""
+    from mgfm.models.artifact import load_encoder, read_card
+    from mgfm.train.checkpoint import fingerprint_of
+    from mgfm.train.data import PackedClips
+    from mgfm.train.features import prepare_clips
+    from mgfm.train.loop import TrainConfig, fit
+
+    ft = params.get("finetune", {})
+    card = read_card(model_dir)
+    train_clips = PackedClips(train_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
+    test_clips = PackedClips(test_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
+    check_disjoint(train_clips.meta, test_clips.meta)
+    y_train = _labels(train_clips.meta, num_classes, train_data)
+    y_test = _labels(test_clips.meta, num_classes, test_data)
+    split_seed = derive_seed(global_seed, "eval", seed)
+    is_val = validation_rows(train_clips.meta, float(params.get("validation", {}).get("fraction", 0.0)), split_seed)
+    pool = np.flatnonzero(~is_val)
+    if protocol == "semi_supervised":
+        frac = float(params.get("semi_supervised", {}).get("fraction", 0.1))
+        pool = pool[semi_supervised_rows(len(pool), frac, split_seed)]
+    val_rows, test_rows = np.flatnonzero(is_val), np.arange(len(test_clips))
+
+    run_seed = derive_seed(global_seed, "eval", protocol, card["stream"], seed)
+    train_params = dict(ft.get("train", {}))
+    bs = int(train_params.get("batch_size", 64))
+    if bs > len(pool):
+        train_params["batch_size"] = max(2, len(pool) - len(pool) % 2)
+        log.warning("%s: batch_size %d exceeds the %d training clips; using %d", protocol, bs, len(pool),
+                    train_params["batch_size"])
+    cfg = TrainConfig.from_params(train_params, seed=run_seed)
+    torch.manual_seed(derive_seed(run_seed, "init"))
+    if protocol == "scratch":
+        encoder = build_encoder(card)
+    else:
+        encoder = load_encoder(model_dir)
+    model = Classifier(encoder, num_classes, float(ft.get("init_std", 0.01)))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft.get("label_smoothing", 0.0)))
+
+    def step(m, batch, ctx):
+        x = prepare_clips(batch["x"], batch["valid_len"], card)
+        logits = m(x)
+        acc = (logits.argmax(1) == batch["label"]).float().mean() * 100
+        return loss_fn(logits.float(), batch["label"]), {"train_top1": acc.detach()}
+
+    eval_every = int(ft.get("eval_every", 5))
+    eval_bs = int(ft.get("eval_batch_size", 256))
+    scores_dir = run_dir / "scores"
+    is_main = int(os.environ.get("RANK", "0")) == 0      # fit() starts the process group only later
+
+    def on_epoch_end(epoch: int, row: dict) -> None:
+        if not is_main or (epoch % eval_every and epoch != cfg.epochs):
+            return
+        test = predict(model, test_clips, test_rows, eval_bs)
+        val = predict(model, train_clips, val_rows, eval_bs)
+        write_npz(scores_dir / f"epoch_{epoch:04d}.npz", test=test, val=val)
+
+    setup = {"protocol": protocol, "card": card, "train": cfg.to_dict(), "finetune": ft, "seed": seed,
+             "rows": [int(len(pool)), int(pool.sum()), int(len(val_rows))], "data": [str(train_data), str(test_data)],
+             "num_classes": num_classes}
+    fingerprint = fingerprint_of(setup)
+    stamp = scores_dir / "fingerprint.txt"
+    resumable = (run_dir / "checkpoints" / "last.pt").is_file() and stamp.is_file() \
+        and stamp.read_text() == fingerprint
+    if is_main and not resumable:       # scores of an earlier, finished or different run must not mix in
+        shutil.rmtree(scores_dir, ignore_errors=True)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        scores_dir.mkdir(parents=True)
+        stamp.write_text(fingerprint)
+    fit(model, LabeledClips(train_clips, pool, y_train), step, cfg, run_dir, fingerprint,
+        desc=f"{protocol} {card['stream']} seed {seed}", device=device, on_epoch_end=on_epoch_end)
+    if not is_main:                     # under torchrun only rank 0 scores, summarises and writes
+        return None
+    files = sorted(scores_dir.glob("epoch_*.npz"))
+    epochs = [int(f.stem.split("_")[1]) for f in files]
+    loaded = [np.load(f) for f in files]
+    test_scores = np.stack([z["test"] for z in loaded])
+    val_scores = np.stack([z["val"] for z in loaded])
+    summary = summarize_epochs(epochs, test_scores, y_test, val_scores, y_train[val_rows])
+    covered = int(len(np.unique(y_train[pool])))
+    if not ft.get("keep_checkpoints", False):
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return {"summary": {**summary, "classes_covered": covered, "n_train": int(len(pool))},
+            "test_last": test_scores[-1], "val_last": val_scores[-1], "y_test": y_test, "y_val": y_train[val_rows],
+            "clip_id": test_clips.meta["clip_id"].to_numpy().astype(str)}
+
+
+def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str, taxonomy: str, params: dict,
+                 out_dir: str, global_seed: int = 0, device: str | None = None) -> dict:
+    """Every seed of ``protocol`` for one encoder; writes metrics.json and scores.npz in ``out_dir``."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown fine-tuning protocol {protocol!r}; expected one of {PROTOCOLS}")
+    from mgfm.models.artifact import read_card
+
+    out = Path(out_dir)
+    k = num_classes_of(taxonomy)
+    card = read_card(model_dir)
+    seeds = [int(s) for s in params.get("seeds", [0])]
+    per_seed, arrays = [], {}
+    for seed in seeds:
+        r = finetune_once(protocol, model_dir, train_data, test_data, k, params, out / f"seed{seed}", seed,
+                          global_seed, device)
+        if r is None:
+            continue
+        per_seed.append(r["summary"])
+        arrays.update({f"test_last_seed{seed}": r["test_last"], f"val_last_seed{seed}": r["val_last"],
+                       f"y_val_seed{seed}": r["y_val"]})
+        arrays.update(y_test=r["y_test"], clip_id=r["clip_id"])
+        log.info("%s %s seed %d: last top1 %.2f, best-test top1 %.2f", protocol, card["stream"], seed,
+                 r["summary"]["last"]["top1"], r["summary"]["best_test"]["top1"])
+    if not per_seed:
+        return {}
+    results = fold_seeds([{k2: v for k2, v in s.items() if k2 in ("best_test", "last", "val_selected")}
+                          for s in per_seed])
+    result = {
+        "protocol": protocol, "modality": card.get("modality", "skeleton"), "stream": card["stream"],
+        "num_classes": k, "seeds": seeds, "n_seeds": len(seeds), "results": results, "per_seed": per_seed,
+        "classes_covered": [s["classes_covered"] for s in per_seed], "n_train": [s["n_train"] for s in per_seed],
+        "n_test": int(len(arrays["y_test"])), "n_val": [int(len(arrays[f"y_val_seed{s}"])) for s in seeds],
+        "encoder": "pretrained" if protocol != "scratch" else "random init (same architecture as the card)",
+        "config": {"finetune": params.get("finetune", {}), "semi_supervised": params.get("semi_supervised", {}),
+                   "validation": params.get("validation", {})},
+        "report_labels": REPORT_LABELS, "training_loop": "mgfm.train.loop.fit",
+        "inputs": {"model": str(model_dir), "train": str(train_data), "test": str(test_data)},
+        "git_revision": git_revision(),
+    }
+    write_npz(out / "scores.npz", **arrays)
+    write_json(out / "metrics.json", result)
+    return result
+
+
+def load_scores(metrics_path: str | Path, seed: int) -> dict:
+    """The saved last-epoch test / validation logits of one seed of a fine-tuning run (for the ensemble)."""
+    metrics_path = Path(metrics_path)
+    meta = read_json(metrics_path)
+    z = np.load(metrics_path.parent / "scores.npz")
+    if f"test_last_seed{seed}" not in z.files:
+        raise ValueError(f"{metrics_path}: no scores for seed {seed} (seeds run: {meta.get('seeds')}); rerun it")
+    return {"test": z[f"test_last_seed{seed}"], "val": z[f"val_last_seed{seed}"], "y_test": z["y_test"],
+            "y_val": z[f"y_val_seed{seed}"], "clip_id": z["clip_id"], "meta": meta}

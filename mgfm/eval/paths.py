@@ -1,0 +1,34 @@
+"""Where the eval stage finds its inputs and writes its outputs (the results layout, in one place)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FINETUNE_PROTOCOLS = ("semi_supervised", "finetune", "scratch")
+
+
+def feature_table(features_dir: str | Path, modality: str, stream: str, name: str) -> Path:
+    return Path(features_dir) / modality / stream / f"{name}.parquet"
+
+
+def model_dir(models_dir: str | Path, modality: str, stream: str) -> Path:
+    return Path(models_dir) / modality / stream
+
+
+def dataset_dir(datasets_dir: str | Path, modality: str, name: str) -> Path:
+    return Path(datasets_dir) / modality / name
+
+
+def member_name(modality: str, stream: str) -> str:
+    """How a (modality, stream) member is named in tables and ensemble weights: the stream for skeleton."""
+    return stream if modality == "skeleton" else f"{modality}-{stream}"
+
+
+def protocol_metrics(eval_dir: str | Path, protocol: str, modality: str | None = None,
+                     stream: str | None = None) -> Path:
+    p = Path(eval_dir) / protocol
+    if modality is not None:
+        p = p / modality
+    if stream is not None:
+        p = p / stream
+    return p / "metrics.json"

@@ -1,0 +1,60 @@
+"""``mgfm tables render`` (Tables VIII-XIII from results/eval) and ``mgfm tables report`` (the HTML page)."""
+
+from __future__ import annotations
+
+import argparse
+
+from mgfm.cli import json_object
+
+
+def _lists(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    from mgfm.eval.checks import check_eval_config
+    from mgfm.eval.cli import pretrained_streams
+    from mgfm.pose.layout import STREAMS
+
+    check_eval_config(args.params, pretrained_streams(args))
+    return list(args.params.get("modalities", ["skeleton"])), list(args.params.get("streams", list(STREAMS)))
+
+
+def _render(args: argparse.Namespace) -> int:
+    from mgfm.tables.build import build_tables
+
+    modalities, streams = _lists(args)
+    build_tables(args.eval_dir, args.out_dir, modalities, streams)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mgfm.eval.data import class_names_of
+    from mgfm.tables.report import build_report
+
+    modalities, streams = _lists(args)
+    rep = args.params.get("report", {})
+    build_report(args.out, args.tables_dir, args.eval_dir, args.features_dir, args.models_dir, args.figures_dir,
+                 class_names_of(args.taxonomy), modalities, streams, args.extra_table, args.extra_figure,
+                 int(rep.get("max_points", 5000)), args.seed)
+    return 0
+
+
+def register(subparsers) -> None:
+    tb = subparsers.add_parser("tables", help="paper tables beside ours, and the report")
+    sub = tb.add_subparsers(dest="tables_command", required=True)
+    for name in ("render", "report"):
+        p = sub.add_parser(name, help="Tables VIII-XIII (md, csv, tex)" if name == "render" else "results/report.html")
+        p.add_argument("--params", type=json_object, default={}, help="the eval config section as JSON")
+        p.add_argument("--pretrained-streams", default="", help="comma-separated pretrain.streams (default: all)")
+        p.add_argument("--eval-dir", required=True, help="results/eval")
+        if name == "render":
+            p.add_argument("--out-dir", required=True, help="results/tables")
+            p.set_defaults(func=_render)
+        else:
+            p.add_argument("--out", required=True, help="results/report.html")
+            p.add_argument("--tables-dir", required=True)
+            p.add_argument("--features-dir", required=True)
+            p.add_argument("--models-dir", required=True)
+            p.add_argument("--figures-dir", required=True)
+            p.add_argument("--taxonomy", required=True)
+            p.add_argument("--extra-table", action="append", default=[], help="another Markdown table (repeatable)")
+            p.add_argument("--extra-figure", action="append", default=[], help="another PNG figure (repeatable)")
+            p.add_argument("--seed", type=int, default=0)
+            p.set_defaults(func=_report)

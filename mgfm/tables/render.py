@@ -1,0 +1,86 @@
+"""A generic table writer: one table -> Markdown, CSV and LaTeX files written atomically, same stem.
+
+Any stage can use it (e.g. the clips stage's Tables VI/VII): give display cells for people (Markdown,
+LaTeX) and, optionally, raw records for machines (CSV; defaults to the display cells).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from mgfm.common.atomic import atomic_path
+
+
+@dataclass
+class Table:
+    name: str                                  # file stem, e.g. "table8_linear_probe"
+    title: str
+    columns: list[str]
+    rows: list[list[str]]                      # display cells, one list per row
+    notes: list[str] = field(default_factory=list)
+    records: list[dict] | None = None          # raw values for the CSV (default: the display cells)
+
+    def __post_init__(self) -> None:
+        for i, row in enumerate(self.rows):
+            if len(row) != len(self.columns):
+                raise ValueError(f"table {self.name}: row {i} has {len(row)} cells for {len(self.columns)} columns")
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(table: Table) -> str:
+    lines = [f"### {table.title}", "", "| " + " | ".join(_md_cell(c) for c in table.columns) + " |",
+             "|" + "|".join("---" for _ in table.columns) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    if table.notes:
+        lines.append("")
+        lines += [f"- {n}" for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "≥": r"$\geq$"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table: Table) -> str:
+    spec = "l" + "r" * (len(table.columns) - 1)
+    lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex(table.title)}}}", f"\\begin{{tabular}}{{{spec}}}",
+             r"\hline", " & ".join(_tex(c) for c in table.columns) + r" \\", r"\hline"]
+    lines += [" & ".join(_tex(c) for c in row) + r" \\" for row in table.rows]
+    lines += [r"\hline", r"\end{tabular}"]
+    if table.notes:
+        lines.append(r"\par\footnotesize " + " ".join(_tex(n) for n in table.notes))
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def to_frame(table: Table) -> pd.DataFrame:
+    if table.records is not None:
+        return pd.DataFrame(table.records)
+    return pd.DataFrame(table.rows, columns=table.columns)
+
+
+def write_table(table: Table, out_dir: str | os.PathLike, latex: bool = True) -> dict[str, Path]:
+    """Write ``<out_dir>/<name>.md``, ``.csv`` (and ``.tex``); returns the paths by suffix."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out_dir / f"{table.name}.md", "csv": out_dir / f"{table.name}.csv"}
+    with atomic_path(paths["md"]) as tmp:
+        Path(tmp).write_text(to_markdown(table))
+    with atomic_path(paths["csv"]) as tmp:
+        to_frame(table).to_csv(tmp, index=False)
+    if latex:
+        paths["tex"] = out_dir / f"{table.name}.tex"
+        with atomic_path(paths["tex"]) as tmp:
+            Path(tmp).write_text(to_latex(table))
+    return paths

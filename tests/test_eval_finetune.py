@@ -1,0 +1,109 @@
+"""Fine-tuning protocols with tiny real encoders (card + safetensors), the ensemble, the frozen-cache check."""
+
+import numpy as np
+import pytest
+import torch
+
+from mgfm.eval.ensemble import run_ensemble
+from mgfm.eval.feature_store import read_features, write_features
+from mgfm.eval.finetune import run_finetune
+from mgfm.eval.frozen import frozen, verify_cached_features, weights_digest
+from mgfm.eval.synthetic import write_synthetic_encoders
+from mgfm.models.artifact import load_encoder
+
+PARAMS = {"seeds": [0], "validation": {"fraction": 0.25}, "semi_supervised": {"fraction": 0.25},
+          "finetune": {"eval_every": 1, "label_smoothing": 0.0,
+                       "train": {"epochs": 2, "batch_size": 16, "lr": 1e-3, "warmup_epochs": 0,
+                                 "schedule": "step", "milestones": [], "checkpoint_every": 1}},
+          "ensemble": {"select": "validation", "grid_step": 0.5}}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft")
+    return root, write_synthetic_encoders(root, streams=("joint", "bone"), num_classes=4, n_train=48, n_test=24,
+                                          frames=8, hidden=8)
+
+
+def _run(root, p, protocol, stream, params=PARAMS):
+    return run_finetune(protocol, str(p["models"] / "skeleton" / stream), str(p["datasets"] / "skeleton" / "mg_train"),
+                        str(p["datasets"] / "skeleton" / "mg_test"), str(p["taxonomy"]), params,
+                        str(root / "eval" / protocol / "skeleton" / stream), global_seed=11)
+
+
+def test_semi_supervised_subset_and_outputs(tiny):
+    root, p = tiny
+    res = _run(root, p, "semi_supervised", "joint")
+    n_pool = 48 - res["n_val"][0]
+    assert res["n_train"] == [int(0.25 * n_pool)]
+    assert 1 <= res["classes_covered"][0] <= 4
+    assert res["results"]["last"]["top1"]["n"] == 1
+    assert [e for e in res["per_seed"][0]["best_test"].values()]
+    out = root / "eval" / "semi_supervised" / "skeleton" / "joint"
+    z = np.load(out / "scores.npz")
+    assert z["test_last_seed0"].shape == (24, 4)
+    assert (out / "seed0" / "train_log.csv").is_file()
+    assert not (out / "seed0" / "checkpoints").exists()      # removed after success (keep_checkpoints false)
+    assert sorted(f.name for f in (out / "seed0" / "scores").glob("epoch_*.npz")) == ["epoch_0001.npz", "epoch_0002.npz"]
+
+
+def test_finetune_changes_encoder_and_scratch_differs(tiny):
+    root, p = tiny
+    full = _run(root, p, "finetune", "joint")
+    scratch = _run(root, p, "scratch", "joint")
+    assert full["encoder"] == "pretrained" and scratch["encoder"].startswith("random init")
+    assert full["n_train"] == scratch["n_train"]                 # same budget
+    a = np.load(root / "eval" / "finetune" / "skeleton" / "joint" / "scores.npz")["test_last_seed0"]
+    b = np.load(root / "eval" / "scratch" / "skeleton" / "joint" / "scores.npz")["test_last_seed0"]
+    assert not np.allclose(a, b)
+    again = _run(root, p, "finetune", "joint")                   # deterministic on CPU with fixed seeds
+    c = np.load(root / "eval" / "finetune" / "skeleton" / "joint" / "scores.npz")["test_last_seed0"]
+    assert np.allclose(a, c, atol=1e-5) and again["results"]["last"]["top1"]["mean"] == full["results"]["last"]["top1"]["mean"]
+
+
+def test_ensemble_on_validation(tiny):
+    root, p = tiny
+    _run(root, p, "finetune", "bone")
+    if not (root / "eval" / "finetune" / "skeleton" / "joint" / "metrics.json").exists():
+        _run(root, p, "finetune", "joint")
+    members = {s: str(root / "eval" / "finetune" / "skeleton" / s / "metrics.json") for s in ("joint", "bone")}
+    res = run_ensemble(members, PARAMS, str(root / "eval" / "ensemble"))
+    assert sum(res["weights"][0].values()) == pytest.approx(1.0)
+    assert set(res["results"]) >= {"equal", "weighted", "joint", "bone"}
+    with pytest.raises(ValueError, match="no scores for seed 5"):
+        run_ensemble(members, {**PARAMS, "seeds": [5]}, str(root / "eval" / "ensemble2"))
+
+
+def test_frozen_guard_and_cache_check(tiny, tmp_path):
+    _, p = tiny
+    enc = load_encoder(p["models"] / "skeleton" / "joint")
+    before = weights_digest(enc)
+    with frozen(enc):
+        enc(torch.zeros(1, 3, 8, 63))
+    assert weights_digest(enc) == before and not enc.training
+    with pytest.raises(RuntimeError, match="weights changed"):
+        with frozen(enc):
+            with torch.no_grad():
+                next(enc.parameters()).add_(1.0)
+    feats = p["features"] / "skeleton" / "joint" / "mg_test.parquet"
+    rel = verify_cached_features(str(p["models"] / "skeleton" / "joint"), str(p["datasets"] / "skeleton" / "mg_test"),
+                                 str(feats), 4)
+    assert rel < 1e-3
+    meta, x = read_features(feats)
+    stale = tmp_path / "stale.parquet"
+    write_features(stale, meta, x * 1.5, {})
+    with pytest.raises(ValueError, match="stale"):
+        verify_cached_features(str(p["models"] / "skeleton" / "joint"), str(p["datasets"] / "skeleton" / "mg_test"),
+                               str(stale), 4)
+
+
+def test_finished_run_resumes_from_saved_scores(tiny):
+    root, p = tiny
+    params = {**PARAMS, "finetune": {**PARAMS["finetune"], "keep_checkpoints": True}}
+    first = _run(root, p, "semi_supervised", "bone", params)
+    out = root / "eval" / "semi_supervised" / "skeleton" / "bone" / "seed0"
+    assert (out / "checkpoints" / "last.pt").is_file()
+    mtime = (out / "scores" / "epoch_0002.npz").stat().st_mtime
+    again = _run(root, p, "semi_supervised", "bone", params)      # resumes after the last epoch: nothing to train
+    assert (out / "scores" / "epoch_0002.npz").stat().st_mtime == mtime
+    assert again["per_seed"] == first["per_seed"]

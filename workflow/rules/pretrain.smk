@@ -1,1 +1,81 @@
-# Rules of the pretrain stage (see README.md).
+# Rules of the pretrain stage (see README.md): one MG-FM-Skele pretraining job per input stream, then frozen
+# features of every evaluation dataset per stream.
+#
+# GPUs: the rule declares resources.gpu (default 1; a profile may raise it with set-resources). With gpu > 1 the
+# job runs `torchrun --standalone --nproc-per-node <gpu> -m mgfm ...` (DistributedDataParallel, one process per
+# GPU on one node); with 1 it is a plain process, which uses the GPU when there is one and the CPU otherwise.
+# Multi-node runs use torchrun by hand with --nnodes/--rdzv-endpoint and the same `mgfm pretrain skeleton` arguments.
+# The model folder keeps checkpoints/ between attempts, so a killed job resumes when it is started again
+# (only encoder.safetensors and card.json are declared outputs, so Snakemake never deletes the checkpoints).
+
+import json
+import os
+
+PRETRAIN = config["pretrain"]
+SKELETON_STREAMS = PRETRAIN["streams"]
+FEATURE_DATASETS = PRETRAIN["feature_datasets"]
+
+
+# only what shapes the encoder: a new feature batch size or stream list must not retrain anything
+PRETRAIN_CFG = json.dumps({k: PRETRAIN[k] for k in ("model", "loss", "augment", "train")}, sort_keys=True)
+
+
+rule pretrain_skeleton:
+    input:
+        dataset=f"{RESULTS}/datasets/skeleton/pretrain",
+    output:
+        encoder=f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors",
+        card=f"{RESULTS}/models/skeleton/{{stream}}/card.json",
+    wildcard_constraints:
+        stream="|".join(SKELETON_STREAMS),
+    params:
+        cfg=PRETRAIN_CFG,
+        seed=config["seed"],
+        out=lambda wc, output: os.path.dirname(output.encoder),
+        launcher=lambda wc, resources: (
+            f"torchrun --standalone --nproc-per-node {int(resources.gpu)} -m mgfm" if int(resources.gpu) > 1 else "mgfm"
+        ),
+    threads: 1
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/pretrain/skeleton_{{stream}}.log",
+    benchmark:
+        f"{BENCH}/pretrain/skeleton_{{stream}}.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "{params.launcher} pretrain skeleton --dataset {input.dataset:q} --stream {wildcards.stream}"
+        " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+
+
+rule extract_features:
+    input:
+        encoder=rules.pretrain_skeleton.output.encoder,
+        card=rules.pretrain_skeleton.output.card,
+        dataset=f"{RESULTS}/datasets/skeleton/{{name}}",
+    output:
+        f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet",
+    wildcard_constraints:
+        stream="|".join(SKELETON_STREAMS),
+        name="|".join(FEATURE_DATASETS),
+    params:
+        cfg=json.dumps({"features": PRETRAIN["features"]}, sort_keys=True),
+        model=lambda wc, input: os.path.dirname(input.encoder),
+    threads: 1
+    log:
+        f"{LOGS}/features/skeleton_{{stream}}_{{name}}.log",
+    benchmark:
+        f"{BENCH}/features/skeleton_{{stream}}_{{name}}.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
+        " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+
+
+TARGETS["pretrain"] = [
+    *expand(f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors", stream=SKELETON_STREAMS),
+    *expand(f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet", stream=SKELETON_STREAMS,
+            name=FEATURE_DATASETS),
+]

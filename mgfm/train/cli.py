@@ -1,0 +1,61 @@
+"""``mgfm pretrain skeleton`` and ``mgfm features extract``: thin wrappers over the train package's functions.
+
+Under ``torchrun --nproc-per-node N -m mgfm pretrain skeleton ...`` the same command runs data-parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mgfm.cli import json_object
+
+
+def _threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from mgfm.train.pretrain import pretrain_skeleton
+
+    _threads(args)
+    pretrain_skeleton(args.dataset, args.stream, args.out, args.params, seed=args.seed, device=args.device)
+    return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from mgfm.train.features import extract_features
+
+    _threads(args)
+    batch = int(args.params.get("features", {}).get("batch_size", args.batch_size))
+    extract_features(args.model, args.dataset, args.out, batch_size=batch, device=args.device)
+    return 0
+
+
+def register(subparsers) -> None:
+    pre = subparsers.add_parser("pretrain", help="self-supervised pretraining of the foundation models")
+    pre_sub = pre.add_subparsers(dest="modality", required=True)
+    sk = pre_sub.add_parser("skeleton", help="MG-FM-Skele: DSTE + four-view multi-grained decorrelation, one stream")
+    sk.add_argument("--dataset", required=True,
+                    help="packed skeleton dataset folder (results/datasets/skeleton/pretrain)")
+    sk.add_argument("--stream", required=True, choices=("joint", "bone", "motion"))
+    sk.add_argument("--out", required=True, help="model folder (encoder.safetensors, card.json, checkpoints/, logs)")
+    sk.add_argument("--params", type=json_object, default={}, help="the pretrain config section as JSON")
+    sk.add_argument("--seed", type=int, default=0, help="global seed (config key 'seed')")
+    sk.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    sk.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    sk.set_defaults(func=_pretrain)
+
+    feat = subparsers.add_parser("features", help="frozen-encoder features")
+    feat_sub = feat.add_subparsers(dest="action", required=True)
+    ex = feat_sub.add_parser("extract", help="features of every clip of a packed dataset -> Parquet")
+    ex.add_argument("--model", required=True, help="model folder with encoder.safetensors + card.json")
+    ex.add_argument("--dataset", required=True, help="packed skeleton dataset folder")
+    ex.add_argument("--out", required=True, help="output feature table (.parquet)")
+    ex.add_argument("--params", type=json_object, default={}, help="the pretrain config section (features.batch_size)")
+    ex.add_argument("--batch-size", type=int, default=256)
+    ex.add_argument("--device", default=None)
+    ex.add_argument("--threads", type=int, default=0)
+    ex.set_defaults(func=_extract)

@@ -1,0 +1,118 @@
+"""MG-FM-Skele pretraining of one input stream: packed clips -> four views -> DSTE -> decorrelation loss.
+
+The stream (joint, bone or motion, ``mgfm.pose.layout.to_stream``) is applied to every augmented view
+before the encoder and recorded in the model card, so each stream's encoder really sees its own input.
+Outputs in the model folder: ``encoder.safetensors`` + ``card.json`` (``mgfm.models.load_encoder``),
+``checkpoints/last.pt``, ``train_log.csv`` (per epoch) and ``train_steps.csv`` (every few steps).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from mgfm.clips.packed import read_info
+from mgfm.common.seeding import derive_seed
+from mgfm.models.artifact import save_encoder
+from mgfm.models.dste import DSTE, DSTEConfig
+from mgfm.models.losses.decorrelation import DecorrelationWeights, multi_grained_decorrelation_loss
+from mgfm.models.projectors import PretrainModel
+from mgfm.pose.layout import STREAMS, to_stream
+from mgfm.train.augment import AugmentConfig, apply, draw, select_rows
+from mgfm.train.checkpoint import fingerprint_of
+from mgfm.train.data import PackedClips
+from mgfm.train.distributed import gather_with_grad
+from mgfm.train.loop import StepContext, TrainConfig, fit
+
+log = logging.getLogger(__name__)
+PROJECTOR_KEYS = ("projector_dims", "instance_projector_dims")
+
+
+def git_revision() -> str | None:
+    """The package checkout's commit, when it is a git checkout (else None)."""
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def split_model_params(model_params: dict) -> tuple[dict, dict]:
+    """Encoder kwargs and projector dims from the ``pretrain.model`` block (unknown keys are an error)."""
+    arch = {k: v for k, v in model_params.items() if k not in PROJECTOR_KEYS}
+    unknown = sorted(set(arch) - set(DSTEConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"pretrain.model: unknown keys {unknown}")
+    proj = {"projector_dims": list(model_params.get("projector_dims", [2048, 2048, 2048])),
+            "instance_projector_dims": list(model_params.get("instance_projector_dims", [2048, 2048, 4096]))}
+    return arch, proj
+
+
+def make_step(stream: str, aug: AugmentConfig, weights: DecorrelationWeights, num_frames: int):
+    """The pretraining step: global-batch augmentation draws, this process's rows, stream, model, loss."""
+
+    def step(model: torch.nn.Module, batch: dict, ctx: StepContext):
+        x, valid = batch["x"], batch["valid_len"]
+        draws = draw(aug, ctx.global_batch, num_frames, x.shape[3], ctx.generator)
+        draws = select_rows(draws, slice(ctx.dist.rank, None, ctx.dist.world))
+        with torch.autocast(device_type=x.device.type, enabled=False):  # geometry in float32 even under bf16
+            views = to_stream(apply(aug, x, valid, draws, num_frames), stream)
+        return multi_grained_decorrelation_loss(model(views), weights)
+
+    return step
+
+
+def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.PathLike, params: dict, seed: int,
+                      device: str | None = None, on_epoch_end=None) -> Path:
+    """Pretrain the ``stream`` encoder on a packed skeleton dataset; returns the model folder."""
+    if stream not in STREAMS:
+        raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
+    out = Path(out)
+    arch, proj = split_model_params(params.get("model", {}))
+    enc_cfg = DSTEConfig(**arch)
+    aug = AugmentConfig.from_params(params.get("augment", {}))
+    weights = DecorrelationWeights(**params.get("loss", {}))
+    train_cfg = TrainConfig.from_params(params.get("train", {}), seed=derive_seed(seed, "pretrain", "skeleton", stream))
+    data = PackedClips(dataset, num_joints=enc_cfg.num_joints, num_channels=enc_cfg.num_channels)
+    if enc_cfg.num_persons != 1:
+        raise ValueError("pretrain.model.num_persons must be 1 for packed single-person skeleton datasets")
+
+    torch.manual_seed(derive_seed(train_cfg.seed, "init"))
+    encoder = DSTE(**enc_cfg.to_dict())
+    model = PretrainModel(encoder, **proj)
+    model.gather_fn = lambda t: gather_with_grad(t, dim=1)
+    data_desc = {"dataset": str(dataset), "name": Path(dataset).name, "num_clips": len(data),
+                 "clip_shape": list(data.data.shape[1:])}
+    # bookkeeping keys do not change the result, so changing them must not block a resume
+    shaping = {k: v for k, v in train_cfg.to_dict().items() if k not in ("checkpoint_every", "log_every_steps",
+                                                                       "num_workers")}
+    setup = {"model": {**enc_cfg.to_dict(), **proj}, "augment": aug.to_dict(), "loss": weights.to_dict(),
+             "train": shaping, "stream": stream, "data": data_desc}
+    t0 = time.perf_counter()
+    result = fit(model, data, make_step(stream, aug, weights, enc_cfg.num_frames), train_cfg, out,
+                 fingerprint_of(setup), desc=f"pretrain skeleton/{stream}", device=device, on_epoch_end=on_epoch_end)
+    if result.dist.is_main:
+        try:
+            dataset_info = read_info(dataset)
+        except (OSError, ValueError):
+            dataset_info = {}
+        card = {
+            "architecture": "dste", "modality": "skeleton", "arch": enc_cfg.to_dict(), "stream": stream,
+            "feature_dim": enc_cfg.feature_dim, "num_frames": enc_cfg.num_frames, "num_joints": enc_cfg.num_joints,
+            "num_channels": enc_cfg.num_channels, "input": "clip resampled to num_frames, then the stream transform",
+            "data": {**data_desc, "info": dataset_info}, "epochs": train_cfg.epochs, "seed": seed,
+            "train_seed": train_cfg.seed, "train": train_cfg.to_dict(), "augment": aug.to_dict(),
+            "loss": weights.to_dict(), "projectors": proj, "git_revision": git_revision(),
+            "world_size": result.dist.world, "device": result.dist.device.type,
+            "final_loss": result.history[-1]["loss"] if result.history else None,
+            "train_seconds_last_run": round(time.perf_counter() - t0, 1),
+        }
+        save_encoder(out, result.model.encoder, card)
+        log.info("pretrain skeleton/%s: wrote %s", stream, out / "encoder.safetensors")
+    return out

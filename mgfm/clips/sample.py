@@ -1,0 +1,127 @@
+"""The sampling stage: every video of the manifest through the rejection sampler, one clip table and one
+statistics table for the whole corpus.
+
+One aggregate job rather than one job per video: the work per video is milliseconds once its score column is
+read (see ``benchmarks/bench_sampler.py``), so per-video jobs would cost more in scheduling than in work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mgfm.clips.params import resolve
+from mgfm.clips.sampler import sample_video
+from mgfm.clips.report import duration_figure
+from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
+from mgfm.clips.visibility import AnchorTrack, load_anchor_track, video_frame_count
+from mgfm.common.atomic import atomic_path
+from mgfm.common.logs import Progress
+from mgfm.common.seeding import rng_for
+
+log = logging.getLogger("mgfm.clips")
+
+CLIP_COLUMNS = ["video_id", "clip_index", "start_frame", "end_frame", "duration_s"]
+STATS_COLUMNS = ["video_id", "n_frames", "candidates", "rejected_length", "rejected_visibility",
+                 "rejected_overlap", "accepted", "reason"]
+
+
+def sample_tracks(tracks: Iterable[AnchorTrack], prior_s: np.ndarray, seed: int, quota: int, tau: float,
+                  retry_budget: int, total: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sample clips from anchor tracks; returns (clips, stats). Each video's stream is rng_for(seed, "clips", id)."""
+    rows: list[tuple] = []
+    stats: list[dict] = []
+    bar = Progress(total, "sampling", unit="videos", logger=log)
+    for track in tracks:
+        n = len(track.min_score)
+        reason = track.reason
+        visible = track.visible(tau) if not reason else None
+        if not reason and not visible.any():
+            reason = f"no frame has all face anchors >= tau={tau}"
+        if reason:
+            log.warning("video %s: zero clips: %s", track.video_id, reason)
+            stats.append(dict(video_id=track.video_id, n_frames=n, candidates=0, rejected_length=0,
+                              rejected_visibility=0, rejected_overlap=0, accepted=0, reason=reason))
+            bar.update()
+            continue
+        res = sample_video(visible, track.fps, prior_s, rng_for(seed, "clips", track.video_id), quota, retry_budget)
+        for k, (a, z) in enumerate(zip(res.starts, res.ends)):
+            rows.append((track.video_id, k, a, z, (z - a + 1) / track.fps))
+        stop = "quota" if res.accepted == quota else "retry budget spent"
+        stats.append(dict(video_id=track.video_id, n_frames=n, candidates=res.candidates,
+                          rejected_length=res.rejected_length, rejected_visibility=res.rejected_visibility,
+                          rejected_overlap=res.rejected_overlap, accepted=res.accepted, reason=stop))
+        bar.update()
+    bar.close()
+    clips = pd.DataFrame(rows, columns=CLIP_COLUMNS).astype(
+        {"video_id": str, "clip_index": np.int32, "start_frame": np.int64, "end_frame": np.int64,
+         "duration_s": np.float64})
+    return clips, pd.DataFrame(stats, columns=STATS_COLUMNS)
+
+
+def iter_tracks(video_ids: list[str], pose_dir: str | os.PathLike,
+                video_dir: str | os.PathLike | None = None) -> Iterable[AnchorTrack]:
+    """Anchor tracks of the videos, read one at a time (only the score column of each pose file)."""
+    for vid in video_ids:
+        meta = Path(video_dir) / f"{vid}.json" if video_dir is not None else None
+        yield load_anchor_track(vid, Path(pose_dir) / f"{vid}.parquet", video_frame_count(meta))
+
+
+def check_pose_files(video_ids: list[str], pose_dir: str | os.PathLike) -> None:
+    """Fail before any work when a video of the manifest has no pose file."""
+    missing = [v for v in video_ids if not (Path(pose_dir) / f"{v}.parquet").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{pose_dir}: no pose file for {len(missing)} video(s), e.g. {missing[:5]}")
+
+
+def summarise(stats: pd.DataFrame, clips: pd.DataFrame) -> str:
+    """One paragraph for the log: totals, rejection shares, how many videos stopped why."""
+    cand = int(stats["candidates"].sum())
+    share = (lambda c: f"{100 * stats[c].sum() / cand:.1f}%" if cand else "n/a")
+    reasons = stats["reason"].str.replace(r"^(pose|no frame).*", "unusable pose", regex=True).value_counts()
+    return (f"{len(clips)} clips from {int((stats['accepted'] > 0).sum())}/{len(stats)} videos; "
+            f"{cand} candidates (length {share('rejected_length')}, visibility {share('rejected_visibility')}, "
+            f"overlap {share('rejected_overlap')} rejected); clips per video mean "
+            f"{stats['accepted'].mean():.1f}, min {stats['accepted'].min()}, max {stats['accepted'].max()}; "
+            f"stopped by: { {k: int(v) for k, v in reasons.items()} }; clip duration mean {clips['duration_s'].mean():.2f}s")
+
+
+def sample_clips(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike,
+                 annotations_path: str | os.PathLike, out_clips: str | os.PathLike, out_stats: str | os.PathLike,
+                 seed: int, params: dict | None = None, video_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Sample clips of ALL manifest videos and write ``clips.parquet`` and ``sampler_stats.csv`` atomically."""
+    p = resolve("clips", params)
+    manifest = load_manifest(manifest_path)
+    prior = load_prior(p["prior"], manifest, load_annotations(annotations_path, manifest))
+    ids = manifest["video_id"].tolist()
+    check_pose_files(ids, pose_dir)
+    log.info("duration prior: %d durations, mean %.2fs, range %.2f-%.2fs; quota %d, tau %.2f, retry budget %d",
+             len(prior), prior.mean(), prior.min(), prior.max(), p["quota"], p["tau"], p["retry_budget"])
+    clips, stats = sample_tracks(iter_tracks(ids, pose_dir, video_dir), prior, seed, p["quota"], p["tau"],
+                                 p["retry_budget"], total=len(ids))
+    log.info("summary: %s", summarise(stats, clips))
+    with atomic_path(out_clips) as tmp:
+        clips.to_parquet(tmp, index=False)
+    with atomic_path(out_stats) as tmp:
+        stats.to_csv(tmp, index=False)
+    return clips
+
+
+def durations_figure(clips_path: str | os.PathLike, manifest_path: str | os.PathLike,
+                     annotations_path: str | os.PathLike, out_png: str | os.PathLike,
+                     params: dict | None = None) -> None:
+    """Paper Fig. 4: the prior's durations against the pretraining clips' (unlabeled videos; all if none)."""
+    p = resolve("clips", params)
+    manifest = load_manifest(manifest_path)
+    prior = load_prior(p["prior"], manifest, load_annotations(annotations_path, manifest))
+    clips = pd.read_parquet(clips_path)
+    unlabeled = clips[clips["video_id"].isin(videos_of(manifest, "unlabeled"))]
+    sampled = (unlabeled if len(unlabeled) else clips)["duration_s"].to_numpy()
+    duration_figure(prior, sampled, out_png, max_s=float(p["figure_max_s"]))
+    log.info("figure: %d prior durations (mean %.2fs) vs %d sampled clips (mean %.2fs) -> %s", len(prior),
+             prior.mean(), len(sampled), sampled.mean() if len(sampled) else float("nan"), out_png)

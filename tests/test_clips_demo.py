@@ -1,0 +1,48 @@
+"""End to end on a tiny demo corpus (render -> download -> demo pose model -> sampler): no sampled clip ever
+crosses a cut-in, whose frames the demo generator records in its ground truth."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_no_clip_crosses_a_demo_cut_in(tmp_path):
+    models = sorted((REPO / "mgfm/pose/models").glob("demo_wholebody.*"))
+    if not any(p.suffix == ".onnx" for p in models):
+        pytest.fail("the shipped demo pose model mgfm/pose/models/demo_wholebody.onnx is missing")
+    (tmp_path / "mgfm/pose/models").mkdir(parents=True)
+    for p in models:  # the pose rule names the model relative to the working directory
+        shutil.copy(p, tmp_path / "mgfm/pose/models" / p.name)
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["dataset"]["demo"] = {**cfg["dataset"].get("demo", {}), "n_videos": 4, "n_subjects": 4, "n_labeled": 3,
+                              "labeled_duration_s": [20.0, 24.0], "unlabeled_duration_s": [20.0, 24.0],
+                              "cut_ins": [2, 3]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+                           str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "2",
+                           "results/clips/clips.parquet"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    clips = pd.read_parquet(tmp_path / "results/clips/clips.parquet")
+    assert len(clips) > 10
+    n_cuts = 0
+    for vid, rows in clips.groupby("video_id"):
+        cuts = np.load(tmp_path / f"results/demo/keypoints/{vid}.npz")["cut_ins"]
+        n_cuts += len(cuts)
+        for start, end in cuts:
+            crossing = rows[(rows.start_frame <= end) & (rows.end_frame >= start)]
+            assert crossing.empty, f"{vid}: clips {crossing.clip_index.tolist()} cross the cut-in {start}..{end}"
+    assert n_cuts >= 4

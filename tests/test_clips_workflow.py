@@ -1,0 +1,98 @@
+"""The clips and datasets rules for real on a tiny corpus: outputs appear, and a new tau reruns sampling and
+everything after it, but neither pose extraction nor the MG-instance datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mgfm.clips.packed import open_packed
+from mgfm.clips.synthetic import write_corpus
+from mgfm.pose.store import read_pose_meta
+
+REPO = Path(__file__).resolve().parents[1]
+TARGETS = ["results/clips/clips.parquet", "results/clips/sampler_stats.csv", "results/tables/table6_iod_quota.md",
+           "results/tables/table7_iod_tau.csv", "results/figures/fig4_durations.png",
+           *[f"results/datasets/skeleton/{n}" for n in ("pretrain", "mg_train", "mg_test", "video_clips")]]
+
+
+def snakemake(work: Path, configs: list[Path], *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+           "--configfile", *map(str, configs), "--cores", "1", *args, *TARGETS]
+    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def stamp(paths, age_s: float) -> None:
+    """Give files one modification time, ``age_s`` seconds ago (upstream artifacts must look older)."""
+    t = time.time() - age_s
+    for path in paths:
+        os.utime(path, (t, t))
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    work = tmp_path_factory.mktemp("wf")
+    corpus = write_corpus(work / "data", n_labeled=4, n_unlabeled=2, seed=8, frames_range=(400, 700))
+    taxonomy = work / "data" / "taxonomy.csv"
+    pd.DataFrame(dict(class_id=range(1, 6), name=list("abcde"), group=["Head"] * 5)).to_csv(taxonomy, index=False)
+    cfg = {"dataset": {"source": "files", "manifest": str(corpus["manifest"]),
+                       "annotations": str(corpus["annotations"]), "taxonomy": str(taxonomy)},
+           "skeleton": {"num_frames": 16}}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    # upstream artifacts as the download and pose stages leave them, oldest first
+    res = work / "results"
+    for d in ("videos", "dataset", "pose"):
+        (res / d).mkdir(parents=True, exist_ok=True)
+    (res / "dataset" / "validated.json").write_text("{}")
+    ids = corpus["manifest_df"].video_id.tolist()
+    for vid in ids:
+        n = read_pose_meta(corpus["pose_dir"] / f"{vid}.parquet")["n_frames"]
+        (res / "videos" / f"{vid}.mp4").write_bytes(b"")
+        (res / "videos" / f"{vid}.json").write_text(json.dumps({"video_id": vid, "frames": n, "fps": 25.0}))
+    pose_models = re.findall(r'"(mgfm/pose/models/[^"]+)"', (REPO / "workflow/rules/pose.smk").read_text())
+    for model in pose_models:
+        (work / model).parent.mkdir(parents=True, exist_ok=True)
+        (work / model).write_bytes(b"")
+    stamp([*work.glob("data/*.csv"), *(work / model for model in pose_models)], 3600)
+    stamp([res / "dataset" / "validated.json"], 3000)
+    stamp(res.glob("videos/*"), 2400)
+    for vid in ids:
+        (res / "pose" / f"{vid}.parquet").write_bytes((corpus["pose_dir"] / f"{vid}.parquet").read_bytes())
+    (res / "dataset" / "annotations_checked.json").write_text("{}")
+    log = snakemake(work, [work / "config.yaml"])
+    return work, log
+
+
+def test_rules_produce_every_clips_and_skeleton_output(workflow):
+    work, log = workflow
+    for target in TARGETS:
+        assert (work / target).exists(), target
+    data, meta = open_packed(work / "results/datasets/skeleton/mg_test")
+    assert data.shape[1:] == (3, 16, 63)
+    assert "summary:" in (work / "logs/clips/sample_clips.log").read_text()
+    assert not re.search(r"rule (pose|download_video)\b", log)
+
+
+def test_new_tau_reruns_sampling_and_what_follows_only(workflow):
+    work, _ = workflow
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["clips"] = {"tau": 0.5}
+    (work / "tau.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(work, [work / "tau.yaml"], "-n")
+    jobs = re.findall(r"^(?:local)?rule (\w+):", out, re.M)
+    assert set(jobs) == {"sample_clips", "iod_tables", "duration_figure", "skeleton_dataset"}, out[-2000:]
+    rebuilt = set(re.findall(r"output: results/datasets/skeleton/(\w+)", out))
+    assert rebuilt == {"pretrain", "video_clips"}
+    assert "Nothing to be done" in snakemake(work, [work / "config.yaml"], "-n")

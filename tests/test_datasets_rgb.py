@@ -1,0 +1,86 @@
+"""RGB clip datasets: frame choice, crop geometry, shared clip ids with the skeleton datasets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mgfm.clips.packed import open_packed
+from mgfm.clips.rgb import build_rgb_dataset, clip_boxes, crop_resize, frame_boxes, sample_indices
+from mgfm.clips.sample import sample_clips
+from mgfm.clips.skeleton import build_skeleton_dataset
+from mgfm.clips.synthetic import write_corpus
+from mgfm.pose.layout import NUM_KEYPOINTS, UPPER_BODY
+
+
+def test_sample_indices_spread_over_the_interval():
+    idx = sample_indices(np.array([100, 0]), np.array([131, 2]), 8)
+    assert idx[0].tolist() == [102, 106, 110, 114, 118, 122, 126, 130]
+    assert idx[1].tolist() == [0, 0, 0, 1, 1, 2, 2, 2]  # short clip: frames repeat, all inside
+
+
+def test_crop_resize_pads_outside_the_image_with_black():
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[:, :, 0] = np.arange(60)[None, :]
+    out = crop_resize(img, np.array([10, 0, 20, 20]), 20)  # inside: an exact copy
+    np.testing.assert_array_equal(out, img[0:20, 10:30])
+    out = crop_resize(img, np.array([-10, -10, 20, 20]), 20)  # top-left quarter outside
+    assert not out[:10].any() and not out[:, :10].any()
+    np.testing.assert_array_equal(out[10:, 10:], img[0:10, 0:10])
+
+
+def test_clip_box_is_the_median_square_with_margin_and_falls_back_to_full():
+    n = 30
+    xy = np.zeros((n, NUM_KEYPOINTS, 2))
+    score = np.zeros((n, NUM_KEYPOINTS))
+    sub = list(UPPER_BODY)
+    xy[:, sub[0]] = (100, 50)
+    xy[:, sub[1]] = (140, 70)
+    xy[:, sub[2]] = (120, 90)
+    score[:, sub[:3]] = 0.9
+    xy[5, sub[0]] = (0, 0)  # one jittery frame: the median ignores it
+    score[20:, :] = 0.0  # no keypoints from frame 20 on
+    boxes, ok = frame_boxes(xy, score, np.zeros((n, 4)), np.zeros(n), "keypoints", 0.3)
+    assert ok[:20].all() and not ok[20:].any()
+    crops, used = clip_boxes(boxes, ok, np.array([0, 20]), np.array([19, 29]), 1.5, (320, 240), "person",
+                             "keypoints")
+    # box 100..140 x 50..90 -> centre (120, 70), side 40 * 1.5 = 60
+    assert crops[0].tolist() == [90, 40, 60, 60] and used.tolist() == ["keypoints", "full"]
+    assert crops[1].tolist() == [40, 0, 240, 240]
+    crops, used = clip_boxes(boxes, ok, np.array([0]), np.array([19]), 1.5, (320, 240), "full", "keypoints")
+    assert crops[0].tolist() == [40, 0, 240, 240] and used.tolist() == ["full"]
+
+
+def test_rgb_dataset_reads_the_right_frames_and_shares_clip_ids(tmp_path):
+    corpus = write_corpus(tmp_path, n_labeled=2, n_unlabeled=2, seed=6, frames_range=(300, 500), with_video=True,
+                          width=96, height=72)
+    sample_clips(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], tmp_path / "clips.parquet",
+                 tmp_path / "stats.csv", seed=1, params={"retry_budget": 200})
+    for name in ("pretrain", "mg_test"):
+        build_rgb_dataset(name, tmp_path / "rgb" / name, corpus["video_dir"], corpus["pose_dir"], corpus["manifest"],
+                          corpus["annotations"], tmp_path / "clips.parquet",
+                          {"num_frames": 6, "size": 32, "crop": "full"})
+        build_skeleton_dataset(name, tmp_path / "skel" / name, corpus["pose_dir"], corpus["manifest"],
+                               corpus["annotations"], tmp_path / "clips.parquet", {"num_frames": 16})
+        data, meta = open_packed(tmp_path / "rgb" / name)
+        _, smeta = open_packed(tmp_path / "skel" / name)
+        assert data.shape == (len(meta), 6, 32, 32, 3) and data.dtype == np.uint8 and len(meta) > 0
+        assert meta.clip_id.tolist() == smeta.clip_id.tolist()
+        assert (meta.valid_len == np.minimum(meta.end_frame - meta.start_frame + 1, 6)).all()
+        # the synthetic video encodes its frame index in red (7 * f mod 256): check every sampled frame
+        idx = sample_indices(meta.start_frame.to_numpy(), meta.end_frame.to_numpy(), 6)
+        red = data[..., 8:24, 8:24, 0].reshape(len(meta), 6, -1).mean(axis=-1)
+        expect = (idx * 7) % 256
+        near_wrap = (expect < 12) | (expect > 243)  # codec blur around the 255 -> 0 jump
+        assert np.abs(red - expect)[~near_wrap].max() < 8
+        # the green ramp shows the central square: columns 12..84 of a 96-wide frame
+        green = data[0, 0, 16, :, 1].astype(float)
+        assert green[0] == pytest.approx(12 * 255 / 95, abs=8) and green[-1] == pytest.approx(83 * 255 / 95, abs=8)
+
+
+def test_missing_video_is_an_error_before_work(tmp_path):
+    corpus = write_corpus(tmp_path, n_labeled=2, n_unlabeled=0, seed=6, frames_range=(100, 200))
+    with pytest.raises(FileNotFoundError, match="v000"):
+        build_rgb_dataset("mg_train", tmp_path / "rgb", tmp_path / "novideos", corpus["pose_dir"],
+                          corpus["manifest"], corpus["annotations"], params={"size": 16, "num_frames": 2})
+    assert not (tmp_path / "rgb").exists()

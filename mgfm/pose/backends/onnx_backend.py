@@ -1,0 +1,137 @@
+"""ONNX Runtime backend: RTMPose/RTMW-form SimCC models and an RTMDet-form person detector, no mmcv needed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mgfm.pose.affine import boxes_to_cs, crop_batch, crop_to_image
+from mgfm.pose.preprocess import RTMPOSE_MEAN, RTMPOSE_STD, normalize_crops
+from mgfm.pose.simcc import DEFAULT_SPLIT_RATIO, decode_simcc
+
+log = logging.getLogger(__name__)
+
+
+def make_session(path: str | os.PathLike, threads: int, device: str = "auto"):
+    """An InferenceSession on CUDA when asked/available, else CPU with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    available = ort.get_available_providers()
+    if device == "cuda" and "CUDAExecutionProvider" not in available:
+        raise RuntimeError("config key pose.device is 'cuda' but onnxruntime has no CUDAExecutionProvider "
+                           "(install onnxruntime-gpu)")
+    use_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+
+
+def read_sidecar(model_path: Path) -> dict:
+    """The model's sidecar JSON (``<model>.json``: name, input_size, split_ratio, mean, std, color), if any."""
+    side = model_path.with_suffix(".json")
+    if not side.is_file():
+        return {}
+    try:
+        return json.loads(side.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{side}: not valid JSON ({err})") from err
+
+
+@dataclass
+class PoseModelSpec:
+    """What the pre/post-processing needs to know about a model."""
+
+    input_size: tuple[int, int]  # (w, h)
+    split_ratio: float = DEFAULT_SPLIT_RATIO
+    mean: tuple[float, float, float] = RTMPOSE_MEAN
+    std: tuple[float, float, float] = RTMPOSE_STD
+    color: str = "rgb"
+    padding: float = 1.25
+
+
+class OnnxPoseEstimator:
+    """Top-down whole-body estimation: crop every box, normalise, one batched session run, decode SimCC."""
+
+    def __init__(self, session, spec: PoseModelSpec) -> None:
+        self.session = session
+        self.spec = spec
+        inputs = session.get_inputs()
+        self.input_name = inputs[0].name
+        batch_dim = inputs[0].shape[0]
+        # mmdeploy exports often fix the batch to 1: then we feed crops one at a time
+        self.max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+        self.output_names = [o.name for o in session.get_outputs()][:2]
+
+    @staticmethod
+    def input_size_of(session) -> tuple[int, int] | None:
+        """(w, h) from the model's static input shape (N, 3, h, w), if it is static."""
+        shape = session.get_inputs()[0].shape
+        if len(shape) == 4 and isinstance(shape[2], int) and isinstance(shape[3], int):
+            return int(shape[3]), int(shape[2])
+        return None
+
+    def estimate(self, frames_rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """frames (N, H, W, 3) uint8 RGB, one box (N, 4) each -> keypoints (N, K, 2) image px, scores (N, K)."""
+        s = self.spec
+        centers, scales = boxes_to_cs(boxes, s.input_size, s.padding)
+        crops = crop_batch(frames_rgb, centers, scales, s.input_size)
+        x = normalize_crops(crops, s.mean, s.std, s.color)
+        simcc_x, simcc_y = self.run(x)
+        kpts, scores = decode_simcc(simcc_x, simcc_y, s.split_ratio)
+        return crop_to_image(kpts, centers, scales, s.input_size), scores
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.max_batch is None or len(x) <= self.max_batch:
+            out = self.session.run(self.output_names, {self.input_name: x})
+            return out[0], out[1]
+        parts = [self.session.run(self.output_names, {self.input_name: x[i:i + self.max_batch]})
+                 for i in range(0, len(x), self.max_batch)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+class OnnxPersonDetector:
+    """RTMDet-form detector exported by mmdeploy (``dets`` (1, M, 5) xyxy+score, optional ``labels`` (1, M)).
+
+    Preprocessing as RTMDet's test pipeline (and rtmlib): keep-ratio resize into the input, pad with 114 at the
+    bottom/right, ``(pixel - mean) / std`` in the configured channel order.
+    """
+
+    def __init__(self, session, input_size: tuple[int, int], mean, std, color: str,
+                 score_threshold: float, person_label: int = 0) -> None:
+        self.session = session
+        self.input_w, self.input_h = int(input_size[0]), int(input_size[1])
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        self.color = color
+        self.score_threshold = score_threshold
+        self.person_label = person_label
+        self.input_name = session.get_inputs()[0].name
+        self.output_names = [o.name for o in session.get_outputs()]
+
+    def detect(self, frame_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Person boxes (M, 4) in image pixels and their scores (M,), above the score threshold."""
+        h, w = frame_rgb.shape[:2]
+        ratio = min(self.input_h / h, self.input_w / w)
+        nh, nw = int(h * ratio), int(w * ratio)
+        img = frame_rgb[..., ::-1] if self.color == "bgr" else frame_rgb
+        padded = np.full((self.input_h, self.input_w, 3), 114, dtype=np.uint8)
+        padded[:nh, :nw] = cv2.resize(np.ascontiguousarray(img), (nw, nh), interpolation=cv2.INTER_LINEAR)
+        x = ((padded.astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1)[None]
+        outputs = self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(x)})
+        dets = np.asarray(outputs[0])[0].reshape(-1, 5)
+        keep = dets[:, 4] > self.score_threshold
+        if len(outputs) > 1:
+            labels = np.asarray(outputs[1]).reshape(-1)
+            keep &= labels == self.person_label
+        boxes = dets[keep, :4] / ratio
+        boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
+        return boxes, dets[keep, 4].astype(np.float32)

@@ -1,0 +1,14 @@
+"""sha256 of model files, streamed (checkpoints are hundreds of MB)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -37,7 +37,24 @@ def all_targets(wildcards):
     return [t for stage in TARGETS.values() for t in stage]
 
 
+def torch_launcher(wildcards, resources):
+    """How a training job starts: a plain process, torchrun on one node, or srun + torchrun across nodes."""
+    gpus, nodes = int(resources.gpu), int(resources.nodes)
+    # across nodes, GPUs are requested per node (gres) and torchrun starts one process per GPU it sees
+    if nodes > 1:
+        return (
+            "srun --ntasks-per-node=1 --kill-on-bad-exit=1 torchrun --nnodes=$SLURM_NNODES"
+            " --nproc-per-node=gpu --rdzv-backend=c10d --rdzv-id=$SLURM_JOB_ID"
+            " --rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500 -m mgfm"
+        )
+    if gpus > 1:
+        return f"torchrun --standalone --nproc-per-node {gpus} -m mgfm"
+    return "mgfm"
+
+
 def params_json(section):
+
+
     """The config slice a stage reads, as JSON for its --params flag: a change reruns exactly that stage."""
     return json.dumps(config[section], sort_keys=True)
 

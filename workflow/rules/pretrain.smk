@@ -4,7 +4,8 @@
 # GPUs: the rule declares resources.gpu (default 1; a profile may raise it with set-resources). With gpu > 1 the
 # job runs `torchrun --standalone --nproc-per-node <gpu> -m mgfm ...` (DistributedDataParallel, one process per
 # GPU on one node); with 1 it is a plain process, which uses the GPU when there is one and the CPU otherwise.
-# Multi-node runs use torchrun by hand with --nnodes/--rdzv-endpoint and the same `mgfm pretrain skeleton` arguments.
+# With resources.nodes > 1 (SLURM) it runs one torchrun per node through srun, meeting at a c10d rendezvous on the
+# job's first node.
 # The model folder keeps checkpoints/ between attempts, so a killed job resumes when it is started again
 # (only encoder.safetensors and card.json are declared outputs, so Snakemake never deletes the checkpoints).
 
@@ -32,12 +33,11 @@ rule pretrain_skeleton:
         cfg=PRETRAIN_CFG,
         seed=config["seed"],
         out=lambda wc, output: os.path.dirname(output.encoder),
-        launcher=lambda wc, resources: (
-            f"torchrun --standalone --nproc-per-node {int(resources.gpu)} -m mgfm" if int(resources.gpu) > 1 else "mgfm"
-        ),
+        launcher=torch_launcher,
     threads: 1
     resources:
         gpu=1,
+        nodes=1,
     log:
         f"{LOGS}/pretrain/skeleton_{{stream}}.log",
     benchmark:

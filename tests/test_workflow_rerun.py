@@ -1,0 +1,179 @@
+"""Workflow-level behaviour (issue 2): a second run has nothing to do, changing a parameter of one stage reruns
+that stage and what follows it and nothing upstream, and `snakemake --lint` is clean.
+
+A tiny demo (4 videos) runs its cheap stages for real (corpus generation, validation, download and
+normalisation, annotation check) in a scratch working directory; every other question is answered by dry runs
+of the default target against those real outputs, so no slow stage runs here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# 4 short videos (2 labeled, 2 unlabeled): seconds to render and normalise
+TINY = {"dataset": {"source": "demo", "demo": {"seed": 7, "n_videos": 4, "n_labeled": 2, "n_subjects": 4,
+                                              "labeled_duration_s": [20.0, 22.0],
+                                              "unlabeled_duration_s": [20.0, 22.0]}}}
+# what runs for real: everything the annotation check needs (demo corpus, validation, download + normalise),
+# and once the demo pose model is in the package, pose extraction and clip sampling too
+REAL_TARGETS = ["results/dataset/annotations_checked.json"]
+REAL_TARGET = REAL_TARGETS[0]
+# stages in workflow order, with their rules that run for real
+STAGE_RULES = {
+    "dataset": ("demo_corpus", "validate_dataset"),
+    "download": ("download_video", "check_annotations"),
+}
+POSE_MODEL = ROOT / "mgfm" / "pose" / "models" / "demo_wholebody.onnx"
+if POSE_MODEL.is_file():
+    REAL_TARGETS.append("results/clips/clips.parquet")
+    STAGE_RULES["pose"] = ("pose",)
+    STAGE_RULES["clips"] = ("sample_clips",)
+CHEAP_RULES = tuple(rule for rules in STAGE_RULES.values() for rule in rules)
+
+
+def merged(base: dict, change: dict) -> dict:
+    """`base` with `change` merged in, key by key (nested sections stay complete)."""
+    out = dict(base)
+    for key, value in change.items():
+        out[key] = merged(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True,
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in `workdir` with a config file written there: the repository's
+    config.yaml with the tiny demo (and the test's change) merged in."""
+    cfg = merged(yaml.safe_load((ROOT / "config.yaml").read_text()), config or TINY)
+    cfgfile = workdir / "config.yaml"
+    cfgfile.write_text(yaml.safe_dump(cfg, sort_keys=True))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(cfgfile), "--cores", "2", *args]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def planned(workdir: Path, *args: str, config: dict | None = None) -> Counter:
+    """Jobs per rule that a dry run would execute (parsed from snakemake's 'Job stats' table)."""
+    proc = snakemake(workdir, "-n", *args, config=config)
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return Counter()
+    counts: Counter = Counter()
+    table = out.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def tiny_with(section: str, key_path: list[str], value) -> dict:
+    """The tiny config with one key of one section changed."""
+    change: dict = {key_path[-1]: value}
+    for key in reversed(key_path[:-1]):
+        change = {key: change}
+    return merged(TINY, {section: change})
+
+
+# one harmless change per later stage (a valid value that only that stage reads)
+LATER_STAGE_CHANGES = {
+    "pose": (["detector", "score_threshold"], 0.55),
+    "clips": (["tau"], 0.35),
+    "skeleton": (["joint_min_score"], 0.06),
+    "rgb": (["margin"], 1.3),
+    "pretrain": (["train", "lr"], 0.002),
+    "eval": (["linear_probe", "lr"], 0.007),
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A scratch working directory where the cheap stages of the tiny demo ran for real."""
+    workdir = tmp_path_factory.mktemp("rerun")
+    # rules name a few repository files relative to the working directory (e.g. the demo pose model)
+    (workdir / "mgfm").symlink_to(ROOT / "mgfm")
+    snakemake(workdir, *REAL_TARGETS)
+    return workdir
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--workflow-profile", "none"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"snakemake --lint:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+
+
+@pytest.mark.slow
+def test_real_run_built_the_cheap_stages(built):
+    assert sorted(p.name for p in (built / "results" / "videos").glob("*.json")) == [
+        f"demo{i:03d}.json" for i in range(4)]
+    assert (built / REAL_TARGET).is_file()
+
+
+@pytest.mark.slow
+def test_plain_run_uses_the_default_profile(built):
+    """`snakemake --cores all` picks up workflow/profiles/default (through the top-level `profiles` link:
+    snakemake looks for profiles/default beside the Snakefile)."""
+    proc = snakemake(built, "-n", *REAL_TARGETS)
+    out = proc.stdout + proc.stderr
+    assert re.search(r"Using workflow specific profile \S*profiles/default", out), out[:2000]
+    assert (ROOT / "profiles" / "default" / "config.yaml").resolve() == (
+        ROOT / "workflow" / "profiles" / "default" / "config.yaml").resolve()
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(built):
+    assert planned(built, *REAL_TARGETS) == Counter()
+    proc = snakemake(built, "-n", *REAL_TARGETS)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_download_param_change_reruns_download_and_after_not_before(built):
+    cfg = tiny_with("download", ["crf"], 30)
+    jobs = planned(built, REAL_TARGET, config=cfg)
+    assert jobs == Counter({"download_video": 4, "check_annotations": 1}), jobs
+    # and it is the params trigger alone that does it (not mtime or code)
+    assert planned(built, REAL_TARGET, "--rerun-triggers", "params", config=cfg) == jobs
+
+
+@pytest.mark.slow
+def test_demo_param_change_reruns_everything_from_the_corpus(built):
+    cfg = tiny_with("dataset", ["demo", "seed"], 8)
+    jobs = planned(built, REAL_TARGET, config=cfg)
+    assert jobs["demo_corpus"] == 1 and jobs["download_video"] == 4 and jobs["check_annotations"] == 1, jobs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("section", sorted(LATER_STAGE_CHANGES))
+def test_later_stage_param_change_reruns_nothing_upstream(built, section):
+    """Against the real outputs of the cheap stages, a change of a later stage's params leaves them alone.
+
+    Dry runs of the default target (everything downstream is planned anyway: it was never built here)."""
+    key_path, value = LATER_STAGE_CHANGES[section]
+    cfg = tiny_with(section, key_path, value)
+    stages = list(STAGE_RULES)
+    before = stages[:stages.index(section)] if section in stages else stages
+    upstream_rules = [rule for stage in before for rule in STAGE_RULES[stage]]
+    after = planned(built, config=cfg)
+    assert after, "the default target plans nothing"
+    upstream = {rule: after[rule] for rule in upstream_rules if after[rule]}
+    assert not upstream, f"changing {section}.{'.'.join(key_path)} reruns upstream jobs: {upstream}"
+    # the params trigger alone: nothing upstream, and the stage's own built rules rerun
+    only_params = planned(built, "--rerun-triggers", "params", config=cfg)
+    assert not {rule for rule in upstream_rules if only_params[rule]}, only_params
+    for rule in STAGE_RULES.get(section, ()):
+        assert only_params[rule], f"changing {section}.{'.'.join(key_path)} does not rerun {rule}: {only_params}"

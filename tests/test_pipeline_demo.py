@@ -1,0 +1,120 @@
+"""The whole demo pipeline, end to end: `snakemake --cores 2` with the default config.yaml in a fresh working
+directory, then what must hold on the demo (issue 6's expectations), and that a second run has nothing to do.
+
+This is the slowest test (about 10 minutes on 2 cores); every stage runs with the real code on the embedded
+demo corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mgfm.clips.packed import open_packed
+
+REPO = Path(__file__).resolve().parents[1]
+STREAMS = ("joint", "bone", "motion")
+
+
+def _snakemake(work: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                           "--directory", str(work), "--configfile", str(work / "config.yaml"), "--cores", "2", *args],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    # MGFM_E2E_WORKDIR reuses (and completes) a working directory of an earlier run, for quick iteration
+    work = Path(os.environ.get("MGFM_E2E_WORKDIR") or tmp_path_factory.mktemp("demo"))
+    if not (work / "config.yaml").exists():
+        shutil.copy(REPO / "config.yaml", work / "config.yaml")
+    proc = _snakemake(work)
+    (work / "snakemake.log").write_text(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    return work
+
+
+def _metrics(demo: Path, *parts: str) -> dict:
+    return json.loads((demo / "results" / "eval" / Path(*parts) / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(demo):
+    proc = _snakemake(demo, "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_every_stage_left_its_artifacts(demo):
+    res = demo / "results"
+    ids = pd.read_csv(res / "demo" / "manifest.csv")["video_id"]
+    for vid in ids:
+        assert (res / "videos" / f"{vid}.mp4").is_file() and (res / "pose" / f"{vid}.parquet").is_file()
+    for name in ("pretrain", "mg_train", "mg_test", "video_clips"):
+        skel, skel_meta = open_packed(res / "datasets" / "skeleton" / name)
+        rgb, rgb_meta = open_packed(res / "datasets" / "rgb" / name)
+        assert len(skel) > 0 and skel.dtype == np.float32 and rgb.dtype == np.uint8
+        assert list(skel_meta["clip_id"]) == list(rgb_meta["clip_id"])  # one clip, one id, both modalities
+        assert np.isfinite(np.asarray(skel)).all()
+    for stream in STREAMS:
+        assert (res / "models" / "skeleton" / stream / "encoder.safetensors").is_file()
+    assert (res / "report.html").stat().st_size > 10_000
+    assert (res / "figures" / "fig4_durations.png").is_file()
+    assert not list(res.rglob("*.part*")), "a temporary file was left behind"
+
+
+@pytest.mark.slow
+def test_no_sampled_clip_crosses_a_cut_in(demo):
+    clips = pd.read_parquet(demo / "results" / "clips" / "clips.parquet")
+    assert len(clips) > 100
+    for vid, rows in clips.groupby("video_id"):
+        cut_in = np.load(demo / "results" / "demo" / "keypoints" / f"{vid}.npz")["cut_in"]
+        for start, end in zip(rows.start_frame, rows.end_frame):
+            assert not cut_in[start:end + 1].any(), f"{vid}: clip {start}..{end} crosses a cut-in"
+
+
+@pytest.mark.slow
+def test_linear_probe_beats_chance_and_fusion_beats_the_mean_stream(demo):
+    m = _metrics(demo, "linear_probe", "skeleton")
+    chance = m["chance_top1"]
+    last = {k: m["results"][k]["last"]["top1"]["mean"] for k in (*STREAMS, "3-stream")}
+    for stream in STREAMS:
+        assert last[stream] >= 2 * chance, f"{stream}: Top-1 {last[stream]:.1f} vs chance {chance:.1f}"
+    assert last["3-stream"] >= np.mean([last[s] for s in STREAMS]), last
+
+
+@pytest.mark.slow
+def test_retrieval_top5_not_below_top1(demo):
+    m = _metrics(demo, "retrieval", "skeleton")
+    for stream in STREAMS:
+        r = m["results"][stream]
+        assert 0 < r["top1"] <= r["top5"] <= 100
+
+
+@pytest.mark.slow
+def test_tables_hold_numbers_computed_in_this_run(demo):
+    probe = _metrics(demo, "linear_probe", "skeleton")
+    tables = sorted((demo / "results" / "tables").glob("table*.csv"))
+    names = {p.stem.split("_")[0] for p in tables}
+    assert {"table6", "table7", "table8", "table9", "table10", "table11", "table12", "table13"} <= names
+    table8 = pd.read_csv(next(p for p in tables if p.stem.startswith("table8")))
+    computed = table8[table8["status"] == "computed"]
+    assert len(computed) >= 4
+    # every computed cell is one of this run's probe numbers, and none is a copy of the paper's number
+    ours = {round(v["top1"]["mean"], 2) for res in probe["results"].values() for v in res.values() if v} | \
+           {round(v["top5"]["mean"], 2) for res in probe["results"].values() for v in res.values() if v}
+    for _, row in computed.iterrows():
+        assert round(row["ours_mean"], 2) in ours, row.to_dict()
+        assert pd.isna(row["paper"]) or abs(row["ours_mean"] - row["paper"]) > 1e-6, row.to_dict()
+    cited = table8[table8["status"].str.startswith("cited")]
+    assert cited["ours_mean"].isna().all()

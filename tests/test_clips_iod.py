@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mgfm.clips.iod import interval_mask, iod_counts, iod_precision, run_iod
-from mgfm.clips.report import to_markdown
+from mgfm.clips.iod import display_cells, interval_mask, iod_counts, iod_precision, run_iod
 from mgfm.clips.sample import durations_figure, sample_clips
 from mgfm.clips.synthetic import write_corpus
 
@@ -34,11 +33,10 @@ def test_iod_hand_computed():
     assert np.isnan(iod_precision(frame([]), truth))
 
 
-def test_markdown_table_marks_missing_paper_numbers():
+def test_table_cells_mark_missing_paper_numbers():
     df = pd.DataFrame({"x": [50, 60], "ours": [39.391, 40.0],
                        "paper": pd.array([4374, None], dtype="Int64")})
-    md = to_markdown(df, "T", "note")
-    assert "| 50 | 39.39 | 4374 |" in md and "| 60 | 40.00 | – |" in md and md.startswith("**T**")
+    assert display_cells(df) == [["50", "39.39", "4374"], ["60", "40.00", "–"]]
 
 
 def test_iod_tables_and_figure_on_a_synthetic_corpus(tmp_path):
@@ -57,7 +55,7 @@ def test_iod_tables_and_figure_on_a_synthetic_corpus(tmp_path):
     assert t7["Generated Samples"].tolist()[2] == 0
     assert all(0 < v < 100 for v in t6["MG-IoD Precision (%)"])
     for stem in ("table6_iod_quota", "table7_iod_tau"):
-        assert (out / f"{stem}.md").read_text().count("\n|") >= 3
+        assert (out / f"{stem}.md").read_text().count("\n|") >= 3 and (out / f"{stem}.tex").is_file()
         assert pd.read_csv(out / f"{stem}.csv").shape[0] in (2, 3)
 
     clips = sample_clips(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], tmp_path / "clips.parquet",

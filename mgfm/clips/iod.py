@@ -8,6 +8,7 @@ built from difference arrays, so overlapping annotations count once.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -15,16 +16,29 @@ import numpy as np
 import pandas as pd
 
 from mgfm.clips.params import resolve
-from mgfm.clips.report import write_table
 from mgfm.clips.sample import check_pose_files, iter_tracks, sample_tracks
 from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
+from mgfm.tables.paper import TABLE_VI_IOD_QUOTA, TABLE_VII_IOD_TAU
+from mgfm.tables.render import Table, write_table
 
 log = logging.getLogger("mgfm.clips")
 
-#: Paper Table VI (tau 0.3): quota -> (generated samples, MG-IoD precision %).
-PAPER_TABLE6 = {50: (4374, 39.39), 80: (6159, 40.57), 100: (6919, 40.16)}
-#: Paper Table VII (quota 80): tau -> (generated samples, MG-IoD precision %).
-PAPER_TABLE7 = {0.1: (6726, 39.47), 0.3: (6159, 40.57), 0.5: (5708, 39.87), 0.75: (4324, 40.24)}
+
+
+def display_cells(df: pd.DataFrame) -> list[list[str]]:
+    """Cells as people read them: two decimals for floats, an en dash where the paper has no number."""
+    def cell(value) -> str:
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    return [[cell(v) for v in rec] for rec in df.itertuples(index=False)]
+
+
+def write_iod_table(df: pd.DataFrame, out_dir: str | os.PathLike, name: str, title: str, note: str) -> None:
+    """Markdown, CSV and LaTeX through the shared table writer (CSV keeps the raw values)."""
+    write_table(Table(name, title, list(df.columns), display_cells(df), notes=[note],
+                      records=df.to_dict("records")), out_dir)
 
 
 def interval_mask(starts: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
@@ -89,14 +103,14 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     rows6 = []
     for q in p["iod_quotas"]:
         n, prec, full = evaluate(int(q), float(p["tau"]))
-        paper = PAPER_TABLE6.get(int(q), (None, None)) if float(p["tau"]) == 0.3 else (None, None)
+        paper = TABLE_VI_IOD_QUOTA.get(int(q), (None, None)) if float(p["tau"]) == 0.3 else (None, None)
         rows6.append({"Sampling Number": int(q), "Generated Samples": n, "MG-IoD Precision (%)": round(prec, 2),
                       "Videos at Quota": f"{full}/{len(tracks)}", "Paper Generated Samples": paper[0], "Paper MG-IoD Precision (%)": paper[1]})
     rows7 = []
     q7 = int(p["iod_tau_table_quota"])
     for tau in p["iod_taus"]:
         n, prec, full = evaluate(q7, float(tau))
-        paper = PAPER_TABLE7.get(float(tau), (None, None)) if q7 == 80 else (None, None)
+        paper = TABLE_VII_IOD_TAU.get(float(tau), (None, None)) if q7 == 80 else (None, None)
         rows7.append({"Confidence Threshold": float(tau), "Generated Samples": n,
                       "MG-IoD Precision (%)": round(prec, 2), "Videos at Quota": f"{full}/{len(tracks)}",
                       "Paper Generated Samples": paper[0],
@@ -107,8 +121,8 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
             "the clips, so such rows are equal. Paper: iMiGUE test set (93 videos, 4,322 MGs).")
     t6 = pd.DataFrame(rows6).astype({"Paper Generated Samples": "Int64"})
     t7 = pd.DataFrame(rows7).astype({"Paper Generated Samples": "Int64"})
-    write_table(t6, out_dir / "table6_iod_quota", f"Table VI: MG-IoD precision vs sampling number (tau {p['tau']})",
-                note)
-    write_table(t7, out_dir / "table7_iod_tau", f"Table VII: MG-IoD precision vs confidence threshold (quota {q7})",
-                note)
+    write_iod_table(t6, out_dir, "table6_iod_quota",
+                    f"Table VI: MG-IoD precision vs sampling number (tau {p['tau']})", note)
+    write_iod_table(t7, out_dir, "table7_iod_tau",
+                    f"Table VII: MG-IoD precision vs confidence threshold (quota {q7})", note)
     return {"table6": t6, "table7": t7}

@@ -17,7 +17,7 @@ import pandas as pd
 
 from mgfm.clips.params import resolve
 from mgfm.clips.sampler import sample_video
-from mgfm.clips.report import duration_figure
+from mgfm.clips.figure import duration_figure
 from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
 from mgfm.clips.visibility import AnchorTrack, load_anchor_track, video_frame_count
 from mgfm.common.atomic import atomic_path

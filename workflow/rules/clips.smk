@@ -48,8 +48,8 @@ rule iod_tables:
     input:
         **CLIPS_INPUTS,
     output:
-        multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv"),
-        multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv"),
+        multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv", ".tex"),
+        multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv", ".tex"),
     params:
         cfg=params_json("clips"),
         seed=config["seed"],
@@ -89,7 +89,7 @@ rule duration_figure:
 TARGETS["clips"] = [
     CLIP_TABLE,
     f"{CLIPS_DIR}/sampler_stats.csv",
-    *multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv"),
-    *multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv"),
+    *multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv", ".tex"),
+    *multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv", ".tex"),
     f"{RESULTS}/figures/fig4_durations.png",
 ]

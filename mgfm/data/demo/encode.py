@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 
-
-def ffmpeg_exe() -> str:
-    """The ffmpeg executable: the system one if on PATH, otherwise the binary shipped by imageio-ffmpeg."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg
-    except ImportError as err:  # pragma: no cover - imageio-ffmpeg is a declared dependency
-        raise RuntimeError("no ffmpeg executable: install ffmpeg or the imageio-ffmpeg package") from err
-    return imageio_ffmpeg.get_ffmpeg_exe()
+from mgfm.data.video import ffmpeg_exe
 
 
 def codec_args(codec: str, crf: int) -> list[str]:

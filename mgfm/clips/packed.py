@@ -24,18 +24,34 @@ from mgfm.common.atomic import atomic_dir
 META_COLUMNS = ("clip_id", "video_id", "subject_id", "split", "label", "valid_len", "start_frame", "end_frame")
 
 
+def clip_metadata(catalog: pd.DataFrame, valid_len: np.ndarray, extra: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The metadata table of a packed dataset built from a clip catalogue, in one column order for every builder.
+
+    ``extra`` holds the builder's own per-clip columns (e.g. where its normalisation or crop box came from).
+    """
+    meta = catalog.drop(columns="_row", errors="ignore")
+    meta["valid_len"] = valid_len
+    meta["n_frames"] = (meta["end_frame"] - meta["start_frame"] + 1).astype(np.int64)
+    for name, values in extra.items():
+        meta[name] = values
+    return meta[list(META_COLUMNS) + ["clip_index", "n_frames", *extra]]
+
+
+def _write_meta_and_info(path: Path, tmp: Path, meta: pd.DataFrame, shape: tuple[int, ...], dtype: np.dtype,
+                         info: dict | None) -> None:
+    missing = [c for c in META_COLUMNS if c not in meta.columns]
+    if missing or len(meta) != shape[0]:
+        raise ValueError(f"{path}: metadata needs columns {list(META_COLUMNS)} (missing {missing}) and "
+                         f"{shape[0]} rows (has {len(meta)})")
+    meta.reset_index(drop=True).to_parquet(tmp / "meta.parquet", index=False)
+    (tmp / "info.json").write_text(json.dumps({"shape": list(shape), "dtype": str(dtype), **(info or {})}, indent=2))
+
+
 def write_packed(path: str | os.PathLike, data: np.ndarray, meta: pd.DataFrame, info: dict | None = None) -> None:
     """Write a packed dataset folder atomically. ``meta`` must have the ``META_COLUMNS`` and len(data) rows."""
-    missing = [c for c in META_COLUMNS if c not in meta.columns]
-    if missing:
-        raise ValueError(f"{path}: metadata lacks columns {missing}")
-    if len(meta) != len(data):
-        raise ValueError(f"{path}: {len(meta)} metadata rows for {len(data)} clips")
     with atomic_dir(path) as tmp:
+        _write_meta_and_info(Path(path), tmp, meta, data.shape, data.dtype, info)
         np.save(tmp / "data.npy", data)
-        meta.reset_index(drop=True).to_parquet(tmp / "meta.parquet", index=False)
-        (tmp / "info.json").write_text(json.dumps({"shape": list(data.shape), "dtype": str(data.dtype),
-                                                   **(info or {})}, indent=2))
 
 
 class PackedWriter:
@@ -53,12 +69,7 @@ class PackedWriter:
 
     def finish(self, meta: pd.DataFrame, info: dict | None = None) -> None:
         """Record the metadata table; call once, inside the ``with`` block, after filling ``data``."""
-        missing = [c for c in META_COLUMNS if c not in meta.columns]
-        if missing or len(meta) != self.shape[0]:
-            raise ValueError(f"{self.path}: metadata needs columns {list(META_COLUMNS)} and {self.shape[0]} rows")
-        meta.reset_index(drop=True).to_parquet(self.tmp / "meta.parquet", index=False)
-        (self.tmp / "info.json").write_text(json.dumps({"shape": list(self.shape), "dtype": str(self.dtype),
-                                                        **(info or {})}, indent=2))
+        _write_meta_and_info(self.path, self.tmp, meta, self.shape, self.dtype, info)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         self.data.flush()

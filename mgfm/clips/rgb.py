@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mgfm.clips.catalog import video_groups
-from mgfm.clips.packed import META_COLUMNS, PackedWriter
+from mgfm.clips.packed import PackedWriter, clip_metadata
 from mgfm.clips.params import resolve
 from mgfm.clips.skeleton import check_clips_inside_pose, load_catalog
 from mgfm.common.logs import Progress
@@ -159,11 +159,7 @@ def build_rgb_dataset(name: str, out_dir: str | os.PathLike, video_dir: str | os
             box_used[rows] = used
             del reader
             bar.update(len(rows))
-        meta = catalog.drop(columns=[c for c in ("_row",) if c in catalog.columns])
-        meta["valid_len"] = valid_len
-        meta["n_frames"] = (meta["end_frame"] - meta["start_frame"] + 1).astype(np.int64)
-        meta["box_source"] = box_used.astype(str)
-        meta = meta[list(META_COLUMNS) + ["clip_index", "n_frames", "box_source"]]
+        meta = clip_metadata(catalog, valid_len, {"box_source": box_used.astype(str)})
         writer.finish(meta, {"name": name, "modality": "rgb", "layout": "N,T,H,W,RGB", "num_frames": T,
                              "size": S, "params": p, "videos": len(groups),
                              "box_source_counts": meta["box_source"].value_counts().to_dict()})

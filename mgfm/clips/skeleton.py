@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mgfm.clips.catalog import SAMPLED, dataset_clips, video_groups
-from mgfm.clips.packed import META_COLUMNS, PackedWriter
+from mgfm.clips.packed import PackedWriter, clip_metadata
 from mgfm.clips.params import resolve
 from mgfm.clips.tables import load_annotations, load_manifest
 from mgfm.common.logs import Progress
@@ -171,11 +171,7 @@ def build_skeleton_dataset(name: str, out_dir: str | os.PathLike, pose_dir: str 
             writer.data[rows] = data
             valid_len[rows], source[rows] = vl, src
             bar.update(len(rows))
-        meta = catalog.drop(columns=[c for c in ("_row",) if c in catalog.columns])
-        meta["valid_len"] = valid_len
-        meta["n_frames"] = (meta["end_frame"] - meta["start_frame"] + 1).astype(np.int64)
-        meta["norm_source"] = source.astype(str)
-        meta = meta[list(META_COLUMNS) + ["clip_index", "n_frames", "norm_source"]]
+        meta = clip_metadata(catalog, valid_len, {"norm_source": source.astype(str)})
         counts = meta["norm_source"].value_counts().to_dict()
         writer.finish(meta, {"name": name, "modality": "skeleton", "channels": list(CHANNELS),
                              "joints": list(UPPER_BODY), "num_frames": T, "params": p,

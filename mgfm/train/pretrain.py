@@ -24,6 +24,7 @@ from mgfm.models.losses.decorrelation import DecorrelationWeights, multi_grained
 from mgfm.models.projectors import PretrainModel
 from mgfm.pose.layout import STREAMS, to_stream
 from mgfm.train.augment import AugmentConfig, apply, draw, select_rows
+from mgfm.train.config_defaults import resolve_pretrain
 from mgfm.train.checkpoint import fingerprint_of
 from mgfm.train.data import PackedClips
 from mgfm.train.distributed import gather_with_grad
@@ -43,15 +44,15 @@ def git_revision() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
-def split_model_params(model_params: dict) -> tuple[dict, dict]:
-    """Encoder kwargs and projector dims from the ``pretrain.model`` block (unknown keys are an error)."""
-    arch = {k: v for k, v in model_params.items() if k not in PROJECTOR_KEYS}
-    unknown = sorted(set(arch) - set(DSTEConfig.__dataclass_fields__))
+def split_model_params(model_params: dict) -> tuple[DSTEConfig, dict]:
+    """Encoder config and projector dims from the resolved ``pretrain.model`` block (unknown keys are an error)."""
+    unknown = sorted(set(model_params) - set(DSTEConfig.__dataclass_fields__) - set(PROJECTOR_KEYS))
     if unknown:
         raise ValueError(f"pretrain.model: unknown keys {unknown}")
-    proj = {"projector_dims": list(model_params.get("projector_dims", [2048, 2048, 2048])),
-            "instance_projector_dims": list(model_params.get("instance_projector_dims", [2048, 2048, 4096]))}
-    return arch, proj
+    missing = [k for k in PROJECTOR_KEYS if k not in model_params]
+    if missing:
+        raise ValueError(f"pretrain.model lacks {missing} (pass the section resolved against its schema)")
+    return DSTEConfig.from_section(model_params), {k: list(model_params[k]) for k in PROJECTOR_KEYS}
 
 
 def make_step(stream: str, aug: AugmentConfig, weights: DecorrelationWeights, num_frames: int):
@@ -70,15 +71,18 @@ def make_step(stream: str, aug: AugmentConfig, weights: DecorrelationWeights, nu
 
 def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.PathLike, params: dict, seed: int,
                       device: str | None = None, on_epoch_end=None) -> Path:
-    """Pretrain the ``stream`` encoder on a packed skeleton dataset; returns the model folder."""
+    """Pretrain the ``stream`` encoder on a packed skeleton dataset; returns the model folder.
+
+    ``params`` is the ``pretrain`` config section; keys it leaves out take the schema's defaults.
+    """
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     out = Path(out)
-    arch, proj = split_model_params(params.get("model", {}))
-    enc_cfg = DSTEConfig(**arch)
-    aug = AugmentConfig.from_params(params.get("augment", {}))
-    weights = DecorrelationWeights(**params.get("loss", {}))
-    train_cfg = TrainConfig.from_params(params.get("train", {}), seed=derive_seed(seed, "pretrain", "skeleton", stream))
+    params = resolve_pretrain(params)
+    enc_cfg, proj = split_model_params(params["model"])
+    aug = AugmentConfig.from_section(params["augment"])
+    weights = DecorrelationWeights.from_section(params["loss"])
+    train_cfg = TrainConfig.from_params(params["train"], seed=derive_seed(seed, "pretrain", "skeleton", stream))
     data = PackedClips(dataset, num_joints=enc_cfg.num_joints, num_channels=enc_cfg.num_channels)
     if enc_cfg.num_persons != 1:
         raise ValueError("pretrain.model.num_persons must be 1 for packed single-person skeleton datasets")

@@ -40,6 +40,9 @@ def resolve_pretrain(values: dict | None) -> dict:
     try:
         jsonschema.validate(resolved, _schema())
     except jsonschema.ValidationError as err:
-        where = ".".join(str(p) for p in err.absolute_path)
-        raise ValueError(f"pretrain.{where}: {err.message}" if where else f"pretrain: {err.message}") from None
+        where = ".".join(["pretrain", *(str(p) for p in err.absolute_path)])
+        message = err.message
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            message = f"unknown keys {sorted(set(err.instance) - set(err.schema.get('properties', {})))}"
+        raise ValueError(f"{where}: {message}") from None
     return resolved

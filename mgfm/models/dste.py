@@ -124,13 +124,16 @@ class DenseShiftAttention(nn.Module):
         self.mlp = MLP(dim, mlp_hidden)
         self.drop = DropPath(drop_path)
         keep = torch.arange(length) % gap == 0          # positions 0, gap, 2*gap, ... keep their own content
-        self.register_buffer("unshifted", keep.view(1, 1, length), persistent=False)
+        self.register_buffer("unshifted", keep.view(1, length, 1), persistent=False)
 
     def shift(self, x: torch.Tensor) -> torch.Tensor:
-        """F_h = wt2(relu(wt1(F))) + F over the token axis, every gap-th token left as it was; (B, L, D)."""
-        f = x.transpose(1, 2)                                                     # (B, D, L)
-        shifted = self.wt2(self.act(self.wt1(f))) + f
-        return torch.where(self.unshifted, f, shifted).transpose(1, 2)
+        """F_h = wt2(relu(wt1(F))) + F over the token axis, every gap-th token left as it was; (B, L, D).
+
+        wt(F) on the (B, D, L) transpose equals W @ x + b[:, None] on (B, L, D): no transposed copies.
+        """
+        h = self.act(torch.matmul(self.wt1.weight, x) + self.wt1.bias[:, None])
+        shifted = torch.matmul(self.wt2.weight, h) + self.wt2.bias[:, None] + x
+        return torch.where(self.unshifted, x, shifted)
 
     def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Block inputs (shifted, original) stacked on the batch axis, and their normalised form."""
@@ -157,8 +160,9 @@ class ConvAttention(nn.Module):
         self.drop = DropPath(drop_path)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        f = x.transpose(1, 2)
-        return self.norm1((f + self.act(self.conv1(f))).transpose(1, 2))
+        # the pointwise Conv1d over (B, D, L) is a Linear over channels on (B, L, D)
+        conv = nn.functional.linear(x, self.conv1.weight.squeeze(-1), self.conv1.bias)
+        return self.norm1(x + self.act(conv))
 
     def finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         return self.drop(self.mlp(self.norm2(self.drop(attended) + x)))

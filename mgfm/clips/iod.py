@@ -17,7 +17,7 @@ import pandas as pd
 
 from mgfm.clips.params import resolve
 from mgfm.clips.sample import check_pose_files, iter_tracks, sample_tracks
-from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
+from mgfm.clips.tables import load_annotations, load_manifest, load_prior, pose_fps, videos_of
 from mgfm.tables.paper import TABLE_VI_IOD_QUOTA, TABLE_VII_IOD_TAU
 from mgfm.tables.render import Table, write_table
 
@@ -83,7 +83,8 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     p = resolve("clips", params)
     manifest = load_manifest(manifest_path)
     annotations = load_annotations(annotations_path, manifest)
-    prior = load_prior(p["prior"], manifest, annotations)
+    fps = pose_fps(videos_of(manifest, "labeled", "train"), pose_dir) if p["prior"] == "train_split" else {}
+    prior = load_prior(p["prior"], manifest, annotations, fps)
     test_ids = videos_of(manifest, "labeled", "test")
     if not test_ids:
         raise ValueError(f"{manifest_path}: no labeled test videos, so MG-IoD cannot be evaluated")

@@ -4,6 +4,7 @@ sampler and the dataset builders read (video subsets, the MG duration prior)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,6 @@ import pandas as pd
 
 from mgfm.data import contract
 
-#: Frame rate of annotation frame numbers (the contract: inclusive frames at the normalised 25 fps).
-ANNOTATION_FPS = 25.0
 
 
 def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
@@ -33,17 +32,53 @@ def videos_of(manifest: pd.DataFrame, subset: str, split: str | None = None) -> 
     return manifest.loc[sel, "video_id"].tolist()
 
 
-def train_durations(manifest: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
-    """Durations in seconds of the MG instances of the labeled training split: the prior of Eq. 4."""
+def pose_fps(video_ids: list[str], pose_dir: str | os.PathLike) -> dict[str, float]:
+    """Frame rate of each video's frame numbers, from its pose file's metadata (the normalised video's rate,
+    config key download.fps when the videos were normalised here)."""
+    from mgfm.pose.store import read_pose_meta
+
+    rates = {}
+    for vid in video_ids:
+        path = Path(pose_dir) / f"{vid}.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no pose file, so the frame rate of video {vid!r} is unknown")
+        fps = read_pose_meta(path).get("fps")
+        if not isinstance(fps, (int, float)) or not fps > 0:
+            raise ValueError(f"{path}: pose metadata has no positive fps (got {fps!r})")
+        rates[vid] = float(fps)
+    return rates
+
+
+def clips_fps(clips: pd.DataFrame) -> dict[str, float]:
+    """Frame rate of each video of a sampled ``clips.parquet`` table (frames over seconds of its clips)."""
+    rate = (clips["end_frame"] - clips["start_frame"] + 1) / clips["duration_s"]
+    return rate.groupby(clips["video_id"]).median().astype(float).to_dict()
+
+
+def train_durations(manifest: pd.DataFrame, annotations: pd.DataFrame,
+                    fps: float | Mapping[str, float]) -> np.ndarray:
+    """Durations in seconds of the MG instances of the labeled training split: the prior of Eq. 4.
+
+    ``fps`` is the rate of the annotation frame numbers: one for all videos or one per video id.
+    """
     train = set(videos_of(manifest, "labeled", "train"))
     ann = annotations[annotations["video_id"].isin(train)]
-    return ((ann["end_frame"] - ann["start_frame"] + 1) / ANNOTATION_FPS).to_numpy(np.float64)
+    if isinstance(fps, Mapping):
+        missing = sorted(set(ann["video_id"]) - set(fps))
+        if missing:
+            raise ValueError(f"no frame rate for labeled train video(s) {missing[:5]} (their pose files hold it)")
+        rate = ann["video_id"].map(fps).to_numpy(np.float64)
+    else:
+        rate = float(fps)
+    return ((ann["end_frame"] - ann["start_frame"] + 1).to_numpy(np.float64) / rate)
 
 
-def load_prior(prior: str, manifest: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
-    """The duration prior in seconds: ``train_split`` or a file of durations (CSV column ``duration_s`` or one per line)."""
+def load_prior(prior: str, manifest: pd.DataFrame, annotations: pd.DataFrame,
+               fps: float | Mapping[str, float]) -> np.ndarray:
+    """The duration prior in seconds: ``train_split`` (annotation frames at ``fps``, see ``train_durations``)
+    or a file of durations (CSV column ``duration_s`` or one per line)."""
     if prior == "train_split":
-        durations = train_durations(manifest, annotations)
+        durations = train_durations(manifest, annotations, fps)
         source = "the labeled train split's MG instances"
     else:
         path = Path(prior)

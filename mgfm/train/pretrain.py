@@ -113,6 +113,8 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
             "data": {**data_desc, "info": dataset_info}, "epochs": train_cfg.epochs, "seed": seed,
             "train_seed": train_cfg.seed, "train": train_cfg.to_dict(), "augment": aug.to_dict(),
             "loss": weights.to_dict(), "projectors": proj, "git_revision": git_revision(),
+            "parameters": {"encoder": sum(p.numel() for p in result.model.encoder.parameters()),
+                           "with_projectors": sum(p.numel() for p in result.model.parameters())},
             "world_size": result.dist.world, "device": result.dist.device.type,
             "final_loss": result.history[-1]["loss"] if result.history else None,
             "train_seconds_last_run": round(time.perf_counter() - t0, 1),

@@ -121,6 +121,8 @@ def test_config_needs_every_key():
         DSTEConfig.from_section({k: v for k, v in SMALL.items() if k != "gap"})
     with pytest.raises(ValueError, match="unknown encoder keys"):
         DSTE(**SMALL, width=3)
+    # the module fills keys left out from the schema, not from defaults of its own
+    assert DSTE(num_frames=12, hidden=8).cfg == DSTEConfig.from_section(arch(num_frames=12, hidden=8))
 
 
 def test_paper_size_parameter_counts():

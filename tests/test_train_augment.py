@@ -223,6 +223,9 @@ def test_resample_valid():
     assert torch.allclose(out[0], x[0], atol=1e-5)
     assert torch.allclose(out[2, 0, -1], torch.full((V,), 4.0))
     assert (out[4, 0] == 0).all() and (out > -999).all()
+    crop = x[5:6, :, :11].permute(0, 1, 3, 2).reshape(1, 3 * V, 11, 1)     # clip 5: 11 valid frames
+    want = F.interpolate(crop, size=(20, 1), mode="bilinear", align_corners=False).reshape(3, V, 20)
+    torch.testing.assert_close(out[5], want.permute(0, 2, 1), rtol=0, atol=1e-5)
 
 
 def test_bad_inputs():

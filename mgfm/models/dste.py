@@ -239,15 +239,20 @@ def init_weights(module: nn.Module) -> None:
 class DSTE(nn.Module):
     """The dual-stream encoder; ``forward(x)`` maps clips (B, C, T, V) or (B, C, T, V, M) to features (B, 2*hidden).
 
-    Built from every key of ``DSTEConfig`` (``DSTE(**card["arch"])``, ``DSTE(**cfg.to_dict())``).
+    Built from the keys of ``DSTEConfig`` (``DSTE(**card["arch"])``, ``DSTE(**cfg.to_dict())``); keys left out
+    take the pretrain schema's defaults (the only place they live).
     """
 
     def __init__(self, **kwargs) -> None:
         super().__init__()
-        self.cfg = cfg = DSTEConfig.from_section(kwargs)
-        extra = sorted(set(kwargs) - set(cfg.to_dict()))
+        extra = sorted(set(kwargs) - {f.name for f in fields(DSTEConfig)})
         if extra:
             raise ValueError(f"pretrain.model: unknown encoder keys {extra}")
+        if set(kwargs) != {f.name for f in fields(DSTEConfig)}:
+            from mgfm.train.config_defaults import resolve_pretrain  # the schema's defaults, for the missing keys
+
+            kwargs = {**resolve_pretrain({"model": kwargs})["model"], **kwargs}
+        self.cfg = cfg = DSTEConfig.from_section(kwargs)
         mv = cfg.num_persons * cfg.num_joints
         self.temporal = TokenStream(cfg.num_frames, mv * cfg.num_channels, cfg, learned_pe=False)
         self.spatial = TokenStream(mv, cfg.num_frames * cfg.num_channels, cfg, learned_pe=True)

@@ -135,10 +135,12 @@ def interpolate_frames(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
 
 
 def resample_valid(x: torch.Tensor, valid_len: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Deterministic evaluation view: all valid frames of each clip resampled to ``num_frames`` -> (n, C, T', V)."""
+    """Deterministic evaluation view: all valid frames of each clip bilinearly resized to ``num_frames`` (as
+    the training crop-resize and USDRL's evaluation crop with ratio 1) -> (n, C, T', V)."""
     _check_valid(x, valid_len)
-    u = torch.linspace(0, 1, num_frames, device=x.device, dtype=torch.float32)
-    pos = u.view(1, 1, -1) * (valid_len.to(x.device, torch.float32) - 1).view(1, -1, 1)
+    length = valid_len.to(x.device, torch.float32).view(1, -1, 1)
+    u = (torch.arange(num_frames, device=x.device, dtype=torch.float32) + 0.5) / num_frames
+    pos = torch.minimum((u.view(1, 1, -1) * length - 0.5).clamp(min=0), length - 1)
     return interpolate_frames(x, pos)[0]
 
 

@@ -47,7 +47,7 @@ def measure_model(size: str, batch: int, steps: int, compile_: bool) -> dict:
 
     from mgfm.models import DSTE, PretrainModel
     from mgfm.models.losses import multi_grained_decorrelation_loss
-    from mgfm.pose.layout import to_stream
+    from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, FourViewAugment
     from mgfm.train.synthetic import synthetic_skeleton
 
@@ -88,7 +88,7 @@ def measure_loader(size: str, batch: int, clips: int) -> dict:
     import torch
     from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
-    from mgfm.pose.layout import to_stream
+    from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, apply, draw
     from mgfm.train.data import PackedClips
     from mgfm.train.synthetic import write_synthetic_skeleton

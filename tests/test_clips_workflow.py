@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mgfm.clips.packed import open_packed
+from mgfm.core.packed import open_packed
 from mgfm.clips.synthetic import write_corpus
-from mgfm.pose.store import read_pose_meta
+from mgfm.core.pose_store import read_pose_meta
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["results/clips/clips.parquet", "results/clips/sampler_stats.csv", "results/tables/table6_iod_quota.md",

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from mgfm.clips.packed import META_COLUMNS, PackedWriter, open_packed, write_packed
+from mgfm.core.packed import META_COLUMNS, PackedWriter, open_packed, write_packed
 from mgfm.common.atomic import atomic_dir, atomic_path
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import derive_seed, rng_for
-from mgfm.eval.feature_store import read_feature_info, read_features, write_features
-from mgfm.pose import layout as L
-from mgfm.pose.store import PoseFrames, PoseWriter, read_pose, read_pose_meta, read_scores
+from mgfm.core.feature_store import read_feature_info, read_features, write_features
+from mgfm.core import layout as L
+from mgfm.core.pose_store import PoseFrames, PoseWriter, read_pose, read_pose_meta, read_scores
 
 
 def test_atomic_path_renames_on_success_and_cleans_on_failure(tmp_path):

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from mgfm.models import DSTE, PretrainModel, load_encoder, read_card, save_encoder
 from mgfm.models.dste import DenseShift, sinusoidal_encoding
 from mgfm.models.losses import multi_grained_decorrelation_loss
-from mgfm.pose.layout import NUM_JOINTS, STREAMS, to_stream
+from mgfm.core.layout import NUM_JOINTS, STREAMS, to_stream
 
 SMALL = dict(num_frames=12, num_joints=NUM_JOINTS, hidden=16, depth=2, heads=2, gap=4, drop_path=0.0)
 

@@ -1,4 +1,4 @@
-"""``mgfm clips sample|iod|figure`` and ``mgfm datasets skeleton|rgb``: thin wrappers over the stage functions."""
+"""``mgfm clips sample|iod|figure``: thin wrappers over the clips stage functions."""
 
 from __future__ import annotations
 
@@ -27,20 +27,6 @@ def _figure(args: argparse.Namespace) -> None:
     durations_figure(args.clips, args.manifest, args.annotations, args.out, args.params)
 
 
-def _skeleton(args: argparse.Namespace) -> None:
-    from mgfm.clips.skeleton import build_skeleton_dataset
-
-    build_skeleton_dataset(args.name, args.out, args.pose_dir, args.manifest, args.annotations, args.clips,
-                           args.params)
-
-
-def _rgb(args: argparse.Namespace) -> None:
-    from mgfm.clips.rgb import build_rgb_dataset
-
-    build_rgb_dataset(args.name, args.out, args.video_dir, args.pose_dir, args.manifest, args.annotations,
-                      args.clips, args.params)
-
-
 def _tables(p: argparse.ArgumentParser, annotations: bool = True) -> None:
     p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet)")
     if annotations:
@@ -49,8 +35,6 @@ def _tables(p: argparse.ArgumentParser, annotations: bool = True) -> None:
 
 
 def register(subparsers) -> None:
-    from mgfm.clips.catalog import DATASET_NAMES
-
     clips = subparsers.add_parser("clips", help="rejection-sampled clips, MG-IoD tables, duration figure")
     sub = clips.add_subparsers(dest="clips_command", required=True)
 
@@ -76,18 +60,3 @@ def register(subparsers) -> None:
     _tables(p)
     p.add_argument("--out", required=True, help="PNG path")
     p.set_defaults(func=_figure)
-
-    ds = subparsers.add_parser("datasets", help="packed skeleton and RGB clip datasets")
-    sub = ds.add_subparsers(dest="datasets_command", required=True)
-    for kind, func in (("skeleton", _skeleton), ("rgb", _rgb)):
-        p = sub.add_parser(kind, help=f"build one packed {kind} dataset")
-        p.add_argument("--name", required=True, choices=DATASET_NAMES)
-        p.add_argument("--pose-dir", required=True)
-        if kind == "rgb":
-            p.add_argument("--video-dir", required=True, help="folder of normalised {video_id}.mp4")
-        p.add_argument("--manifest", required=True)
-        p.add_argument("--annotations", default=None, help="needed by mg_train / mg_test")
-        p.add_argument("--clips", default=None, help="clips.parquet, needed by pretrain / video_clips")
-        p.add_argument("--params", type=json_object, default={}, help=f"the '{kind}' config section as JSON")
-        p.add_argument("--out", required=True, help="dataset folder")
-        p.set_defaults(func=func)

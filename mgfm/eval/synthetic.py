@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mgfm.common.seeding import rng_for
-from mgfm.eval.feature_store import write_features
+from mgfm.core.feature_store import write_features
 from mgfm.eval.paths import feature_table
 
 GROUPS = ("Head", "Body", "Hand", "Body-Hand", "Head-Hand", "non-MG")
@@ -99,10 +99,10 @@ def write_synthetic_encoders(root: str | os.PathLike, streams=("joint",), num_cl
     format) and their cached features ``root/features/skeleton/<stream>/{mg_train,mg_test}.parquet``."""
     import torch
 
-    from mgfm.clips.packed import write_packed
+    from mgfm.core.packed import write_packed
     from mgfm.models.artifact import save_encoder
     from mgfm.models.dste import DSTE, DSTEConfig
-    from mgfm.pose.layout import NUM_JOINTS
+    from mgfm.core.layout import NUM_JOINTS
     from mgfm.train.features import extract_features
 
     root = Path(root)

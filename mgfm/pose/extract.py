@@ -15,10 +15,10 @@ import numpy as np
 
 from mgfm.common.logs import Progress
 from mgfm.pose.checksum import sha256_file
-from mgfm.pose.layout import NUM_KEYPOINTS
+from mgfm.core.layout import NUM_KEYPOINTS
 from mgfm.pose.memory import limit_malloc_arenas
 from mgfm.pose.params import DEMO_MODEL, PoseParams
-from mgfm.pose.store import PoseFrames, PoseWriter
+from mgfm.core.pose_store import PoseFrames, PoseWriter
 from mgfm.pose.tracking import PrimaryPersonTracker
 from mgfm.pose.video_reader import VideoBatches, read_video_meta
 

@@ -10,7 +10,7 @@ from mgfm.cli import json_object
 def _lists(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     from mgfm.eval.checks import check_eval_config
     from mgfm.eval.cli import pretrained_streams
-    from mgfm.pose.layout import STREAMS
+    from mgfm.core.layout import STREAMS
 
     check_eval_config(args.params, pretrained_streams(args))
     return list(args.params.get("modalities", ["skeleton"])), list(args.params.get("streams", list(STREAMS)))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mgfm.pose import layout as L
+from mgfm.core import layout as L
 from mgfm.data.demo.subject import Framing, Subject
 
 # ---- face template (head-local, units of the head half-width; x image-right, y down, z toward camera) ----

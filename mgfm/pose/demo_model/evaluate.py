@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mgfm.pose import layout as L
+from mgfm.core import layout as L
 
 GROUPS = {
     "body": tuple(range(0, 17)),

@@ -92,7 +92,7 @@ def test_new_tau_reruns_sampling_and_what_follows_only(workflow):
     (work / "tau.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(work, [work / "tau.yaml"], "-n")
     jobs = re.findall(r"^(?:local)?rule (\w+):", out, re.M)
-    assert set(jobs) == {"sample_clips", "iod_tables", "duration_figure", "skeleton_dataset"}, out[-2000:]
+    assert set(jobs) == {"sample_clips", "iod", "iod_tables", "duration_figure", "skeleton_dataset"}, out[-2000:]
     rebuilt = set(re.findall(r"output: results/datasets/skeleton/(\w+)", out))
     assert rebuilt == {"pretrain", "video_clips"}
     assert "Nothing to be done" in snakemake(work, [work / "config.yaml"], "-n")

@@ -17,7 +17,7 @@ def _sample(args: argparse.Namespace) -> None:
 def _iod(args: argparse.Namespace) -> None:
     from mgfm.clips.iod import run_iod
 
-    run_iod(args.pose_dir, args.manifest, args.annotations, args.out_dir, args.seed, args.params,
+    run_iod(args.pose_dir, args.manifest, args.annotations, args.out, args.seed, args.params,
             video_dir=args.video_dir)
 
 
@@ -35,7 +35,7 @@ def _tables(p: argparse.ArgumentParser, annotations: bool = True) -> None:
 
 
 def register(subparsers) -> None:
-    clips = subparsers.add_parser("clips", help="rejection-sampled clips, MG-IoD tables, duration figure")
+    clips = subparsers.add_parser("clips", help="rejection-sampled clips, MG-IoD ablations, duration figure")
     sub = clips.add_subparsers(dest="clips_command", required=True)
 
     p = sub.add_parser("sample", help="sample clips of every manifest video -> clips.parquet + sampler_stats.csv")
@@ -47,12 +47,12 @@ def register(subparsers) -> None:
     p.add_argument("--out-stats", required=True)
     p.set_defaults(func=_sample)
 
-    p = sub.add_parser("iod", help="MG-IoD ablations on the labeled test videos -> Tables VI and VII")
+    p = sub.add_parser("iod", help="MG-IoD ablations on the labeled test videos -> iod.json (Tables VI and VII)")
     p.add_argument("--pose-dir", required=True)
     p.add_argument("--video-dir", default=None)
     _tables(p)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out-dir", required=True, help="folder for table6_iod_quota.* and table7_iod_tau.*")
+    p.add_argument("--out", required=True, help="raw results JSON (results/clips/iod.json)")
     p.set_defaults(func=_iod)
 
     p = sub.add_parser("figure", help="duration histogram of the prior vs the sampled clips (paper Fig. 4)")

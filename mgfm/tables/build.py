@@ -1,4 +1,4 @@
-"""Tables VIII-XIII: the paper's number beside ours on every row the paper has, cited rows marked, rows of
+"""Tables VIII-XIII (Tables VI/VII: ``mgfm.tables.iod``): the paper's number beside ours on every row the paper has, cited rows marked, rows of
 branches we do not build marked, and our extra rows (from-scratch baseline, skeleton-only ensembles) added.
 
 Reads only the protocols' ``metrics.json`` files (``results/eval/...``); every number of ours in a table is

@@ -19,7 +19,7 @@ GROUPS = {"Head", "Body", "Hand", "Body-Hand", "Head-Hand", "non-MG"}
 
 
 def test_schema_defaults_match_package_defaults():
-    schema = yaml.safe_load((ROOT / "workflow/schemas/dataset.schema.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "mgfm/config/schemas/dataset.schema.yaml").read_text())
     props = schema["properties"]["demo"]["properties"]
     assert set(props) == set(DEFAULTS)
     for key, spec in props.items():
@@ -145,7 +145,7 @@ def test_outcome_effect_is_visible_in_event_statistics():
 def test_schema_accepts_the_defaults_and_rejects_bad_values():
     import jsonschema
 
-    schema = yaml.safe_load((ROOT / "workflow/schemas/dataset.schema.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "mgfm/config/schemas/dataset.schema.yaml").read_text())
     demo = jsonschema.Draft202012Validator(schema["properties"]["demo"])
     assert not list(demo.iter_errors(DEFAULTS))
     for bad in ({"width": 321}, {"n_videos": 1}, {"cut_ins": [1]}, {"codec": "h265"}, {"unknown": 1}):

@@ -334,7 +334,7 @@ def test_schema_matches_params():
 
     import yaml
 
-    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/download.schema.yaml").read_text())
+    schema = yaml.safe_load((Path(__file__).parents[1] / "mgfm/config/schemas/download.schema.yaml").read_text())
     props = schema["properties"]
     fields = {f.name: f.default for f in dataclasses.fields(DownloadParams)}
     assert set(props) == set(fields)

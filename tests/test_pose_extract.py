@@ -169,7 +169,7 @@ def test_schema_defaults_match_params(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     cfg: dict = {}
-    validate(cfg, str(root / "workflow" / "schemas" / "pose.schema.yaml"))
+    validate(cfg, str(root / "mgfm" / "config" / "schemas" / "pose.schema.yaml"))
     p = PoseParams.from_dict(cfg)
     assert p == PoseParams()
 

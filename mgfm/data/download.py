@@ -52,7 +52,7 @@ class _Retryable(Exception):
 
 @dataclass(frozen=True)
 class DownloadParams:
-    """The ``download:`` config section (see workflow/schemas/download.schema.yaml for each key)."""
+    """The ``download:`` config section (see mgfm/config/schemas/download.schema.yaml for each key)."""
 
     timeout_s: float = 30.0
     retries: int = 3

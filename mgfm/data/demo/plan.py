@@ -16,7 +16,7 @@ from mgfm.common.seeding import rng_for
 
 FPS = 25.0
 
-#: Defaults of ``dataset.demo`` (mirrors workflow/schemas/dataset.schema.yaml, checked by a test), so the
+#: Defaults of ``dataset.demo`` (mirrors mgfm/config/schemas/dataset.schema.yaml, checked by a test), so the
 #: package works without Snakemake filling them in.
 DEFAULTS: dict = {
     "seed": 7,

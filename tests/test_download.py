@@ -399,7 +399,7 @@ def test_sigterm_during_download_leaves_nothing(tmp_path, server):
 
 def make_video(path: Path, seconds: float, *extra: str) -> Path:
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-                    "-i", f"testsrc=size=160x120:rate=25", "-t", str(seconds), "-c:v", "libx264",
+                    "-i", "testsrc=size=160x120:rate=25", "-t", str(seconds), "-c:v", "libx264",
                     "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra, str(path)], check=True)
     return path
 

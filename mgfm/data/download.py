@@ -1,13 +1,17 @@
 """Download stage: fetch one manifest video, verify it, normalise it, record its metadata.
 
 Sources, chosen from the manifest ``url``:
-- a local path (relative paths resolve against the manifest's folder) or ``file://`` URL: hard-linked
-  (copied across file systems) into a temporary folder, so a source replaced mid-job cannot change it;
+- a local path (relative paths resolve against the manifest's folder) or ``file://`` URL: its symlinks
+  resolved, hard-linked (copied across file systems) into a temporary folder, so a source replaced mid-job
+  cannot change it;
 - ``http(s)://``: streamed with urllib (per-operation timeout, bounded retries with exponential backoff,
   size cap, Content-Length truncation check, SHA-256 computed while streaming);
 - URLs on a video site (hosts listed in ``ytdlp_hosts``): yt-dlp used as a library, never a shell.
 
-Every failure (404, timeout, truncated body, checksum mismatch, not a video) raises ``DownloadError``
+Every source is a downloaded file before ffmpeg sees it, and ffmpeg reads it with ``mgfm.data.video``'s
+protocol and demuxer allow-lists (no playlist can make it read other files).
+
+Every failure (404, timeout, truncated body or source, checksum mismatch, not a video) raises ``DownloadError``
 naming the video and the cause. Outputs are written through temporary names and renamed only when
 complete, so a failed or killed job leaves nothing that looks finished and a rerun starts over.
 """

@@ -29,7 +29,7 @@ def test_schema_defaults_match_package_defaults():
 
 
 def test_video_ids_are_a_pure_function_of_the_config():
-    ids = demo_video_ids({"n_videos": 5})
+    ids = demo_video_ids({"n_videos": 5, "n_labeled": 2})
     assert ids == ["demo000", "demo001", "demo002", "demo003", "demo004"]
     assert demo_video_ids({}) == [p.video_id for p in build_plan({})]
     assert build_plan({"seed": 3}) == build_plan({"seed": 3})

@@ -29,6 +29,23 @@ log = logging.getLogger(__name__)
 PROTOCOLS = ("semi_supervised", "finetune", "scratch")
 
 
+def fit_batch_size(configured: int, n_clips: int, protocol: str) -> int:
+    """The batch size fine-tuning uses: the configured one, or the largest even one the clips fill.
+
+    One rule, one message: a batch never exceeds the training clips (every epoch takes at least one full
+    batch), and it stays even and >= 2 (batch norm needs two samples); fewer than 2 clips is an error.
+    """
+    if n_clips < 2:
+        raise ValueError(f"{protocol}: only {n_clips} training clip(s) left after the validation hold-out and "
+                         "the semi-supervised fraction; fine-tuning needs at least 2 (batch norm)")
+    if configured <= n_clips:
+        return configured
+    used = n_clips - n_clips % 2
+    log.warning("%s: batch_size %d is more than the %d training clips; this run uses batch_size %d",
+                protocol, configured, n_clips, used)
+    return used
+
+
 class Classifier(nn.Module):
     """Encoder + linear head (N(0, init_std) weights, zero bias) on the clip feature."""
 
@@ -107,15 +124,11 @@ def _training_rows(protocol: str, train_meta: pd.DataFrame, params: dict, split_
 
 
 def _train_config(protocol: str, ft: dict, n_pool: int, run_seed: int):
-    """The ``finetune.train`` block as a TrainConfig, the batch shrunk (even, >= 2) when the pool is smaller."""
+    """The ``finetune.train`` block as a TrainConfig, its batch size set by ``fit_batch_size``."""
     from mgfm.train.loop import TrainConfig
 
     train_params = dict(ft.get("train", {}))
-    bs = int(train_params.get("batch_size", 64))
-    if bs > n_pool:
-        train_params["batch_size"] = max(2, n_pool - n_pool % 2)
-        log.warning("%s: batch_size %d exceeds the %d training clips; using %d", protocol, bs, n_pool,
-                    train_params["batch_size"])
+    train_params["batch_size"] = fit_batch_size(int(train_params.get("batch_size", 64)), n_pool, protocol)
     return TrainConfig.from_params(train_params, seed=run_seed)
 
 

@@ -78,6 +78,10 @@ def extract_pose(video: str | os.PathLike, meta: str | os.PathLike, out: str | o
         raise FileNotFoundError(f"video not found: {video}")
     video_meta = read_video_meta(meta)
     backend = load_backend(p, threads)  # every model file is checked before any decoding
+    if p.backend == "onnx" and backend.detector is None and not video_meta.get("synthetic", False):
+        log.warning("%s: no person detector (config key pose.detector.model is empty), so every frame's box is the "
+                    "whole frame: on real video a title card, cartoon or bystander can then be scored as a confident "
+                    "face. Real data needs pose.detector (the paper config has one).", video)
     reader = VideoBatches(video, threads=1)
     if (reader.width, reader.height) != (int(video_meta["width"]), int(video_meta["height"])):
         raise ValueError(f"video {video} is {reader.width}x{reader.height} but {meta} says "

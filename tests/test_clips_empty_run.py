@@ -44,7 +44,7 @@ def test_too_few_videos_with_clips_fails_by_fraction(corpus, tmp_path):
     for vid in ("v000", "v001", "v002"):  # half the corpus: pose frames with a hole
         pose = person_pose(400, np.random.default_rng(0))
         keep = np.r_[0:200, 210:400]
-        from mgfm.pose.store import PoseFrames
+        from mgfm.core.pose_store import PoseFrames
 
         write_pose(corpus["pose_dir"] / f"{vid}.parquet",
                    PoseFrames(pose.frame[keep], pose.bbox[keep], pose.det_score[keep], pose.xy[keep], pose.score[keep]))

@@ -25,11 +25,11 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from mgfm.clips.loader import PackedClips  # noqa: E402
-from mgfm.clips.rgb import build_rgb_dataset  # noqa: E402
+from mgfm.datasets.rgb import build_rgb_dataset  # noqa: E402
 from mgfm.clips.sample import sample_clips  # noqa: E402
-from mgfm.clips.skeleton import build_skeleton_dataset, clip_tensors  # noqa: E402
+from mgfm.datasets.skeleton import build_skeleton_dataset, clip_tensors  # noqa: E402
 from mgfm.clips.synthetic import write_corpus  # noqa: E402
-from mgfm.pose.store import read_pose, read_pose_meta  # noqa: E402
+from mgfm.core.pose_store import read_pose, read_pose_meta  # noqa: E402
 
 SKELETON = {"num_frames": 32}
 

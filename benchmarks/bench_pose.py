@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--long-minutes", type=float, default=0.0, help="also measure peak RSS on a video this long")
     args = parser.parse_args()
     from mgfm.common.logs import setup_logging
-    from mgfm.pose.store import read_pose
+    from mgfm.core.pose_store import read_pose
 
     setup_logging()
     model = Path(args.model)

@@ -40,10 +40,10 @@ def pretrain_section(size: str) -> dict:
     """The resolved ``pretrain`` section of the paper or demo config."""
     import yaml
 
-    from mgfm.train.config_defaults import resolve_pretrain
+    from mgfm.config import resolve
 
     cfg = yaml.safe_load(CONFIGS[size].read_text())["pretrain"]
-    return resolve_pretrain({k: cfg[k] for k in ("model", "augment", "loss") if k in cfg})
+    return resolve("pretrain", {k: cfg[k] for k in ("model", "augment", "loss") if k in cfg})
 
 
 def _peak_mb(device) -> float:
@@ -61,7 +61,7 @@ def measure_model(size: str, batch: int, steps: int, compile_: bool) -> dict:
     from mgfm.models.dste import DSTEConfig
     from mgfm.models.flops import pretrain_flops_per_clip
     from mgfm.models.losses import DecorrelationWeights, multi_grained_decorrelation_loss
-    from mgfm.pose.layout import to_stream
+    from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, FourViewAugment
     from mgfm.train.synthetic import synthetic_skeleton
 
@@ -109,7 +109,7 @@ def measure_loader(size: str, batch: int, clips: int) -> dict:
     import torch
     from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
-    from mgfm.pose.layout import to_stream
+    from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, apply, draw
     from mgfm.train.data import PackedClips
     from mgfm.train.synthetic import write_synthetic_skeleton

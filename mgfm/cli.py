@@ -1,8 +1,8 @@
 """The ``mgfm`` command line: one subcommand per stage, each a thin wrapper over a public function.
 
-Each stage package may hold a ``cli`` module with ``register(subparsers)``; they are discovered here so a
-new stage adds its commands without touching this file. Rules call these commands; tests call the
-functions behind them directly.
+Each stage package named in ``STAGE_PACKAGES`` holds a ``cli`` module with ``register(subparsers)``, imported
+only when the parser is built, so this module itself imports nothing but ``mgfm.common`` and a new stage
+adds its package name here. Rules call these commands; tests call the functions behind them directly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import sys
 from mgfm.common.logs import setup_logging
 
 STAGE_PACKAGES = (
-    "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.train", "mgfm.eval", "mgfm.tables",
+    "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.datasets", "mgfm.train", "mgfm.eval",
+    "mgfm.tables",
 )
 
 

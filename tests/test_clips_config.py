@@ -10,7 +10,7 @@ import yaml
 from mgfm.cli import main
 from mgfm.clips.params import CLIPS_DEFAULTS, RGB_DEFAULTS, SKELETON_DEFAULTS, resolve
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "workflow" / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[1] / "mgfm" / "config" / "schemas"
 
 
 @pytest.mark.parametrize("section,defaults", [("clips", CLIPS_DEFAULTS), ("skeleton", SKELETON_DEFAULTS),

@@ -1,14 +1,17 @@
-"""MG-IoD precision on hand-computed cases, the ablation tables and the duration figure."""
+"""MG-IoD precision on hand-computed cases, the raw ablation results, Tables VI/VII and the duration figure."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mgfm.clips.iod import display_cells, interval_mask, iod_counts, iod_precision, run_iod
+from mgfm.clips.iod import interval_mask, iod_counts, iod_precision, run_iod
 from mgfm.clips.sample import durations_figure, sample_clips
 from mgfm.clips.synthetic import write_corpus
+from mgfm.tables.iod import build_iod_tables, display_cells
 
 
 def frame(rows):
@@ -43,7 +46,11 @@ def test_iod_tables_and_figure_on_a_synthetic_corpus(tmp_path):
     corpus = write_corpus(tmp_path, n_labeled=6, n_unlabeled=3, seed=5, frames_range=(1500, 2500))
     out = tmp_path / "tables"
     params = {"iod_quotas": [5, 50], "iod_taus": [0.1, 0.3, 0.99], "iod_tau_table_quota": 80}
-    tables = run_iod(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], out, seed=2, params=params)
+    raw = run_iod(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], tmp_path / "iod.json", seed=2,
+                  params=params)
+    assert [r["quota"] for r in raw["quota_sweep"]] == [5, 50] and raw["tau_sweep_quota"] == 80
+    assert raw["tau_sweep"][2]["precision_pct"] is None  # nothing sampled: no precision, not a number
+    tables = build_iod_tables(tmp_path / "iod.json", out)
     t6, t7 = tables["table6"], tables["table7"]
     assert t6["Sampling Number"].tolist() == [5, 50]
     assert t6["Generated Samples"].tolist()[0] == 5 * 3  # 3 test videos with plenty of room
@@ -66,3 +73,22 @@ def test_iod_tables_and_figure_on_a_synthetic_corpus(tmp_path):
     png = tmp_path / "fig" / "fig4.png"
     durations_figure(tmp_path / "clips.parquet", corpus["manifest"], corpus["annotations"], png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_iod_tables_show_paper_numbers_only_at_the_papers_settings(tmp_path):
+    def sweep(**setting):
+        return {"clips": 10, "precision_pct": 41.234, "videos_at_quota": 1, **setting}
+
+    raw = {"n_videos": 2, "n_instances": 7, "retry_budget": 100, "seed": 0, "tau": 0.5, "tau_sweep_quota": 80,
+           "quota_sweep": [sweep(quota=50, tau=0.5)], "tau_sweep": [sweep(quota=80, tau=0.3)]}
+    (tmp_path / "iod.json").write_text(json.dumps(raw))
+    tables = build_iod_tables(tmp_path / "iod.json", tmp_path)
+    # tau 0.5 is not the paper's Table VI setting (0.3): no paper number; quota 80 is Table VII's
+    assert pd.isna(tables["table6"]["Paper Generated Samples"].iloc[0])
+    assert tables["table7"]["Paper MG-IoD Precision (%)"].tolist() == [40.57]
+    assert tables["table6"]["MG-IoD Precision (%)"].tolist() == [41.23]
+    assert "| 50 | 10 | 41.23 | 1/2 | – | – |" in (tmp_path / "table6_iod_quota.md").read_text()
+    del raw["tau_sweep"]
+    (tmp_path / "iod.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=r"iod.json: missing key\(s\) \['tau_sweep'\]"):
+        build_iod_tables(tmp_path / "iod.json", tmp_path)

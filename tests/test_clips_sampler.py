@@ -14,8 +14,8 @@ from mgfm.clips.sampler import sample_video
 from mgfm.clips.synthetic import person_pose, visibility_stream, write_corpus, write_pose
 from mgfm.clips.visibility import AnchorTrack
 from mgfm.common.seeding import rng_for
-from mgfm.pose.layout import FACE_ANCHORS
-from mgfm.pose.store import read_scores
+from mgfm.core.layout import FACE_ANCHORS
+from mgfm.core.pose_store import read_scores
 
 
 def reference_sample(visible, fps, prior, rng, quota, budget):
@@ -149,7 +149,7 @@ def test_stage_never_accepts_a_clip_crossing_a_cutin_and_flags_missing_frames(tm
     # a pose file with a hole in its frame column: zero clips, stage still succeeds
     pose = person_pose(600, np.random.default_rng(0))
     keep = np.r_[0:300, 310:600]
-    from mgfm.pose.store import PoseFrames
+    from mgfm.core.pose_store import PoseFrames
 
     write_pose(corpus["pose_dir"] / "v007.parquet",
                PoseFrames(pose.frame[keep], pose.bbox[keep], pose.det_score[keep], pose.xy[keep], pose.score[keep]))

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mgfm.clips.packed import open_packed
+from mgfm.core.packed import open_packed
 from mgfm.clips.synthetic import write_corpus
-from mgfm.pose.store import read_pose_meta
+from mgfm.core.pose_store import read_pose_meta
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["results/clips/clips.parquet", "results/clips/sampler_stats.csv", "results/tables/table6_iod_quota.md",
@@ -92,7 +92,7 @@ def test_new_tau_reruns_sampling_and_what_follows_only(workflow):
     (work / "tau.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(work, [work / "tau.yaml"], "-n")
     jobs = re.findall(r"^(?:local)?rule (\w+):", out, re.M)
-    assert set(jobs) == {"sample_clips", "iod_tables", "duration_figure", "skeleton_dataset"}, out[-2000:]
+    assert set(jobs) == {"sample_clips", "iod", "iod_tables", "duration_figure", "skeleton_dataset"}, out[-2000:]
     rebuilt = set(re.findall(r"output: results/datasets/skeleton/(\w+)", out))
     assert rebuilt == {"pretrain", "video_clips"}
     assert "Nothing to be done" in snakemake(work, [work / "config.yaml"], "-n")

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from mgfm.clips.packed import META_COLUMNS, PackedWriter, open_packed, write_packed
-from mgfm.common.atomic import atomic_dir, atomic_path
+from mgfm.core.packed import META_COLUMNS, PackedWriter, open_packed, write_packed
+from mgfm.common.atomic import atomic_dir, atomic_path, remove_stale_parts
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import derive_seed, rng_for
-from mgfm.eval.feature_store import read_feature_info, read_features, write_features
-from mgfm.pose import layout as L
-from mgfm.pose.store import PoseFrames, PoseWriter, read_pose, read_pose_meta, read_scores
+from mgfm.core.feature_store import read_feature_info, read_features, write_features
+from mgfm.core import layout as L
+from mgfm.core.pose_store import PoseFrames, PoseWriter, read_pose, read_pose_meta, read_scores
 
 
 def test_atomic_path_renames_on_success_and_cleans_on_failure(tmp_path):
@@ -42,6 +43,30 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
             raise KeyError
     assert (out / "f").read_text() == "1"
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+def test_stale_temporaries_of_a_killed_job_are_removed_by_the_next_writer(tmp_path):
+    import tempfile
+
+    out = tmp_path / "v.b.mp4"
+    # what a SIGKILLed atomic_path / atomic_dir / download job leaves: zero-byte parts and a temp folder
+    stale = [Path(tempfile.mkstemp(prefix=".v.b.", suffix=".part.mp4", dir=tmp_path)[1]) for _ in range(2)]
+    stale_dir = Path(tempfile.mkdtemp(prefix=".v.b.mp4.", suffix=".part", dir=tmp_path))
+    (stale_dir / "x").write_text("partial")
+    # temporaries of other outputs in the same folder stay: a shorter stem, another extension, a running job
+    others = [Path(tempfile.mkstemp(prefix=".v.", suffix=".part.b", dir=tmp_path)[1]),
+              Path(tempfile.mkstemp(prefix=".v.b.", suffix=".part.json", dir=tmp_path)[1]),
+              Path(tempfile.mkstemp(prefix=".v.b.mp4x.", suffix=".part", dir=tmp_path)[1]),
+              tmp_path / "v.b.mp4.part"]
+    others[-1].write_text("not ours")
+    with atomic_path(out) as tmp:
+        assert not any(p.exists() for p in stale) and not stale_dir.exists()
+        tmp.write_text("x")
+    assert out.read_text() == "x" and all(p.exists() for p in others)
+    folder = tmp_path / "ds"
+    left = Path(tempfile.mkdtemp(prefix=".ds.", suffix=".part", dir=tmp_path))
+    assert remove_stale_parts(folder) == [left] and not left.exists()
+    assert remove_stale_parts(tmp_path / "missing" / "x.csv") == []
 
 
 def test_seeds_depend_only_on_their_keys():

@@ -272,3 +272,58 @@ def test_cli_validate_writes_summary_or_fails_without_output(tmp_path, capsys):
     assert main([*args[:-1], str(bad), "--out", str(out2)]) == 1
     assert not out2.exists()
     assert "bad.csv, row 1, column 'group'" in capsys.readouterr().err
+
+
+# ---- ids are taken as written; the labeled set has both splits --------------------------------------------
+
+
+@pytest.mark.parametrize("column,value", [("video_id", " v1"), ("video_id", "v1 "), ("video_id", "v1\t"),
+                                          ("subject_id", " alice"), ("subject_id", "alice ")])
+def test_ids_with_surrounding_whitespace_are_rejected_not_stripped(tmp_path, column, value):
+    """A stripped id no longer names the same thing as the written one (files, annotation rows)."""
+    rows = replace(MANIFEST, 0, 0 if column == "video_id" else 3, value)
+    path = tmp_path / "manifest.csv"
+    path.write_text("video_id,url,sha256,subject_id,outcome,subset,split\n"
+                    + "".join(",".join(r) + "\n" for r in rows))
+    with pytest.raises(DatasetError) as err:
+        load_manifest(path)
+    assert_names(err.value, path, 1, column, "whitespace", repr(value))
+    parquet = manifest_file(tmp_path, rows, name="manifest.parquet")
+    with pytest.raises(DatasetError, match="whitespace"):
+        load_manifest(parquet)
+
+
+def test_annotation_id_with_whitespace_is_rejected(tmp_path):
+    path = annotations_file(tmp_path, replace(ANNOTATIONS, 2, 0, "v2 "))
+    with pytest.raises(DatasetError) as err:
+        load_annotations(path)
+    assert_names(err.value, path, 3, "video_id", "whitespace")
+
+
+def test_id_with_a_trailing_newline_is_invalid():
+    from mgfm.data.contract import _id_problem
+
+    assert _id_problem("v1") is None
+    assert "whitespace" in _id_problem("v1\n")
+    assert "must match" in _id_problem("v/1")
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda m: [r if r[6] != "train" else r[:6] + ("test",) for r in m], ("split 'train'",)),
+    (lambda m: [r if r[6] != "test" else r[:6] + ("train",) for r in m], ("split 'test'",)),
+])
+def test_labeled_set_needs_both_splits(tmp_path, change, words):
+    """Caught by validation, the first job, not at sampling after every download and pose job."""
+    rows = [r for r in change(MANIFEST)]
+    # keep the subjects disjoint after moving videos between splits
+    rows = [r[:3] + (f"{r[3]}_{r[0]}",) + r[4:] if r[5] == "labeled" else r for r in rows]
+    manifest = manifest_file(tmp_path, rows)
+    with pytest.raises(DatasetError) as err:
+        validate_dataset(manifest, annotations_file(tmp_path), taxonomy_file(tmp_path))
+    assert_names(err.value, manifest, None, "split", *words)
+
+
+def test_train_split_needs_instances(tmp_path):
+    annotations = annotations_file(tmp_path, [a for a in ANNOTATIONS if a[0] == "v3"])
+    with pytest.raises(DatasetError, match="no MG instance of a train-split video"):
+        validate_dataset(manifest_file(tmp_path), annotations, taxonomy_file(tmp_path))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mgfm.clips.packed import open_packed
-from mgfm.clips.rgb import build_rgb_dataset, clip_boxes, crop_resize, frame_boxes, sample_indices
+from mgfm.core.packed import open_packed
+from mgfm.datasets.rgb import build_rgb_dataset, clip_boxes, crop_resize, frame_boxes, sample_indices
 from mgfm.clips.sample import sample_clips
-from mgfm.clips.skeleton import build_skeleton_dataset
+from mgfm.datasets.skeleton import build_skeleton_dataset
 from mgfm.clips.synthetic import write_corpus
-from mgfm.pose.layout import NUM_KEYPOINTS, UPPER_BODY
+from mgfm.core.layout import NUM_KEYPOINTS, UPPER_BODY
 
 
 def test_sample_indices_spread_over_the_interval():

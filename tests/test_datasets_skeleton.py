@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mgfm.clips.catalog import dataset_clips
-from mgfm.clips.packed import META_COLUMNS, open_packed, read_info
+from mgfm.datasets.catalog import dataset_clips
+from mgfm.core.packed import META_COLUMNS, open_packed, read_info
 from mgfm.clips.sample import sample_clips
-from mgfm.clips.skeleton import build_skeleton_dataset, clip_tensors, frame_rows
+from mgfm.datasets.skeleton import build_skeleton_dataset, clip_tensors, frame_rows
 from mgfm.clips.synthetic import write_corpus
-from mgfm.pose.layout import LEFT_SHOULDER, NUM_JOINTS, NUM_KEYPOINTS, RIGHT_SHOULDER, SUBSET_SHOULDERS, UPPER_BODY
-from mgfm.pose.store import read_pose
+from mgfm.core.layout import LEFT_SHOULDER, NUM_JOINTS, NUM_KEYPOINTS, RIGHT_SHOULDER, SUBSET_SHOULDERS, UPPER_BODY
+from mgfm.core.pose_store import read_pose
 
 
 def test_frame_rows_pad_short_resample_or_truncate_long():

@@ -42,7 +42,7 @@ def test_tables_follow_the_contract(tiny):
     taxonomy = load_taxonomy(tiny / "taxonomy.csv")
     annotations = load_annotations(tiny / "annotations.csv", manifest=manifest, taxonomy=taxonomy)
     assert list(pd.read_csv(tiny / "manifest.csv").columns) == \
-        ["video_id", "url", "sha256", "subject_id", "outcome", "subset", "split"]
+        ["video_id", "url", "sha256", "subject_id", "outcome", "subset", "split", "synthetic"]
     assert list(pd.read_csv(tiny / "annotations.csv").columns) == ["video_id", "class_id", "start_frame", "end_frame"]
     assert list(pd.read_csv(tiny / "taxonomy.csv").columns) == ["class_id", "name", "group"]
     assert manifest["video_id"].tolist() == ["demo000", "demo001", "demo002", "demo003"]

@@ -19,7 +19,7 @@ GROUPS = {"Head", "Body", "Hand", "Body-Hand", "Head-Hand", "non-MG"}
 
 
 def test_schema_defaults_match_package_defaults():
-    schema = yaml.safe_load((ROOT / "workflow/schemas/dataset.schema.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "mgfm/config/schemas/dataset.schema.yaml").read_text())
     props = schema["properties"]["demo"]["properties"]
     assert set(props) == set(DEFAULTS)
     for key, spec in props.items():
@@ -29,7 +29,7 @@ def test_schema_defaults_match_package_defaults():
 
 
 def test_video_ids_are_a_pure_function_of_the_config():
-    ids = demo_video_ids({"n_videos": 5})
+    ids = demo_video_ids({"n_videos": 5, "n_labeled": 2})
     assert ids == ["demo000", "demo001", "demo002", "demo003", "demo004"]
     assert demo_video_ids({}) == [p.video_id for p in build_plan({})]
     assert build_plan({"seed": 3}) == build_plan({"seed": 3})
@@ -145,7 +145,7 @@ def test_outcome_effect_is_visible_in_event_statistics():
 def test_schema_accepts_the_defaults_and_rejects_bad_values():
     import jsonschema
 
-    schema = yaml.safe_load((ROOT / "workflow/schemas/dataset.schema.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "mgfm/config/schemas/dataset.schema.yaml").read_text())
     demo = jsonschema.Draft202012Validator(schema["properties"]["demo"])
     assert not list(demo.iter_errors(DEFAULTS))
     for bad in ({"width": 321}, {"n_videos": 1}, {"cut_ins": [1]}, {"codec": "h265"}, {"unknown": 1}):

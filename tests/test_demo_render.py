@@ -11,7 +11,7 @@ from mgfm.data.demo.render import Shot, ground_truth, render_training_samples
 from mgfm.data.demo.skeleton import forward
 from mgfm.data.demo.subject import make_framing, make_subject, make_venue
 from mgfm.data.demo.taxonomy import CLASS_NAMES
-from mgfm.pose import layout as L
+from mgfm.core import layout as L
 
 W, H, FPS, N = 320, 240, 25.0, 75
 

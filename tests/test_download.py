@@ -48,6 +48,7 @@ class Server:
 
     def __init__(self, body: bytes) -> None:
         self.body = body
+        self.routes: dict[str, bytes] = {}  # fixed bodies some tests add (playlists)
         self.hits: Counter[str] = Counter()
         owner = self
 
@@ -58,7 +59,7 @@ class Server:
             def do_GET(self):  # noqa: N802 - http.server's naming
                 path = self.path.split("?")[0]
                 owner.hits[path] += 1
-                body = owner.body
+                body = owner.routes.get(path, owner.body)
                 if path == "/missing.mp4":
                     self.send_error(404, "Not Found")
                     return
@@ -334,7 +335,7 @@ def test_schema_matches_params():
 
     import yaml
 
-    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/download.schema.yaml").read_text())
+    schema = yaml.safe_load((Path(__file__).parents[1] / "mgfm/config/schemas/download.schema.yaml").read_text())
     props = schema["properties"]
     fields = {f.name: f.default for f in dataclasses.fields(DownloadParams)}
     assert set(props) == set(fields)
@@ -391,3 +392,93 @@ def test_sigterm_during_download_leaves_nothing(tmp_path, server):
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert sorted(out.iterdir()) == []
+
+
+# ---- locked-down media input ------------------------------------------------------------------------------
+
+
+def make_video(path: Path, seconds: float, *extra: str) -> Path:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc=size=160x120:rate=25", "-t", str(seconds), "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra, str(path)], check=True)
+    return path
+
+
+@pytest.mark.parametrize("entry", ["file://{secret}", "{secret}"])
+@pytest.mark.parametrize("name", ["/live.m3u8", "/live.mp4"])
+def test_http_playlist_pointing_at_a_local_file_is_refused(tmp_path, server, entry, name):
+    """An HLS playlist served over http must not make ffmpeg read a file of this host into results/videos/."""
+    secret = make_video(tmp_path / "host_private.mp4", 1.0)
+    playlist = ("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.0,\n"
+                + entry.format(secret=secret) + "\n#EXT-X-ENDLIST\n").encode()
+    server.routes[name] = playlist
+    # the sha256 pin matches the playlist: it proves nothing about what a playlist makes ffmpeg read
+    fails(tmp_path, f"{server.url}{name}", "not a video", "HLS playlist", sha256=hashlib.sha256(playlist).hexdigest())
+    assert server.hits[name] >= 1
+
+
+def test_text_file_is_not_a_six_frame_video(tmp_path):
+    (tmp_path / "notes.txt").write_text("lorem ipsum dolor sit amet\n" * 300)
+    fails(tmp_path, "notes.txt", "not a video", "tty")
+
+
+def test_truncated_faststart_mp4_fails_naming_both_lengths(tmp_path):
+    """The index at the start announces 4 s; half the bytes hold ~2 s of frames: not a shorter video."""
+    full = make_video(tmp_path / "full.mp4", 4.0, "-movflags", "+faststart")
+    data = full.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    fails(tmp_path, "cut.mp4", "truncated source", "frames decoded", "4.00 s", "100 frames")
+    meta, _ = run(tmp_path, "full.mp4")  # the whole file passes
+    assert meta["frames"] == 100
+
+
+def test_check_complete_tolerance():
+    dl.check_complete(100, 4.0, 25)
+    dl.check_complete(75, 4.0, 25)    # 1 s short: audio may outlast the picture
+    dl.check_complete(10, None, 25)   # no duration stated: nothing to compare
+    with pytest.raises(dl.VideoError, match="74 frames decoded"):
+        dl.check_complete(74, 4.0, 25)
+    with pytest.raises(dl.VideoError, match="truncated"):
+        dl.check_complete(4000, 200.0, 25)  # 2 % of 200 s = 4 s; 40 s short
+
+
+@pytest.mark.parametrize("link_local", [True, False])
+def test_manifest_of_relative_symlinks(tmp_path, video_bytes, link_local):
+    """A relative symlink linked as-is would dangle inside the temp folder; its target is fetched instead."""
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "real.mp4").write_bytes(video_bytes)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "v.mp4").symlink_to(Path("..") / "store" / "real.mp4")
+    meta, out = run(tmp_path / "data", "v.mp4", link_local=link_local)
+    check_output(meta, out, video_bytes)
+    assert meta["source_kind"] == "file" and meta["synthetic"] is False
+
+
+def test_stale_temporaries_of_a_killed_job_are_removed(tmp_path, video_bytes):
+    import tempfile
+
+    (tmp_path / "a.mp4").write_bytes(video_bytes)
+    out = tmp_path / "videos"
+    out.mkdir()
+    left = [Path(tempfile.mkstemp(prefix=".vid01.", suffix=".part.mp4", dir=out)[1]),
+            Path(tempfile.mkstemp(prefix=".vid01.", suffix=".part.json", dir=out)[1]),
+            Path(tempfile.mkdtemp(prefix=".vid01.", suffix=".part", dir=out))]
+    (left[2] / "source.mp4").write_bytes(b"half")
+    other = Path(tempfile.mkstemp(prefix=".vid012.", suffix=".part.mp4", dir=out)[1])  # another job's
+    meta, out = run(tmp_path, "a.mp4")
+    assert not any(p.exists() for p in left) and other.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(["vid01.json", "vid01.mp4", other.name])
+
+
+def test_synthetic_flag_comes_from_the_manifest(tmp_path, video_bytes):
+    (tmp_path / "a.mp4").write_bytes(video_bytes)
+    manifest = write_manifest(tmp_path, [{"video_id": "vid01", "url": "a.mp4", "synthetic": "true"}])
+    meta = download_video(manifest, "vid01", tmp_path / "v" / "vid01.mp4", tmp_path / "v" / "vid01.json", FAST)
+    assert meta["synthetic"] is True
+
+
+def test_manifest_row_rejects_ids_with_whitespace(tmp_path):
+    manifest = write_manifest(tmp_path, [{"video_id": "vid01", "url": "a.mp4"}])
+    for bad in ("vid01\n", " vid01", "vid01 "):
+        with pytest.raises(ValueError, match="invalid video id"):
+            dl.manifest_row(manifest, bad)

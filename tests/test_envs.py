@@ -40,7 +40,7 @@ BACKEND_MODULES = {
 
 # (module, import) pairs imported lazily for an optional input type, with the reason
 OPTIONAL_LAZY_IMPORTS = {
-    ("mgfm.pose.layout", "torch"): "to_stream() accepts torch tensors and imports torch only when given one",
+    ("mgfm.core.layout", "torch"): "to_stream() accepts torch tensors and imports torch only when given one",
 }
 
 # conda-forge names of PyPI distributions whose names differ
@@ -331,8 +331,8 @@ def test_rule_code_imports_are_in_its_env(rules):
 
 
 def test_scanner_finds_imports_of_a_known_module():
-    """The scan itself works: mgfm.pose.store's pyarrow and numpy are found, the standard library is not."""
-    found = code_imports("mgfm.pose.store", "mgfm.yaml")
+    """The scan itself works: mgfm.core.pose_store's pyarrow and numpy are found, the standard library is not."""
+    found = code_imports("mgfm.core.pose_store", "mgfm.yaml")
     assert "pyarrow" in found and "numpy" in found
     assert "os" not in found
 
@@ -343,7 +343,7 @@ def test_scanner_finds_missing_packages(tmp_path):
     env.write_text("channels: [conda-forge]\ndependencies:\n  - python=3.11\n  - pip=24.0\n  - pip:\n"
                    "      - pyarrow==15.0.0\n")
     listed = set(env_packages(env))
-    missing = {top for top in code_imports("mgfm.pose.store", env.name) if not distributions_for(top) & listed}
+    missing = {top for top in code_imports("mgfm.core.pose_store", env.name) if not distributions_for(top) & listed}
     assert missing == {"numpy"}
 
 

@@ -69,7 +69,7 @@ def test_run_emotion(tmp_path):
 
 
 def test_emotion_members_must_match(tmp_path):
-    from mgfm.eval.feature_store import read_features, write_features
+    from mgfm.core.feature_store import read_features, write_features
 
     p = write_synthetic_features(tmp_path, streams=("joint", "bone"))
     meta, x = read_features(p["features"] / "skeleton" / "bone" / "video_clips.parquet")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mgfm.eval.ensemble import run_ensemble
-from mgfm.eval.feature_store import read_features, write_features
+from mgfm.core.feature_store import read_features, write_features
 from mgfm.eval.finetune import run_finetune
 from mgfm.eval.frozen import frozen, verify_cached_features, weights_digest
 from mgfm.eval.synthetic import write_synthetic_encoders

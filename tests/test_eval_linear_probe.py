@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mgfm.eval.data import check_disjoint, load_labeled, semi_supervised_rows, validation_rows
-from mgfm.eval.feature_store import read_features, write_features
+from mgfm.core.feature_store import read_features, write_features
 from mgfm.eval.linear_probe import ProbeConfig, run_linear_probe
 from mgfm.eval.synthetic import write_synthetic_features
 

@@ -16,9 +16,9 @@ from mgfm.models.losses.decorrelation import (
     similarity_term,
     variance_covariance_term,
 )
-from mgfm.train.config_defaults import resolve_pretrain
+from mgfm.config import resolve
 
-REFERENCE = DecorrelationWeights.from_section(resolve_pretrain({})["loss"])   # the schema's defaults
+REFERENCE = DecorrelationWeights.from_section(resolve("pretrain", {})["loss"])   # the schema's defaults
 
 # columns 1..4 of the 8x8 Sylvester-Hadamard matrix: entries +-1, zero mean, mutually orthogonal
 H8 = torch.tensor([[(-1) ** bin(i & j).count("1") for j in range(8)] for i in range(8)], dtype=torch.float64)

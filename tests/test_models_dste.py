@@ -11,18 +11,18 @@ from safetensors.torch import load_file
 from mgfm.models import DSTE, PretrainModel, load_encoder, read_card, save_encoder
 from mgfm.models.dste import DenseShiftAttention, DSTEConfig, sinusoidal_encoding
 from mgfm.models.losses import DecorrelationWeights, multi_grained_decorrelation_loss
-from mgfm.pose.layout import NUM_JOINTS, STREAMS, to_stream
-from mgfm.train.config_defaults import resolve_pretrain
+from mgfm.core.layout import NUM_JOINTS, STREAMS, to_stream
+from mgfm.config import resolve
 
 
 def arch(**values) -> dict:
     """Encoder keys of the schema-resolved pretrain.model section with ``values`` set."""
-    model = resolve_pretrain({"model": values})["model"]
+    model = resolve("pretrain", {"model": values})["model"]
     return {k: v for k, v in model.items() if not k.endswith("projector_dims")}
 
 
 SMALL = arch(num_frames=12, num_joints=NUM_JOINTS, hidden=16, depth=2, heads=2, gap=4, drop_path=0.0)
-WEIGHTS = DecorrelationWeights.from_section(resolve_pretrain({})["loss"])
+WEIGHTS = DecorrelationWeights.from_section(resolve("pretrain", {})["loss"])
 
 
 def clips(b=3, t=12, v=NUM_JOINTS, c=3, seed=0):
@@ -126,7 +126,7 @@ def test_config_needs_every_key():
 
 
 def test_paper_size_parameter_counts():
-    paper = resolve_pretrain({})["model"]
+    paper = resolve("pretrain", {})["model"]
     with torch.device("meta"):
         model = PretrainModel(DSTE(**{k: v for k, v in paper.items() if not k.endswith("projector_dims")}),
                               paper["projector_dims"], paper["instance_projector_dims"])

@@ -6,11 +6,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from mgfm.models import DSTE, PretrainModel
 from mgfm.models.dste import DSTEConfig
 from mgfm.models.flops import encoder_forward_flops, pretrain_flops_per_clip
-from mgfm.train.config_defaults import resolve_pretrain
+from mgfm.config import resolve
 
 
 def test_encoder_and_projector_flops_match_torch_counter():
-    model_cfg = resolve_pretrain({"model": {"num_frames": 12, "num_joints": 9, "hidden": 16, "depth": 2, "heads": 2,
+    model_cfg = resolve("pretrain", {"model": {"num_frames": 12, "num_joints": 9, "hidden": 16, "depth": 2, "heads": 2,
                                             "drop_path": 0.0, "projector_dims": [24, 24],
                                             "instance_projector_dims": [24, 40]}})["model"]
     cfg = DSTEConfig.from_section(model_cfg)
@@ -28,7 +28,7 @@ def test_encoder_and_projector_flops_match_torch_counter():
 
 
 def test_paper_step_flops_are_plausible():
-    paper = resolve_pretrain({})["model"]
+    paper = resolve("pretrain", {})["model"]
     cfg = DSTEConfig.from_section(paper)
     f = pretrain_flops_per_clip(cfg, paper["projector_dims"], paper["instance_projector_dims"], 4)
     # per DST layer ~50 MFLOPs per token (1024 wide, attention and MLP used three times), 127 tokens, 2 layers

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mgfm.clips.packed import open_packed
+from mgfm.core.packed import open_packed
 
 REPO = Path(__file__).resolve().parents[1]
 STREAMS = ("joint", "bone", "motion")

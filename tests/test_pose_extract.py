@@ -14,9 +14,9 @@ from onnx import TensorProto, helper
 from mgfm.pose.demo_model.export import export_onnx
 from mgfm.pose.demo_model.net import DemoSimCCNet
 from mgfm.pose.extract import extract_pose
-from mgfm.pose.layout import NUM_KEYPOINTS
+from mgfm.core.layout import NUM_KEYPOINTS
 from mgfm.pose.params import PoseParams
-from mgfm.pose.store import read_pose, read_pose_meta
+from mgfm.core.pose_store import read_pose, read_pose_meta
 from mgfm.pose.tracking import PrimaryPersonTracker, keypoint_box
 
 
@@ -169,7 +169,7 @@ def test_schema_defaults_match_params(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     cfg: dict = {}
-    validate(cfg, str(root / "workflow" / "schemas" / "pose.schema.yaml"))
+    validate(cfg, str(root / "mgfm" / "config" / "schemas" / "pose.schema.yaml"))
     p = PoseParams.from_dict(cfg)
     assert p == PoseParams()
 

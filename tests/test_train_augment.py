@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import yaml
 
 from mgfm.train.augment import AugmentConfig, FourViewAugment, apply, draw, resample_valid, select_rows
-from mgfm.train.config_defaults import resolve_pretrain
+from mgfm.config import resolve
 
 V = 10
 PAPER = Path(__file__).resolve().parents[1] / "workflow" / "configs" / "paper.yaml"
@@ -25,7 +25,7 @@ def config(section: dict | None = None, **changes: dict) -> AugmentConfig:
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in (section or {}).items()}
     for key, value in changes.items():
         merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
-    return AugmentConfig.from_section(resolve_pretrain({"augment": merged})["augment"])
+    return AugmentConfig.from_section(resolve("pretrain", {"augment": merged})["augment"])
 
 
 def time_clips(n=6, t=20, valid=None):
@@ -239,7 +239,7 @@ def test_bad_inputs():
 
 
 def test_config_comes_from_the_resolved_section_only():
-    section = resolve_pretrain({"augment": {"speed": {"p": 0.1}}})["augment"]
+    section = resolve("pretrain", {"augment": {"speed": {"p": 0.1}}})["augment"]
     cfg = AugmentConfig.from_section(section)
     assert cfg.speed_p == 0.1 and cfg.crop_ratio == (0.1, 1.0) and cfg.crop_min_frames == 64
     assert cfg.corrupt_p == 0.5 and cfg.corrupt_rate == 0.6 and cfg.corrupt_zero_p == 0.5 and cfg.shear == 1.0
@@ -250,4 +250,4 @@ def test_config_comes_from_the_resolved_section_only():
 
 def test_paper_config_spells_out_the_whole_augment_section():
     paper = yaml.safe_load(PAPER.read_text())["pretrain"]["augment"]
-    assert resolve_pretrain({"augment": paper})["augment"] == paper
+    assert resolve("pretrain", {"augment": paper})["augment"] == paper

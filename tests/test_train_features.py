@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mgfm.cli import main as mgfm_main
-from mgfm.eval.feature_store import read_feature_info, read_features
+from mgfm.core.feature_store import read_feature_info, read_features
 from mgfm.models import DSTE, save_encoder
-from mgfm.pose.layout import STREAMS, to_stream
+from mgfm.core.layout import STREAMS, to_stream
 from mgfm.train.augment import resample_valid
 from mgfm.train.features import extract_features, prepare_clips
 from mgfm.train.synthetic import synthetic_skeleton, write_synthetic_skeleton

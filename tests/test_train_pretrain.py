@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from mgfm.models import load_encoder
 from mgfm.models.losses import DecorrelationWeights
-from mgfm.pose.layout import STREAMS
+from mgfm.core.layout import STREAMS
 from mgfm.train.augment import AugmentConfig
 from mgfm.train.checkpoint import CHECKPOINT_DIR, LAST
 from mgfm.train.data import PackedClips
@@ -115,7 +115,7 @@ def test_bad_inputs_fail_before_training(tmp_path, dataset):
         pretrain_skeleton(dataset, "joint", tmp_path / "x", {**TINY, "model": {**TINY["model"], "num_joints": 22}}, 0)
     data, meta = synthetic_skeleton(10, frames=16)
     meta.loc[4, "valid_len"] = 17
-    from mgfm.clips.packed import write_packed
+    from mgfm.core.packed import write_packed
 
     write_packed(tmp_path / "bad", data, meta)
     with pytest.raises(ValueError, match="row 4 .*syn000004"):

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from mgfm.models import DSTE, PretrainModel
 from mgfm.models.losses import DecorrelationWeights, multi_grained_decorrelation_loss
 from mgfm.models.usdrl import usdrl_to_mgfm
-from mgfm.train.config_defaults import resolve_pretrain
+from mgfm.config import resolve
 
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "usdrl"
 TENSORS, META = FIXTURE / "usdrl_small.safetensors", FIXTURE / "usdrl_small.json"
@@ -33,7 +33,7 @@ def build(meta: dict, x: torch.Tensor, drop_path: float) -> PretrainModel:
     c = meta["constructor"]
     _, channels, frames, joints, persons = x.shape
     hidden = c["hidden_size"]
-    model = resolve_pretrain({"model": {
+    model = resolve("pretrain", {"model": {
         "num_frames": frames, "num_joints": joints, "num_channels": channels, "num_persons": persons,
         "hidden": hidden, "heads": c["num_head"], "depth": c["num_layer"], "gap": c["gap"], "alpha": c["alpha"],
         "mlp_ratio": 2.0, "drop_path": drop_path,
@@ -91,7 +91,7 @@ def test_train_mode_views_match(fixture):
 def test_loss_matches_within_1e_5_relative(fixture):
     tensors, meta = fixture
     views = {grain: torch.stack([tensors[f"out.view{i}.{key}"] for i in range(4)]) for key, grain in GRAINS.items()}
-    weights = DecorrelationWeights.from_section(resolve_pretrain({})["loss"])
+    weights = DecorrelationWeights.from_section(resolve("pretrain", {})["loss"])
     total, terms = multi_grained_decorrelation_loss(views, weights)
     want = meta["loss"]
     for name in ("sim", "vac", "xcorr"):

@@ -151,3 +151,58 @@ def test_read_frames_order_repeats_resize_and_errors(normalised):
         next(iter_frames(normalised, 4, start=10, end=5))
     with pytest.raises(FileNotFoundError):
         read_frames(normalised.parent / "missing.mp4", [0])
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+@pytest.mark.parametrize("name,content,words", [
+    ("notes.txt", "lorem ipsum dolor sit amet\n" * 300, ("'tty' demuxer", "text")),
+    ("readme.nfo", "release notes\n" * 50, ("'tty' demuxer",)),
+    ("list.mp4", "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2,\n{clip}\n#EXT-X-ENDLIST\n", ("HLS playlist",)),
+    ("list.m3u8", "#EXTM3U\n#EXTINF:2,\nfile://{clip}\n#EXT-X-ENDLIST\n", ("HLS playlist",)),
+    ("cat.mp4", "ffconcat version 1.0\nfile '{clip}'\n", ("concat",)),
+])
+def test_sources_that_only_point_at_other_files_or_are_text_are_refused(tmp_path, clip, name, content, words):
+    """ffmpeg's tty demuxer renders text as frames, playlists and concat scripts read other (local) files."""
+    src = tmp_path / name
+    src.write_text(content.format(clip=clip))
+    with pytest.raises(VideoError, match="not a video") as err:
+        probe_source(src)
+    assert all(w in str(err.value) for w in words), err.value
+    with pytest.raises(VideoError, match="not a video"):
+        normalise_video(src, tmp_path / "out.mp4")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_audio_with_cover_art_is_not_a_video(tmp_path):
+    """An attached picture is a 'Video' stream to ffmpeg, but no video (decord failed on it later)."""
+    song = tmp_path / "song.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine", "-t", "1", "-f", "lavfi", "-i", "testsrc=size=64x64", "-frames:v", "1",
+           "-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "mjpeg", "-disposition:v", "attached_pic", str(song))
+    assert "attached pic" in streams(song)
+    with pytest.raises(VideoError, match="no video stream .only a cover picture"):
+        probe_source(song)
+    mp3 = tmp_path / "song.mp3"
+    ffmpeg("-i", str(song), "-map", "0", "-c:a", "libmp3lame", "-c:v", "copy", str(mp3))
+    with pytest.raises(VideoError, match="not a video"):
+        normalise_video(mp3, tmp_path / "out.mp4")
+
+
+def test_anamorphic_source_comes_out_with_square_pixels(tmp_path):
+    """240x240 stored with 4:3 pixels is a 320x240 picture; squeezing it to 240x240 distorts every pose."""
+    src = tmp_path / "anamorphic.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=240x240:rate=25", "-t", "0.4", "-vf", "setsar=4/3",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(src))
+    info = probe_source(src)
+    assert (info.width, info.height) == (320, 240) and info.sar == pytest.approx(4 / 3)
+    out = tmp_path / "out.mp4"
+    normalise_video(src, out, preset="ultrafast")
+    assert (probe_video(out)["width"], probe_video(out)["height"]) == (320, 240)
+    assert "SAR 1:1" in streams(out)
+    wide = tmp_path / "wide.mp4"  # scaled down to the bound by its display size, not its stored size
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=1440x1080:rate=25", "-t", "0.2", "-vf", "setsar=4/3",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(wide))
+    normalise_video(wide, out, preset="ultrafast")
+    assert (probe_video(out)["width"], probe_video(out)["height"]) == (1280, 720)

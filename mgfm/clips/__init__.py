@@ -1,1 +1,1 @@
-"""Clip sampling (rejection sampler, MG-IoD) and the packed skeleton and RGB clip datasets."""
+"""Clip sampling: the MG duration prior, the rejection sampler, MG-IoD, the duration figure."""

@@ -1,4 +1,4 @@
-"""``mgfm clips sample|iod|figure`` and ``mgfm datasets skeleton|rgb``: thin wrappers over the stage functions."""
+"""``mgfm clips sample|iod|figure``: thin wrappers over the clips stage functions."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _sample(args: argparse.Namespace) -> None:
 def _iod(args: argparse.Namespace) -> None:
     from mgfm.clips.iod import run_iod
 
-    run_iod(args.pose_dir, args.manifest, args.annotations, args.out_dir, args.seed, args.params,
+    run_iod(args.pose_dir, args.manifest, args.annotations, args.out, args.seed, args.params,
             video_dir=args.video_dir)
 
 
@@ -25,20 +25,6 @@ def _figure(args: argparse.Namespace) -> None:
     from mgfm.clips.sample import durations_figure
 
     durations_figure(args.clips, args.manifest, args.annotations, args.out, args.params)
-
-
-def _skeleton(args: argparse.Namespace) -> None:
-    from mgfm.clips.skeleton import build_skeleton_dataset
-
-    build_skeleton_dataset(args.name, args.out, args.pose_dir, args.manifest, args.annotations, args.clips,
-                           args.params)
-
-
-def _rgb(args: argparse.Namespace) -> None:
-    from mgfm.clips.rgb import build_rgb_dataset
-
-    build_rgb_dataset(args.name, args.out, args.video_dir, args.pose_dir, args.manifest, args.annotations,
-                      args.clips, args.params)
 
 
 def _tables(p: argparse.ArgumentParser, annotations: bool = True) -> None:
@@ -49,9 +35,7 @@ def _tables(p: argparse.ArgumentParser, annotations: bool = True) -> None:
 
 
 def register(subparsers) -> None:
-    from mgfm.clips.catalog import DATASET_NAMES
-
-    clips = subparsers.add_parser("clips", help="rejection-sampled clips, MG-IoD tables, duration figure")
+    clips = subparsers.add_parser("clips", help="rejection-sampled clips, MG-IoD ablations, duration figure")
     sub = clips.add_subparsers(dest="clips_command", required=True)
 
     p = sub.add_parser("sample", help="sample clips of every manifest video -> clips.parquet + sampler_stats.csv")
@@ -63,12 +47,12 @@ def register(subparsers) -> None:
     p.add_argument("--out-stats", required=True)
     p.set_defaults(func=_sample)
 
-    p = sub.add_parser("iod", help="MG-IoD ablations on the labeled test videos -> Tables VI and VII")
+    p = sub.add_parser("iod", help="MG-IoD ablations on the labeled test videos -> iod.json (Tables VI and VII)")
     p.add_argument("--pose-dir", required=True)
     p.add_argument("--video-dir", default=None)
     _tables(p)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out-dir", required=True, help="folder for table6_iod_quota.* and table7_iod_tau.*")
+    p.add_argument("--out", required=True, help="raw results JSON (results/clips/iod.json)")
     p.set_defaults(func=_iod)
 
     p = sub.add_parser("figure", help="duration histogram of the prior vs the sampled clips (paper Fig. 4)")
@@ -76,18 +60,3 @@ def register(subparsers) -> None:
     _tables(p)
     p.add_argument("--out", required=True, help="PNG path")
     p.set_defaults(func=_figure)
-
-    ds = subparsers.add_parser("datasets", help="packed skeleton and RGB clip datasets")
-    sub = ds.add_subparsers(dest="datasets_command", required=True)
-    for kind, func in (("skeleton", _skeleton), ("rgb", _rgb)):
-        p = sub.add_parser(kind, help=f"build one packed {kind} dataset")
-        p.add_argument("--name", required=True, choices=DATASET_NAMES)
-        p.add_argument("--pose-dir", required=True)
-        if kind == "rgb":
-            p.add_argument("--video-dir", required=True, help="folder of normalised {video_id}.mp4")
-        p.add_argument("--manifest", required=True)
-        p.add_argument("--annotations", default=None, help="needed by mg_train / mg_test")
-        p.add_argument("--clips", default=None, help="clips.parquet, needed by pretrain / video_clips")
-        p.add_argument("--params", type=json_object, default={}, help=f"the '{kind}' config section as JSON")
-        p.add_argument("--out", required=True, help="dataset folder")
-        p.set_defaults(func=func)

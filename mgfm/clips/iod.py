@@ -1,12 +1,16 @@
-"""MG-IoD precision (paper Eq. 13) and the sampler ablations of paper Tables VI and VII.
+"""MG-IoD precision (paper Eq. 13) and the sampler ablations behind paper Tables VI and VII.
 
 IoD = |union(sampled clips) ∩ union(GT MG intervals)| / |union(sampled clips)|, in frames, pooled over all
 labeled test videos (the paper reports one number per setting). Unions are computed per video on frame masks
 built from difference arrays, so overlapping annotations count once.
+
+This stage writes the raw result of every setting (``iod.json``); ``mgfm.tables.iod`` renders them as
+Tables VI and VII beside the paper's numbers.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -18,27 +22,9 @@ import pandas as pd
 from mgfm.clips.params import resolve
 from mgfm.clips.sample import check_pose_files, iter_tracks, sample_tracks
 from mgfm.clips.tables import load_annotations, load_manifest, load_prior, pose_fps, videos_of
-from mgfm.tables.paper import TABLE_VI_IOD_QUOTA, TABLE_VII_IOD_TAU
-from mgfm.tables.render import Table, write_table
+from mgfm.common.atomic import atomic_path
 
 log = logging.getLogger("mgfm.clips")
-
-
-
-def display_cells(df: pd.DataFrame) -> list[list[str]]:
-    """Cells as people read them: two decimals for floats, an en dash where the paper has no number."""
-    def cell(value) -> str:
-        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-            return "–"
-        return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-    return [[cell(v) for v in rec] for rec in df.itertuples(index=False)]
-
-
-def write_iod_table(df: pd.DataFrame, out_dir: str | os.PathLike, name: str, title: str, note: str) -> None:
-    """Markdown, CSV and LaTeX through the shared table writer (CSV keeps the raw values)."""
-    write_table(Table(name, title, list(df.columns), display_cells(df), notes=[note],
-                      records=df.to_dict("records")), out_dir)
 
 
 def interval_mask(starts: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
@@ -73,12 +59,13 @@ def iod_precision(sampled: pd.DataFrame, truth: pd.DataFrame) -> float:
 
 
 def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annotations_path: str | os.PathLike,
-            out_dir: str | os.PathLike, seed: int, params: dict | None = None,
-            video_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
-    """Sample the labeled test videos under each ablation setting and write Tables VI and VII (Markdown + CSV).
+            out: str | os.PathLike, seed: int, params: dict | None = None,
+            video_dir: str | os.PathLike | None = None) -> dict:
+    """Sample the labeled test videos under each ablation setting and write the raw results to ``out`` (JSON).
 
-    Every setting reuses each video's own random stream (common random numbers), so differences between rows
-    come from the setting, not from luck.
+    Two sweeps: every ``iod_quotas`` at the main ``tau`` (Table VI), every ``iod_taus`` at
+    ``iod_tau_table_quota`` (Table VII). Every setting reuses each video's own random stream (common random
+    numbers), so differences between rows come from the setting, not from luck. Returns what was written.
     """
     p = resolve("clips", params)
     manifest = load_manifest(manifest_path)
@@ -93,37 +80,22 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     truth = annotations[annotations["video_id"].isin(test_ids)]
     log.info("MG-IoD on %d labeled test videos with %d MG instances", len(test_ids), len(truth))
 
-    def evaluate(quota: int, tau: float) -> tuple[int, float, int]:
+    def evaluate(quota: int, tau: float) -> dict:
         clips, stats = sample_tracks(tracks, prior, seed, quota, tau, p["retry_budget"], total=len(tracks))
         prec = iod_precision(clips, truth)
         at_quota = int((stats["accepted"] == quota).sum())
         log.info("quota %d, tau %.2f: %d clips (%d videos at the quota), MG-IoD %.2f%%", quota, tau, len(clips),
                  at_quota, 100 * prec)
-        return len(clips), 100 * prec, at_quota
+        return {"quota": quota, "tau": tau, "clips": len(clips),
+                "precision_pct": None if math.isnan(prec) else 100 * prec, "videos_at_quota": at_quota}
 
-    rows6 = []
-    for q in p["iod_quotas"]:
-        n, prec, full = evaluate(int(q), float(p["tau"]))
-        paper = TABLE_VI_IOD_QUOTA.get(int(q), (None, None)) if float(p["tau"]) == 0.3 else (None, None)
-        rows6.append({"Sampling Number": int(q), "Generated Samples": n, "MG-IoD Precision (%)": round(prec, 2),
-                      "Videos at Quota": f"{full}/{len(tracks)}", "Paper Generated Samples": paper[0], "Paper MG-IoD Precision (%)": paper[1]})
-    rows7 = []
-    q7 = int(p["iod_tau_table_quota"])
-    for tau in p["iod_taus"]:
-        n, prec, full = evaluate(q7, float(tau))
-        paper = TABLE_VII_IOD_TAU.get(float(tau), (None, None)) if q7 == 80 else (None, None)
-        rows7.append({"Confidence Threshold": float(tau), "Generated Samples": n,
-                      "MG-IoD Precision (%)": round(prec, 2), "Videos at Quota": f"{full}/{len(tracks)}",
-                      "Paper Generated Samples": paper[0],
-                      "Paper MG-IoD Precision (%)": paper[1]})
-    out_dir = Path(out_dir)
-    note = (f"Ours: {len(test_ids)} labeled test videos, {len(truth)} MG instances, retry budget "
-            f"{p['retry_budget']}, seed {seed}; where no video reaches the quota, the retry budget alone limits "
-            "the clips, so such rows are equal. Paper: iMiGUE test set (93 videos, 4,322 MGs).")
-    t6 = pd.DataFrame(rows6).astype({"Paper Generated Samples": "Int64"})
-    t7 = pd.DataFrame(rows7).astype({"Paper Generated Samples": "Int64"})
-    write_iod_table(t6, out_dir, "table6_iod_quota",
-                    f"Table VI: MG-IoD precision vs sampling number (tau {p['tau']})", note)
-    write_iod_table(t7, out_dir, "table7_iod_tau",
-                    f"Table VII: MG-IoD precision vs confidence threshold (quota {q7})", note)
-    return {"table6": t6, "table7": t7}
+    tau, tau_sweep_quota = float(p["tau"]), int(p["iod_tau_table_quota"])
+    results = {
+        "n_videos": len(test_ids), "n_instances": int(len(truth)), "retry_budget": int(p["retry_budget"]),
+        "seed": int(seed), "tau": tau, "tau_sweep_quota": tau_sweep_quota,
+        "quota_sweep": [evaluate(int(q), tau) for q in p["iod_quotas"]],
+        "tau_sweep": [evaluate(tau_sweep_quota, float(t)) for t in p["iod_taus"]],
+    }
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(json.dumps(results, indent=1) + "\n")
+    return results

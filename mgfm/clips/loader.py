@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mgfm.clips.packed import open_packed
+from mgfm.core.packed import open_packed
 
 
 class PackedClips(Dataset):

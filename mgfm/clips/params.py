@@ -12,6 +12,7 @@ CLIPS_DEFAULTS: dict = {
     "iod_taus": [0.1, 0.3, 0.5, 0.75],
     "iod_tau_table_quota": 80,
     "figure_max_s": 20.0,
+    "min_video_fraction": 0.5,
 }
 
 SKELETON_DEFAULTS: dict = {

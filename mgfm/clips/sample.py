@@ -26,6 +26,22 @@ from mgfm.common.seeding import rng_for
 
 log = logging.getLogger("mgfm.clips")
 
+#: Why a run of the sampler yields no clips, most likely first (named in the error of an empty run).
+LIKELY_CAUSES = (
+    "the pose model does not fit these videos (the shipped demo model knows only the synthetic demo: set "
+    "pose.model to a real RTMPose/RTMW whole-body export)",
+    "no person detector (pose.detector.model): with whole-frame boxes the face anchors of a real interview "
+    "are rarely confident",
+    "clips.tau too high for this pose model's scores",
+    "a duration prior (clips.prior) longer than the videos",
+    "pose files of other videos or of another frame rate (a 'pose ...' reason per video)",
+)
+
+
+class NoClipsError(RuntimeError):
+    """The sampler found clips in too few videos: a broken setup, not a result to pass on."""
+
+
 CLIP_COLUMNS = ["video_id", "clip_index", "start_frame", "end_frame", "duration_s"]
 STATS_COLUMNS = ["video_id", "n_frames", "candidates", "rejected_length", "rejected_visibility",
                  "rejected_overlap", "accepted", "reason"]
@@ -52,7 +68,7 @@ def sample_tracks(tracks: Iterable[AnchorTrack], prior_s: np.ndarray, seed: int,
         res = sample_video(visible, track.fps, prior_s, rng_for(seed, "clips", track.video_id), quota, retry_budget)
         for k, (a, z) in enumerate(zip(res.starts, res.ends)):
             rows.append((track.video_id, k, a, z, (z - a + 1) / track.fps))
-        stop = "quota" if res.accepted == quota else "retry budget spent"
+        stop = stop_reason(res, quota)
         stats.append(dict(video_id=track.video_id, n_frames=n, candidates=res.candidates,
                           rejected_length=res.rejected_length, rejected_visibility=res.rejected_visibility,
                           rejected_overlap=res.rejected_overlap, accepted=res.accepted, reason=stop))
@@ -62,6 +78,34 @@ def sample_tracks(tracks: Iterable[AnchorTrack], prior_s: np.ndarray, seed: int,
         {"video_id": str, "clip_index": np.int32, "start_frame": np.int64, "end_frame": np.int64,
          "duration_s": np.float64})
     return clips, pd.DataFrame(stats, columns=STATS_COLUMNS)
+
+
+def stop_reason(res, quota: int) -> str:
+    """Why sampling of one video stopped, naming what really happened when it found nothing."""
+    if res.accepted >= quota:
+        return "quota"
+    if res.accepted > 0:
+        return "retry budget spent"
+    if res.candidates and res.rejected_length == res.candidates:
+        return "all candidates longer than the video"
+    if res.candidates and res.rejected_length + res.rejected_visibility == res.candidates:
+        return "no candidate with all face anchors >= tau on every frame"
+    return "retry budget spent"
+
+
+def check_enough_clips(stats: pd.DataFrame, min_fraction: float) -> None:
+    """Fail an empty run, or one where fewer than ``min_fraction`` of the videos gave a clip, naming causes."""
+    n_videos = len(stats)
+    with_clips = int((stats["accepted"] > 0).sum())
+    if n_videos and with_clips > 0 and with_clips >= min_fraction * n_videos:
+        return
+    empty = stats[stats["accepted"] == 0]
+    by_reason = empty.groupby("reason")["video_id"].apply(list).sort_values(key=lambda s: -s.str.len())
+    lines = [f"  {len(ids)} video(s): {reason} (e.g. {', '.join(ids[:3])})" for reason, ids in by_reason.items()]
+    raise NoClipsError(
+        f"the sampler found clips in {with_clips} of {n_videos} videos, fewer than "
+        f"clips.min_video_fraction={min_fraction:g} of them; videos without clips, by reason:\n"
+        + "\n".join(lines[:10]) + "\nLikely causes:\n" + "\n".join(f"  - {c}" for c in LIKELY_CAUSES))
 
 
 def iter_tracks(video_ids: list[str], pose_dir: str | os.PathLike,
@@ -106,6 +150,7 @@ def sample_clips(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike,
     clips, stats = sample_tracks(iter_tracks(ids, pose_dir, video_dir), prior, seed, p["quota"], p["tau"],
                                  p["retry_budget"], total=len(ids))
     log.info("summary: %s", summarise(stats, clips))
+    check_enough_clips(stats, float(p["min_video_fraction"]))
     with atomic_path(out_clips) as tmp:
         clips.to_parquet(tmp, index=False)
     with atomic_path(out_stats) as tmp:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgfm.pose.layout import LEFT_SHOULDER, NUM_KEYPOINTS, RIGHT_SHOULDER
-from mgfm.pose.store import PoseFrames, PoseWriter
+from mgfm.core.layout import LEFT_SHOULDER, NUM_KEYPOINTS, RIGHT_SHOULDER
+from mgfm.core.pose_store import PoseFrames, PoseWriter
 
 
 def person_pose(n_frames: int, rng: np.random.Generator, width: int = 320, height: int = 240,
@@ -40,7 +40,7 @@ def person_pose(n_frames: int, rng: np.random.Generator, width: int = 320, heigh
 
 def write_pose(path: str | os.PathLike, frames: PoseFrames, fps: float = 25.0, width: int = 320,
                height: int = 240) -> None:
-    """Write a pose file in the ``mgfm.pose.store`` format, in chunks like the pose stage does."""
+    """Write a pose file in the ``mgfm.core.pose_store`` format, in chunks like the pose stage does."""
     with PoseWriter(path, {"backend": "synthetic", "model": "none", "fps": fps, "width": width,
                            "height": height}) as w:
         for i in range(0, len(frames), 1000):

@@ -35,7 +35,7 @@ def videos_of(manifest: pd.DataFrame, subset: str, split: str | None = None) -> 
 def pose_fps(video_ids: list[str], pose_dir: str | os.PathLike) -> dict[str, float]:
     """Frame rate of each video's frame numbers, from its pose file's metadata (the normalised video's rate,
     config key download.fps when the videos were normalised here)."""
-    from mgfm.pose.store import read_pose_meta
+    from mgfm.core.pose_store import read_pose_meta
 
     rates = {}
     for vid in video_ids:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mgfm.pose.layout import FACE_ANCHORS
-from mgfm.pose.store import read_pose_meta, read_scores
+from mgfm.core.layout import FACE_ANCHORS
+from mgfm.core.pose_store import read_pose_meta, read_scores
 
 
 @dataclass

@@ -2,17 +2,60 @@
 
 A killed or failing job must never leave something that looks finished, so every stage writes
 through these helpers. Temporary names start with a dot and contain ``.part`` so they are easy to
-spot, and keep the real extension last so tools that sniff it (ffmpeg, pyarrow) still work.
+spot, and keep the real extension last so tools that sniff it (ffmpeg, pyarrow) still work. A job killed
+before it could clean up (SIGKILL, out of memory) leaves its temporary behind; the next writer of the same
+output removes it first (``remove_stale_parts``), so they never pile up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+log = logging.getLogger(__name__)
+
+
+def _stale_patterns(final: Path) -> tuple[re.Pattern, re.Pattern]:
+    """Names of the temporaries ``atomic_path`` / ``atomic_dir`` create for ``final``: mkstemp's and mkdtemp's
+    8-character random part, exactly, so another output's temporaries (``a.b.mp4`` beside ``a.mp4``) never match."""
+    rand = r"\.[A-Za-z0-9_]{8}\."
+    file_re = re.compile(r"\." + re.escape(final.stem) + rand + r"part" + re.escape(final.suffix))
+    dir_re = re.compile(r"\." + re.escape(final.name) + rand + r"part")
+    return file_re, dir_re
+
+
+def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
+    """Delete temporaries left beside ``path`` by a killed earlier job writing it (files and folders).
+
+    A job owns its outputs, so it may remove their temporaries when it starts: nothing else writes them.
+    Returns what was removed.
+    """
+    final = Path(path)
+    if not final.parent.is_dir():
+        return []
+    file_re, dir_re = _stale_patterns(final)
+    removed = []
+    for entry in final.parent.iterdir():
+        is_file, is_dir = file_re.fullmatch(entry.name), dir_re.fullmatch(entry.name)
+        if is_dir and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif (is_file or is_dir) and not entry.is_dir():
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        else:
+            continue
+        removed.append(entry)
+    if removed:
+        log.info("removed %d stale temporary file(s) of %s: %s", len(removed), final,
+                 ", ".join(e.name for e in removed))
+    return removed
 
 
 def _umask() -> int:
@@ -26,6 +69,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path beside ``path``; rename it onto ``path`` if the block succeeds."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(final)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".part" + final.suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -45,6 +89,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; it replaces ``path`` only if the block succeeds."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     try:
         yield tmp

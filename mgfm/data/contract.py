@@ -71,8 +71,13 @@ class _Problems:
 # ---- reading -------------------------------------------------------------------------------------------
 
 
-def _cell_text(value: object) -> str:
-    """One cell as stripped text: missing -> '', integral floats (Parquet ints with nulls) -> '12'."""
+#: Columns whose cells are kept exactly as written: an id with surrounding whitespace is an invalid id, not
+#: silently another one (it would no longer match the file names and tables that use the written id).
+ID_COLUMNS = ("video_id", "subject_id")
+
+
+def _cell_text(value: object, strip: bool = True) -> str:
+    """One cell as text (stripped unless ``strip`` is False): missing -> '', integral floats -> '12'."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -82,7 +87,16 @@ def _cell_text(value: object) -> str:
             return str(int(value))
     if value is pd.NA or value is pd.NaT:
         return ""
-    return str(value).strip()
+    return str(value).strip() if strip else str(value)
+
+
+def _id_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid id, or None."""
+    if value != value.strip():
+        return f"invalid id {value!r}: leading or trailing whitespace"
+    if not ID_PATTERN.fullmatch(value):
+        return f"invalid id {value!r}: must match {ID_PATTERN.pattern}"
+    return None
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -93,7 +107,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
@@ -103,7 +117,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except Exception as err:  # pandas/pyarrow raise many types for unreadable files
         raise DatasetError([f"{path}: cannot read table: {err}"]) from err
     frame.columns = [str(c).strip() for c in frame.columns]
-    text = pd.DataFrame({c: [_cell_text(v) for v in frame[c].tolist()] for c in frame.columns},
+    text = pd.DataFrame({c: [_cell_text(v, strip=c not in ID_COLUMNS) for v in frame[c].tolist()]
+                         for c in frame.columns},
                         index=pd.RangeIndex(len(frame)), dtype=object)
     return text
 
@@ -163,14 +178,16 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
     frame["sha256"] = frame["sha256"].str.lower()
 
     for i, rec in enumerate(frame.to_dict("records"), start=1):
-        if not ID_PATTERN.match(rec["video_id"]):
-            problems.add(i, "video_id", f"invalid id {rec['video_id']!r}: must match {ID_PATTERN.pattern}")
+        if (why := _id_problem(rec["video_id"])) is not None:
+            problems.add(i, "video_id", why)
         if not rec["url"]:
             problems.add(i, "url", "empty")
         if rec["sha256"] and not SHA256_PATTERN.match(rec["sha256"]):
             problems.add(i, "sha256", f"not a 64-digit hex SHA-256: {rec['sha256']!r}")
-        if not rec["subject_id"]:
+        if not rec["subject_id"].strip():
             problems.add(i, "subject_id", "empty")
+        elif rec["subject_id"] != rec["subject_id"].strip():
+            problems.add(i, "subject_id", f"invalid id {rec['subject_id']!r}: leading or trailing whitespace")
         if rec["outcome"] not in OUTCOMES:
             problems.add(i, "outcome", f"must be one of {', '.join(OUTCOMES)}, got {rec['outcome']!r}")
         if rec["subset"] not in SUBSETS:
@@ -234,8 +251,8 @@ def load_annotations(path: str | Path, manifest: pd.DataFrame | None = None,
     parsed: dict[str, list[int | None]] = {"class_id": [], "start_frame": [], "end_frame": []}
     for i, rec in enumerate(frame.to_dict("records"), start=1):
         video = rec["video_id"]
-        if not ID_PATTERN.match(video):
-            problems.add(i, "video_id", f"invalid id {video!r}: must match {ID_PATTERN.pattern}")
+        if (why := _id_problem(video)) is not None:
+            problems.add(i, "video_id", why)
         elif subset_of is not None:
             if video not in subset_of:
                 problems.add(i, "video_id", f"video {video!r} is not in the manifest")
@@ -265,6 +282,7 @@ def validate_dataset(manifest_path: str | Path, annotations_path: str | Path,
     taxonomy = load_taxonomy(taxonomy_path)
     annotations = load_annotations(annotations_path, manifest=manifest, taxonomy=taxonomy)
     labeled = manifest[manifest["subset"] == "labeled"]
+    check_splits(manifest, annotations)
     per_split = {}
     for split in SPLITS:
         videos = labeled[labeled["split"] == split]
@@ -289,6 +307,31 @@ def validate_dataset(manifest_path: str | Path, annotations_path: str | Path,
         "instances": len(annotations),
         "labeled_videos_without_instances": sorted(set(labeled["video_id"]) - set(annotations["video_id"])),
     }
+
+
+def check_splits(manifest: pd.DataFrame, annotations: pd.DataFrame) -> None:
+    """The labeled set needs both splits, and MG instances in its train split.
+
+    Sampling draws clip durations from the train split's instances and evaluation trains on the train split
+    and tests on the test split; without this check a release lacking one fails only at sampling, after
+    every download and pose job.
+    """
+    problems = _Problems(manifest.attrs.get("source", "manifest"))
+    labeled = manifest[manifest["subset"] == "labeled"]
+    if labeled.empty:
+        problems.add(None, "subset", "no labeled videos: evaluation and the duration prior need labeled "
+                                     "videos with split train and test")
+        problems.raise_if_any()
+    for split in SPLITS:
+        if not (labeled["split"] == split).any():
+            problems.add(None, "split", f"none of the {len(labeled)} labeled videos has split {split!r}; "
+                                        "the labeled set needs both train and test videos")
+    train_ids = set(labeled.loc[labeled["split"] == "train", "video_id"])
+    if train_ids and not annotations["video_id"].isin(train_ids).any():
+        source = annotations.attrs.get("source", "annotations")
+        problems.add(None, None, f"{source} has no MG instance of a train-split video: the clips stage's "
+                                 "duration prior (clips.prior: train_split) is made of them")
+    problems.raise_if_any()
 
 
 def check_annotations_in_videos(annotations: pd.DataFrame, video_meta: Mapping[str, Mapping]) -> dict:

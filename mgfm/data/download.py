@@ -1,13 +1,17 @@
 """Download stage: fetch one manifest video, verify it, normalise it, record its metadata.
 
 Sources, chosen from the manifest ``url``:
-- a local path (relative paths resolve against the manifest's folder) or ``file://`` URL: hard-linked
-  (copied across file systems) into a temporary folder, so a source replaced mid-job cannot change it;
+- a local path (relative paths resolve against the manifest's folder) or ``file://`` URL: its symlinks
+  resolved, hard-linked (copied across file systems) into a temporary folder, so a source replaced mid-job
+  cannot change it;
 - ``http(s)://``: streamed with urllib (per-operation timeout, bounded retries with exponential backoff,
   size cap, Content-Length truncation check, SHA-256 computed while streaming);
 - URLs on a video site (hosts listed in ``ytdlp_hosts``): yt-dlp used as a library, never a shell.
 
-Every failure (404, timeout, truncated body, checksum mismatch, not a video) raises ``DownloadError``
+Every source is a downloaded file before ffmpeg sees it, and ffmpeg reads it with ``mgfm.data.video``'s
+protocol and demuxer allow-lists (no playlist can make it read other files).
+
+Every failure (404, timeout, truncated body or source, checksum mismatch, not a video) raises ``DownloadError``
 naming the video and the cause. Outputs are written through temporary names and renamed only when
 complete, so a failed or killed job leaves nothing that looks finished and a rerun starts over.
 """
@@ -31,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from mgfm.common.atomic import atomic_path
+from mgfm.common.atomic import atomic_path, remove_stale_parts
 from mgfm.data.contract import ID_PATTERN, load_manifest
 from mgfm.data.video import VideoError, ffmpeg_exe, normalise_video, probe_video
 
@@ -52,7 +56,7 @@ class _Retryable(Exception):
 
 @dataclass(frozen=True)
 class DownloadParams:
-    """The ``download:`` config section (see workflow/schemas/download.schema.yaml for each key)."""
+    """The ``download:`` config section (see mgfm/config/schemas/download.schema.yaml for each key)."""
 
     timeout_s: float = 30.0
     retries: int = 3
@@ -137,9 +141,15 @@ def sha256_file(path: Path) -> str:
 
 
 def fetch_file(url: str, workdir: Path, params: DownloadParams, base_dir: Path) -> FetchResult:
-    src = local_path(url, base_dir)
-    if not src.is_file():
-        raise FileNotFoundError(f"source file not found: {src}")
+    """Link (or copy) a local source into ``workdir``; the hash is of that copy, the bytes that get normalised.
+
+    Symlinks are resolved first: ``os.link`` may link the symlink itself, and a relative one dangles in
+    ``workdir``.
+    """
+    named = local_path(url, base_dir)
+    if not named.is_file():
+        raise FileNotFoundError(f"source file not found: {named}")
+    src = named.resolve(strict=True)
     size = src.stat().st_size
     if size > params.max_bytes:
         raise DownloadError(f"source is {size} bytes, more than max_bytes={params.max_bytes}")
@@ -147,11 +157,12 @@ def fetch_file(url: str, workdir: Path, params: DownloadParams, base_dir: Path) 
     linked = False
     if params.link_local:
         with contextlib.suppress(OSError):  # other file system, or links not allowed: copy instead
-            os.link(src, dst)
+            os.link(src, dst, follow_symlinks=False)  # src is resolved: no symlink left to follow
             linked = True
     if not linked:
         shutil.copyfile(src, dst)
-    log.info("%s %s (%d bytes)", "linked" if linked else "copied", src, size)
+    log.info("%s %s%s (%d bytes)", "linked" if linked else "copied", src,
+             f" (via {named})" if named != src else "", size)
     return FetchResult(dst, sha256_file(dst), size)
 
 
@@ -258,9 +269,30 @@ def fetch_ytdlp(url: str, workdir: Path, params: DownloadParams) -> FetchResult:
 # ---- the stage -----------------------------------------------------------------------------------------
 
 
+#: Decoded frames may fall short of the container's duration by this much (seconds, or fraction of it, whichever
+#: is larger) before the video counts as truncated: audio running a little past the picture is normal.
+SHORT_TOLERANCE_S = 1.0
+SHORT_TOLERANCE_FRACTION = 0.02
+
+
+def check_complete(frames: int, duration_s: float | None, fps: float) -> None:
+    """Fail when the normalised video is clearly shorter than the source container says it is.
+
+    A truncated mp4 whose index sits at the start (``+faststart``) still announces its full duration, and
+    ffmpeg silently encodes only the frames that are there; this turns that into an error with both numbers.
+    """
+    if not duration_s or duration_s <= 0:
+        return  # the container states no duration (e.g. some streamed formats): nothing to compare
+    expected = duration_s * fps
+    short_s = (expected - frames) / fps
+    if short_s > max(SHORT_TOLERANCE_S, SHORT_TOLERANCE_FRACTION * duration_s):
+        raise VideoError(f"truncated source: {frames} frames decoded ({frames / fps:.2f} s at {fps:g} fps) but the "
+                         f"container says {duration_s:.2f} s ({expected:.0f} frames); the file is incomplete")
+
+
 def manifest_row(manifest_path: str | Path, video_id: str) -> dict:
     """The validated manifest row of ``video_id``."""
-    if not ID_PATTERN.match(video_id):
+    if not ID_PATTERN.fullmatch(video_id):
         raise ValueError(f"invalid video id {video_id!r}: must match {ID_PATTERN.pattern}")
     manifest = load_manifest(manifest_path)
     rows = manifest[manifest["video_id"] == video_id]
@@ -279,9 +311,11 @@ def download_video(manifest_path: str | Path, video_id: str, out_video: str | Pa
         params = DownloadParams.from_config(params or {})
     out_video, out_meta = Path(out_video), Path(out_meta)
     row = manifest_row(manifest_path, video_id)
-    # an earlier run's outputs must not survive a failure of this one
+    # an earlier run's outputs must not survive a failure of this one, nor its temporaries a kill of it
     for stale in (out_meta, out_video):
         stale.unlink(missing_ok=True)
+        remove_stale_parts(stale)
+    remove_stale_parts(out_video.parent / video_id)  # the fetch folder below
     out_video.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
@@ -306,10 +340,12 @@ def download_video(manifest_path: str | Path, video_id: str, out_video: str | Pa
                 probed = probe_video(tmp_video)
                 if abs(probed["fps"] - params.fps) > 1e-3:
                     raise VideoError(f"normalised video has {probed['fps']} fps, expected {params.fps}")
+                check_complete(probed["frames"], source.duration, params.fps)
                 meta = {"video_id": video_id, **probed, "codec": "h264", "source_sha256": fetched.sha256,
                         "source_bytes": fetched.size, "source_kind": kind,
                         "source_width": source.width, "source_height": source.height,
-                        "source_fps": source.fps}
+                        "source_fps": source.fps, "source_sar": round(source.sar, 6),
+                        "synthetic": str(row.get("synthetic", "")).lower() == "true"}
                 tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
                 # exit order renames the video first, then the meta: the meta JSON marks a finished video
     except (DownloadError, VideoError, ValueError, FileNotFoundError, OSError) as err:

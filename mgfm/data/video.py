@@ -4,6 +4,10 @@
   PATH, else the static build shipped by the ``imageio-ffmpeg`` wheel (so no root install is needed).
 - Sources are inspected by parsing ``ffmpeg -i`` (ffprobe is often missing when ffmpeg comes from
   imageio-ffmpeg), which is enough to reject files that are not videos before encoding.
+- A source is untrusted data: ffmpeg opens it with the ``file`` protocol only and with a demuxer allow-list of
+  real video containers (``SOURCE_DEMUXERS``). Playlists (HLS), concat scripts, text (tty) and image
+  sequences are refused: they make ffmpeg read other files, possibly local files of the host, or turn
+  something that is not a video into frames.
 - Normalised outputs are probed with decord, the same reader later stages use, so the recorded frame
   count is exactly the number of frames they can read.
 - ``iter_frames`` / ``read_frames`` read frames with decord in bounded batches, never the whole video.
@@ -53,12 +57,27 @@ def _tail(text: str, lines: int = 8) -> str:
 # ---- probing a source with `ffmpeg -i` -----------------------------------------------------------------
 
 _INPUT_RE = re.compile(r"^Input #0, (.+), from ", re.M)
+_PROBED_RE = re.compile(r"Format (\S+) probed with size")
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_VIDEO_RE = re.compile(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
-_FPS_RE = re.compile(r"Stream #0:\d+.*?: Video: .*?, ([\d.]+) fps")
+_STREAM_RE = re.compile(r"^\s*Stream #0:\d+.*?: Video: .*$", re.M)
+_VIDEO_RE = re.compile(r": Video: (\w+).*?, (\d{1,5})x(\d{1,5})")
+_SAR_RE = re.compile(r"\[SAR (\d+):(\d+) DAR \d+:\d+\]")
+_FPS_RE = re.compile(r", ([\d.]+) fps")
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
-# demuxers that read still images: ffmpeg opens them as one-frame "videos", the contract wants real video
-_IMAGE_FORMATS = ("image2", "_pipe", "gif")
+# a cover image or thumbnail in an audio or video file is a "Video" stream to ffmpeg, but it is no video
+_NOT_MOTION = ("(attached pic)", "(timed thumbnails)")
+
+#: Demuxers a source may be read with: real video containers only (ffmpeg's names; a name like
+#: "mov,mp4,m4a,3gp,3g2,mj2" or "matroska,webm" is one demuxer). Everything else is refused before any
+#: decoding: playlists (hls, dash) and concat scripts read other files, tty turns text into frames,
+#: image2/gif/*_pipe read still images, audio-only formats have no video.
+SOURCE_DEMUXERS = ("mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts", "flv",
+                   "mpeg", "asf", "ogg")
+#: Protocols a source may be read with: the downloaded file itself, nothing on the network or in other files.
+SOURCE_PROTOCOLS = ("file",)
+# what a refused file usually is, from its first bytes (for the error message only)
+_SIGNATURES = ((b"#EXTM3U", "an HLS playlist"), (b"ffconcat", "an ffmpeg concat script"),
+               (b"<?xml", "an XML document (a DASH manifest?)"), (b"<MPD", "a DASH manifest"))
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,36 @@ class SourceInfo:
     height: int
     fps: float | None
     duration: float | None
+    sar: float = 1.0  # stored pixel aspect ratio (width / height of one pixel); width above already applies it
+
+
+def source_input_args(path: str | os.PathLike) -> list[str]:
+    """ffmpeg input arguments that read ``path`` as a local file with an allowed video demuxer only."""
+    return ["-protocol_whitelist", ",".join(SOURCE_PROTOCOLS), "-format_whitelist", ",".join(SOURCE_DEMUXERS),
+            "-i", "file:" + str(Path(path).resolve())]
+
+
+def _refused(path: Path, text: str) -> VideoError:
+    """The error for a file that ffmpeg would not open with the allow-lists, naming what it is if known."""
+    probed = _PROBED_RE.search(text)
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    what = next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
+    if probed and "not on whitelist" in text:
+        fmt = probed.group(1)
+        if what is None and any(tag in fmt for tag in ("image2", "_pipe", "gif")):
+            what = "a still image or animation"
+        elif what is None and fmt == "tty":
+            what = "text"
+        return VideoError(f"not a video: ffmpeg reads it with the {fmt!r} demuxer"
+                          + (f" ({what})" if what else "") + ", which is not an allowed video container "
+                          f"({', '.join(SOURCE_DEMUXERS)}); playlists, concat scripts, text and image "
+                          "sequences are refused")
+    if what:
+        return VideoError(f"not a video: it is {what}, which is refused")
+    reasons = [line for line in text.splitlines() if "Error opening input:" in line]
+    reason = reasons[-1].split("Error opening input:", 1)[1].strip() if reasons else _tail(text, 1)
+    return VideoError(f"not a video: ffmpeg cannot open it as a video container ({reason})")
 
 
 def probe_source(path: str | os.PathLike) -> SourceInfo:
@@ -80,22 +129,27 @@ def probe_source(path: str | os.PathLike) -> SourceInfo:
         raise FileNotFoundError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise VideoError("not a video: the file is empty")
-    try:
-        proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path.resolve())],
+    try:  # -v debug: ffmpeg then names the demuxer it probed, also when the allow-list refuses it
+        proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "debug", *source_input_args(path)],
                               capture_output=True, text=True, errors="replace", timeout=300)
     except subprocess.TimeoutExpired as err:
         raise VideoError("ffmpeg took more than 300 s to open it") from err
     text = proc.stderr
     container = _INPUT_RE.search(text)
-    video = _VIDEO_RE.search(text)
     if container is None:
-        raise VideoError(f"not a video: ffmpeg cannot open it ({_tail(text, 1)})")
-    if video is None:
-        raise VideoError(f"not a video: no video stream (container {container.group(1)})")
+        raise _refused(path, text)
     fmt = container.group(1)
-    if any(tag in fmt for tag in _IMAGE_FORMATS):
-        raise VideoError(f"not a video: it is a still image or animation ({fmt})")
+    streams = [line for line in _STREAM_RE.findall(text) if not any(tag in line for tag in _NOT_MOTION)]
+    video = _VIDEO_RE.search(streams[0]) if streams else None
+    if video is None:
+        pictures = " (only a cover picture)" if _STREAM_RE.search(text) else ""
+        raise VideoError(f"not a video: no video stream{pictures} (container {fmt})")
     width, height = int(video.group(2)), int(video.group(3))
+    sar_match = _SAR_RE.search(streams[0])
+    sar = 1.0
+    if sar_match and int(sar_match.group(1)) > 0 and int(sar_match.group(2)) > 0:
+        sar = int(sar_match.group(1)) / int(sar_match.group(2))
+        width = max(1, round(width * sar))  # display width: square pixels
     rotation = _ROTATION_RE.search(text)
     if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
         width, height = height, width  # ffmpeg auto-rotates on decode
@@ -104,9 +158,9 @@ def probe_source(path: str | os.PathLike) -> SourceInfo:
     if duration:
         h, m, s = duration.groups()
         seconds = int(h) * 3600 + int(m) * 60 + float(s)
-    fps = _FPS_RE.search(text)
+    fps = _FPS_RE.search(streams[0])
     return SourceInfo(container=fmt, codec=video.group(1), width=width, height=height,
-                      fps=float(fps.group(1)) if fps else None, duration=seconds)
+                      fps=float(fps.group(1)) if fps else None, duration=seconds, sar=sar)
 
 
 # ---- normalisation -------------------------------------------------------------------------------------
@@ -125,14 +179,17 @@ def normalise_video(src: str | os.PathLike, dst: str | os.PathLike, *, fps: int 
                     timeout_s: float | None = None) -> SourceInfo:
     """Re-encode ``src`` to constant-``fps`` H.264 (yuv420p) mp4 at ``dst``, at most max_width x max_height.
 
-    Audio, subtitles and metadata are dropped. ``dst`` is written directly: callers pass a temporary
-    path (``mgfm.common.atomic.atomic_path``). Raises VideoError naming the cause.
+    Audio, subtitles and metadata are dropped. Non-square source pixels are resampled to square ones (the
+    output has the source's display aspect ratio). ``src`` is read with ``source_input_args``' allow-lists.
+    ``dst`` is written directly: callers pass a temporary path (``mgfm.common.atomic.atomic_path``).
+    Raises VideoError naming the cause.
     """
     import ffmpeg  # ffmpeg-python: builds the argument list, no shell involved
 
     info = probe_source(src)
     out_w, out_h = target_size(info.width, info.height, max_width, max_height)
-    stream = ffmpeg.input(str(Path(src).resolve())).video
+    stream = ffmpeg.input("file:" + str(Path(src).resolve()), protocol_whitelist=",".join(SOURCE_PROTOCOLS),
+                          format_whitelist=",".join(SOURCE_DEMUXERS))["V:0"]  # V: not a cover picture
     stream = stream.filter("fps", fps=fps).filter("scale", out_w, out_h, flags="area").filter("setsar", "1")
     out = ffmpeg.output(stream, str(Path(dst).resolve()), f="mp4", vcodec="libx264", pix_fmt="yuv420p",
                         crf=crf, preset=preset, r=fps, movflags="+faststart", threads=threads,

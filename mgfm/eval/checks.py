@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mgfm.pose.layout import STREAMS
+from mgfm.core.layout import STREAMS
 
 #: modality -> whether this repository has its branch (models, datasets, features). RGB joins later.
 MODALITIES = {"skeleton": True, "rgb": False}

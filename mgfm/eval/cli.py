@@ -13,7 +13,7 @@ from mgfm.cli import json_object
 
 def pretrained_streams(args: argparse.Namespace) -> list[str]:
     """The --pretrained-streams list (config key pretrain.streams); every stream when not given."""
-    from mgfm.pose.layout import STREAMS
+    from mgfm.core.layout import STREAMS
 
     given = [s.strip() for s in (args.pretrained_streams or "").split(",") if s.strip()]
     return given or list(STREAMS)
@@ -21,7 +21,7 @@ def pretrained_streams(args: argparse.Namespace) -> list[str]:
 
 def _check(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     from mgfm.eval.checks import check_eval_config, check_modality
-    from mgfm.pose.layout import STREAMS
+    from mgfm.core.layout import STREAMS
 
     pretrained = pretrained_streams(args)
     check_eval_config(args.params, pretrained)

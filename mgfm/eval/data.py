@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mgfm.common.seeding import rng_for
-from mgfm.eval.feature_store import read_feature_info, read_features
+from mgfm.core.feature_store import read_feature_info, read_features
 
 
 def num_classes_of(taxonomy_path: str | os.PathLike) -> int:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from mgfm.common.seeding import derive_seed
-from mgfm.eval.feature_store import read_features
+from mgfm.core.feature_store import read_features
 
 log = logging.getLogger(__name__)
 OUTCOME_LABEL = {"lose": 0, "win": 1}

@@ -29,6 +29,23 @@ log = logging.getLogger(__name__)
 PROTOCOLS = ("semi_supervised", "finetune", "scratch")
 
 
+def fit_batch_size(configured: int, n_clips: int, protocol: str) -> int:
+    """The batch size fine-tuning uses: the configured one, or the largest even one the clips fill.
+
+    One rule, one message: a batch never exceeds the training clips (every epoch takes at least one full
+    batch), and it stays even and >= 2 (batch norm needs two samples); fewer than 2 clips is an error.
+    """
+    if n_clips < 2:
+        raise ValueError(f"{protocol}: only {n_clips} training clip(s) left after the validation hold-out and "
+                         "the semi-supervised fraction; fine-tuning needs at least 2 (batch norm)")
+    if configured <= n_clips:
+        return configured
+    used = n_clips - n_clips % 2
+    log.warning("%s: batch_size %d is more than the %d training clips; this run uses batch_size %d",
+                protocol, configured, n_clips, used)
+    return used
+
+
 class Classifier(nn.Module):
     """Encoder + linear head (N(0, init_std) weights, zero bias) on the clip feature."""
 
@@ -94,6 +111,54 @@ def _labels(meta: pd.DataFrame, k: int, path) -> np.ndarray:
     return y
 
 
+def _training_rows(protocol: str, train_meta: pd.DataFrame, params: dict, split_seed: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(training pool, validation rows) of the training split: validation subjects held out first, then, for the
+    semi-supervised protocol, the labeled fraction of what is left."""
+    is_val = validation_rows(train_meta, float(params.get("validation", {}).get("fraction", 0.0)), split_seed)
+    pool = np.flatnonzero(~is_val)
+    if protocol == "semi_supervised":
+        frac = float(params.get("semi_supervised", {}).get("fraction", 0.1))
+        pool = pool[semi_supervised_rows(len(pool), frac, split_seed)]
+    return pool, np.flatnonzero(is_val)
+
+
+def _train_config(protocol: str, ft: dict, n_pool: int, run_seed: int):
+    """The ``finetune.train`` block as a TrainConfig, its batch size set by ``fit_batch_size``."""
+    from mgfm.train.loop import TrainConfig
+
+    train_params = dict(ft.get("train", {}))
+    train_params["batch_size"] = fit_batch_size(int(train_params.get("batch_size", 64)), n_pool, protocol)
+    return TrainConfig.from_params(train_params, seed=run_seed)
+
+
+def _prepare_run_dir(run_dir: Path, scores_dir: Path, fingerprint: str, is_main: bool) -> None:
+    """Keep checkpoints and per-epoch scores only when they belong to this very setup (then ``fit`` resumes)."""
+    stamp = scores_dir / "fingerprint.txt"
+    resumable = (run_dir / "checkpoints" / "last.pt").is_file() and stamp.is_file() \
+        and stamp.read_text() == fingerprint
+    if is_main and not resumable:       # scores of an earlier, finished or different run must not mix in
+        shutil.rmtree(scores_dir, ignore_errors=True)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        scores_dir.mkdir(parents=True)
+        stamp.write_text(fingerprint)
+
+
+def _seed_result(scores_dir: Path, y_test: np.ndarray, y_train: np.ndarray, pool: np.ndarray,
+                 val_rows: np.ndarray, test_meta: pd.DataFrame) -> dict:
+    """The per-seed summary over the scored epochs, and the last epoch's scores for the ensemble."""
+    files = sorted(scores_dir.glob("epoch_*.npz"))
+    epochs = [int(f.stem.split("_")[1]) for f in files]
+    loaded = [np.load(f) for f in files]
+    test_scores = np.stack([z["test"] for z in loaded])
+    val_scores = np.stack([z["val"] for z in loaded])
+    summary = summarize_epochs(epochs, test_scores, y_test, val_scores, y_train[val_rows])
+    covered = int(len(np.unique(y_train[pool])))
+    return {"summary": {**summary, "classes_covered": covered, "n_train": int(len(pool))},
+            "test_last": test_scores[-1], "val_last": val_scores[-1], "y_test": y_test, "y_val": y_train[val_rows],
+            "clip_id": test_meta["clip_id"].to_numpy().astype(str)}
+
+
 def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str, num_classes: int, params: dict,
                   run_dir: Path, seed: int, global_seed: int, device: str | None = None) -> dict:
     """One seed of one protocol: train, score test/val along the way, return the per-seed summary + scores."""
@@ -101,7 +166,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     from mgfm.train.checkpoint import fingerprint_of
     from mgfm.train.data import PackedClips
     from mgfm.train.features import prepare_clips
-    from mgfm.train.loop import TrainConfig, fit
+    from mgfm.train.loop import fit
 
     ft = params.get("finetune", {})
     card = read_card(model_dir)
@@ -110,22 +175,11 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     check_disjoint(train_clips.meta, test_clips.meta)
     y_train = _labels(train_clips.meta, num_classes, train_data)
     y_test = _labels(test_clips.meta, num_classes, test_data)
-    split_seed = derive_seed(global_seed, "eval", seed)
-    is_val = validation_rows(train_clips.meta, float(params.get("validation", {}).get("fraction", 0.0)), split_seed)
-    pool = np.flatnonzero(~is_val)
-    if protocol == "semi_supervised":
-        frac = float(params.get("semi_supervised", {}).get("fraction", 0.1))
-        pool = pool[semi_supervised_rows(len(pool), frac, split_seed)]
-    val_rows, test_rows = np.flatnonzero(is_val), np.arange(len(test_clips))
+    pool, val_rows = _training_rows(protocol, train_clips.meta, params, derive_seed(global_seed, "eval", seed))
+    test_rows = np.arange(len(test_clips))
 
     run_seed = derive_seed(global_seed, "eval", protocol, card["stream"], seed)
-    train_params = dict(ft.get("train", {}))
-    bs = int(train_params.get("batch_size", 64))
-    if bs > len(pool):
-        train_params["batch_size"] = max(2, len(pool) - len(pool) % 2)
-        log.warning("%s: batch_size %d exceeds the %d training clips; using %d", protocol, bs, len(pool),
-                    train_params["batch_size"])
-    cfg = TrainConfig.from_params(train_params, seed=run_seed)
+    cfg = _train_config(protocol, ft, len(pool), run_seed)
     torch.manual_seed(derive_seed(run_seed, "init"))
     if protocol == "scratch":
         encoder = build_encoder(card)
@@ -156,30 +210,15 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
              "rows": [int(len(pool)), int(pool.sum()), int(len(val_rows))], "data": [str(train_data), str(test_data)],
              "num_classes": num_classes}
     fingerprint = fingerprint_of(setup)
-    stamp = scores_dir / "fingerprint.txt"
-    resumable = (run_dir / "checkpoints" / "last.pt").is_file() and stamp.is_file() \
-        and stamp.read_text() == fingerprint
-    if is_main and not resumable:       # scores of an earlier, finished or different run must not mix in
-        shutil.rmtree(scores_dir, ignore_errors=True)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        scores_dir.mkdir(parents=True)
-        stamp.write_text(fingerprint)
+    _prepare_run_dir(run_dir, scores_dir, fingerprint, is_main)
     fit(model, LabeledClips(train_clips, pool, y_train), step, cfg, run_dir, fingerprint,
         desc=f"{protocol} {card['stream']} seed {seed}", device=device, on_epoch_end=on_epoch_end)
     if not is_main:                     # under torchrun only rank 0 scores, summarises and writes
         return None
-    files = sorted(scores_dir.glob("epoch_*.npz"))
-    epochs = [int(f.stem.split("_")[1]) for f in files]
-    loaded = [np.load(f) for f in files]
-    test_scores = np.stack([z["test"] for z in loaded])
-    val_scores = np.stack([z["val"] for z in loaded])
-    summary = summarize_epochs(epochs, test_scores, y_test, val_scores, y_train[val_rows])
-    covered = int(len(np.unique(y_train[pool])))
+    result = _seed_result(scores_dir, y_test, y_train, pool, val_rows, test_clips.meta)
     if not ft.get("keep_checkpoints", False):
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return {"summary": {**summary, "classes_covered": covered, "n_train": int(len(pool))},
-            "test_last": test_scores[-1], "val_last": val_scores[-1], "y_test": y_test, "y_val": y_train[val_rows],
-            "clip_id": test_clips.meta["clip_id"].to_numpy().astype(str)}
+    return result
 
 
 def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str, taxonomy: str, params: dict,

@@ -44,7 +44,7 @@ def verify_cached_features(model_dir: str, dataset: str, features: str, n_clips:
     """Re-encode ``n_clips`` evenly spaced clips of ``dataset`` with the frozen encoder and compare them with
     the cached table ``features``; returns the largest relative difference, raises ValueError above
     ``tolerance`` (relative to the largest cached magnitude)."""
-    from mgfm.eval.feature_store import read_features
+    from mgfm.core.feature_store import read_features
     from mgfm.models.artifact import load_encoder
     from mgfm.train.data import PackedClips
     from mgfm.train.features import prepare_clips

@@ -142,6 +142,66 @@ def fusion_name(streams: list[str]) -> str:
     return FUSION_NAME if len(streams) == 3 else f"{len(streams)}-stream"
 
 
+def _verify_features(verify: dict[str, tuple[str, str]] | None, features: dict[str, tuple[str, str]],
+                     n_verify: int) -> dict[str, float]:
+    """Re-encode a few test clips per stream and compare with the cached features ({stream: max rel. diff})."""
+    verified = {}
+    if verify and n_verify > 0:
+        from mgfm.eval.frozen import verify_cached_features
+
+        for s in features:
+            if s in verify:
+                verified[s] = verify_cached_features(verify[s][0], verify[s][1], features[s][1], n_verify)
+    return verified
+
+
+def _probe_seed(trains: dict[str, Split], tests: dict[str, Split], is_val: np.ndarray, k: int, cfg: ProbeConfig,
+                run_seed: int, modality: str, seed: int) -> dict[str, ProbeRun]:
+    """One probe per stream, fitted on the training rows outside the validation subjects."""
+    runs = {}
+    for s in trains:
+        fit_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+        runs[s] = train_probe(trains[s].take(fit_rows), {"test": tests[s], "val": trains[s].take(val_rows)}, k,
+                              cfg, derive_seed(run_seed, s), desc=f"linear probe {modality}/{s} seed {seed}")
+    return runs
+
+
+def _seed_summary(runs: dict[str, ProbeRun], y_test: np.ndarray, y_val: np.ndarray, fname: str) -> dict:
+    """The reports of every stream and, with several streams, of their score fusion."""
+    streams = list(runs)
+    epochs = runs[streams[0]].epochs
+    summary = {}
+    for s in streams:
+        summary[s] = summarize_epochs(epochs, runs[s].scores["test"], y_test, runs[s].scores["val"], y_val)
+    if len(streams) > 1:
+        fused_test = fuse({s: runs[s].scores["test"] for s in streams})
+        fused_val = fuse({s: runs[s].scores["val"] for s in streams})
+        summary[fname] = summarize_epochs(epochs, fused_test, y_test, fused_val, y_val)
+    return summary
+
+
+def _curve_rows(runs: dict[str, ProbeRun], seed: int, y_test: np.ndarray, y_val: np.ndarray) -> list[dict]:
+    """probe_log.csv rows: per stream and evaluated epoch, the training row plus test (and val) Top-1."""
+    rows = []
+    for s, run in runs.items():
+        hist = {h["epoch"]: h for h in run.history}
+        for i, e in enumerate(run.epochs):
+            row = {"seed": seed, "stream": s, **hist[e],
+                   "test_top1": topk_accuracy(run.scores["test"][i], y_test, (1,))[1]}
+            if len(y_val):
+                row["val_top1"] = topk_accuracy(run.scores["val"][i], y_val, (1,))[1]
+            rows.append(row)
+    return rows
+
+
+def _last_scores(runs: dict[str, ProbeRun], fname: str) -> dict[str, np.ndarray]:
+    """Last-epoch test logits per stream, and the fusion's log-probabilities, for the report."""
+    last = {s: run.scores["test"][-1] for s, run in runs.items()}
+    if len(runs) > 1:
+        last[fname] = np.log(fuse(last) + 1e-12)
+    return last
+
+
 def run_linear_probe(features: dict[str, tuple[str, str]], taxonomy: str, params: dict, out_dir: str,
                      modality: str = "skeleton", global_seed: int = 0,
                      verify: dict[str, tuple[str, str]] | None = None) -> dict:
@@ -165,14 +225,7 @@ def run_linear_probe(features: dict[str, tuple[str, str]], taxonomy: str, params
     check_disjoint(trains[first].meta, tests[first].meta)
     y_test = tests[first].y
     fname = fusion_name(streams)
-    verified = {}
-    n_verify = int(params.get("verify_clips", 8))
-    if verify and n_verify > 0:
-        from mgfm.eval.frozen import verify_cached_features
-
-        for s in streams:
-            if s in verify:
-                verified[s] = verify_cached_features(verify[s][0], verify[s][1], features[s][1], n_verify)
+    verified = _verify_features(verify, features, int(params.get("verify_clips", 8)))
     is_val0 = validation_rows(trains[first].meta, val_fraction, derive_seed(global_seed, "eval", seeds[0]))
 
     per_seed, log_rows, last_scores = [], [], {}
@@ -180,32 +233,12 @@ def run_linear_probe(features: dict[str, tuple[str, str]], taxonomy: str, params
         run_seed = derive_seed(global_seed, "eval", "linear_probe", modality, seed)
         is_val = validation_rows(trains[first].meta, val_fraction, derive_seed(global_seed, "eval", seed))
         y_val = trains[first].y[is_val]
-        runs = {}
-        for s in streams:
-            fit_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-            runs[s] = train_probe(trains[s].take(fit_rows), {"test": tests[s], "val": trains[s].take(val_rows)}, k,
-                                  cfg, derive_seed(run_seed, s), desc=f"linear probe {modality}/{s} seed {seed}")
-        epochs = runs[first].epochs
-        summary = {}
-        for s in streams:
-            summary[s] = summarize_epochs(epochs, runs[s].scores["test"], y_test, runs[s].scores["val"], y_val)
-        if len(streams) > 1:
-            fused_test = fuse({s: runs[s].scores["test"] for s in streams})
-            fused_val = fuse({s: runs[s].scores["val"] for s in streams})
-            summary[fname] = summarize_epochs(epochs, fused_test, y_test, fused_val, y_val)
+        runs = _probe_seed(trains, tests, is_val, k, cfg, run_seed, modality, seed)
+        summary = _seed_summary(runs, y_test, y_val, fname)
         per_seed.append(summary)
-        for s in streams:
-            hist = {h["epoch"]: h for h in runs[s].history}
-            for i, e in enumerate(epochs):
-                row = {"seed": seed, "stream": s, **hist[e],
-                       "test_top1": topk_accuracy(runs[s].scores["test"][i], y_test, (1,))[1]}
-                if len(y_val):
-                    row["val_top1"] = topk_accuracy(runs[s].scores["val"][i], y_val, (1,))[1]
-                log_rows.append(row)
+        log_rows += _curve_rows(runs, seed, y_test, y_val)
         if seed == seeds[0]:
-            last_scores = {s: runs[s].scores["test"][-1] for s in streams}
-            if len(streams) > 1:
-                last_scores[fname] = np.log(fuse(last_scores) + 1e-12)
+            last_scores = _last_scores(runs, fname)
         log.info("linear probe %s seed %d: %s", modality, seed,
                  ", ".join(f"{n} last top1 {v['last']['top1']:.2f}" for n, v in summary.items()))
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mgfm.common.seeding import rng_for
-from mgfm.eval.feature_store import write_features
+from mgfm.core.feature_store import write_features
 from mgfm.eval.paths import feature_table
 
 GROUPS = ("Head", "Body", "Hand", "Body-Hand", "Head-Hand", "non-MG")
@@ -99,11 +99,11 @@ def write_synthetic_encoders(root: str | os.PathLike, streams=("joint",), num_cl
     format) and their cached features ``root/features/skeleton/<stream>/{mg_train,mg_test}.parquet``."""
     import torch
 
-    from mgfm.clips.packed import write_packed
+    from mgfm.core.packed import write_packed
     from mgfm.models.artifact import save_encoder
     from mgfm.models.dste import DSTE, DSTEConfig
-    from mgfm.pose.layout import NUM_JOINTS
-    from mgfm.train.config_defaults import resolve_pretrain
+    from mgfm.config import resolve
+    from mgfm.core.layout import NUM_JOINTS
     from mgfm.train.features import extract_features
 
     root = Path(root)
@@ -120,7 +120,7 @@ def write_synthetic_encoders(root: str | os.PathLike, streams=("joint",), num_cl
         meta = _meta(n, videos, split, y, name[3:5], rng).assign(valid_len=frames)
         write_packed(root / "datasets" / "skeleton" / name, data, meta, {"source": "synthetic"})
     model = {"num_frames": frames, "num_joints": NUM_JOINTS, "hidden": hidden, "depth": 1, "drop_path": 0.0}
-    cfg = DSTEConfig.from_section(resolve_pretrain({"model": model})["model"])
+    cfg = DSTEConfig.from_section(resolve("pretrain", {"model": model})["model"])
     for stream in streams:
         torch.manual_seed(seed)
         enc = DSTE(**cfg.to_dict())

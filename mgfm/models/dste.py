@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from mgfm.config import resolve
+
 
 @dataclass(frozen=True)
 class DSTEConfig:
@@ -249,9 +251,7 @@ class DSTE(nn.Module):
         if extra:
             raise ValueError(f"pretrain.model: unknown encoder keys {extra}")
         if set(kwargs) != {f.name for f in fields(DSTEConfig)}:
-            from mgfm.train.config_defaults import resolve_pretrain  # the schema's defaults, for the missing keys
-
-            kwargs = {**resolve_pretrain({"model": kwargs})["model"], **kwargs}
+            kwargs = {**resolve("pretrain", {"model": kwargs})["model"], **kwargs}
         self.cfg = cfg = DSTEConfig.from_section(kwargs)
         mv = cfg.num_persons * cfg.num_joints
         self.temporal = TokenStream(cfg.num_frames, mv * cfg.num_channels, cfg, learned_pe=False)

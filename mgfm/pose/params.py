@@ -1,4 +1,4 @@
-"""The ``pose`` config section as typed parameters (defaults identical to workflow/schemas/pose.schema.yaml).
+"""The ``pose`` config section as typed parameters (defaults identical to mgfm/config/schemas/pose.schema.yaml).
 
 The package must work without Snakemake, so direct callers get the same defaults and the same unknown-key
 errors the schema gives the workflow; a test keeps both in step.

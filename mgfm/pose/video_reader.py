@@ -1,7 +1,8 @@
-"""Batched, streaming frame reading with decord: bounded memory whatever the video length.
+"""The pose stage's view of a normalised video: its probed metadata JSON, and frame batches.
 
-Private to the pose stage until ``mgfm.data.video`` offers a batched reader; it only ever holds one batch of
-decoded frames, so a 40-minute video costs the same memory as a 20-second one.
+Decoding is ``mgfm.data.video``'s batched reader (decord, sequential, one batch of frames in memory, so a
+40-minute video costs the same memory as a 20-second one); this module adds the checks that make a missing,
+empty or undecodable video fail before any model runs, with errors that name the file.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Tables VIII-XIII: the paper's number beside ours on every row the paper has, cited rows marked, rows of
 branches we do not build marked, and our extra rows (from-scratch baseline, skeleton-only ensembles) added.
+(Tables VI/VII, the clips stage's MG-IoD ablations, are ``mgfm.tables.iod``.)
 
 Reads only the protocols' ``metrics.json`` files (``results/eval/...``); every number of ours in a table is
 read from there, i.e. computed by this run of the workflow.
@@ -94,17 +95,13 @@ def _status(prow: PaperRow, built_modalities: list[str]) -> str | None:
     return None
 
 
-def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modalities: list[str],
-                 streams: list[str]) -> dict[str, dict]:
-    """Write Tables VIII-XIII from ``eval_dir``; returns {table number: written paths}."""
-    eval_dir = Path(eval_dir)
-    written = {}
-    reports_of = lambda res: ["best_test", "last"] + (["val_selected"] if _has_val(res) else [])  # noqa: E731
+def _reports_of(results: dict) -> list[str]:
+    return ["best_test", "last"] + (["val_selected"] if _has_val(results) else [])
 
-    # ---- Table VIII: linear probe -----------------------------------------------------------------
-    lp = {m: read_json(protocol_metrics(eval_dir, "linear_probe", m)) for m in modalities}
 
-    def lp_lookup(prow: PaperRow):
+def linear_probe_table(lp: dict[str, dict], modalities: list[str]) -> Table:
+    """Table VIII from the linear probe's metrics of each modality."""
+    def lookup(prow: PaperRow):
         st = _status(prow, modalities)
         if st:
             return st
@@ -113,7 +110,7 @@ def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modali
         return res[key] if key else "not available (stream not evaluated)"
 
     any_lp = next(iter(lp.values()))
-    t = topk_table(TABLES["VIII"], lp_lookup, reports_of(any_lp["results"]), [], [
+    return topk_table(TABLES["VIII"], lookup, _reports_of(any_lp["results"]), [], [
         _seeds_note(any_lp["n_seeds"]),
         "best seen = best test Top-1 over the evaluations every "
         f"{any_lp['config']['eval_every']} epochs (the public reference's protocol, selected on test); last "
@@ -123,63 +120,65 @@ def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modali
         f"Chance Top-1 = {any_lp['chance_top1']:.2f}%, majority-class Top-1 = {any_lp['majority_top1']:.2f}% "
         f"({any_lp['num_classes']} classes, {any_lp['n_test']} test instances).",
     ])
-    written["VIII"] = write_table(t, out_dir)
 
-    # ---- Tables IX and X: fine-tuning --------------------------------------------------------------
-    ft = {p: {(m, s): read_json(protocol_metrics(eval_dir, p, m, s)) for m in modalities for s in streams}
-          for p in ("semi_supervised", "finetune", "scratch")}
-    ens = read_json(protocol_metrics(eval_dir, "ensemble"))
 
-    def ft_lookup(protocol):
-        def lookup(prow: PaperRow):
-            st = _status(prow, modalities)
-            if st:
-                return st
-            if prow.member == "3-stream":
-                return {"last": ens["results"]["equal"]}
-            r = ft[protocol].get((prow.modality, prow.member))
-            return r["results"] if r else "not available (stream not evaluated)"
-        return lookup
+def _finetune_lookup(ft: dict, ens: dict, protocol: str, modalities: list[str]):
+    def lookup(prow: PaperRow):
+        st = _status(prow, modalities)
+        if st:
+            return st
+        if prow.member == "3-stream":
+            return {"last": ens["results"]["equal"]}
+        r = ft[protocol].get((prow.modality, prow.member))
+        return r["results"] if r else "not available (stream not evaluated)"
+    return lookup
 
+
+def semi_supervised_table(ft: dict, ens: dict, modalities: list[str]) -> Table:
+    """Table IX from the semi-supervised runs ({protocol: {(modality, stream): metrics}})."""
     any_semi = next(iter(ft["semi_supervised"].values()))
     covered = lambda prow: _covered(ft["semi_supervised"], prow)  # noqa: E731
-    t = topk_table(TABLES["IX"], ft_lookup("semi_supervised"), reports_of(any_semi["results"]), [], [
+    return topk_table(TABLES["IX"], _finetune_lookup(ft, ens, "semi_supervised", modalities),
+                      _reports_of(any_semi["results"]), [], [
         _seeds_note(any_semi["n_seeds"]),
         f"Labeled subset: the training instances shuffled with a fixed seed, first "
         f"int({any_semi['config']['semi_supervised'].get('fraction', 0.1)} N) kept (per seed); it may miss classes: "
         "'Classes covered' gives, per seed, how many of the classes it contains.",
         "Encoder and classifier are fine-tuned together (loop: mgfm.train.loop.fit).",
     ], extra_columns={"Classes covered": covered})
-    written["IX"] = write_table(t, out_dir)
 
+
+def finetune_table(ft: dict, ens: dict, modalities: list[str], streams: list[str]) -> Table:
+    """Table X from the fine-tuning runs, with our from-scratch rows of the same budget."""
     any_ft = next(iter(ft["finetune"].values()))
     scratch_rows = [(f"Same encoder from scratch ({m}/{s}), same budget", ft["scratch"][(m, s)]["results"])
                     for m in modalities for s in streams]
-    t = topk_table(TABLES["X"], ft_lookup("finetune"), reports_of(any_ft["results"]), scratch_rows, [
+    return topk_table(TABLES["X"], _finetune_lookup(ft, ens, "finetune", modalities), _reports_of(any_ft["results"]),
+                      scratch_rows, [
         _seeds_note(any_ft["n_seeds"]),
         "MG-FM-Skele (3-stream): equal-weight fusion of the fine-tuned streams' last-epoch softmax scores.",
         "'from scratch' rows: the same architecture, randomly initialised, trained with the same data, epochs "
         "and optimiser: the gap to the fine-tuned rows is what pretraining buys.",
     ])
-    written["X"] = write_table(t, out_dir)
 
-    # ---- Table XI: ensemble ------------------------------------------------------------------------
+
+def ensemble_table(ens: dict, modalities: list[str]) -> Table:
+    """Table XI: the paper's ensembles are cited; ours is the weighted skeleton ensemble."""
     members = "+".join(ens["members"])
     w = ens["weights"][0]
     wtxt = ", ".join(f"{k} {v:.2f}" for k, v in w.items())
-    t = topk_table(TABLES["XI"], lambda prow: _status(prow, modalities) or "not available", ["value"],
-                   [(f"MG-FM-Skele ensemble ({members}), weights from {ens['select']}",
-                     {"value": ens["results"]["weighted"]})], [
+    return topk_table(TABLES["XI"], lambda prow: _status(prow, modalities) or "not available", ["value"],
+                      [(f"MG-FM-Skele ensemble ({members}), weights from {ens['select']}",
+                        {"value": ens["results"]["weighted"]})], [
         _seeds_note(ens["n_seeds"]),
         f"Weighted sum of the fine-tuned members' last-epoch softmax scores; weights ({ens['select']}; "
         f"first seed: {wtxt}) come from the config or a grid search on the validation split, never from test.",
     ])
-    written["XI"] = write_table(t, out_dir)
 
-    # ---- Table XII: retrieval ----------------------------------------------------------------------
-    rt = {m: read_json(protocol_metrics(eval_dir, "retrieval", m)) for m in modalities}
 
-    def rt_lookup(prow: PaperRow):
+def retrieval_table(rt: dict[str, dict], modalities: list[str]) -> Table:
+    """Table XII from the retrieval metrics of each modality (deterministic: one value, no std)."""
+    def lookup(prow: PaperRow):
         st = _status(prow, modalities)
         if st:
             return st
@@ -189,14 +188,31 @@ def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modali
         return {"value": {k: {"mean": v, "std": 0.0, "n": 1} for k, v in r.items()}}
 
     any_rt = next(iter(rt.values()))
-    t = topk_table(TABLES["XII"], rt_lookup, ["value"], [], [
+    return topk_table(TABLES["XII"], lookup, ["value"], [], [
         any_rt["definition"],
         f"Gallery: {any_rt['n_gallery']} training instances; queries: {any_rt['n_query']} test instances; "
         "cosine similarity of L2-normalised frozen features. Deterministic: no seeds.",
     ])
-    written["XII"] = write_table(t, out_dir)
 
-    # ---- Table XIII: emotion -----------------------------------------------------------------------
+
+def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modalities: list[str],
+                 streams: list[str]) -> dict[str, dict]:
+    """Write Tables VIII-XIII from ``eval_dir``; returns {table number: written paths}."""
+    eval_dir = Path(eval_dir)
+    written = {}
+    lp = {m: read_json(protocol_metrics(eval_dir, "linear_probe", m)) for m in modalities}
+    written["VIII"] = write_table(linear_probe_table(lp, modalities), out_dir)
+
+    ft = {p: {(m, s): read_json(protocol_metrics(eval_dir, p, m, s)) for m in modalities for s in streams}
+          for p in ("semi_supervised", "finetune", "scratch")}
+    ens = read_json(protocol_metrics(eval_dir, "ensemble"))
+    written["IX"] = write_table(semi_supervised_table(ft, ens, modalities), out_dir)
+    written["X"] = write_table(finetune_table(ft, ens, modalities, streams), out_dir)
+    written["XI"] = write_table(ensemble_table(ens, modalities), out_dir)
+
+    rt = {m: read_json(protocol_metrics(eval_dir, "retrieval", m)) for m in modalities}
+    written["XII"] = write_table(retrieval_table(rt, modalities), out_dir)
+
     em = read_json(protocol_metrics(eval_dir, "emotion"))
     written["XIII"] = write_table(emotion_table(em, modalities), out_dir)
     log.info("tables: wrote %s", ", ".join(f"Table {k}" for k in written))

@@ -1,4 +1,5 @@
-"""``mgfm tables render`` (Tables VIII-XIII from results/eval) and ``mgfm tables report`` (the HTML page)."""
+"""``mgfm tables iod`` (Tables VI/VII from the clips stage), ``mgfm tables render`` (Tables VIII-XIII from
+results/eval) and ``mgfm tables report`` (the HTML page)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from mgfm.cli import json_object
 def _lists(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     from mgfm.eval.checks import check_eval_config
     from mgfm.eval.cli import pretrained_streams
-    from mgfm.pose.layout import STREAMS
+    from mgfm.core.layout import STREAMS
 
     check_eval_config(args.params, pretrained_streams(args))
     return list(args.params.get("modalities", ["skeleton"])), list(args.params.get("streams", list(STREAMS)))
@@ -21,6 +22,13 @@ def _render(args: argparse.Namespace) -> int:
 
     modalities, streams = _lists(args)
     build_tables(args.eval_dir, args.out_dir, modalities, streams)
+    return 0
+
+
+def _iod(args: argparse.Namespace) -> int:
+    from mgfm.tables.iod import build_iod_tables
+
+    build_iod_tables(args.iod, args.out_dir)
     return 0
 
 
@@ -39,6 +47,10 @@ def _report(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     tb = subparsers.add_parser("tables", help="paper tables beside ours, and the report")
     sub = tb.add_subparsers(dest="tables_command", required=True)
+    p = sub.add_parser("iod", help="Tables VI-VII (md, csv, tex) from the clips stage's MG-IoD results")
+    p.add_argument("--iod", required=True, help="results/clips/iod.json")
+    p.add_argument("--out-dir", required=True, help="results/tables")
+    p.set_defaults(func=_iod)
     for name in ("render", "report"):
         p = sub.add_parser(name, help="Tables VIII-XIII (md, csv, tex)" if name == "render" else "results/report.html")
         p.add_argument("--params", type=json_object, default={}, help="the eval config section as JSON")

@@ -1,6 +1,6 @@
 """A generic table writer: one table -> Markdown, CSV and LaTeX files written atomically, same stem.
 
-Any stage can use it (e.g. the clips stage's Tables VI/VII): give display cells for people (Markdown,
+Every table of the package goes through it (Tables VI-XIII): give display cells for people (Markdown,
 LaTeX) and, optionally, raw records for machines (CSV; defaults to the display cells).
 """
 

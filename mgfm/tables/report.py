@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mgfm.common.atomic import atomic_path
-from mgfm.eval.feature_store import read_features
+from mgfm.core.feature_store import read_features
 from mgfm.eval.metrics import confusion_matrix, topk_accuracy
 from mgfm.eval.paths import feature_table, protocol_metrics
 from mgfm.tables import figures

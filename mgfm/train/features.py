@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from mgfm.common.logs import Progress
-from mgfm.eval.feature_store import write_features
+from mgfm.core.feature_store import write_features
 from mgfm.models.artifact import load_encoder
-from mgfm.pose.layout import to_stream
+from mgfm.core.layout import to_stream
 from mgfm.train.augment import resample_valid
 from mgfm.train.data import PackedClips
 
@@ -52,7 +52,7 @@ def encode_dataset(encoder: torch.nn.Module, data: PackedClips, batch_size: int 
 
 def extract_features(model_dir: str | os.PathLike, dataset: str | os.PathLike, out: str | os.PathLike,
                      batch_size: int = 256, device: str | None = None) -> Path:
-    """Write ``out`` (mgfm.eval.feature_store format) with the frozen features of every clip of ``dataset``."""
+    """Write ``out`` (mgfm.core.feature_store format) with the frozen features of every clip of ``dataset``."""
     if batch_size < 1:
         raise ValueError(f"features batch_size must be >= 1, got {batch_size}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -168,17 +168,34 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: StepFn, cfg: TrainCon
             dist.destroy_process_group()
 
 
-def _fit(model, dataset, step_fn, cfg, out_dir, fingerprint, desc, info: DistInfo, on_epoch_end) -> FitResult:
-    if cfg.batch_size % info.world:
-        raise ValueError(f"train.batch_size {cfg.batch_size} is not divisible by the {info.world} processes")
-    local_batch = cfg.batch_size // info.world
-    steps_per_epoch = len(dataset) // cfg.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"train.batch_size {cfg.batch_size} exceeds the {len(dataset)} training clips")
-    out_dir.mkdir(parents=True, exist_ok=True)
+@dataclass
+class _Run:
+    """What one call of ``fit`` works with, so each phase of an epoch is its own small function."""
 
-    model.to(info.device)
-    optimizer = _optimizer(model, cfg)
+    model: torch.nn.Module                # unwrapped
+    train_model: torch.nn.Module          # DDP-wrapped when several processes
+    optimizer: torch.optim.Optimizer
+    sampler: DistributedSampler
+    loader: DataLoader
+    step_fn: StepFn
+    cfg: TrainConfig
+    info: DistInfo
+    out_dir: Path
+    fingerprint: str
+    desc: str
+    steps_per_epoch: int
+    autocast: Callable
+    global_step: int
+    epoch_log: _CsvLog | None = None
+    step_log: _CsvLog | None = None
+    board: object | None = None
+    bar: Progress | None = None
+    lr: float = 0.0
+
+
+def _resume(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, out_dir: Path,
+            fingerprint: str, desc: str, info: DistInfo) -> tuple[dict | None, int]:
+    """Load ``last.pt`` when it carries ``fingerprint``: (checkpoint state or None, epochs already done)."""
     start_epoch = 0
     state = load_checkpoint(out_dir, fingerprint)
     if state is not None:
@@ -190,91 +207,139 @@ def _fit(model, dataset, step_fn, cfg, out_dir, fingerprint, desc, info: DistInf
                      out_dir / "checkpoints")
     if info.world > 1:
         dist.barrier()  # every process has read the checkpoint before anyone may overwrite it
-    train_model = model
-    if info.world > 1:
-        ids = [info.local_rank] if info.device.type == "cuda" else None
-        train_model = DistributedDataParallel(model, device_ids=ids)
+    return state, start_epoch
 
+
+def _loader(dataset: Dataset, cfg: TrainConfig, info: DistInfo, local_batch: int
+            ) -> tuple[DistributedSampler, DataLoader]:
+    """A DistributedSampler (also in one process, so the clip order does not depend on the process count)."""
     sampler = DistributedSampler(dataset, num_replicas=info.world, rank=info.rank, shuffle=True,
                                  seed=derive_seed(cfg.seed, "sampler") % 2**31, drop_last=True)
     loader = DataLoader(dataset, sampler=BatchSampler(sampler, local_batch, drop_last=True), batch_size=None,
                         num_workers=cfg.num_workers, pin_memory=info.device.type == "cuda",
                         persistent_workers=cfg.num_workers > 0)
+    return sampler, loader
+
+
+def _fit(model, dataset, step_fn, cfg, out_dir, fingerprint, desc, info: DistInfo, on_epoch_end) -> FitResult:
+    if cfg.batch_size % info.world:
+        raise ValueError(f"train.batch_size {cfg.batch_size} is not divisible by the {info.world} processes")
+    local_batch = cfg.batch_size // info.world
+    steps_per_epoch = len(dataset) // cfg.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"train.batch_size {cfg.batch_size} exceeds the {len(dataset)} training clips")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    model.to(info.device)
+    optimizer = _optimizer(model, cfg)
+    state, start_epoch = _resume(model, optimizer, cfg, out_dir, fingerprint, desc, info)
+    train_model = model
+    if info.world > 1:
+        ids = [info.local_rank] if info.device.type == "cuda" else None
+        train_model = DistributedDataParallel(model, device_ids=ids)
+
+    sampler, loader = _loader(dataset, cfg, info, local_batch)
     use_amp = cfg.amp and info.device.type == "cuda"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
-
-    epoch_log = _CsvLog(out_dir / EPOCH_LOG, start_epoch if state else None) if info.is_main else None
-    step_log = _CsvLog(out_dir / STEP_LOG, start_epoch if state else None) if info.is_main else None
-    board = _tensorboard(out_dir) if info.is_main else None
-    bar = Progress((cfg.epochs - start_epoch) * steps_per_epoch, desc, unit="step") if info.is_main else None
+    run = _Run(model, train_model, optimizer, sampler, loader, step_fn, cfg, info, out_dir, fingerprint, desc,
+               steps_per_epoch, autocast, global_step=start_epoch * steps_per_epoch)
+    if info.is_main:
+        run.epoch_log = _CsvLog(out_dir / EPOCH_LOG, start_epoch if state else None)
+        run.step_log = _CsvLog(out_dir / STEP_LOG, start_epoch if state else None)
+        run.board = _tensorboard(out_dir)
+        run.bar = Progress((cfg.epochs - start_epoch) * steps_per_epoch, desc, unit="step")
     history: list[dict] = []
-    global_step = start_epoch * steps_per_epoch
     if state is not None:
         set_rng_state(state["rng"])
 
     for epoch in range(start_epoch, cfg.epochs):
-        torch.manual_seed(derive_seed(cfg.seed, "torch", epoch, info.rank))  # dropout / DropPath of this epoch
-        sampler.set_epoch(epoch)
-        train_model.train()
-        sums: dict[str, float] = {}
-        t_epoch = t_window = time.perf_counter()
-        window = 0
-        for step, batch in enumerate(loader):
-            lr = learning_rate(global_step, steps_per_epoch, cfg.epochs, cfg.lr, cfg.schedule, cfg.warmup_epochs,
-                               cfg.milestones, cfg.gamma, cfg.min_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            ctx = StepContext(epoch, step, global_step, info, cfg.batch_size,
-                              torch.Generator().manual_seed(derive_seed(cfg.seed, "step", epoch, step)))
-            batch = {k: v.to(info.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            with autocast():
-                loss, terms = step_fn(train_model, batch, ctx)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"{desc}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                                   "lower train.lr or check the dataset for non-finite values")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            values = {"loss": loss.item(), **{k: float(v) for k, v in terms.items()}}
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-            global_step += 1
-            window += 1
-            if bar is not None:
-                bar.update()
-                if global_step % cfg.log_every_steps == 0:
-                    now = time.perf_counter()
-                    step_log.write({"epoch": epoch + 1, "step": global_step, "lr": lr, **values,
-                                    "clips_per_s": window * cfg.batch_size / max(now - t_window, 1e-9)})
-                    t_window, window = now, 0
-        seconds = time.perf_counter() - t_epoch
-        means = mean_across({k: v / steps_per_epoch for k, v in sums.items()}, info.device)
-        row = {"epoch": epoch + 1, "step": global_step, "lr": lr, **means,
-               "clips_per_s": steps_per_epoch * cfg.batch_size / max(seconds, 1e-9), "seconds": seconds}
+        t_epoch = time.perf_counter()
+        sums = _train_epoch(run, epoch)
+        row = _end_epoch(run, epoch, sums, time.perf_counter() - t_epoch)
         history.append(row)
-        if info.is_main:
-            epoch_log.write(row)
-            if board is not None:
-                for k, v in row.items():
-                    if k not in ("epoch", "step"):
-                        board.add_scalar(k, v, epoch + 1)
-            log.info("%s: epoch %d/%d loss %.4f lr %.2e %.1f clips/s", desc, epoch + 1, cfg.epochs, row["loss"], lr,
-                     row["clips_per_s"])
         done = epoch + 1
         if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
-            if info.is_main:
-                save_checkpoint(out_dir, {"epoch": done, "global_step": global_step, "model": model.state_dict(),
-                                          "optimizer": optimizer.state_dict(), "fingerprint": fingerprint,
-                                          "rng": rng_state()})
-            if info.world > 1:
-                dist.barrier()
+            _checkpoint(run, done)
         if on_epoch_end is not None:
             on_epoch_end(done, row)
-    if bar is not None:
-        bar.close()
-    if board is not None:
-        board.close()
+    if run.bar is not None:
+        run.bar.close()
+    if run.board is not None:
+        run.board.close()
     return FitResult(model=model, dist=info, epochs_run=cfg.epochs - start_epoch, resumed_from=start_epoch,
                      history=history)
+
+
+def _train_epoch(run: _Run, epoch: int) -> dict[str, float]:
+    """One pass over the loader: a step per batch, step-level CSV rows; returns the summed loss terms."""
+    cfg, info = run.cfg, run.info
+    torch.manual_seed(derive_seed(cfg.seed, "torch", epoch, info.rank))  # dropout / DropPath of this epoch
+    run.sampler.set_epoch(epoch)
+    run.train_model.train()
+    sums: dict[str, float] = {}
+    t_window = time.perf_counter()
+    window = 0
+    for step, batch in enumerate(run.loader):
+        values = _train_step(run, epoch, step, batch)
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        run.global_step += 1
+        window += 1
+        if run.bar is not None:
+            run.bar.update()
+            if run.global_step % cfg.log_every_steps == 0:
+                now = time.perf_counter()
+                run.step_log.write({"epoch": epoch + 1, "step": run.global_step, "lr": run.lr, **values,
+                                    "clips_per_s": window * cfg.batch_size / max(now - t_window, 1e-9)})
+                t_window, window = now, 0
+    return sums
+
+
+def _train_step(run: _Run, epoch: int, step: int, batch: dict) -> dict[str, float]:
+    """Learning rate, forward under autocast, finite-loss check, backward, clipping, optimiser step."""
+    cfg, info = run.cfg, run.info
+    run.lr = lr = learning_rate(run.global_step, run.steps_per_epoch, cfg.epochs, cfg.lr, cfg.schedule,
+                                cfg.warmup_epochs, cfg.milestones, cfg.gamma, cfg.min_lr)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    ctx = StepContext(epoch, step, run.global_step, info, cfg.batch_size,
+                      torch.Generator().manual_seed(derive_seed(cfg.seed, "step", epoch, step)))
+    batch = {k: v.to(info.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    with run.autocast():
+        loss, terms = run.step_fn(run.train_model, batch, ctx)
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"{run.desc}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                           "lower train.lr or check the dataset for non-finite values")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.optimizer.step()
+    return {"loss": loss.item(), **{k: float(v) for k, v in terms.items()}}
+
+
+def _end_epoch(run: _Run, epoch: int, sums: dict[str, float], seconds: float) -> dict:
+    """The epoch's row (loss terms averaged over steps and processes) into the CSV, TensorBoard and the log."""
+    cfg, info = run.cfg, run.info
+    means = mean_across({k: v / run.steps_per_epoch for k, v in sums.items()}, info.device)
+    row = {"epoch": epoch + 1, "step": run.global_step, "lr": run.lr, **means,
+           "clips_per_s": run.steps_per_epoch * cfg.batch_size / max(seconds, 1e-9), "seconds": seconds}
+    if info.is_main:
+        run.epoch_log.write(row)
+        if run.board is not None:
+            for k, v in row.items():
+                if k not in ("epoch", "step"):
+                    run.board.add_scalar(k, v, epoch + 1)
+        log.info("%s: epoch %d/%d loss %.4f lr %.2e %.1f clips/s", run.desc, epoch + 1, cfg.epochs, row["loss"],
+                 run.lr, row["clips_per_s"])
+    return row
+
+
+def _checkpoint(run: _Run, done: int) -> None:
+    """Atomic ``last.pt`` from the main process; the others wait so no one runs ahead of a checkpoint."""
+    if run.info.is_main:
+        save_checkpoint(run.out_dir, {"epoch": done, "global_step": run.global_step, "model": run.model.state_dict(),
+                                      "optimizer": run.optimizer.state_dict(), "fingerprint": run.fingerprint,
+                                      "rng": rng_state()})
+    if run.info.world > 1:
+        dist.barrier()

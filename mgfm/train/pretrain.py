@@ -1,6 +1,6 @@
 """MG-FM-Skele pretraining of one input stream: packed clips -> four views -> DSTE -> decorrelation loss.
 
-The stream (joint, bone or motion, ``mgfm.pose.layout.to_stream``) is applied to every augmented view
+The stream (joint, bone or motion, ``mgfm.core.layout.to_stream``) is applied to every augmented view
 before the encoder and recorded in the model card, so each stream's encoder really sees its own input.
 Outputs in the model folder: ``encoder.safetensors`` + ``card.json`` (``mgfm.models.load_encoder``),
 ``checkpoints/last.pt``, ``train_log.csv`` (per epoch) and ``train_steps.csv`` (every few steps).
@@ -16,15 +16,15 @@ from pathlib import Path
 
 import torch
 
-from mgfm.clips.packed import read_info
+from mgfm.core.packed import read_info
 from mgfm.common.seeding import derive_seed
 from mgfm.models.artifact import save_encoder
 from mgfm.models.dste import DSTE, DSTEConfig
 from mgfm.models.losses.decorrelation import DecorrelationWeights, multi_grained_decorrelation_loss
 from mgfm.models.projectors import PretrainModel
-from mgfm.pose.layout import STREAMS, to_stream
+from mgfm.core.layout import STREAMS, to_stream
 from mgfm.train.augment import AugmentConfig, apply, draw, select_rows
-from mgfm.train.config_defaults import resolve_pretrain
+from mgfm.config import resolve
 from mgfm.train.checkpoint import fingerprint_of
 from mgfm.train.data import PackedClips
 from mgfm.train.distributed import gather_with_grad
@@ -78,7 +78,7 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     out = Path(out)
-    params = resolve_pretrain(params)
+    params = resolve("pretrain", params)
     enc_cfg, proj = split_model_params(params["model"])
     aug = AugmentConfig.from_section(params["augment"])
     weights = DecorrelationWeights.from_section(params["loss"])

@@ -11,9 +11,9 @@ import os
 import numpy as np
 import pandas as pd
 
-from mgfm.clips.packed import write_packed
+from mgfm.core.packed import write_packed
 from mgfm.common.seeding import rng_for
-from mgfm.pose.layout import NUM_JOINTS
+from mgfm.core.layout import NUM_JOINTS
 
 
 def synthetic_skeleton(n: int, frames: int = 64, joints: int = NUM_JOINTS, seed: int = 0,

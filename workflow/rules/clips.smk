@@ -1,6 +1,7 @@
 # Rules of the clips stage (see README.md): rejection-sampled clips of every video (one aggregate job: the
 # sampler needs milliseconds per video once the score column is read, far less than a job's overhead), the
-# MG-IoD ablation tables (paper Tables VI/VII) and the duration figure (Fig. 4).
+# MG-IoD ablations (raw results; `mgfm tables iod` renders them as paper Tables VI/VII) and the duration
+# figure (Fig. 4).
 # Every rule reads the `clips` config section as params, so changing tau reruns sampling and all that follows,
 # never pose extraction.
 
@@ -44,28 +45,42 @@ rule sample_clips:
         " --out-clips {output.clips:q} --out-stats {output.stats:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 
-rule iod_tables:
+rule iod:
     input:
         **CLIPS_INPUTS,
     output:
-        multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv", ".tex"),
-        multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv", ".tex"),
+        f"{CLIPS_DIR}/iod.json",
     params:
         cfg=params_json("clips"),
         seed=config["seed"],
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         video_dir=lambda wc, input: os.path.dirname(input.metas[0]),
-        out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
-        f"{LOGS}/clips/iod_tables.log",
+        f"{LOGS}/clips/iod.log",
     benchmark:
-        f"{BENCH}/clips/iod_tables.tsv"
+        f"{BENCH}/clips/iod.tsv"
     conda:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm clips iod --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
         " --manifest {input.manifest:q} --annotations {input.annotations:q} --seed {params.seed}"
-        " --out-dir {params.out_dir:q} --params {params.cfg:q} > {log:q} 2>&1"
+        " --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
+
+
+rule iod_tables:
+    input:
+        f"{CLIPS_DIR}/iod.json",
+    output:
+        multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv", ".tex"),
+        multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv", ".tex"),
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
+    log:
+        f"{LOGS}/clips/iod_tables.log",
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm tables iod --iod {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule duration_figure:
@@ -89,6 +104,7 @@ rule duration_figure:
 TARGETS["clips"] = [
     CLIP_TABLE,
     f"{CLIPS_DIR}/sampler_stats.csv",
+    f"{CLIPS_DIR}/iod.json",
     *multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv", ".tex"),
     *multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv", ".tex"),
     f"{RESULTS}/figures/fig4_durations.png",

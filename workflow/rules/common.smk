@@ -5,25 +5,21 @@ import json
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+from mgfm.config import ConfigError, resolve_config
 
 
-def _validate_config(cfg):
-    """Validate the top level, then each section against its own schema; errors name the section."""
+def _resolve_config(cfg):
+    """Validate every section against the package's schemas and fill in all defaults, in place."""
     try:
-        validate(cfg, str(SCHEMAS / "config.schema.yaml"))
-    except WorkflowError as err:
-        raise WorkflowError(f"config: {err}") from None
-    for section in ("dataset", "download", "pose", "clips", "skeleton", "rgb", "pretrain", "eval"):
-        try:
-            validate(cfg[section], str(SCHEMAS / f"{section}.schema.yaml"))
-        except WorkflowError as err:
-            raise WorkflowError(f"config section '{section}': {err}") from None
+        resolved = resolve_config(cfg)
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
+    cfg.clear()
+    cfg.update(resolved)
 
 
-_validate_config(config)
+_resolve_config(config)
 
 RESULTS = "results"
 LOGS = "logs"

@@ -3,7 +3,7 @@
 # the tables beside the paper's numbers, and the report. Modality and stream are wildcards, not copies.
 
 from mgfm.eval.checks import check_eval_config
-from mgfm.pose.layout import STREAMS as _ALL_STREAMS
+from mgfm.core.layout import STREAMS as _ALL_STREAMS
 
 EVAL = config["eval"]
 PRETRAINED_STREAMS = list(config["pretrain"].get("streams", _ALL_STREAMS))

@@ -33,7 +33,8 @@ from mgfm.data.demo.taxonomy import taxonomy_table
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = ["video_id", "url", "sha256", "subject_id", "outcome", "subset", "split"]
+#: ``synthetic`` (an extra column, ignored by the contract) tells later stages these are the demo's renders.
+MANIFEST_COLUMNS = ["video_id", "url", "sha256", "subject_id", "outcome", "subset", "split", "synthetic"]
 ANNOTATION_COLUMNS = ["video_id", "class_id", "start_frame", "end_frame"]
 BATCH = 64  # frames per pipe write
 
@@ -170,7 +171,7 @@ def generate_corpus(demo_cfg: dict, out_dir: str | Path, workers: int = 1) -> pd
 
     manifest = pd.DataFrame([{
         "video_id": p.video_id, "url": raw_path(out_dir, p.video_id).as_uri(), "sha256": results[p.video_id].sha256,
-        "subject_id": p.subject_id, "outcome": p.outcome, "subset": p.subset, "split": p.split,
+        "subject_id": p.subject_id, "outcome": p.outcome, "subset": p.subset, "split": p.split, "synthetic": "true",
     } for p in plans], columns=MANIFEST_COLUMNS)
     rows = [(p.video_id, c, s, e) for p in plans if p.subset == "labeled"
             for c, s, e in results[p.video_id].annotations]

@@ -16,7 +16,7 @@ from mgfm.common.seeding import rng_for
 
 FPS = 25.0
 
-#: Defaults of ``dataset.demo`` (mirrors workflow/schemas/dataset.schema.yaml, checked by a test), so the
+#: Defaults of ``dataset.demo`` (mirrors mgfm/config/schemas/dataset.schema.yaml, checked by a test), so the
 #: package works without Snakemake filling them in.
 DEFAULTS: dict = {
     "seed": 7,
@@ -40,8 +40,14 @@ DEFAULTS: dict = {
 
 
 def demo_video_ids(demo_cfg: dict) -> list[str]:
-    """Video ids of the demo corpus: ``demo000`` ... in order; a pure function of ``dataset.demo``."""
-    return [f"demo{i:03d}" for i in range(int(demo_cfg.get("n_videos", DEFAULTS["n_videos"])))]
+    """Video ids of the demo corpus: ``demo000`` ... in order; a pure function of ``dataset.demo``.
+
+    The whole section is checked first (``demo_settings``): the workflow calls this while it parses the
+    config, so a value the generator would refuse (``n_labeled`` above ``n_videos``, say) fails the dry run,
+    not a job.
+    """
+    cfg = demo_settings(demo_cfg)
+    return [f"demo{i:03d}" for i in range(int(cfg["n_videos"]))]
 
 
 def _range(cfg: dict, key: str, low: float, integer: bool = False) -> tuple[float, float]:

@@ -16,7 +16,7 @@ from mgfm.data.demo.motion import Gesture, acting_hand, build_motion
 from mgfm.data.demo.skeleton import Pose, forward
 from mgfm.data.demo.subject import Framing, Subject, Venue, make_framing, make_subject, make_venue
 from mgfm.data.demo.taxonomy import NUM_CLASSES, class_probabilities
-from mgfm.pose import layout as L
+from mgfm.core import layout as L
 
 SHIFT = 4                # fixed-point bits for sub-pixel drawing
 _ONE = 1 << SHIFT

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mgfm.pose import layout as L
+from mgfm.core import layout as L
 from mgfm.data.demo.subject import Framing, Subject
 
 # ---- face template (head-local, units of the head half-width; x image-right, y down, z toward camera) ----
@@ -202,11 +202,12 @@ def _ik_elbow(shoulder: np.ndarray, wrist: np.ndarray, l1: float, l2: float, pol
     return elbow, wrist
 
 
-def forward(motion: Motion, subject: Subject, framing: Framing, width: int, height: int) -> Pose:
-    """Keypoints of ``subject`` performing ``motion`` in a ``width`` x ``height`` frame."""
+def _torso(motion: Motion, subject: Subject, framing: Framing, width: int, height: int, sw: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """3-D keypoints (n, 133, 3) with shoulders, hips, seated legs and feet filled; also the root (hip centre),
+    the shoulder centre and the torso's up direction per frame."""
     n = motion.n
     p = motion.p
-    sw = subject.shoulder_w * framing.scale * height          # pixels per shoulder width
     rest_shoulder_y = framing.shoulder_y * height
     root = np.stack([
         np.full(n, framing.centre_x * width) + p["root_dx"] * sw,
@@ -230,8 +231,15 @@ def forward(motion: Motion, subject: Subject, framing: Framing, width: int, heig
     for j, (ankle, dx, dy, dz) in enumerate(((15, 0.08, 0.12, 0.35), (15, 0.18, 0.1, 0.3), (15, 0.0, 0.12, -0.1),
                                              (16, -0.08, 0.12, 0.35), (16, -0.18, 0.1, 0.3), (16, 0.0, 0.12, -0.1))):
         kp[:, 17 + j] = kp[:, ankle] + np.array([dx, dy, dz]) * sw
+    return kp, root, sh_centre, up
 
-    # head
+
+def _head(kp: np.ndarray, motion: Motion, subject: Subject, sh_centre: np.ndarray, up: np.ndarray, sw: float
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Fill the face (mouth opening, blinks) and the five COCO head points; returns the head centre, the neck
+    top, the head rotation and the head radius in pixels."""
+    n = motion.n
+    p = motion.p
     neck_top = sh_centre + up * (subject.neck_len * sw)
     r_head = (_rot_z(p["torso_roll"] + subject.posture_roll + p["head_roll"])
               @ _rot_y(p["head_yaw"] + subject.head_bias[0])
@@ -250,8 +258,13 @@ def forward(motion: Motion, subject: Subject, framing: Framing, width: int, heig
             face[:, b, 1] += (mid - face[:, b, 1]) * blink[:, 0] * 0.9
     kp[:, L.FACE] = head_centre[:, None] + _apply(r_head, face * hr)
     kp[:, 0:5] = head_centre[:, None] + _apply(r_head, np.broadcast_to(HEAD5_TEMPLATE, (n, 5, 3)) * hr)
+    return head_centre, neck_top, r_head, hr
 
-    # anchors for wrist targets
+
+def _arms(kp: np.ndarray, motion: Motion, subject: Subject, framing: Framing, height: int, sw: float,
+          root: np.ndarray, sh_centre: np.ndarray, head_centre: np.ndarray, r_head: np.ndarray, hr: float) -> None:
+    """Wrists follow the motion's tasks towards body/table anchors; elbows by two-bone IK; fills ``kp``."""
+    n = motion.n
     anchors = {
         "table": np.stack([sh_centre[:, 0], np.full(n, framing.table_y * height + 0.1 * sw),
                            np.full(n, 0.6 * sw)], 1),
@@ -278,7 +291,11 @@ def forward(motion: Motion, subject: Subject, framing: Framing, width: int, heig
         kp[:, el], kp[:, wr] = _ik_elbow(kp[:, sh], wrist[h], l1, l2, pole)
         kp[:, hand, 2] = kp[:, wr, 2][:, None]
 
-    # weak perspective about the frame centre: nearer points spread out
+
+def _project(kp: np.ndarray, motion: Motion, subject: Subject, sw: float, width: int, height: int
+             ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Weak perspective about the frame centre (nearer points spread out), then the 2-D hands attached to the
+    projected wrists; returns the image points (n, 133, 2), the frame centre and the focal length."""
     focal = 5.0 * height
     centre = np.array([width / 2, height / 2])
     s = focal / (focal - kp[..., 2])
@@ -289,7 +306,13 @@ def forward(motion: Motion, subject: Subject, framing: Framing, width: int, heig
         d = d / np.maximum(np.linalg.norm(d, axis=1), 1e-6)[:, None]
         length = subject.hand_len * sw * motion.hand_scale[h] * s[:, wr]
         xy[:, hand] = hand_points(xy[:, wr], d, length, HAND_SIGN[h], motion.curl[h], motion.spread[h])
+    return xy, centre, focal
 
+
+def _visibility(xy: np.ndarray, yaw: np.ndarray, framing: Framing, width: int, height: int) -> np.ndarray:
+    """Inside the frame, not behind the table (torso and legs behind its top, arms behind its front edge), and
+    the far ear hidden when the head turns."""
+    n = len(xy)
     visible = np.ones((n, L.NUM_KEYPOINTS), dtype=bool)
     inside = (xy[..., 0] >= 0) & (xy[..., 0] <= width - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= height - 1)
     behind_top = xy[..., 1] >= framing.table_y * height        # torso and legs sit behind the table top
@@ -297,9 +320,22 @@ def forward(motion: Motion, subject: Subject, framing: Framing, width: int, heig
     lower_body = np.zeros(L.NUM_KEYPOINTS, dtype=bool)
     lower_body[11:23] = True
     visible &= inside & ~np.where(lower_body[None], behind_top, behind_front)
-    yaw = p["head_yaw"] + subject.head_bias[0]
     visible[:, L.LEFT_EAR] &= yaw < 0.45    # turning right hides the left ear
     visible[:, L.RIGHT_EAR] &= yaw > -0.45
+    return visible
+
+
+def forward(motion: Motion, subject: Subject, framing: Framing, width: int, height: int) -> Pose:
+    """Keypoints of ``subject`` performing ``motion`` in a ``width`` x ``height`` frame."""
+    n = motion.n
+    p = motion.p
+    sw = subject.shoulder_w * framing.scale * height          # pixels per shoulder width
+    kp, root, sh_centre, up = _torso(motion, subject, framing, width, height, sw)
+    head_centre, neck_top, r_head, hr = _head(kp, motion, subject, sh_centre, up, sw)
+    _arms(kp, motion, subject, framing, height, sw, root, sh_centre, head_centre, r_head, hr)
+    xy, centre, focal = _project(kp, motion, subject, sw, width, height)
+    yaw = p["head_yaw"] + subject.head_bias[0]
+    visible = _visibility(xy, yaw, framing, width, height)
 
     hc = centre + (head_centre[:, :2] - centre) * (focal / (focal - head_centre[:, 2]))[:, None]
     nt = centre + (neck_top[:, :2] - centre) * (focal / (focal - neck_top[:, 2]))[:, None]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mgfm.pose.backends.base import PoseBackend, verify_sha256
 from mgfm.pose.checksum import sha256_file
 from mgfm.pose.params import PoseParams
 
@@ -125,11 +126,10 @@ def build_mmpose_model(config: str | Path, checkpoint: str | Path | None, device
     return init_model(load_config(config), str(checkpoint) if checkpoint else None, device=device)
 
 
-def load_mmpose_backend(p: PoseParams, threads: int):
-    from mgfm.pose.extract import _Backend, _verify
-
+def load_mmpose_backend(p: PoseParams, threads: int) -> PoseBackend:
+    """The mmpose model (and optional mmdet detector) of ``p``, every file and checksum checked."""
     config, ckpt = _check_files(p)
-    digest = _verify(ckpt, p.mmpose.checkpoint_sha256, "pose.mmpose.checkpoint_sha256")
+    digest = verify_sha256(ckpt, p.mmpose.checkpoint_sha256, "pose.mmpose.checkpoint_sha256")
     _import_mmpose()
     import torch
 
@@ -137,12 +137,11 @@ def load_mmpose_backend(p: PoseParams, threads: int):
     device = "cuda" if p.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     if p.device == "cuda" and device != "cuda":
         raise RuntimeError("config key pose.device is 'cuda' but torch sees no GPU")
-    backend = _Backend()
-    backend.estimate = MmposeEstimator(build_mmpose_model(config, ckpt, device)).estimate
-    backend.meta = {"backend": "mmpose", "model": config.stem, "model_sha256": digest, "device": device}
+    backend = PoseBackend(MmposeEstimator(build_mmpose_model(config, ckpt, device)).estimate,
+                          {"backend": "mmpose", "model": config.stem, "model_sha256": digest, "device": device})
     m = p.mmpose
     if m.det_config and m.det_checkpoint:
-        _verify(Path(m.det_checkpoint), m.det_checkpoint_sha256, "pose.mmpose.det_checkpoint_sha256")
+        verify_sha256(Path(m.det_checkpoint), m.det_checkpoint_sha256, "pose.mmpose.det_checkpoint_sha256")
         backend.detector = MmdetPersonDetector(str(resolve_config(m.det_config)), m.det_checkpoint, device, m.det_category,
                                                p.detector.score_threshold)
         backend.meta["detector"] = Path(m.det_config).stem

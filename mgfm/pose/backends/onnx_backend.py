@@ -12,6 +12,9 @@ import cv2
 import numpy as np
 
 from mgfm.pose.affine import boxes_to_cs, crop_batch, crop_to_image
+from mgfm.pose.backends.base import PoseBackend, require_file, verify_sha256
+from mgfm.pose.checksum import sha256_file
+from mgfm.pose.params import DEMO_MODEL, PoseParams
 from mgfm.pose.preprocess import RTMPOSE_MEAN, RTMPOSE_STD, normalize_crops
 from mgfm.pose.simcc import DEFAULT_SPLIT_RATIO, decode_simcc
 
@@ -135,3 +138,40 @@ class OnnxPersonDetector:
         boxes = dets[keep, :4] / ratio
         boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
         return boxes, dets[keep, 4].astype(np.float32)
+
+
+def load_onnx_backend(p: PoseParams, threads: int) -> PoseBackend:
+    """The ONNX pose model (and detector) of ``p``, every file and checksum checked; sidecar JSON fills gaps."""
+    model = p.model_path()
+    how = ("Train and export the shipped demo model with `python -m mgfm.pose.demo_model.train`."
+           if model == DEMO_MODEL else
+           "Set config key pose.model to a local RTMPose/RTMW whole-body ONNX export (mmdeploy or rtmlib).")
+    require_file(model, "pose model", how)
+    side = read_sidecar(model)
+    if p.detector.model:
+        require_file(Path(p.detector.model), "person detector model",
+                     "Set config key pose.detector.model to a local RTMDet ONNX export, or to '' for whole frames.")
+    digest = verify_sha256(model, p.model_sha256 or side.get("sha256", ""), "pose.model_sha256")
+    session = make_session(model, threads, p.device)
+    input_size = (p.input_size or OnnxPoseEstimator.input_size_of(session) or side.get("input_size"))
+    if not input_size:
+        raise ValueError(f"{model}: input size unknown (dynamic shape, no sidecar JSON): set config key pose.input_size")
+    spec = PoseModelSpec(
+        input_size=(int(input_size[0]), int(input_size[1])),
+        split_ratio=float(p.split_ratio or side.get("split_ratio", 2.0)),
+        mean=tuple(p.mean or side.get("mean", PoseModelSpec.mean)),
+        std=tuple(p.std or side.get("std", PoseModelSpec.std)),
+        color=p.color or side.get("color", "rgb"),
+        padding=p.bbox_padding,
+    )
+    backend = PoseBackend(OnnxPoseEstimator(session, spec).estimate,
+                          {"backend": "onnx", "model": side.get("name", model.stem), "model_sha256": digest,
+                           "input_size": list(spec.input_size), "providers": session.get_providers()})
+    if p.detector.model:
+        d = p.detector
+        det_path = Path(d.model)
+        backend.meta["detector"] = det_path.stem
+        backend.meta["detector_sha256"] = sha256_file(det_path)
+        backend.detector = OnnxPersonDetector(make_session(det_path, threads, p.device), tuple(d.input_size),
+                                              d.mean, d.std, d.color, d.score_threshold)
+    return backend

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mgfm.pose import layout as L
+from mgfm.core import layout as L
 
 GROUPS = {
     "body": tuple(range(0, 17)),
@@ -66,7 +66,7 @@ def pose_metrics(pred_xy: np.ndarray, pred_score: np.ndarray, gt_xy: np.ndarray,
 
 @functools.lru_cache(maxsize=2)
 def _load(model: str, threads: int):
-    from mgfm.pose.extract import load_onnx_backend
+    from mgfm.pose.backends.onnx_backend import load_onnx_backend
     from mgfm.pose.params import PoseParams
 
     return load_onnx_backend(PoseParams.from_dict({"model": model}), threads)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mgfm.pose.layout import NUM_KEYPOINTS
+from mgfm.core.layout import NUM_KEYPOINTS
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -149,9 +150,7 @@ def evaluate_crops(model: DemoSimCCNet, norm: _Normalizer, crops: np.ndarray, gt
     return pose_metrics(np.concatenate(xs), np.concatenate(ss), gt_xy, gt_vis)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from mgfm.common.logs import setup_logging
-
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(DEMO_MODEL))
     ap.add_argument("--train-samples", type=int, default=14000)
@@ -166,7 +165,89 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jpeg-fraction", type=float, default=0.6, help="share of frames JPEG-recompressed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=20240601)
-    args = ap.parse_args(argv)
+    return ap
+
+
+@dataclass
+class _HeldOut:
+    """Whole-frame crops of held-out renders (with cut-ins) and their ground truth, for per-epoch metrics."""
+
+    seed: int
+    crops: np.ndarray
+    xy: np.ndarray
+    vis: np.ndarray
+    centers: np.ndarray
+    scales: np.ndarray
+
+    def metrics(self, model: DemoSimCCNet, norm: _Normalizer) -> dict:
+        return evaluate_crops(model, norm, self.crops, self.xy, self.vis, self.centers, self.scales)
+
+
+def _held_out(n: int, seed: int, input_size: tuple[int, int]) -> _HeldOut:
+    from mgfm.data.demo.render import render_training_samples
+
+    vframes, vxy, vvis = render_training_samples(n, seed, cut_in_fraction=0.15)
+    H, W = vframes.shape[1:3]
+    vcenters, vscales = boxes_to_cs(np.tile(np.array([0, 0, W, H], np.float32), (len(vframes), 1)), input_size)
+    return _HeldOut(seed, crop_batch(vframes, vcenters, vscales, input_size), vxy, vvis, vcenters, vscales)
+
+
+@dataclass
+class _Schedule:
+    """Cosine decay over whichever runs out first, the steps of every epoch or the time budget."""
+
+    lr: float
+    total_steps: int
+    budget_s: float
+    start: float
+
+    def at(self, step: int) -> float:
+        progress = max(step / self.total_steps, (time.perf_counter() - self.start) / self.budget_s)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _train_epoch(model: DemoSimCCNet, norm: _Normalizer, opt: torch.optim.Optimizer, crops: np.ndarray,
+                 kp_t: torch.Tensor, vis_t: torch.Tensor, perm: np.ndarray, batch_size: int, sigma: float,
+                 gen: torch.Generator, schedule: _Schedule, step: int) -> tuple[list[float], int, float]:
+    """One pass in ``perm`` order: (step losses, global step after the epoch, last learning rate)."""
+    bins_x, bins_y = int(model.input_size[0] * model.split_ratio), int(model.input_size[1] * model.split_ratio)
+    losses = []
+    for b in range(len(crops) // batch_size):
+        idx = np.sort(perm[b * batch_size:(b + 1) * batch_size])
+        x = norm(crops[idx], gen)
+        tx, ty = simcc_targets(kp_t[idx], vis_t[idx], bins_x, bins_y, model.split_ratio, sigma)
+        lx, ly = model.logits(x)
+        loss = simcc_loss(lx, ly, tx, ty, vis_t[idx])
+        lr = schedule.at(step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        step += 1
+    return losses, step, lr
+
+
+def _epoch_row(epoch: int, step: int, lr: float, losses: list[float], m: dict, elapsed: float) -> dict:
+    return {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": float(np.mean(losses)),
+            "val_body_px": m["body"]["mean_px_error"], "val_body_pck": m["body"]["pck@0.05"],
+            "val_anchor_pck": m["face_anchors"]["pck@0.05"], "val_hands_pck": m["hands"]["pck@0.05"],
+            "val_anchor_score_visible": m["face_anchor_score"]["visible_mean"],
+            "val_anchor_score_cut_in": m["face_anchor_score"]["cut_in_mean"], "elapsed_s": elapsed}
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        wr.writeheader()
+        wr.writerows(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from mgfm.common.logs import setup_logging
+
+    args = _parser().parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.threads)
     torch.manual_seed(derive_seed(args.seed, "pose-train", "init"))
@@ -176,20 +257,13 @@ def main(argv: list[str] | None = None) -> None:
 
     crops, kp, vis = render_crops(args.train_samples, derive_seed(args.seed, "pose-train", "train"), input_size,
                                   args.jitter, jpeg_fraction=args.jpeg_fraction)
-    from mgfm.data.demo.render import render_training_samples
-
-    val_seed = derive_seed(args.seed, "pose-train", "val")
-    vframes, vxy, vvis = render_training_samples(args.val_samples, val_seed, cut_in_fraction=0.15)
-    H, W = vframes.shape[1:3]
-    vcenters, vscales = boxes_to_cs(np.tile(np.array([0, 0, W, H], np.float32), (len(vframes), 1)), input_size)
-    vcrops = crop_batch(vframes, vcenters, vscales, input_size)
-    log.info("rendered %d train + %d held-out frames in %.0fs", len(crops), len(vcrops), time.perf_counter() - t0)
+    held_out = _held_out(args.val_samples, derive_seed(args.seed, "pose-train", "val"), input_size)
+    log.info("rendered %d train + %d held-out frames in %.0fs", len(crops), len(held_out.crops),
+             time.perf_counter() - t0)
 
     model = DemoSimCCNet(input_size=input_size)
     norm = _Normalizer()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    steps_per_epoch = len(crops) // args.batch_size
-    bins_x, bins_y = int(input_size[0] * model.split_ratio), int(input_size[1] * model.split_ratio)
     gen = torch.Generator().manual_seed(derive_seed(args.seed, "pose-train", "aug"))
     order_rng = rng_for(args.seed, "pose-train", "order")
     kp_t, vis_t = torch.from_numpy(kp), torch.from_numpy(vis)
@@ -197,41 +271,17 @@ def main(argv: list[str] | None = None) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     budget = args.minutes * 60
-    train_start = time.perf_counter()
     epochs = args.epochs
-    total_steps = epochs * steps_per_epoch
+    schedule = _Schedule(args.lr, epochs * (len(crops) // args.batch_size), budget, time.perf_counter())
     step = 0
     for epoch in range(epochs):
         perm = order_rng.permutation(len(crops))
-        losses = []
-        for b in range(steps_per_epoch):
-            idx = np.sort(perm[b * args.batch_size:(b + 1) * args.batch_size])
-            x = norm(crops[idx], gen)
-            tx, ty = simcc_targets(kp_t[idx], vis_t[idx], bins_x, bins_y, model.split_ratio, args.sigma)
-            lx, ly = model.logits(x)
-            loss = simcc_loss(lx, ly, tx, ty, vis_t[idx])
-            # cosine decay over whichever runs out first, the epochs or the time budget
-            progress = max(step / total_steps, (time.perf_counter() - train_start) / budget)
-            lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            step += 1
-        elapsed = time.perf_counter() - train_start
-        m = evaluate_crops(model, norm, vcrops, vxy, vvis, vcenters, vscales)
-        row = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": float(np.mean(losses)),
-               "val_body_px": m["body"]["mean_px_error"], "val_body_pck": m["body"]["pck@0.05"],
-               "val_anchor_pck": m["face_anchors"]["pck@0.05"], "val_hands_pck": m["hands"]["pck@0.05"],
-               "val_anchor_score_visible": m["face_anchor_score"]["visible_mean"],
-               "val_anchor_score_cut_in": m["face_anchor_score"]["cut_in_mean"], "elapsed_s": elapsed}
+        losses, step, lr = _train_epoch(model, norm, opt, crops, kp_t, vis_t, perm, args.batch_size, args.sigma,
+                                        gen, schedule, step)
+        elapsed = time.perf_counter() - schedule.start
+        row = _epoch_row(epoch, step, lr, losses, held_out.metrics(model, norm), elapsed)
         rows.append(row)
-        with open(log_path, "w", newline="") as fh:
-            wr = csv.DictWriter(fh, fieldnames=list(row))
-            wr.writeheader()
-            wr.writerows(rows)
+        _write_log(log_path, rows)
         log.info("epoch %d/%d loss %.4f | held-out body %.2fpx PCK %.3f anchors PCK %.3f hands PCK %.3f | "
                  "anchor score visible %.3f cut-in %.3f | %.0fs", epoch + 1, epochs, row["train_loss"],
                  row["val_body_px"], row["val_body_pck"], row["val_anchor_pck"], row["val_hands_pck"],
@@ -243,8 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     side = export_onnx(model, out, "mgfm-demo-simcc-wholebody", extra={
         "trained_on": "mgfm.data.demo.render.render_training_samples", "train_samples": len(crops),
         "epochs": len(rows), "sigma_bins": args.sigma, "seed": args.seed,
-        "held_out": {"samples": len(vcrops), "seed": val_seed, "metrics": evaluate_crops(
-            model, norm, vcrops, vxy, vvis, vcenters, vscales)},
+        "held_out": {"samples": len(held_out.crops), "seed": held_out.seed,
+                     "metrics": held_out.metrics(model, norm)},
     })
     log.info("exported %s (%d bytes, sha256 %s) in %.0fs total", out, out.stat().st_size, side["sha256"],
              time.perf_counter() - t0)

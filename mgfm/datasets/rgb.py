@@ -22,14 +22,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from mgfm.clips.catalog import video_groups
-from mgfm.clips.packed import PackedWriter, clip_metadata
+from mgfm.datasets.catalog import video_groups
+from mgfm.core.packed import PackedWriter, clip_metadata
 from mgfm.clips.params import resolve
-from mgfm.clips.skeleton import check_clips_inside_pose, load_catalog
+from mgfm.datasets.skeleton import check_clips_inside_pose, load_catalog
 from mgfm.common.logs import Progress
 from mgfm.data.video import open_reader
-from mgfm.pose.layout import UPPER_BODY
-from mgfm.pose.store import read_pose
+from mgfm.core.layout import UPPER_BODY
+from mgfm.core.pose_store import read_pose
 
 log = logging.getLogger("mgfm.clips")
 

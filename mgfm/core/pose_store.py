@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mgfm.common.atomic import atomic_path
-from mgfm.pose.layout import LAYOUT_NAME, NUM_KEYPOINTS
+from mgfm.core.layout import LAYOUT_NAME, NUM_KEYPOINTS
 
 ROW_GROUP_FRAMES = 2048
 META_KEY = b"mgfm"

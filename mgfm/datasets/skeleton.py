@@ -2,7 +2,7 @@
 
 One code path, ``clip_tensors``, turns any (video, start, end) into the model input, for sampled clips and
 annotated MG instances alike:
-- joints: ``mgfm.pose.layout.UPPER_BODY`` (63: body 0-10, ten face landmarks, both hands);
+- joints: ``mgfm.core.layout.UPPER_BODY`` (63: body 0-10, ten face landmarks, both hands);
 - person-centric coordinates: minus the shoulder midpoint, divided by the shoulder width, both the median over
   the clip's frames where both shoulders are confident (a per-clip reference keeps the person's own motion, such
   as leaning back, inside the clip, and the median ignores a few bad frames). A clip without one confident
@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgfm.clips.catalog import SAMPLED, dataset_clips, video_groups
-from mgfm.clips.packed import PackedWriter, clip_metadata
+from mgfm.datasets.catalog import SAMPLED, dataset_clips, video_groups
+from mgfm.core.packed import PackedWriter, clip_metadata
 from mgfm.clips.params import resolve
 from mgfm.clips.tables import load_annotations, load_manifest
 from mgfm.common.logs import Progress
-from mgfm.pose.layout import NUM_JOINTS, SUBSET_SHOULDERS, UPPER_BODY
-from mgfm.pose.store import read_pose, read_pose_meta
+from mgfm.core.layout import NUM_JOINTS, SUBSET_SHOULDERS, UPPER_BODY
+from mgfm.core.pose_store import read_pose, read_pose_meta
 
 log = logging.getLogger("mgfm.clips")
 

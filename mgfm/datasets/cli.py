@@ -1,0 +1,40 @@
+"""``mgfm datasets skeleton|rgb``: thin wrappers over the packed clip dataset builders."""
+
+from __future__ import annotations
+
+import argparse
+
+from mgfm.cli import json_object
+
+
+def _skeleton(args: argparse.Namespace) -> None:
+    from mgfm.datasets.skeleton import build_skeleton_dataset
+
+    build_skeleton_dataset(args.name, args.out, args.pose_dir, args.manifest, args.annotations, args.clips,
+                           args.params)
+
+
+def _rgb(args: argparse.Namespace) -> None:
+    from mgfm.datasets.rgb import build_rgb_dataset
+
+    build_rgb_dataset(args.name, args.out, args.video_dir, args.pose_dir, args.manifest, args.annotations,
+                      args.clips, args.params)
+
+
+def register(subparsers) -> None:
+    from mgfm.datasets.catalog import DATASET_NAMES
+
+    ds = subparsers.add_parser("datasets", help="packed skeleton and RGB clip datasets")
+    sub = ds.add_subparsers(dest="datasets_command", required=True)
+    for kind, func in (("skeleton", _skeleton), ("rgb", _rgb)):
+        p = sub.add_parser(kind, help=f"build one packed {kind} dataset")
+        p.add_argument("--name", required=True, choices=DATASET_NAMES)
+        p.add_argument("--pose-dir", required=True)
+        if kind == "rgb":
+            p.add_argument("--video-dir", required=True, help="folder of normalised {video_id}.mp4")
+        p.add_argument("--manifest", required=True)
+        p.add_argument("--annotations", default=None, help="needed by mg_train / mg_test")
+        p.add_argument("--clips", default=None, help="clips.parquet, needed by pretrain / video_clips")
+        p.add_argument("--params", type=json_object, default={}, help=f"the '{kind}' config section as JSON")
+        p.add_argument("--out", required=True, help="dataset folder")
+        p.set_defaults(func=func)

@@ -1,0 +1,139 @@
+"""Data and imports flow one way: no stage package imports a later one (static: imports parsed with ``ast``).
+
+Stage order (README, "Package layout"): common -> config -> core -> data -> pose -> clips -> datasets -> models
+-> train -> eval -> tables. A module may import its own stage and earlier ones. ``common`` and ``config`` are
+the helpers (utilities; the config schemas and their resolver), ``core`` the formats every stage reads. ``mgfm.data.demo`` belongs to the data
+stage: it reuses ``mgfm.data.video`` and the layout in ``mgfm.core``, and the pose stage's demo model reads its
+renderer; the rest of ``mgfm.data`` (contract, download, video) never imports it. ``mgfm/cli.py`` and
+``mgfm/__main__.py`` sit above every stage (the command line finds the stage ``cli`` modules by name at run
+time); a stage's ``cli`` module may import ``mgfm.cli`` (``json_object``) besides its own stage.
+Every import counts, at module level or inside a function.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "mgfm"
+STAGES = ("common", "config", "core", "data", "pose", "clips", "datasets", "models", "train", "eval", "tables")
+TOP = {"mgfm", "mgfm.cli", "mgfm.__main__"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every ``mgfm`` import in the file; ``from <package> import y`` yields ``<package>.y``,
+    so that importing a submodule by name (``from mgfm import eval``) counts as importing it."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            if (ROOT / base.replace(".", "/")).is_dir():  # a package: the names may be its submodules
+                found += [(node.lineno, f"{base}.{a.name}" if a.name != "*" else base) for a in node.names]
+            else:
+                found.append((node.lineno, base))
+    return [(line, name) for line, name in found if name == "mgfm" or name.startswith("mgfm.")]
+
+
+def stage_of(module: str) -> str | None:
+    """The stage package of a module (None for the package root and the command line above the stages)."""
+    if module in TOP:
+        return None
+    stage = module.split(".")[1]
+    if stage not in STAGES:
+        raise AssertionError(f"{module}: package mgfm.{stage} is not in the stage order {STAGES}: add it there and "
+                             "to the README's package table")
+    return stage
+
+
+def is_data_demo(module: str) -> bool:
+    return module == "mgfm.data.demo" or module.startswith("mgfm.data.demo.")
+
+
+def violations(path: Path) -> list[str]:
+    module = module_name(path)
+    own = stage_of(module)
+    if own is None:
+        return []
+    bad = []
+    for line, target in imported_modules(path):
+        if target == "mgfm":
+            continue
+        where = f"{path.relative_to(ROOT)}:{line}: {module} imports {target}"
+        if target in TOP:
+            if not (target == "mgfm.cli" and module.endswith(".cli")):
+                bad.append(f"{where} (only a stage's cli module may import mgfm.cli)")
+            continue
+        other = stage_of(target)
+        if STAGES.index(other) > STAGES.index(own):
+            bad.append(f"{where} (stage {other} comes after {own})")
+        elif own == "data" and is_data_demo(target) and not is_data_demo(module):
+            bad.append(f"{where} (the data stage's own modules never import the demo generator)")
+    return bad
+
+
+def package_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_stage_package_is_in_the_order():
+    packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    assert packages == set(STAGES)
+
+
+def test_no_stage_imports_a_later_one():
+    bad = [v for path in package_files() for v in violations(path)]
+    assert not bad, "imports against the stage order:\n" + "\n".join(bad)
+
+
+def test_core_is_a_leaf():
+    """mgfm.core imports only the helpers: every stage can read the stores without pulling in another stage."""
+    bad = [f"{p.relative_to(ROOT)}: {t}" for p in (PACKAGE / "core").rglob("*.py") for _, t in imported_modules(p)
+           if t != "mgfm" and stage_of(t) not in ("common", "config", "core")]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("source, message", [
+    ("from mgfm.eval.feature_store import read_features\n", "stage eval comes after train"),
+    ("def f():\n    from mgfm.tables import paper\n", "stage tables comes after train"),
+    ("from mgfm import eval\n", "stage eval comes after train"),
+    ("from ..eval import metrics\n", "stage eval comes after train"),
+    ("from mgfm.cli import json_object\n", "only a stage's cli module may import mgfm.cli"),
+])
+def test_the_check_catches_a_later_stage(tmp_path, monkeypatch, source, message):
+    """The checker itself: imports of a later stage, in any spelling, from a module of the train stage."""
+    fake_root = tmp_path
+    path = fake_root / "mgfm" / "train" / "loop.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(source)
+    monkeypatch.setattr(__import__(__name__), "ROOT", fake_root)
+    found = violations(path)
+    assert len(found) == 1 and message in found[0], found
+
+
+def test_the_check_allows_earlier_stages_and_the_data_demo_rule(tmp_path, monkeypatch):
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    ok = tmp_path / "mgfm" / "train" / "cli.py"
+    ok.parent.mkdir(parents=True)
+    ok.write_text("from mgfm.cli import json_object\nfrom mgfm.core.packed import open_packed\nimport mgfm.common\n")
+    assert violations(ok) == []
+    demo_user = tmp_path / "mgfm" / "data" / "download.py"
+    demo_user.parent.mkdir(parents=True)
+    demo_user.write_text("from mgfm.data.demo.render import ground_truth\n")
+    assert "never import the demo generator" in violations(demo_user)[0]

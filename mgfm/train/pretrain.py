@@ -78,6 +78,9 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     out = Path(out)
+    unknown = sorted(set((params or {}).get("model") or {}) - set(DSTEConfig.__dataclass_fields__) - set(PROJECTOR_KEYS))
+    if unknown:
+        raise ValueError(f"pretrain.model: unknown keys {unknown}")
     params = resolve("pretrain", params)
     enc_cfg, proj = split_model_params(params["model"])
     aug = AugmentConfig.from_section(params["augment"])

@@ -8,7 +8,8 @@ import pytest
 
 from mgfm.clips.iod import display_cells, interval_mask, iod_counts, iod_precision, run_iod
 from mgfm.clips.sample import durations_figure, sample_clips
-from mgfm.clips.synthetic import write_corpus
+
+from tests.support.clips import write_corpus
 
 
 def frame(rows):

@@ -82,8 +82,6 @@ LATER_STAGE_CHANGES = {
 def built(tmp_path_factory):
     """A scratch working directory where the cheap stages of the tiny demo ran for real."""
     workdir = tmp_path_factory.mktemp("rerun")
-    # rules name a few repository files relative to the working directory (e.g. the demo pose model)
-    (workdir / "mgfm").symlink_to(ROOT / "mgfm")
     run_tiny(workdir, *REAL_TARGETS)
     return workdir
 

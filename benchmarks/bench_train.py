@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the synthetic datasets
+
 PAPER = {"num_frames": 64, "hidden": 1024, "depth": 2, "heads": 1, "projector_dims": [2048, 2048, 2048],
          "instance_projector_dims": [2048, 2048, 4096]}
 DEMO = {"num_frames": 32, "hidden": 64, "depth": 1, "heads": 1, "projector_dims": [256, 256, 256],
@@ -49,7 +51,7 @@ def measure_model(size: str, batch: int, steps: int, compile_: bool) -> dict:
     from mgfm.models.losses import multi_grained_decorrelation_loss
     from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, FourViewAugment
-    from mgfm.train.synthetic import synthetic_skeleton
+    from tests.support.skeleton import synthetic_skeleton
 
     spec = dict(PAPER if size == "paper" else DEMO)
     proj = {k: spec.pop(k) for k in ("projector_dims", "instance_projector_dims")}
@@ -91,7 +93,7 @@ def measure_loader(size: str, batch: int, clips: int) -> dict:
     from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, apply, draw
     from mgfm.train.data import PackedClips
-    from mgfm.train.synthetic import write_synthetic_skeleton
+    from tests.support.skeleton import write_synthetic_skeleton
 
     frames = (PAPER if size == "paper" else DEMO)["num_frames"]
     aug = AugmentConfig()

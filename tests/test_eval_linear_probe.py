@@ -9,7 +9,8 @@ import pytest
 from mgfm.eval.data import check_disjoint, load_labeled, semi_supervised_rows, validation_rows
 from mgfm.core.feature_store import read_features, write_features
 from mgfm.eval.linear_probe import ProbeConfig, run_linear_probe
-from mgfm.eval.synthetic import write_synthetic_features
+
+from tests.support.features import write_synthetic_features
 
 STREAMS = ("joint", "bone", "motion")
 PARAMS = {"seeds": [0, 1], "validation": {"fraction": 0.25},

@@ -19,7 +19,8 @@ from mgfm.train.distributed import init_distributed
 from mgfm.train.loop import StepContext
 from mgfm.train.pretrain import make_step, pretrain_skeleton
 from mgfm.train.schedule import learning_rate
-from mgfm.train.synthetic import synthetic_skeleton, write_synthetic_skeleton
+
+from tests.support.skeleton import synthetic_skeleton, write_synthetic_skeleton
 
 TINY = {
     "model": {"num_frames": 8, "hidden": 16, "depth": 1, "heads": 1, "drop_path": 0.1,
@@ -58,6 +59,7 @@ def test_pretrain_writes_encoder_card_and_curves(dataset, tmp_path):
     assert ckpt["epoch"] == 4 and "rng" in ckpt and "optimizer" in ckpt
 
 
+@pytest.mark.slow  # three pretraining runs
 def test_resumed_run_ends_with_identical_weights(dataset, tmp_path):
     full = pretrain_skeleton(dataset, "joint", tmp_path / "full", TINY, seed=5)
 

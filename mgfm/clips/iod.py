@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgfm.clips.params import resolve
 from mgfm.clips.sample import check_pose_files, iter_tracks, sample_tracks
 from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
+from mgfm.config.steps import resolve_step
 from mgfm.tables.paper import TABLE_VI_IOD_QUOTA, TABLE_VII_IOD_TAU
 from mgfm.tables.render import Table, write_table
 
@@ -80,7 +80,7 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     Every setting reuses each video's own random stream (common random numbers), so differences between rows
     come from the setting, not from luck.
     """
-    p = resolve("clips", params)
+    p = resolve_step("iod_tables", params)
     manifest = load_manifest(manifest_path)
     annotations = load_annotations(annotations_path, manifest)
     prior = load_prior(p["prior"], manifest, annotations)

@@ -24,9 +24,9 @@ import pandas as pd
 
 from mgfm.clips.catalog import video_groups
 from mgfm.clips.packed import PackedWriter, clip_metadata
-from mgfm.clips.params import resolve
 from mgfm.clips.skeleton import check_clips_inside_pose, load_catalog
 from mgfm.common.logs import Progress
+from mgfm.config import resolve
 from mgfm.data.video import open_reader
 from mgfm.pose.layout import UPPER_BODY
 from mgfm.pose.store import read_pose

@@ -28,9 +28,9 @@ import pandas as pd
 
 from mgfm.clips.catalog import SAMPLED, dataset_clips, video_groups
 from mgfm.clips.packed import PackedWriter, clip_metadata
-from mgfm.clips.params import resolve
 from mgfm.clips.tables import load_annotations, load_manifest
 from mgfm.common.logs import Progress
+from mgfm.config import resolve
 from mgfm.pose.layout import NUM_JOINTS, SUBSET_SHOULDERS, UPPER_BODY
 from mgfm.pose.store import read_pose, read_pose_meta
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mgfm.common.seeding import derive_seed
+from mgfm.config.steps import resolve_step
 from mgfm.eval.data import check_disjoint, num_classes_of, semi_supervised_rows, validation_rows
 from mgfm.eval.results import fold_seeds, git_revision, read_json, write_json, write_npz
 from mgfm.eval.selection import REPORT_LABELS, summarize_epochs
@@ -103,7 +104,8 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     from mgfm.train.features import prepare_clips
     from mgfm.train.loop import TrainConfig, fit
 
-    ft = params.get("finetune", {})
+    params = resolve_step(f"eval_{protocol}", params)
+    ft = params["finetune"]
     card = read_card(model_dir)
     train_clips = PackedClips(train_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
     test_clips = PackedClips(test_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
@@ -111,16 +113,16 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     y_train = _labels(train_clips.meta, num_classes, train_data)
     y_test = _labels(test_clips.meta, num_classes, test_data)
     split_seed = derive_seed(global_seed, "eval", seed)
-    is_val = validation_rows(train_clips.meta, float(params.get("validation", {}).get("fraction", 0.0)), split_seed)
+    is_val = validation_rows(train_clips.meta, float(params["validation"]["fraction"]), split_seed)
     pool = np.flatnonzero(~is_val)
     if protocol == "semi_supervised":
-        frac = float(params.get("semi_supervised", {}).get("fraction", 0.1))
+        frac = float(params["semi_supervised"]["fraction"])
         pool = pool[semi_supervised_rows(len(pool), frac, split_seed)]
     val_rows, test_rows = np.flatnonzero(is_val), np.arange(len(test_clips))
 
     run_seed = derive_seed(global_seed, "eval", protocol, card["stream"], seed)
-    train_params = dict(ft.get("train", {}))
-    bs = int(train_params.get("batch_size", 64))
+    train_params = dict(ft["train"])
+    bs = int(train_params["batch_size"])
     if bs > len(pool):
         train_params["batch_size"] = max(2, len(pool) - len(pool) % 2)
         log.warning("%s: batch_size %d exceeds the %d training clips; using %d", protocol, bs, len(pool),
@@ -131,8 +133,8 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         encoder = build_encoder(card)
     else:
         encoder = load_encoder(model_dir)
-    model = Classifier(encoder, num_classes, float(ft.get("init_std", 0.01)))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft.get("label_smoothing", 0.0)))
+    model = Classifier(encoder, num_classes, float(ft["init_std"]))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft["label_smoothing"]))
 
     def step(m, batch, ctx):
         x = prepare_clips(batch["x"], batch["valid_len"], card)
@@ -140,8 +142,8 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         acc = (logits.argmax(1) == batch["label"]).float().mean() * 100
         return loss_fn(logits.float(), batch["label"]), {"train_top1": acc.detach()}
 
-    eval_every = int(ft.get("eval_every", 5))
-    eval_bs = int(ft.get("eval_batch_size", 256))
+    eval_every = int(ft["eval_every"])
+    eval_bs = int(ft["eval_batch_size"])
     scores_dir = run_dir / "scores"
     is_main = int(os.environ.get("RANK", "0")) == 0      # fit() starts the process group only later
 
@@ -175,7 +177,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     val_scores = np.stack([z["val"] for z in loaded])
     summary = summarize_epochs(epochs, test_scores, y_test, val_scores, y_train[val_rows])
     covered = int(len(np.unique(y_train[pool])))
-    if not ft.get("keep_checkpoints", False):
+    if not ft["keep_checkpoints"]:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return {"summary": {**summary, "classes_covered": covered, "n_train": int(len(pool))},
             "test_last": test_scores[-1], "val_last": val_scores[-1], "y_test": y_test, "y_val": y_train[val_rows],
@@ -192,7 +194,8 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
     out = Path(out_dir)
     k = num_classes_of(taxonomy)
     card = read_card(model_dir)
-    seeds = [int(s) for s in params.get("seeds", [0])]
+    params = resolve_step(f"eval_{protocol}", params)
+    seeds = [int(s) for s in params["seeds"]]
     per_seed, arrays = [], {}
     for seed in seeds:
         r = finetune_once(protocol, model_dir, train_data, test_data, k, params, out / f"seed{seed}", seed,
@@ -215,8 +218,7 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
         "classes_covered": [s["classes_covered"] for s in per_seed], "n_train": [s["n_train"] for s in per_seed],
         "n_test": int(len(arrays["y_test"])), "n_val": [int(len(arrays[f"y_val_seed{s}"])) for s in seeds],
         "encoder": "pretrained" if protocol != "scratch" else "random init (same architecture as the card)",
-        "config": {"finetune": params.get("finetune", {}), "semi_supervised": params.get("semi_supervised", {}),
-                   "validation": params.get("validation", {})},
+        "config": {k: params[k] for k in ("finetune", "semi_supervised", "validation") if k in params},
         "report_labels": REPORT_LABELS, "training_loop": "mgfm.train.loop.fit",
         "inputs": {"model": str(model_dir), "train": str(train_data), "test": str(test_data)},
         "git_revision": git_revision(),

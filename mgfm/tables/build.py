@@ -146,7 +146,7 @@ def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modali
     t = topk_table(TABLES["IX"], ft_lookup("semi_supervised"), reports_of(any_semi["results"]), [], [
         _seeds_note(any_semi["n_seeds"]),
         f"Labeled subset: the training instances shuffled with a fixed seed, first "
-        f"int({any_semi['config']['semi_supervised'].get('fraction', 0.1)} N) kept (per seed); it may miss classes: "
+        f"int({any_semi['config']['semi_supervised']['fraction']} N) kept (per seed); it may miss classes: "
         "'Classes covered' gives, per seed, how many of the classes it contains.",
         "Encoder and classifier are fine-tuned together (loop: mgfm.train.loop.fit).",
     ], extra_columns={"Classes covered": covered})

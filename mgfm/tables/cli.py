@@ -7,20 +7,22 @@ import argparse
 from mgfm.cli import json_object
 
 
-def _lists(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+def _resolved(args: argparse.Namespace, step: str) -> dict:
+    """``--params`` resolved for ``step`` (mgfm.config.steps) and checked against the pretrained streams."""
+    from mgfm.config.steps import resolve_step
     from mgfm.eval.checks import check_eval_config
     from mgfm.eval.cli import pretrained_streams
-    from mgfm.pose.layout import STREAMS
 
-    check_eval_config(args.params, pretrained_streams(args))
-    return list(args.params.get("modalities", ["skeleton"])), list(args.params.get("streams", list(STREAMS)))
+    params = resolve_step(step, args.params)
+    check_eval_config(params, pretrained_streams(args))
+    return params
 
 
 def _render(args: argparse.Namespace) -> int:
     from mgfm.tables.build import build_tables
 
-    modalities, streams = _lists(args)
-    build_tables(args.eval_dir, args.out_dir, modalities, streams)
+    params = _resolved(args, "eval_tables")
+    build_tables(args.eval_dir, args.out_dir, params["modalities"], params["streams"])
     return 0
 
 
@@ -28,11 +30,10 @@ def _report(args: argparse.Namespace) -> int:
     from mgfm.eval.data import class_names_of
     from mgfm.tables.report import build_report
 
-    modalities, streams = _lists(args)
-    rep = args.params.get("report", {})
+    params = _resolved(args, "eval_report")
     build_report(args.out, args.tables_dir, args.eval_dir, args.features_dir, args.models_dir, args.figures_dir,
-                 class_names_of(args.taxonomy), modalities, streams, args.extra_table, args.extra_figure,
-                 int(rep.get("max_points", 5000)), args.seed)
+                 class_names_of(args.taxonomy), params["modalities"], params["streams"], args.extra_table,
+                 args.extra_figure, int(params["report"]["max_points"]), args.seed)
     return 0
 
 

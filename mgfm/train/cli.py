@@ -29,8 +29,8 @@ def _extract(args: argparse.Namespace) -> int:
     from mgfm.train.features import extract_features
 
     _threads(args)
-    batch = int(args.params.get("features", {}).get("batch_size", args.batch_size))
-    extract_features(args.model, args.dataset, args.out, batch_size=batch, device=args.device)
+    extract_features(args.model, args.dataset, args.out, batch_size=args.batch_size, device=args.device,
+                     params=args.params)
     return 0
 
 
@@ -55,7 +55,8 @@ def register(subparsers) -> None:
     ex.add_argument("--dataset", required=True, help="packed skeleton dataset folder")
     ex.add_argument("--out", required=True, help="output feature table (.parquet)")
     ex.add_argument("--params", type=json_object, default={}, help="the pretrain config section (features.batch_size)")
-    ex.add_argument("--batch-size", type=int, default=256)
+    ex.add_argument("--batch-size", type=int, default=None,
+                    help="clips per forward pass (default: config key pretrain.features.batch_size)")
     ex.add_argument("--device", default=None)
     ex.add_argument("--threads", type=int, default=0)
     ex.set_defaults(func=_extract)

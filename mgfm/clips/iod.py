@@ -18,6 +18,7 @@ import pandas as pd
 from mgfm.clips.sample import check_pose_files, iter_tracks, sample_tracks
 from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
 from mgfm.config.steps import resolve_step
+from mgfm.core.constants import IOD_TABLES
 from mgfm.tables.paper import TABLE_VI_IOD_QUOTA, TABLE_VII_IOD_TAU
 from mgfm.tables.render import Table, write_table
 
@@ -121,8 +122,8 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
             "the clips, so such rows are equal. Paper: iMiGUE test set (93 videos, 4,322 MGs).")
     t6 = pd.DataFrame(rows6).astype({"Paper Generated Samples": "Int64"})
     t7 = pd.DataFrame(rows7).astype({"Paper Generated Samples": "Int64"})
-    write_iod_table(t6, out_dir, "table6_iod_quota",
+    write_iod_table(t6, out_dir, IOD_TABLES["VI"],
                     f"Table VI: MG-IoD precision vs sampling number (tau {p['tau']})", note)
-    write_iod_table(t7, out_dir, "table7_iod_tau",
+    write_iod_table(t7, out_dir, IOD_TABLES["VII"],
                     f"Table VII: MG-IoD precision vs confidence threshold (quota {q7})", note)
     return {"table6": t6, "table7": t7}

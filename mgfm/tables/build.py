@@ -11,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+from mgfm.core.constants import EVAL_TABLES
 from mgfm.eval.checks import MODALITIES
 from mgfm.eval.paths import protocol_metrics
 from mgfm.eval.results import read_json
@@ -21,8 +22,7 @@ log = logging.getLogger(__name__)
 METRIC_LABEL = {"top1": "Top-1 (%)", "top5": "Top-5 (%)", "accuracy": "Accuracy", "balanced_accuracy":
                 "Balanced acc.", "macro_f1": "Macro-F1"}
 REPORT_SHORT = {"best_test": "best seen", "last": "last epoch", "val_selected": "val-selected", "value": ""}
-TABLE_NAMES = {"VIII": "table8_linear_probe", "IX": "table9_semi_supervised", "X": "table10_finetune",
-               "XI": "table11_ensemble", "XII": "table12_retrieval", "XIII": "table13_emotion"}
+TABLE_NAMES = EVAL_TABLES
 
 
 def fmt(ms: dict | None, scale: float = 1.0, digits: int = 2) -> str:

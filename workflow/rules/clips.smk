@@ -1,14 +1,15 @@
 # Rules of the clips stage (see README.md): rejection-sampled clips of every video (one aggregate job: the
 # sampler needs milliseconds per video once the score column is read, far less than a job's overhead), the
 # MG-IoD ablation tables (paper Tables VI/VII) and the duration figure (Fig. 4).
-# Every rule reads the `clips` config section as params, so changing tau reruns sampling and all that follows,
-# never pose extraction.
+# Each rule is given only the `clips` keys it reads (mgfm.config.steps): changing tau reruns sampling and all
+# that follows, never pose extraction; changing the figure's x-range redraws only the figure.
 
 import os
 
 CLIPS = config["clips"]
 CLIPS_DIR = f"{RESULTS}/clips"
 CLIP_TABLE = f"{CLIPS_DIR}/clips.parquet"
+IOD_TABLE_FILES = [f"{RESULTS}/tables/{name}.{ext}" for name in IOD_TABLES.values() for ext in TABLE_FORMATS]
 
 
 CLIPS_INPUTS = {
@@ -28,7 +29,7 @@ rule sample_clips:
         clips=CLIP_TABLE,
         stats=f"{CLIPS_DIR}/sampler_stats.csv",
     params:
-        cfg=params_json("clips"),
+        cfg=params_json("sample_clips"),
         seed=config["seed"],
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         video_dir=lambda wc, input: os.path.dirname(input.metas[0]),
@@ -48,10 +49,9 @@ rule iod_tables:
     input:
         **CLIPS_INPUTS,
     output:
-        multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv", ".tex"),
-        multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv", ".tex"),
+        IOD_TABLE_FILES,
     params:
-        cfg=params_json("clips"),
+        cfg=params_json("iod_tables"),
         seed=config["seed"],
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         video_dir=lambda wc, input: os.path.dirname(input.metas[0]),
@@ -76,7 +76,7 @@ rule duration_figure:
     output:
         f"{RESULTS}/figures/fig4_durations.png",
     params:
-        cfg=params_json("clips"),
+        cfg=params_json("duration_figure"),
     log:
         f"{LOGS}/clips/duration_figure.log",
     conda:
@@ -89,7 +89,6 @@ rule duration_figure:
 TARGETS["clips"] = [
     CLIP_TABLE,
     f"{CLIPS_DIR}/sampler_stats.csv",
-    *multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv", ".tex"),
-    *multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv", ".tex"),
+    *IOD_TABLE_FILES,
     f"{RESULTS}/figures/fig4_durations.png",
 ]

@@ -14,8 +14,9 @@ import numpy as np
 
 from mgfm.common.seeding import rng_for
 from mgfm.config import ConfigError, resolve
+from mgfm.core.constants import FPS as _FPS
 
-FPS = 25.0
+FPS = float(_FPS)
 
 
 def demo_video_ids(demo_cfg: dict) -> list[str]:

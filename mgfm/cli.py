@@ -67,8 +67,11 @@ def report_error(err: BaseException, stream=None) -> None:
     failure as well as the one-line cause at its end; a person at a terminal sees only that line (``-v`` shows
     the traceback there too).
     """
+    from mgfm.config import ConfigError
+
     stream = stream or sys.stderr
-    if not (hasattr(stream, "isatty") and stream.isatty()):
+    # a config error's message is the whole story (key, value, what is allowed): no traceback
+    if not isinstance(err, ConfigError) and not (hasattr(stream, "isatty") and stream.isatty()):
         traceback.print_exception(err, file=stream)
         stream.flush()
     logging.getLogger("mgfm").error("%s", err)

@@ -151,6 +151,11 @@ def resolve_config(config: Mapping) -> dict:
     return top
 
 
+def default_seed() -> int:
+    """The default of the top-level ``seed`` key (commands whose ``--seed`` is optional use it)."""
+    return int(_load_schema("config")["properties"]["seed"]["default"])
+
+
 def defaults(section: str) -> dict:
     """Every default of one section (the section resolved from nothing)."""
     return resolve(section, {})

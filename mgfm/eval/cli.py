@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from mgfm.cli import json_object
+from mgfm.config import default_seed
 
 
 def pretrained_streams(args: argparse.Namespace) -> list[str]:
@@ -114,7 +115,7 @@ def _common(p: argparse.ArgumentParser, modality: bool = True) -> None:
                    help="the eval config section as JSON, or the slice of it this step reads (defaults fill the rest)")
     p.add_argument("--pretrained-streams", default="",
                    help="comma-separated streams that were pretrained (config key pretrain.streams; default: all)")
-    p.add_argument("--seed", type=int, default=0, help="global seed (config key 'seed')")
+    p.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
     p.add_argument("--out-dir", required=True, help="results/eval/<protocol>/... folder for metrics.json")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     if modality:

@@ -33,7 +33,7 @@ PROTOCOLS = ("semi_supervised", "finetune", "scratch")
 class Classifier(nn.Module):
     """Encoder + linear head (N(0, init_std) weights, zero bias) on the clip feature."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, init_std: float = 0.01) -> None:
+    def __init__(self, encoder: nn.Module, num_classes: int, init_std: float) -> None:
         super().__init__()
         self.encoder = encoder
         self.card = encoder.card
@@ -70,7 +70,7 @@ def build_encoder(card: dict) -> nn.Module:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int) -> np.ndarray:
     """Logits (len(rows), K) in eval mode; the model's train/eval mode is restored afterwards."""
     from mgfm.train.features import prepare_clips
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mgfm.cli import json_object
+from mgfm.config import default_seed
 
 
 def _resolved(args: argparse.Namespace, step: str) -> dict:
@@ -57,5 +58,5 @@ def register(subparsers) -> None:
             p.add_argument("--taxonomy", required=True)
             p.add_argument("--extra-table", action="append", default=[], help="another Markdown table (repeatable)")
             p.add_argument("--extra-figure", action="append", default=[], help="another PNG figure (repeatable)")
-            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
             p.set_defaults(func=_report)

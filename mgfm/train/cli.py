@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from mgfm.cli import json_object
+from mgfm.config import default_seed
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -43,7 +44,7 @@ def register(subparsers) -> None:
     sk.add_argument("--stream", required=True, choices=("joint", "bone", "motion"))
     sk.add_argument("--out", required=True, help="model folder (encoder.safetensors, card.json, checkpoints/, logs)")
     sk.add_argument("--params", type=json_object, default={}, help="the pretrain config section as JSON")
-    sk.add_argument("--seed", type=int, default=0, help="global seed (config key 'seed')")
+    sk.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
     sk.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     sk.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     sk.set_defaults(func=_pretrain)

@@ -33,7 +33,7 @@ def prepare_clips(x: torch.Tensor, valid_len: torch.Tensor, card: dict) -> torch
 
 
 @torch.inference_mode()
-def encode_dataset(encoder: torch.nn.Module, data: PackedClips, batch_size: int = 256,
+def encode_dataset(encoder: torch.nn.Module, data: PackedClips, batch_size: int,
                    device: str | torch.device = "cpu", desc: str = "features") -> np.ndarray:
     """Features (N, D) float32 of every clip of ``data``."""
     encoder.eval()

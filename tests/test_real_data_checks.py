@@ -15,7 +15,7 @@ from tests.support.workflow import REPO, snakemake
 
 def test_demo_ids_check_the_whole_section():
     assert demo_video_ids({"n_videos": 3, "n_labeled": 2}) == ["demo000", "demo001", "demo002"]
-    with pytest.raises(ValueError, match=r"dataset.demo.n_labeled must be between 2 and n_videos \(4\), got 6"):
+    with pytest.raises(ValueError, match=r"dataset.demo.n_labeled: 6 is more than dataset.demo.n_videos \(4\)"):
         demo_video_ids({"n_videos": 4, "n_labeled": 6})
     with pytest.raises(ValueError, match="dataset.demo.width"):
         demo_video_ids({"width": 63})
@@ -27,7 +27,7 @@ def test_dry_run_refuses_more_labeled_than_videos(tmp_path):
     proc = snakemake(tmp_path, "-n", configfiles=[REPO / "config.yaml", tmp_path / "bad.yaml"], cores=None,
                      check=False)
     assert proc.returncode != 0
-    assert "dataset.demo.n_labeled must be between 2 and n_videos (4), got 6" in proc.stdout + proc.stderr
+    assert "dataset.demo.n_labeled: 6 is more than dataset.demo.n_videos (4)" in proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")

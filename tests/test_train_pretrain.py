@@ -111,7 +111,7 @@ def test_bad_inputs_fail_before_training(tmp_path, dataset):
         pretrain_skeleton(dataset, "velocity", tmp_path / "x", TINY, seed=0)
     with pytest.raises(ValueError, match="batch_size 64 exceeds the 36"):
         pretrain_skeleton(dataset, "joint", tmp_path / "x", {**TINY, "train": {**TINY["train"], "batch_size": 64}}, 0)
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="pretrain.model.width: unknown key"):
         pretrain_skeleton(dataset, "joint", tmp_path / "x", {**TINY, "model": {**TINY["model"], "width": 3}}, 0)
     with pytest.raises(ValueError, match="model.num_joints"):
         pretrain_skeleton(dataset, "joint", tmp_path / "x", {**TINY, "model": {**TINY["model"], "num_joints": 22}}, 0)

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgfm.clips.params import resolve
 from mgfm.clips.sample import check_pose_files, iter_tracks, sample_tracks
 from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
 from mgfm.common.atomic import atomic_path
+from mgfm.config.steps import resolve_step
 
 log = logging.getLogger("mgfm.clips")
 
@@ -67,7 +67,7 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     ``iod_tau_table_quota`` (Table VII). Every setting reuses each video's own random stream (common random
     numbers), so differences between rows come from the setting, not from luck. Returns what was written.
     """
-    p = resolve("clips", params)
+    p = resolve_step("iod", params)
     manifest = load_manifest(manifest_path)
     annotations = load_annotations(annotations_path, manifest)
     prior = load_prior(p["prior"], manifest, annotations)
@@ -98,3 +98,4 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(results, indent=1) + "\n")
     return results
+from mgfm.config.steps import resolve_step

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgfm.clips.params import resolve
 from mgfm.clips.sampler import sample_video
 from mgfm.clips.figure import duration_figure
 from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
@@ -23,6 +22,7 @@ from mgfm.clips.visibility import AnchorTrack, load_anchor_track, video_frame_co
 from mgfm.common.atomic import atomic_path
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import rng_for
+from mgfm.config.steps import resolve_step
 
 log = logging.getLogger("mgfm.clips")
 
@@ -139,7 +139,7 @@ def sample_clips(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike,
                  annotations_path: str | os.PathLike, out_clips: str | os.PathLike, out_stats: str | os.PathLike,
                  seed: int, params: dict | None = None, video_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Sample clips of ALL manifest videos and write ``clips.parquet`` and ``sampler_stats.csv`` atomically."""
-    p = resolve("clips", params)
+    p = resolve_step("sample_clips", params)
     manifest = load_manifest(manifest_path)
     prior = load_prior(p["prior"], manifest, load_annotations(annotations_path, manifest))
     ids = manifest["video_id"].tolist()
@@ -161,7 +161,7 @@ def durations_figure(clips_path: str | os.PathLike, manifest_path: str | os.Path
                      annotations_path: str | os.PathLike, out_png: str | os.PathLike,
                      params: dict | None = None) -> None:
     """Paper Fig. 4: the prior's durations against the pretraining clips' (unlabeled videos; all if none)."""
-    p = resolve("clips", params)
+    p = resolve_step("duration_figure", params)
     manifest = load_manifest(manifest_path)
     prior = load_prior(p["prior"], manifest, load_annotations(annotations_path, manifest))
     clips = pd.read_parquet(clips_path)

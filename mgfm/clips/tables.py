@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mgfm.core.constants import FPS
 from mgfm.data import contract
 
 #: Frame rate of annotation frame numbers (the contract: inclusive frames at the normalised 25 fps).
-ANNOTATION_FPS = 25.0
+ANNOTATION_FPS = float(FPS)
 
 
 def load_manifest(path: str | os.PathLike) -> pd.DataFrame:

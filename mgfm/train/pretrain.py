@@ -18,6 +18,7 @@ import torch
 
 from mgfm.core.packed import read_info
 from mgfm.common.seeding import derive_seed
+from mgfm.config.steps import resolve_step
 from mgfm.models.artifact import save_encoder
 from mgfm.models.dste import DSTE, DSTEConfig
 from mgfm.models.losses.decorrelation import DecorrelationWeights, multi_grained_decorrelation_loss
@@ -44,13 +45,13 @@ def git_revision() -> str | None:
 
 
 def split_model_params(model_params: dict) -> tuple[dict, dict]:
-    """Encoder kwargs and projector dims from the ``pretrain.model`` block (unknown keys are an error)."""
+    """Encoder kwargs and projector dims from a resolved ``pretrain.model`` block (unknown keys are an error)."""
     arch = {k: v for k, v in model_params.items() if k not in PROJECTOR_KEYS}
     unknown = sorted(set(arch) - set(DSTEConfig.__dataclass_fields__))
     if unknown:
         raise ValueError(f"pretrain.model: unknown keys {unknown}")
-    proj = {"projector_dims": list(model_params.get("projector_dims", [2048, 2048, 2048])),
-            "instance_projector_dims": list(model_params.get("instance_projector_dims", [2048, 2048, 4096]))}
+    proj = {"projector_dims": list(model_params["projector_dims"]),
+            "instance_projector_dims": list(model_params["instance_projector_dims"])}
     return arch, proj
 
 
@@ -74,11 +75,12 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     out = Path(out)
-    arch, proj = split_model_params(params.get("model", {}))
+    params = resolve_step("pretrain_skeleton", params)
+    arch, proj = split_model_params(params["model"])
     enc_cfg = DSTEConfig(**arch)
-    aug = AugmentConfig.from_params(params.get("augment", {}))
-    weights = DecorrelationWeights(**params.get("loss", {}))
-    train_cfg = TrainConfig.from_params(params.get("train", {}), seed=derive_seed(seed, "pretrain", "skeleton", stream))
+    aug = AugmentConfig.from_params(params["augment"])
+    weights = DecorrelationWeights(**params["loss"])
+    train_cfg = TrainConfig.from_params(params["train"], seed=derive_seed(seed, "pretrain", "skeleton", stream))
     data = PackedClips(dataset, num_joints=enc_cfg.num_joints, num_channels=enc_cfg.num_channels)
     if enc_cfg.num_persons != 1:
         raise ValueError("pretrain.model.num_persons must be 1 for packed single-person skeleton datasets")

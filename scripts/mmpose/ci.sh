@@ -11,6 +11,7 @@ venv=$(bash scripts/mmpose/build-venv.sh)
 "$venv/bin/python" -m pip install --no-input --quiet --no-deps --no-build-isolation -e .
 echo "mmpose venv ready in $((SECONDS - start)) s: $venv"
 test_start=$SECONDS
-PATH="$venv/bin:$PATH" MGFM_REQUIRE_MMPOSE=1 "$venv/bin/python" -m pytest -p no:cacheprovider \
+# -v: each test's name and PASSED in the CI log; the warnings are mmpose's and torch's own deprecations
+PATH="$venv/bin:$PATH" MGFM_REQUIRE_MMPOSE=1 "$venv/bin/python" -m pytest -p no:cacheprovider -v --disable-warnings \
     tests/test_pose_mmpose.py tests/test_pose_mmpose_rule.py "$@"
 echo "mmpose tests took $((SECONDS - test_start)) s (venv $((test_start - start)) s)"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mmpose_env import requires_mmpose
+from tests.support.mmpose_env import requires_mmpose
 
 ROOT = Path(__file__).resolve().parents[1]
 

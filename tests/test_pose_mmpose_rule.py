@@ -1,6 +1,6 @@
 """The `pose` rule with pose.backend: mmpose, through Snakemake, on two demo videos (the paper's pose path).
 
-Runs in the mmpose environment only (see mmpose_env.py). The pinned RTMW-x config gets random weights, saved as
+Runs in the mmpose environment only (see tests/support/mmpose_env.py). The pinned RTMW-x config gets random weights, saved as
 mmengine saves a checkpoint (``meta`` with the dataset's numpy arrays + ``state_dict``), which the backend must
 load with torch's weights-only unpickler. Two short demo videos are rendered by the demo corpus code; Snakemake
 runs only the `pose` rule on them. The Parquet files must follow our pose schema, hold the keypoints of exactly
@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from mmpose_env import requires_mmpose
+from tests.support.mmpose_env import requires_mmpose
+from tests.support.workflow import REPO, snakemake
 
 pytestmark = requires_mmpose
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO = {"seed": 7, "n_videos": 2, "n_subjects": 2, "n_labeled": 2, "width": 320, "height": 240,
         "labeled_duration_s": [1.0, 1.0], "unlabeled_duration_s": [1.0, 1.0], "cut_ins": [0, 0]}
 VIDEO_IDS = ["demo000", "demo001"]
@@ -88,11 +85,8 @@ def pose_run(tmp_path_factory):
                                   "checkpoint_sha256": digest, "fetch": False}}}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     targets = [f"results/pose/{vid}.parquet" for vid in VIDEO_IDS]
-    # `mgfm` of this environment first on PATH, as --use-conda would activate envs/mmpose.yaml
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--cores", "2", "--allowed-rules", "pose", "--", *targets]
-    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    # `mgfm` of this environment first on PATH (the helper does that), as --use-conda would activate envs/mmpose.yaml
+    proc = snakemake(work, "--allowed-rules", "pose", "--", *targets, cores=2, check=False, timeout=900)
     logs = "".join(p.read_text() for p in sorted((work / "logs" / "pose").glob("*.log"))) \
         if (work / "logs" / "pose").is_dir() else ""
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + logs[-3000:]
@@ -100,8 +94,8 @@ def pose_run(tmp_path_factory):
 
 
 def test_rule_writes_pose_files_in_our_schema(pose_run):
-    from mgfm.pose.layout import NUM_KEYPOINTS
-    from mgfm.pose.store import read_pose, read_pose_meta
+    from mgfm.core.layout import NUM_KEYPOINTS
+    from mgfm.core.pose_store import read_pose, read_pose_meta
 
     work, _, digest, log = pose_run
     assert "rule pose:" in log and log.count("rule pose:") == len(VIDEO_IDS), log[-2000:]
@@ -127,7 +121,7 @@ def test_rule_output_is_mmposes_own_inference_of_those_weights(pose_run):
     """The checkpoint's weights, not a fresh random init, produced the file: mmpose's pipeline on the same decoded
     frames with the in-memory model that was saved gives the same keypoints."""
     from mgfm.pose.backends.mmpose_backend import MmposeEstimator
-    from mgfm.pose.store import read_pose
+    from mgfm.core.pose_store import read_pose
     from mgfm.pose.video_reader import VideoBatches
 
     work, model, _, _ = pose_run
@@ -144,8 +138,8 @@ def test_rule_output_is_mmposes_own_inference_of_those_weights(pose_run):
 def test_clip_stage_reads_the_files_unchanged(pose_run):
     """The clip sampler's anchor track and the skeleton dataset's reader take the files as they are."""
     from mgfm.clips.visibility import load_anchor_track
-    from mgfm.pose.layout import FACE_ANCHORS
-    from mgfm.pose.store import read_pose
+    from mgfm.core.layout import FACE_ANCHORS
+    from mgfm.core.pose_store import read_pose
 
     work, _, _, _ = pose_run
     for vid in VIDEO_IDS:

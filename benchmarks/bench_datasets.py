@@ -3,11 +3,13 @@ packed skeleton dataset against loading the same clips from the pose Parquet fil
 
     python benchmarks/bench_datasets.py [--videos 16] [--workdir /tmp/mgfm-bench-datasets]
 
-Demo-like corpus (``mgfm.clips.synthetic.write_corpus``): 20-60 s videos at 25 fps, 320x240, half labeled.
-Baseline for loading: a Dataset whose item reads the clip's frames from the video's pose Parquet file
-(``read_pose(path, start, end)``, only the x/y/score columns, touching only the overlapping row groups) and
-builds the tensor with the same ``clip_tensors`` code; both loaders run in the same process, batch 64, shuffled,
-no workers, and must return identical tensors.
+Demo-like corpus (``tests.support.clips.write_corpus``): 20-60 s videos at 25 fps, 320x240, half labeled.
+Packed loading is the loader the pipeline runs: ``mgfm.train.data.PackedClips`` behind a shuffling
+DistributedSampler and a BatchSampler, as ``mgfm.train.loop.fit`` builds it (one memmap read per batch; the last
+short batch kept here so that every clip is compared). Baseline: a Dataset whose item reads the clip's frames
+from the video's pose Parquet file (``read_pose(path, start, end)``, only the x/y/score columns, touching only
+the overlapping row groups) and builds the tensor with the same ``clip_tensors`` code. Both run in the same
+process, batch 64, shuffled, no workers, and must return identical tensors.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -22,14 +25,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler  # noqa: E402
 
-from mgfm.clips.loader import PackedClips  # noqa: E402
 from mgfm.datasets.rgb import build_rgb_dataset  # noqa: E402
 from mgfm.clips.sample import sample_clips  # noqa: E402
 from mgfm.datasets.skeleton import build_skeleton_dataset, clip_tensors  # noqa: E402
-from mgfm.clips.synthetic import write_corpus  # noqa: E402
 from mgfm.core.pose_store import read_pose, read_pose_meta  # noqa: E402
+from mgfm.train.data import PackedClips  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.clips import write_corpus  # noqa: E402
 
 SKELETON = {"num_frames": 32}
 
@@ -59,13 +64,24 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:.0f} clips/s ({n} clips in {seconds:.2f}s)"
 
 
-def load_all(ds, epochs: int = 1, batch: int = 64) -> tuple[float, dict]:
+def packed_batches(ds: PackedClips, batch: int, epoch: int):
+    """(x, index) batches as ``mgfm.train.loop.fit`` draws them (but keeping the last short batch)."""
+    sampler = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=False)
+    sampler.set_epoch(epoch)
+    for b in DataLoader(ds, sampler=BatchSampler(sampler, batch, drop_last=False), batch_size=None):
+        yield b["x"], b["index"]
+
+
+def parquet_batches(ds: ParquetClips, batch: int, epoch: int):
+    yield from DataLoader(ds, batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(epoch))
+
+
+def load_all(batches, ds, epochs: int = 1, batch: int = 64) -> tuple[float, dict]:
     """Seconds per epoch (mean over ``epochs`` shuffled passes) and the clips of the last pass by index."""
     out = {}
     t0 = time.perf_counter()
     for epoch in range(epochs):
-        loader = DataLoader(ds, batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(epoch))
-        for x, idx in loader:
+        for x, idx in batches(ds, batch, epoch):
             for k, v in zip(idx.tolist(), x):
                 out[k] = v
     return (time.perf_counter() - t0) / epochs, out
@@ -108,11 +124,12 @@ def main() -> None:
 
     packed = PackedClips(work / "skel" / "pretrain")
     baseline = ParquetClips(packed.meta, c["pose_dir"])
-    packed_s, a = load_all(packed, epochs=50)
-    parquet_s, b = load_all(baseline)
+    packed_s, a = load_all(packed_batches, packed, epochs=50)
+    parquet_s, b = load_all(parquet_batches, baseline)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "loaders disagree"
     n = len(packed)
-    print(f"DataLoader, batch 64, per epoch: packed {rate(n, packed_s)} (mean of 50 epochs); pose Parquet "
+    print(f"DataLoader, batch 64, per epoch: packed (training loader) {rate(n, packed_s)} (mean of 50 epochs); "
+          f"pose Parquet "
           f"{rate(n, parquet_s)} -> "
           f"packed x{parquet_s / packed_s:.0f} faster (identical tensors)")
 

@@ -4,10 +4,10 @@
 
 - 3,484 videos with lengths log-uniform in [0.2, 41.3] min at 25 fps (a long tail like the real corpus;
   about 37-40 million frames), each an "all face anchors visible" boolean track with cut-ins and turned heads
-  (``mgfm.clips.synthetic.visibility_stream``), generated in memory and not timed.
+  (``tests.support.clips.visibility_stream``), generated in memory and not timed.
 - A duration prior like the paper's: 13,478 MG durations, whole frames, 0.18-80.92 s, mean about 2.55 s.
 - Times the fast sampler (prefix sum + bisect, vectorised candidate batches) over all videos on one core, and
-  the reference loop of ``tests/test_clips_sampler.py`` (one candidate at a time, every frame checked) on a
+  the reference loop ``tests.support.clips.reference_sample`` (one candidate at a time, every frame checked) on a
   random subset of the same videos, where both must give identical clips. The reference time for the full
   corpus is EXTRAPOLATED from the subset (seconds per candidate x the fast run's total candidates) and
   printed as such. A retry-budget sweep shows what the default budget trades (clips vs duration bias).
@@ -26,12 +26,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_clips_sampler import reference_sample  # noqa: E402
-
 from mgfm.clips.sampler import sample_video  # noqa: E402
-from mgfm.clips.synthetic import visibility_stream  # noqa: E402
 from mgfm.common.seeding import rng_for  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.clips import reference_sample, visibility_stream  # noqa: E402
 
 FPS = 25.0
 

@@ -32,6 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the synthetic datasets
+
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"paper": ROOT / "workflow" / "configs" / "paper.yaml", "demo": ROOT / "config.yaml"}
 
@@ -63,7 +66,7 @@ def measure_model(size: str, batch: int, steps: int, compile_: bool) -> dict:
     from mgfm.models.losses import DecorrelationWeights, multi_grained_decorrelation_loss
     from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, FourViewAugment
-    from mgfm.train.synthetic import synthetic_skeleton
+    from tests.support.skeleton import synthetic_skeleton
 
     section = pretrain_section(size)
     cfg = DSTEConfig.from_section(section["model"])
@@ -112,7 +115,7 @@ def measure_loader(size: str, batch: int, clips: int) -> dict:
     from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, apply, draw
     from mgfm.train.data import PackedClips
-    from mgfm.train.synthetic import write_synthetic_skeleton
+    from tests.support.skeleton import write_synthetic_skeleton
 
     section = pretrain_section(size)
     frames = section["model"]["num_frames"]

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import sys
+import traceback
 
 from mgfm.common.logs import setup_logging
 
@@ -23,7 +24,8 @@ STAGE_PACKAGES = (
 
 
 def json_object(text: str) -> dict:
-    """argparse type for ``--params``: a JSON object (rules pass their config slice this way)."""
+    """argparse type for ``--params``: a JSON object (rules pass their config slice this way). Each stage
+    function resolves it with mgfm.config, so a bad key fails in a few lines naming the key and what is allowed."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -51,12 +53,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        # errors we raise on bad input carry the file / video / key in their message: print it plainly
-        logging.getLogger("mgfm").error("%s", err)
         if args.verbose:
             raise
+        report_error(err)
         return 1
     return int(result or 0)
+
+
+def report_error(err: BaseException, stream=None) -> None:
+    """The error's message (it names the file / video / config key) as the last line; before it the full
+    traceback, unless stderr is a terminal.
+
+    Rules send stderr to their ``log:`` file, so a failed job's log holds the traceback of a torch or CUDA
+    failure as well as the one-line cause at its end; a person at a terminal sees only that line (``-v`` shows
+    the traceback there too).
+    """
+    from mgfm.config import ConfigError
+
+    stream = stream or sys.stderr
+    # a config error's message is the whole story (key, value, what is allowed): no traceback
+    if not isinstance(err, ConfigError) and not (hasattr(stream, "isatty") and stream.isatty()):
+        traceback.print_exception(err, file=stream)
+        stream.flush()
+    logging.getLogger("mgfm").error("%s", err)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ import pytest
 
 from mgfm.clips.iod import interval_mask, iod_counts, iod_precision, run_iod
 from mgfm.clips.sample import durations_figure, sample_clips
-from mgfm.clips.synthetic import write_corpus
 from mgfm.tables.iod import build_iod_tables, display_cells
+
+from tests.support.clips import write_corpus
 
 
 def frame(rows):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import pandas as pd
@@ -11,39 +10,12 @@ import pytest
 
 from mgfm.clips.sample import sample_clips, sample_tracks
 from mgfm.clips.sampler import sample_video
-from mgfm.clips.synthetic import person_pose, visibility_stream, write_corpus, write_pose
 from mgfm.clips.visibility import AnchorTrack
 from mgfm.common.seeding import rng_for
 from mgfm.core.layout import FACE_ANCHORS
 from mgfm.core.pose_store import read_scores
 
-
-def reference_sample(visible, fps, prior, rng, quota, budget):
-    """Paper Eq. 4-11 written as plainly as possible: one candidate at a time, every frame checked."""
-    n_frames = len(visible)
-    length_s = n_frames / fps
-    accepted = []
-    stats = dict(candidates=0, rejected_length=0, rejected_visibility=0, rejected_overlap=0)
-    while len(accepted) < quota and stats["candidates"] < budget:
-        u1 = rng.random()
-        u2 = rng.random()
-        stats["candidates"] += 1
-        d = prior[min(int(u1 * len(prior)), len(prior) - 1)]
-        n = max(1, int(round(d * fps)))
-        if d > length_s or n > n_frames:
-            stats["rejected_length"] += 1
-            continue
-        s = u2 * max(length_s - d, 0.0)
-        a = min(int(math.floor(s * fps)), max(n_frames - n, 0))
-        z = a + n - 1
-        if not all(visible[f] for f in range(a, z + 1)):
-            stats["rejected_visibility"] += 1
-            continue
-        if any(not (z < a0 or a > z0) for a0, z0 in accepted):
-            stats["rejected_overlap"] += 1
-            continue
-        accepted.append((a, z))
-    return sorted(accepted), stats
+from tests.support.clips import person_pose, reference_sample, visibility_stream, write_corpus, write_pose
 
 
 def random_case(i):
@@ -115,7 +87,7 @@ def test_sampler_stops_at_quota_and_budget():
 def tracks_for(ids, n=2000):
     out = []
     for vid in ids:
-        rng = np.random.default_rng(abs(hash(vid)) % 1000)
+        rng = rng_for(0, "tracks", vid)  # per video, the same in every process
         vis = visibility_stream(n, rng)
         out.append(AnchorTrack(vid, np.where(vis, 0.9, 0.05).astype(np.float32), 25.0))
     return out

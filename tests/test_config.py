@@ -85,3 +85,73 @@ def test_unknown_top_level_key_is_named():
 def test_unknown_section_is_refused():
     with pytest.raises(ConfigError, match="unknown config section 'train'"):
         resolve("train", {})
+
+
+# ---- the command line: --params resolved with the same short errors; tracebacks in the log, not the terminal
+
+
+def _sample_args(tmp_path, params: str) -> list[str]:
+    return ["clips", "sample", "--pose-dir", str(tmp_path), "--manifest", str(tmp_path / "m.csv"),
+            "--annotations", str(tmp_path / "a.csv"), "--seed", "1", "--out-clips", str(tmp_path / "c.parquet"),
+            "--out-stats", str(tmp_path / "s.csv"), "--params", params]
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["clips", "sample"], "clips.tua: unknown key (did you mean 'tau'?)"),
+    (["eval", "emotion", "--features-dir", "f", "--manifest", "m.csv", "--out-dir", "o"],
+     "eval.emotion.epochs: expected integer, got 'x'"),
+])
+def test_cli_params_errors_are_short_and_name_the_key(tmp_path, capsys, argv, expected):
+    from mgfm.cli import main
+
+    params = '{"tua": 0.3}' if argv[0] == "clips" else '{"emotion": {"epochs": "x"}}'
+    args = _sample_args(tmp_path, params) if argv[0] == "clips" else [*argv, "--params", params]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 4, err
+
+
+def _fail_with_cuda_error(monkeypatch):
+    from mgfm.clips import sample
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(sample, "sample_clips", broken)
+
+
+def test_cli_failure_logs_the_traceback_and_ends_with_the_message(tmp_path, capsys, monkeypatch):
+    """A rule's stderr is its log file: the traceback goes there, the one-line cause is its last line."""
+    from mgfm.cli import main
+
+    _fail_with_cuda_error(monkeypatch)
+    assert main(_sample_args(tmp_path, "{}")) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("Traceback") and any("in broken" in line for line in lines)
+    assert lines[-1].endswith("CUDA error: out of memory") and "ERROR" in lines[-1]
+
+
+def test_cli_failure_on_a_terminal_is_one_line(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from mgfm.cli import main
+
+    _fail_with_cuda_error(monkeypatch)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(_sample_args(tmp_path, "{}")) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("CUDA error: out of memory")
+
+
+def test_cli_traceback_reaches_a_rule_log(tmp_path):
+    """As a rule runs it: `mgfm ... > log 2>&1` with a real failure inside a stage."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "job.log"
+    with log.open("w") as out:
+        rc = subprocess.run([sys.executable, "-m", "mgfm", *_sample_args(tmp_path, "{}")], stdout=out,
+                            stderr=subprocess.STDOUT, cwd=ROOT, timeout=120).returncode
+    lines = log.read_text().strip().splitlines()
+    assert rc == 1 and lines[0].startswith("Traceback") and "m.csv" in lines[-1], lines

@@ -9,8 +9,9 @@ from mgfm.core.packed import open_packed
 from mgfm.datasets.rgb import build_rgb_dataset, clip_boxes, crop_resize, frame_boxes, sample_indices
 from mgfm.clips.sample import sample_clips
 from mgfm.datasets.skeleton import build_skeleton_dataset
-from mgfm.clips.synthetic import write_corpus
 from mgfm.core.layout import NUM_KEYPOINTS, UPPER_BODY
+
+from tests.support.clips import write_corpus
 
 
 def test_sample_indices_spread_over_the_interval():

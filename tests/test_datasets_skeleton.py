@@ -10,9 +10,10 @@ from mgfm.datasets.catalog import dataset_clips
 from mgfm.core.packed import META_COLUMNS, open_packed, read_info
 from mgfm.clips.sample import sample_clips
 from mgfm.datasets.skeleton import build_skeleton_dataset, clip_tensors, frame_rows
-from mgfm.clips.synthetic import write_corpus
 from mgfm.core.layout import LEFT_SHOULDER, NUM_JOINTS, NUM_KEYPOINTS, RIGHT_SHOULDER, SUBSET_SHOULDERS, UPPER_BODY
 from mgfm.core.pose_store import read_pose
+
+from tests.support.clips import write_corpus
 
 
 def test_frame_rows_pad_short_resample_or_truncate_long():
@@ -157,20 +158,26 @@ def test_catalog_orders_mg_instances_and_rejects_unknown_names():
         dataset_clips("train", manifest, ann)
 
 
-def test_packed_clips_dataloader_batches_equal_the_array(built):
+def test_training_loader_batches_equal_the_array(built):
+    """The packed dataset through the loader the pipeline runs (``mgfm.train.data.PackedClips``, batched by a
+    BatchSampler as ``mgfm.train.loop.fit`` does): every clip exactly once per epoch, rows equal to the array."""
     import torch
-    from torch.utils.data import DataLoader
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
-    from mgfm.clips.loader import PackedClips
+    from mgfm.train.data import PackedClips
 
     corpus, root, out = built
-    ds = PackedClips(root / "ds" / "pretrain")
+    ds = PackedClips(root / "ds" / "pretrain", num_joints=NUM_JOINTS, num_channels=3)
     data, meta = out["pretrain"]
-    assert len(ds) == len(meta) and ds.meta.clip_id.tolist() == meta.clip_id.tolist()
+    assert len(ds) == len(meta) > 7 and ds.meta.clip_id.tolist() == meta.clip_id.tolist()
+    sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(0))
     seen = []
-    for x, idx in DataLoader(ds, batch_size=7, shuffle=True, generator=torch.Generator().manual_seed(0)):
-        np.testing.assert_array_equal(x.numpy(), data[idx.numpy()])
+    for batch in DataLoader(ds, sampler=BatchSampler(sampler, 7, drop_last=False), batch_size=None):
+        idx = batch["index"].numpy()
+        np.testing.assert_array_equal(batch["x"].numpy(), data[idx])
+        np.testing.assert_array_equal(batch["valid_len"].numpy(), meta.valid_len.to_numpy()[idx])
         seen += idx.tolist()
     assert sorted(seen) == list(range(len(ds)))
-    x, i = ds[3]
-    np.testing.assert_array_equal(x.numpy(), data[3]) and i == 3
+    one = ds[3]
+    np.testing.assert_array_equal(one["x"].numpy(), data[3:4])
+    assert one["index"].tolist() == [3] and one["valid_len"].tolist() == [meta.valid_len.iloc[3]]

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from mgfm.data.demo.events import plan_events
-from mgfm.data.demo.plan import DEFAULTS, FPS, build_plan, demo_settings, demo_video_ids
+from mgfm.config import defaults
+from mgfm.data.demo.plan import FPS, build_plan, demo_settings, demo_video_ids
 from mgfm.data.demo.subject import make_subject
 from mgfm.data.demo.taxonomy import CLASSES, NUM_CLASSES, class_probabilities, taxonomy_table
 
@@ -18,14 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GROUPS = {"Head", "Body", "Hand", "Body-Hand", "Head-Hand", "non-MG"}
 
 
-def test_schema_defaults_match_package_defaults():
-    schema = yaml.safe_load((ROOT / "mgfm/config/schemas/dataset.schema.yaml").read_text())
-    props = schema["properties"]["demo"]["properties"]
-    assert set(props) == set(DEFAULTS)
-    for key, spec in props.items():
-        assert spec["default"] == DEFAULTS[key], key
-        assert spec["description"], key
-    assert schema["properties"]["demo"]["additionalProperties"] is False
+def test_settings_of_an_empty_section_are_the_schema_defaults():
+    assert demo_settings({}) == defaults("dataset")["demo"]
 
 
 def test_video_ids_are_a_pure_function_of_the_config():
@@ -147,6 +142,7 @@ def test_schema_accepts_the_defaults_and_rejects_bad_values():
 
     schema = yaml.safe_load((ROOT / "mgfm/config/schemas/dataset.schema.yaml").read_text())
     demo = jsonschema.Draft202012Validator(schema["properties"]["demo"])
-    assert not list(demo.iter_errors(DEFAULTS))
+    demo_defaults = defaults("dataset")["demo"]
+    assert not list(demo.iter_errors(demo_defaults))
     for bad in ({"width": 321}, {"n_videos": 1}, {"cut_ins": [1]}, {"codec": "h265"}, {"unknown": 1}):
-        assert list(demo.iter_errors({**DEFAULTS, **bad})), bad
+        assert list(demo.iter_errors({**demo_defaults, **bad})), bad

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import hashlib
 import importlib.metadata
 import importlib.util
 import re
@@ -104,10 +105,38 @@ def workflow_rules(rules):
 # ---- env files -----------------------------------------------------------------------------------------------
 
 
+# `# requirements: <file> sha256=<hex>` in an env file: a pip requirements file beside it that the env's
+# post-deploy script installs (envs/mmpose.yaml), with its hash so that snakemake rebuilds the env when it changes
+REQUIREMENTS_LINE = re.compile(r"^#\s*requirements:\s*(\S+)\s+sha256=([0-9a-f]{64})\s*$", re.M)
+
+
+def requirements_packages(path: Path) -> dict[str, str | None]:
+    """Package name (normalised) -> '==version', or None when unpinned, of a pip requirements file."""
+    packages: dict[str, str | None] = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.match(r"^([A-Za-z0-9_.\-\[\]]+)\s*(.*)$", line)
+        assert m, f"{path.relative_to(ROOT)}: cannot parse requirement {line!r}"
+        name, spec = re.sub(r"\[.*\]", "", m.group(1)), m.group(2).strip()
+        packages[_norm(name)] = spec if re.fullmatch(r"==\s*[A-Za-z0-9_.+!]+", spec) else None
+    return packages
+
+
+def env_requirements(path: Path) -> list[tuple[Path, str]]:
+    """(requirements file, sha256 declared in the env file) for each `# requirements:` line of an env file."""
+    return [(path.parent / name, digest) for name, digest in REQUIREMENTS_LINE.findall(path.read_text())]
+
+
 def env_packages(path: Path) -> dict[str, str | None]:
-    """Package name (normalised) -> version spec ('==1.2' for pip, '=1.2' for conda, None when unpinned)."""
+    """Package name (normalised) -> version spec ('==1.2' for pip, '=1.2' for conda, None when unpinned),
+    including the packages of the requirements files the env file declares."""
     data = yaml.safe_load(path.read_text())
     packages: dict[str, str | None] = {}
+    for req, _ in env_requirements(path):
+        if req.is_file():  # a missing one is reported by test_declared_requirements_match_their_hash
+            packages.update(requirements_packages(req))
     for dep in data.get("dependencies", []):
         if isinstance(dep, dict):
             for line in dep.get("pip", []):
@@ -146,6 +175,42 @@ def test_env_file_has_channels_and_no_relative_pip_paths(path):
                     f"{path.relative_to(ROOT)}: pip entry {line!r} is relative to the env file, which snakemake "
                     "copies elsewhere: install mgfm from a <env>.post-deploy.sh instead"
                 )
+
+
+@pytest.mark.parametrize("path", all_env_files(), ids=lambda p: p.name)
+def test_declared_requirements_match_their_hash(path):
+    """A requirements file an env installs is there, and the env file carries its current sha256 (snakemake
+    keys the env by the env file's content: a stale hash would keep an outdated environment)."""
+    for req, declared in env_requirements(path):
+        assert req.is_file(), f"{path.relative_to(ROOT)} declares {req.name}, which does not exist"
+        actual = hashlib.sha256(req.read_bytes()).hexdigest()
+        assert actual == declared, (f"{path.relative_to(ROOT)}: {req.name} has sha256 {actual}, the env file says "
+                                    f"{declared}: update its `# requirements:` line")
+
+
+def test_mmpose_env_installs_its_requirements_file():
+    """envs/mmpose.yaml gets its Python packages from the requirements file CI's mmpose venv is built from, through
+    the same installer, and every line of that file is pinned exactly."""
+    env = ENVS / "mmpose.yaml"
+    reqs = [req.name for req, _ in env_requirements(env)]
+    assert reqs == ["mmpose-requirements.txt"], f"{env.relative_to(ROOT)} declares {reqs}"
+    post_deploy = (ENVS / "mmpose.post-deploy.sh").read_text()
+    assert "scripts/mmpose/install.sh" in post_deploy
+    assert "envs/mmpose-requirements.txt" in (ROOT / "scripts" / "mmpose" / "install.sh").read_text()
+    assert "scripts/mmpose/install.sh" in (ROOT / "scripts" / "mmpose" / "build-venv.sh").read_text() or \
+        '"$here/install.sh"' in (ROOT / "scripts" / "mmpose" / "build-venv.sh").read_text()
+    packages = requirements_packages(ENVS / "mmpose-requirements.txt")
+    unpinned = sorted(name for name, spec in packages.items() if spec is None)
+    assert not unpinned, f"envs/mmpose-requirements.txt: not pinned with ==: {unpinned}"
+    for name in ("mmpose", "mmengine", "mmcv-lite", "torch", "numpy"):
+        assert name in packages, f"envs/mmpose-requirements.txt has no {name}"
+    assert int(packages["numpy"].lstrip("= ").split(".")[0]) < 2, "mmpose's xtcocotools needs numpy < 2"
+
+
+def test_requirements_parser(tmp_path):
+    req = tmp_path / "r.txt"
+    req.write_text("# comment\nmmpose==1.3.2  # --no-deps: reason\n\nnumpy>=1.26\nopencv-python[x]==4.1\n")
+    assert requirements_packages(req) == {"mmpose": "==1.3.2", "numpy": None, "opencv-python": "==4.1"}
 
 
 def test_every_rule_names_an_existing_env(rules):

@@ -1,15 +1,11 @@
 """Bad config fails before any work, naming the config key (module, CLI and Snakemake parse time)."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from mgfm.cli import main
 from mgfm.eval.checks import check_eval_config, check_modality, check_streams
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.workflow import output, snakemake
 
 
 def test_stream_not_pretrained():
@@ -48,11 +44,12 @@ def test_cli_fails_before_reading(tmp_path, capsys):
     assert rc == 1 and "no RGB branch" in capsys.readouterr().err
 
 
+@pytest.mark.pipeline
 def test_snakemake_parse_time_error(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("pretrain:\n  streams: [joint]\neval:\n  streams: [joint, bone]\n")
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(cfg), "-d", str(tmp_path / "wd"),
-                          "-s", str(ROOT / "Snakefile")], capture_output=True, text=True, timeout=120)
-    text = out.stdout + out.stderr
-    assert out.returncode != 0
+    (tmp_path / "wd").mkdir()
+    proc = snakemake(tmp_path / "wd", "-n", configfiles=[cfg], cores=1, check=False, timeout=120)
+    text = output(proc)
+    assert proc.returncode != 0
     assert "eval.streams" in text and "'bone' was not pretrained" in text

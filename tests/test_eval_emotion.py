@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mgfm.eval.emotion import AttentionAggregator, MeanAggregator, build_sequences, class_weights, run_emotion
-from mgfm.eval.synthetic import write_synthetic_features
+
+from tests.support.features import write_synthetic_features
 
 
 def _meta(video_clips: dict[str, int]) -> pd.DataFrame:

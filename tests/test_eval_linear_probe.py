@@ -9,7 +9,8 @@ import pytest
 from mgfm.eval.data import check_disjoint, load_labeled, semi_supervised_rows, validation_rows
 from mgfm.core.feature_store import read_features, write_features
 from mgfm.eval.linear_probe import ProbeConfig, run_linear_probe
-from mgfm.eval.synthetic import write_synthetic_features
+
+from tests.support.features import write_synthetic_features
 
 STREAMS = ("joint", "bone", "motion")
 PARAMS = {"seeds": [0, 1], "validation": {"fraction": 0.25},
@@ -102,8 +103,8 @@ def test_subject_overlap_rejected():
 
 
 def test_probe_config_checks():
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match=r"eval.linear_probe.epoch: unknown key \(did you mean 'epochs'\?\)"):
         ProbeConfig.from_params({"epoch": 3})
     with pytest.raises(ValueError, match="feature_norm"):
         ProbeConfig.from_params({"feature_norm": "zscore"})
-    assert ProbeConfig().milestones == (120, 140) and ProbeConfig().lr == 0.006
+    assert ProbeConfig.from_params({}).milestones == (120, 140) and ProbeConfig.from_params({}).lr == 0.006

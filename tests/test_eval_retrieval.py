@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mgfm.eval.retrieval import nearest, nearest_loop, retrieval_accuracy, run_retrieval
-from mgfm.eval.synthetic import write_synthetic_features
+
+from tests.support.features import write_synthetic_features
 
 
 def test_vectorised_matches_loop():

@@ -13,6 +13,7 @@ Every import counts, at module level or inside a function.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,13 +123,13 @@ def test_the_check_catches_a_later_stage(tmp_path, monkeypatch, source, message)
     path = fake_root / "mgfm" / "train" / "loop.py"
     path.parent.mkdir(parents=True)
     path.write_text(source)
-    monkeypatch.setattr(__import__(__name__), "ROOT", fake_root)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", fake_root)
     found = violations(path)
     assert len(found) == 1 and message in found[0], found
 
 
 def test_the_check_allows_earlier_stages_and_the_data_demo_rule(tmp_path, monkeypatch):
-    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     ok = tmp_path / "mgfm" / "train" / "cli.py"
     ok.parent.mkdir(parents=True)
     ok.write_text("from mgfm.cli import json_object\nfrom mgfm.core.packed import open_packed\nimport mgfm.common\n")

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,14 @@ import pytest
 
 from mgfm.core.packed import open_packed
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.workflow import REPO, snakemake
+
 STREAMS = ("joint", "bone", "motion")
+pytestmark = pytest.mark.pipeline
 
 
 def _snakemake(work: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-                           "--directory", str(work), "--configfile", str(work / "config.yaml"), "--cores", "2", *args],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+    return snakemake(work, *args, check=False, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

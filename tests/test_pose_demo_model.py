@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from mgfm.pose.checksum import sha256_file

@@ -1,53 +1,23 @@
 """mmpose backend vs onnx backend on the same weights: keypoints within a pixel.
 
-Runs only where the mmpose environment (envs/mmpose.yaml: mmpose 1.3.2, mmcv 2.1.0 or mmcv-lite, mmengine,
-torch <= 2.1) is installed. It builds the paper's pinned RTMW-x whole-body config with random weights, runs
-the mmpose backend (mmpose's own test pipeline + test_step) on demo-like frames, exports the same backbone (+ neck) +
+Runs only in the mmpose environment (envs/mmpose-requirements.txt: mmpose 1.3.2, mmcv-lite 2.1.0, mmengine,
+numpy<2; `bash scripts/mmpose/ci.sh` builds it and runs this test, as CI does). It builds the paper's pinned
+RTMW-x whole-body config with random weights, runs the mmpose backend (mmpose's own test pipeline + test_step) on demo-like frames, exports the same backbone (+ neck) +
 SimCC head to ONNX (normalisation stays outside, as in RTMPose's deploy exports), runs our onnx backend, and
 compares. Flip test is switched off on the mmpose side because the onnx backend (like rtmlib and mmdeploy's
 SDK default) runs a single forward pass.
 """
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
+
+from tests.support.mmpose_env import requires_mmpose
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("mmpose") is None,
-    reason="mmpose is not installed in this environment: mmpose 1.3.2 needs mmcv 2.1 / mmcv-lite, mmengine, "
-           "numpy<2 and a chumpy-free --no-deps install, which must not enter the main venv (numpy 2). Run this "
-           "test inside envs/mmpose.yaml, or a venv built as in the README (pose stage, mmpose equivalence test).")
-
-
-def _mmcv_lite_shims() -> None:
-    """mmcv-lite has no compiled ops and torchvision may be absent; mmpose imports both at package import
-    time for models RTMPose never builds (EDPose's deformable attention, the SimCC visualiser's ToPILImage).
-    Stand-ins that fail loudly if ever instantiated let the pinned RTMPose/RTMW config build and run."""
-    import sys
-    import types
-
-    if importlib.util.find_spec("mmcv._ext") is None and "mmcv.ops" not in sys.modules:
-        ops = types.ModuleType("mmcv.ops")
-
-        def missing(name):
-            if name.startswith("__"):
-                raise AttributeError(name)
-
-            def fail(*args, **kwargs):
-                raise RuntimeError(f"mmcv.ops.{name} needs the full mmcv build")
-            return type(name, (), {"__init__": fail})
-        ops.__getattr__ = missing
-        sys.modules["mmcv.ops"] = ops
-    if importlib.util.find_spec("torchvision") is None:
-        tv, tvt = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
-        tvt.ToPILImage = type("ToPILImage", (), {})
-        tv.transforms = tvt
-        sys.modules["torchvision"], sys.modules["torchvision.transforms"] = tv, tvt
+pytestmark = requires_mmpose
 
 
 def _paper_pose_config() -> str:
@@ -61,7 +31,6 @@ def test_mmpose_and_onnx_backends_agree(tmp_path):
     from mgfm.pose.backends.mmpose_backend import MmposeEstimator, build_mmpose_model, resolve_config
     from mgfm.pose.backends.onnx_backend import OnnxPoseEstimator, PoseModelSpec, make_session
 
-    _mmcv_lite_shims()
     torch.manual_seed(0)
     config = resolve_config(_paper_pose_config())
     model = build_mmpose_model(config, None, "cpu")  # random weights from the pinned config

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from mgfm.data.demo.plan import demo_video_ids
+from tests.support.workflow import REPO, snakemake
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_demo_ids_check_the_whole_section():
     assert demo_video_ids({"n_videos": 3, "n_labeled": 2}) == ["demo000", "demo001", "demo002"]
-    with pytest.raises(ValueError, match=r"dataset.demo.n_labeled must be between 2 and n_videos \(4\), got 6"):
+    with pytest.raises(ValueError, match=r"dataset.demo.n_labeled: 6 is more than dataset.demo.n_videos \(4\)"):
         demo_video_ids({"n_videos": 4, "n_labeled": 6})
     with pytest.raises(ValueError, match="dataset.demo.width"):
         demo_video_ids({"width": 63})
@@ -28,12 +24,10 @@ def test_demo_ids_check_the_whole_section():
 def test_dry_run_refuses_more_labeled_than_videos(tmp_path):
     """The job would fail inside the demo generator; the dry run must fail first, naming the key."""
     (tmp_path / "bad.yaml").write_text("dataset:\n  demo:\n    n_videos: 4\n    n_labeled: 6\n")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-                           str(tmp_path), "--configfile", str(REPO / "config.yaml"), str(tmp_path / "bad.yaml"), "-n"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = snakemake(tmp_path, "-n", configfiles=[REPO / "config.yaml", tmp_path / "bad.yaml"], cores=None,
+                     check=False)
     assert proc.returncode != 0
-    assert "dataset.demo.n_labeled must be between 2 and n_videos (4), got 6" in proc.stdout + proc.stderr
+    assert "dataset.demo.n_labeled: 6 is more than dataset.demo.n_videos (4)" in proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")

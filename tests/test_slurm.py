@@ -1,10 +1,12 @@
-"""The SLURM path for real (issue 7): a single-node SLURM cluster from Debian's packages runs part of the demo
+"""The SLURM path for real: a single-node SLURM cluster from Debian's packages runs part of the demo
 workflow through workflow/profiles/slurm, and SLURM's own tools confirm what happened.
 
-The cluster comes up in a fixture (scripts/slurm/up.sh: apt install when missing, munged + slurmctld + slurmd,
-node idle) and goes down afterwards by the process ids it recorded (scripts/slurm/down.sh), unless it was
-already running before the tests. Skipped, with the reason, where no SLURM can be started: not root, no
-apt-get, or a slurm.conf that this repository did not write.
+Opt-in: these tests (marked `slurm`) run only with MGFM_TEST_SLURM=1 in the environment (.ci/run sets it), since
+they install system packages and start daemons; a plain `pytest` skips them (tests/conftest.py). The cluster
+comes up in a fixture (scripts/slurm/up.sh: apt install when missing, munged + slurmctld + slurmd, node idle) and
+goes down afterwards by the process ids it recorded (scripts/slurm/down.sh), unless it was already running
+before the tests. Skipped, with the reason, where no SLURM can be started: not root, no apt-get, or a
+slurm.conf that this repository did not write.
 
 The profile is the repository's, adapted to the test node only in sizes: `cores` and the memory cap fit the
 node (2 CPUs), GPU requests are set to 0 (none here), per-video groups hold 2 videos so that 4 videos make 2 group
@@ -14,6 +16,7 @@ Targets run through SLURM are listed in SLURM_TARGETS: add a rule's output there
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -24,13 +27,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.workflow import REPO as ROOT, TINY_DEMO, output, repo_config, snakemake, write_config
+
 UP, DOWN = ROOT / "scripts" / "slurm" / "up.sh", ROOT / "scripts" / "slurm" / "down.sh"
 STATE = Path(os.environ.get("MGFM_SLURM_STATE", "/var/lib/mgfm-slurm"))
-# 4 short videos (2 labeled, 2 unlabeled): seconds to render and normalise
-TINY = {"dataset": {"source": "demo", "demo": {"seed": 7, "n_videos": 4, "n_labeled": 2, "n_subjects": 4,
-                                              "labeled_duration_s": [20.0, 22.0],
-                                              "unlabeled_duration_s": [20.0, 22.0]}}}
+TINY = copy.deepcopy(TINY_DEMO)
 VIDEO_IDS = [f"demo{i:03d}" for i in range(4)]
 # what goes through SLURM: the demo corpus, validation, the per-video download group, the annotation check
 SLURM_TARGETS = ["results/dataset/annotations_checked.json"]
@@ -47,7 +48,7 @@ if POSE_MODEL.is_file():
     TINY["pretrain"] = {"train": {"epochs": 1, "batch_size": 8, "warmup_epochs": 0, "checkpoint_every": 1}}
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: ([^)]+)\)")
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.pipeline, pytest.mark.timeout(420)]
 
 
 # ---- the cluster ----------------------------------------------------------------------------------------------
@@ -112,36 +113,10 @@ def test_profile(tmp_path: Path, download_group_size: int = 2) -> Path:
 test_profile.__test__ = False  # a helper, not a test
 
 
-def merged(base: dict, change: dict) -> dict:
-    """`base` with `change` merged in, key by key (nested sections stay complete)."""
-    out = dict(base)
-    for key, value in change.items():
-        out[key] = merged(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
-
-
-def snakemake(workdir: Path, *args: str, profile: Path | None = None, check: bool = True,
-              env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    cfgfile = workdir / "config.yaml"
-    if not cfgfile.exists():
-        cfg = merged(yaml.safe_load((ROOT / "config.yaml").read_text()), TINY)
-        cfgfile.write_text(yaml.safe_dump(cfg, sort_keys=True))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfgfile)]
-    cmd += ["--workflow-profile", str(profile)] if profile else ["--cores", "2"]
-    cmd += list(args)
-    full_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", **(env or {})}
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=full_env)
-    if check and proc.returncode != 0:
-        pytest.fail(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                    f"{proc.stderr[-6000:]}")
-    return proc
-
-
 def scratch(tmp_path_factory, name: str) -> Path:
+    """A working directory with the tiny demo's config (the repository's config.yaml with TINY merged in)."""
     workdir = tmp_path_factory.mktemp(name)
-    # rules name a few repository files relative to the working directory (e.g. the demo pose model)
-    (workdir / "mgfm").symlink_to(ROOT / "mgfm")
+    write_config(workdir / "config.yaml", repo_config(TINY))
     return workdir
 
 
@@ -152,7 +127,7 @@ def local_run(tmp_path_factory):
     workdir = scratch(tmp_path_factory, "local")
     profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
     threads = [f"{rule}={min(n, 2)}" for rule, n in profile.get("set-threads", {}).items()]
-    snakemake(workdir, *SLURM_TARGETS, "--set-threads", *threads)
+    snakemake(workdir, *SLURM_TARGETS, "--set-threads", *threads, timeout=300)
     return workdir
 
 
@@ -160,8 +135,8 @@ def local_run(tmp_path_factory):
 def slurm_run(slurm_cluster, tmp_path_factory):
     workdir = scratch(tmp_path_factory, "slurm")
     profile = test_profile(tmp_path_factory.mktemp("profile"))
-    proc = snakemake(workdir, *SLURM_TARGETS, profile=profile)
-    return workdir, profile, proc.stdout + proc.stderr
+    proc = snakemake(workdir, *SLURM_TARGETS, profile=profile, timeout=300)
+    return workdir, profile, output(proc)
 
 
 # ---- tests ----------------------------------------------------------------------------------------------------
@@ -197,8 +172,7 @@ def test_outputs_match_a_local_run(slurm_run, local_run):
 
 def test_second_submission_has_nothing_to_do(slurm_run):
     workdir, profile, _ = slurm_run
-    proc = snakemake(workdir, *SLURM_TARGETS, profile=profile)
-    out = proc.stdout + proc.stderr
+    out = output(snakemake(workdir, *SLURM_TARGETS, profile=profile, timeout=300))
     assert "Nothing to be done" in out and not SUBMITTED.search(out), out[-3000:]
 
 
@@ -206,13 +180,13 @@ def test_failed_job_reported_with_log_and_keep_going_finishes_the_rest(slurm_clu
     """A corrupt source video fails its download job under SLURM; --keep-going downloads the other three."""
     workdir = scratch(tmp_path_factory, "failing")
     profile = test_profile(tmp_path_factory.mktemp("profile"), download_group_size=1)
-    snakemake(workdir, "results/demo/manifest.csv")  # the corpus, locally
+    snakemake(workdir, "results/demo/manifest.csv", timeout=300)  # the corpus, locally
     bad = workdir / "results" / "demo" / "raw" / "demo001.mp4"
     assert bad.is_file(), sorted(p.name for p in bad.parent.glob("*"))
     bad.write_bytes(b"this is not a video")
     targets = [f"results/videos/{v}.json" for v in VIDEO_IDS]
-    proc = snakemake(workdir, *targets, "--keep-going", profile=profile, check=False)
-    out = proc.stdout + proc.stderr
+    proc = snakemake(workdir, *targets, "--keep-going", profile=profile, check=False, timeout=300)
+    out = output(proc)
     assert proc.returncode != 0, out[-3000:]
     # the failing job: its SLURM state, its SLURM log path and the rule's own log path are reported
     failed = [(j, lg) for j, lg in SUBMITTED.findall(out) if scontrol_job(j).get("JobState") == "FAILED"]
@@ -236,16 +210,17 @@ def test_missing_partition_gives_a_clear_message_before_submitting(slurm_cluster
     (fake / "scontrol").chmod(0o755)
     workdir = tmp_path / "work"
     workdir.mkdir()
-    (workdir / "mgfm").symlink_to(ROOT / "mgfm")
+    write_config(workdir / "config.yaml", repo_config(TINY))
     for key in [k for k in os.environ if k.startswith("MGFM_SLURM_")]:
         monkeypatch.delenv(key)
     slurm_profile = ROOT / "workflow" / "profiles" / "slurm"
     env = {"PATH": f"{fake}:{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = snakemake(workdir, "-n", "results/demo/manifest.csv", profile=slurm_profile, env=env, check=False)
-    out = proc.stdout + proc.stderr
+    proc = snakemake(workdir, "-n", "results/demo/manifest.csv", profile=slurm_profile, env=env, check=False,
+                     timeout=300)
+    out = output(proc)
     assert proc.returncode != 0, out[-2000:]
     assert "set MGFM_SLURM_PARTITION" in out, out[-2000:]
     # and with the variable set, the same dry run goes through
     proc = snakemake(workdir, "-n", "results/demo/manifest.csv", profile=slurm_profile,
-                     env={**env, "MGFM_SLURM_PARTITION": "gpu"}, check=False)
+                     env={**env, "MGFM_SLURM_PARTITION": "gpu"}, check=False, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]

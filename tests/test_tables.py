@@ -11,37 +11,70 @@ from mgfm.eval.finetune import run_finetune
 from mgfm.eval.linear_probe import run_linear_probe
 from mgfm.eval.results import read_json
 from mgfm.eval.retrieval import run_retrieval
-from mgfm.eval.synthetic import write_synthetic_encoders, write_synthetic_features
 from mgfm.tables.build import build_tables
-from mgfm.tables.paper import CITED, NOT_BUILT, TABLES
+from mgfm.tables.paper import CITED, NOT_BUILT, TABLE_VI_IOD_QUOTA, TABLE_VII_IOD_TAU, TABLES
 from mgfm.tables.render import Table, to_latex, to_markdown, write_table
 from mgfm.tables.report import build_report, markdown_to_html
+
+from tests.support.features import write_synthetic_encoders, write_synthetic_features
 
 # shared/ lies beside the repository (and beside CI's clone of it)
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "imigue3k-paper.txt"
 STREAMS = ["joint", "bone", "motion"]
 
+# The paper's tables VIII-XIII, copied by hand from the paper text: each row's method and its cells after the
+# method, as printed ("-" where the paper prints no number).
+PRINTED = {
+    "VIII": [("P&C [su2020predict]", "31.67", "64.93"), ("U-S-VAE Z [liu2021imigue]", "32.43", "64.30"),
+             ("MG-FM-RGB (RGB)", "43.59", "80.48"), ("MG-FM-Skele (joint)", "53.65", "83.76"),
+             ("MG-FM-Skele (bone)", "52.34", "83.99"), ("MG-FM-Skele (motion)", "51.94", "83.39"),
+             ("MG-FM-Skele (3-stream)", "57.61", "86.97")],
+    "IX": [("MG-FM-Skele (joint)", "44.73", "81.16"), ("MG-FM-Skele (bone)", "44.19", "79.67"),
+           ("MG-FM-Skele (motion)", "46.89", "77.14"), ("MG-FM-RGB", "60.16", "89.97")],
+    "X": [("Temporal Relational + RGB (TRN) [trn]", "55.24", "-"), ("Temporal Shift + RGB (TSM) [tsm]", "58.77", "-"),
+          ("CLIP-MG [clip-mg]", "61.82", "-"), ("MMGesture (RGB-only) [mmgesture]", "66.62", "-"),
+          ("MG-FM-RGB (Ours)", "69.42", "93.08"), ("BlockGCN (joint) [blockgcn]", "51.94", "82.96"),
+          ("BlockGCN (bone)", "52.09", "82.74"), ("BlockGCN (motion)", "52.18", "81.81"),
+          ("BlockGCN (4-stream)", "57.85", "86.51"), ("PoseC3D (joint) [posec3d]", "56.13", "85.40"),
+          ("MG-FM-Skele (joint) (Ours)", "53.16", "85.45"), ("MG-FM-Skele (bone) (Ours)", "52.73", "85.14"),
+          ("MG-FM-Skele (motion) (Ours)", "51.62", "82.76"), ("MG-FM-Skele (3-stream) (Ours)", "57.52", "86.78")],
+    "XI": [("CLIP + 3DCNN [wang2024multimodal]", "68.90", "92.43"), ("Res2Net3D [huang2024multi]", "70.19", "93.69"),
+           ("Prototype Learning [chen2024prototype]", "70.25", "-"), ("MM-Gesture [mmgesture]", "71.42", "-"),
+           ("MG-FM (Ours)", "71.60", "95.07")],
+    "XII": [("MG-FM-RGB", "22.56", "53.06"), ("MG-FM-Skele (joint)", "37.12", "67.04"),
+            ("MG-FM-Skele (bone)", "38.46", "66.88"), ("MG-FM-Skele (motion)", "40.06", "66.86")],
+    "XIII": [("Method 1 (ISPCAST) [Shahane]", "Transformer+RGB+Face", "0.63"),
+             ("Method 2 (Haozhebu) [Haozhebu]", "CNN+RGB+Face", "0.63"),
+             ("Ours", "Transformer+RGB+Skel", "0.64")],
+}
+# Tables VI (tau 0.3) and VII (quota 80): setting -> (generated samples, MG-IoD precision %), as printed.
+PRINTED_VI = {50: ("4374", "39.39"), 80: ("6159", "40.57"), 100: ("6919", "40.16")}
+PRINTED_VII = {0.1: ("6726", "39.47"), 0.3: ("6159", "40.57"), 0.5: ("5708", "39.87"), 0.75: ("4324", "40.24")}
 
-SECTIONS = {"VIII": "5 Unsupervised", "IX": "6 Semi-Supervised", "X": "7 Supervised", "XI": "7 Supervised",
-            "XII": "8 Training-Free", "XIII": "9 MG-based Emotion"}
+
+def as_printed(row) -> tuple[str, ...]:
+    """A row of mgfm.tables.paper as the paper prints it: method, extra cells, numbers to 2 decimals or "-"."""
+    return (row.method, *row.extra.values(), *(f"{v:.2f}" if v is not None else "-" for v in row.values.values()))
+
+
+def test_paper_numbers_are_the_papers():
+    assert sorted(TABLES) == sorted(PRINTED)
+    for number, table in TABLES.items():
+        assert [as_printed(row) for row in table.rows] == PRINTED[number], number
+    assert {k: (str(n), f"{p:.2f}") for k, (n, p) in TABLE_VI_IOD_QUOTA.items()} == PRINTED_VI
+    assert {k: (str(n), f"{p:.2f}") for k, (n, p) in TABLE_VII_IOD_TAU.items()} == PRINTED_VII
 
 
 @pytest.mark.skipif(not PAPER.is_file(), reason="the paper text (shared/paper/, beside the repository) is absent")
-def test_paper_numbers_match_the_paper_text():
-    lines = PAPER.read_text().splitlines()
-    starts = {k: next(i for i, ln in enumerate(lines) if ln.startswith(v)) for k, v in SECTIONS.items()}
-    for number, table in TABLES.items():
-        end = min([i for i in starts.values() if i > starts[number]] + [len(lines)])
-        rows = {}
-        for ln in lines[starts[number]:end]:
-            cells = [c.strip() for c in ln.strip().strip("|").split("|")]
-            if ln.startswith("|") and len(cells) > 1:
-                rows.setdefault(cells[0], []).append(cells[1:])
-        for row in table.rows:
-            assert row.method in rows, (number, row.method)
-            printed = rows[row.method][-1] if number != "XI" else rows[row.method][0]
-            values = [f"{v:.2f}" if v is not None else "-" for v in row.values.values()]
-            assert [c for c in printed if c not in row.extra.values()][:len(values)] == values, (number, row.method)
+def test_the_copied_numbers_are_in_the_paper_text():
+    """The hand copy above, row by row, is a table line of the paper text."""
+    lines = {ln.strip() for ln in PAPER.read_text().splitlines()}
+    for number, rows in PRINTED.items():
+        for cells in rows:
+            assert "| " + " | ".join(cells) + " |" in lines, (number, cells)
+    for rows, unit in ((PRINTED_VI, "%"), (PRINTED_VII, "%")):
+        for setting, (n, p) in rows.items():
+            assert f"| {setting:g} | {n} | {p}{unit} |" in lines, (setting, n, p)
 
 
 def test_cited_rows_are_the_briefs():
@@ -66,6 +99,14 @@ def test_writer(tmp_path):
         Table("x", "x", ["a", "b"], [["only"]])
     html = markdown_to_html(md)
     assert "<table>" in html and "a|b" in html and "<li>note &amp; more</li>" in html
+
+
+def markdown_rows(md: str) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The header and the rows (method -> {column: cell}) of the one table in a written Markdown file."""
+    lines = [ln.strip() for ln in md.splitlines() if ln.startswith("|")]
+    split = lambda ln: [c.strip() for c in ln.strip("|").split("|")]  # noqa: E731
+    header = split(lines[0])
+    return header, {cells[0]: dict(zip(header, cells)) for cells in map(split, lines[2:])}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +140,11 @@ def test_tables_have_paper_and_ours(evaluated):
     assert set(written) == {"VIII", "IX", "X", "XI", "XII", "XIII"}
     for number, paths in written.items():
         md = paths["md"].read_text()
-        assert "paper" in md
+        header, rows = markdown_rows(md)
+        paper_columns = [c for c in header if c.endswith(" paper")]
+        assert paper_columns, (number, header)
+        for method, *cells in PRINTED[number]:             # every paper row, with the paper's own numbers
+            assert [rows[method][c] for c in paper_columns] == cells[-len(paper_columns):], (number, method)
         if number != "IX":
             assert CITED in md or number == "XII"
         assert NOT_BUILT in md                          # every table has an RGB / multimodal row

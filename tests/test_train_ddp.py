@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from mgfm.train.checkpoint import CHECKPOINT_DIR, LAST
-from mgfm.train.synthetic import write_synthetic_skeleton
+
+from tests.support.skeleton import write_synthetic_skeleton
 
 PARAMS = {
     "model": {"num_frames": 8, "hidden": 16, "depth": 1, "heads": 1, "drop_path": 0.0,  # DropPath draws per process
@@ -37,6 +38,7 @@ def _run(args, nproc):
     return res
 
 
+@pytest.mark.slow  # three torchrun launches
 def test_two_gloo_processes_match_one(tmp_path):
     data = tmp_path / "pretrain"
     write_synthetic_skeleton(data, n=24, frames=12, seed=4)

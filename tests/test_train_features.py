@@ -14,7 +14,8 @@ from mgfm.models import DSTE, save_encoder
 from mgfm.core.layout import STREAMS, to_stream
 from mgfm.train.augment import resample_valid
 from mgfm.train.features import extract_features, prepare_clips
-from mgfm.train.synthetic import synthetic_skeleton, write_synthetic_skeleton
+
+from tests.support.skeleton import synthetic_skeleton, write_synthetic_skeleton
 
 ARCH = dict(num_frames=8, hidden=16, depth=1, drop_path=0.5)  # DropPath must be off in eval mode
 

@@ -19,7 +19,8 @@ from mgfm.train.distributed import init_distributed
 from mgfm.train.loop import StepContext
 from mgfm.train.pretrain import make_step, pretrain_skeleton
 from mgfm.train.schedule import learning_rate
-from mgfm.train.synthetic import synthetic_skeleton, write_synthetic_skeleton
+
+from tests.support.skeleton import synthetic_skeleton, write_synthetic_skeleton
 
 TINY = {
     "model": {"num_frames": 8, "hidden": 16, "depth": 1, "heads": 1, "drop_path": 0.1,
@@ -58,6 +59,7 @@ def test_pretrain_writes_encoder_card_and_curves(dataset, tmp_path):
     assert ckpt["epoch"] == 4 and "rng" in ckpt and "optimizer" in ckpt
 
 
+@pytest.mark.slow  # three pretraining runs
 def test_resumed_run_ends_with_identical_weights(dataset, tmp_path):
     full = pretrain_skeleton(dataset, "joint", tmp_path / "full", TINY, seed=5)
 
@@ -109,7 +111,7 @@ def test_bad_inputs_fail_before_training(tmp_path, dataset):
         pretrain_skeleton(dataset, "velocity", tmp_path / "x", TINY, seed=0)
     with pytest.raises(ValueError, match="batch_size 64 exceeds the 36"):
         pretrain_skeleton(dataset, "joint", tmp_path / "x", {**TINY, "train": {**TINY["train"], "batch_size": 64}}, 0)
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="pretrain.model.width: unknown key"):
         pretrain_skeleton(dataset, "joint", tmp_path / "x", {**TINY, "model": {**TINY["model"], "width": 3}}, 0)
     with pytest.raises(ValueError, match="model.num_joints"):
         pretrain_skeleton(dataset, "joint", tmp_path / "x", {**TINY, "model": {**TINY["model"], "num_joints": 22}}, 0)

@@ -3,23 +3,20 @@ job starts, with one message naming the key; defaults are filled in from the sch
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.workflow import REPO, snakemake
+
+pytestmark = pytest.mark.pipeline
 
 
 def _dry_run(tmp_path: Path, cfg: dict) -> subprocess.CompletedProcess:
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-                           str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "1", "--dry-run"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return snakemake(tmp_path, "--dry-run", cores=1, check=False, timeout=300)
 
 
 def _demo_config() -> dict:

@@ -8,21 +8,17 @@ of the default target against those real outputs, so no slow stage runs here.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-# 4 short videos (2 labeled, 2 unlabeled): seconds to render and normalise
-TINY = {"dataset": {"source": "demo", "demo": {"seed": 7, "n_videos": 4, "n_labeled": 2, "n_subjects": 4,
-                                              "labeled_duration_s": [20.0, 22.0],
-                                              "unlabeled_duration_s": [20.0, 22.0]}}}
+from tests.support.workflow import REPO as ROOT, TINY_DEMO as TINY, merged, output, repo_config, snakemake, write_config
+
+pytestmark = pytest.mark.pipeline
+
 # what runs for real: everything the annotation check needs (demo corpus, validation, download + normalise),
 # and once the demo pose model is in the package, pose extraction and clip sampling too
 REAL_TARGETS = ["results/dataset/annotations_checked.json"]
@@ -40,34 +36,16 @@ if POSE_MODEL.is_file():
 CHEAP_RULES = tuple(rule for rules in STAGE_RULES.values() for rule in rules)
 
 
-def merged(base: dict, change: dict) -> dict:
-    """`base` with `change` merged in, key by key (nested sections stay complete)."""
-    out = dict(base)
-    for key, value in change.items():
-        out[key] = merged(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
-
-
-def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True,
-              timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in `workdir` with a config file written there: the repository's
-    config.yaml with the tiny demo (and the test's change) merged in."""
-    cfg = merged(yaml.safe_load((ROOT / "config.yaml").read_text()), config or TINY)
-    cfgfile = workdir / "config.yaml"
-    cfgfile.write_text(yaml.safe_dump(cfg, sort_keys=True))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfgfile), "--cores", "2", *args]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
-    if check and proc.returncode != 0:
-        pytest.fail(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
+def run_tiny(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the workflow in `workdir` with a config file written there: the repository's config.yaml with the
+    tiny demo (and the test's change) merged in."""
+    write_config(workdir / "config.yaml", repo_config(config or TINY))
+    return snakemake(workdir, *args)
 
 
 def planned(workdir: Path, *args: str, config: dict | None = None) -> Counter:
     """Jobs per rule that a dry run would execute (parsed from snakemake's 'Job stats' table)."""
-    proc = snakemake(workdir, "-n", *args, config=config)
-    out = proc.stdout + proc.stderr
+    out = output(run_tiny(workdir, "-n", *args, config=config))
     if "Nothing to be done" in out:
         return Counter()
     counts: Counter = Counter()
@@ -104,15 +82,13 @@ LATER_STAGE_CHANGES = {
 def built(tmp_path_factory):
     """A scratch working directory where the cheap stages of the tiny demo ran for real."""
     workdir = tmp_path_factory.mktemp("rerun")
-    # rules name a few repository files relative to the working directory (e.g. the demo pose model)
-    (workdir / "mgfm").symlink_to(ROOT / "mgfm")
-    snakemake(workdir, *REAL_TARGETS)
+    run_tiny(workdir, *REAL_TARGETS)
     return workdir
 
 
 def test_lint_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--workflow-profile", "none"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = snakemake(ROOT, "--lint", "--workflow-profile", "none", configfiles=(), cores=None, check=False,
+                     timeout=300)
     assert proc.returncode == 0, f"snakemake --lint:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
 
 
@@ -127,8 +103,7 @@ def test_real_run_built_the_cheap_stages(built):
 def test_plain_run_uses_the_default_profile(built):
     """`snakemake --cores all` picks up workflow/profiles/default (through the top-level `profiles` link:
     snakemake looks for profiles/default beside the Snakefile)."""
-    proc = snakemake(built, "-n", *REAL_TARGETS)
-    out = proc.stdout + proc.stderr
+    out = output(run_tiny(built, "-n", *REAL_TARGETS))
     assert re.search(r"Using workflow specific profile \S*profiles/default", out), out[:2000]
     assert (ROOT / "profiles" / "default" / "config.yaml").resolve() == (
         ROOT / "workflow" / "profiles" / "default" / "config.yaml").resolve()
@@ -137,8 +112,7 @@ def test_plain_run_uses_the_default_profile(built):
 @pytest.mark.slow
 def test_second_run_has_nothing_to_do(built):
     assert planned(built, *REAL_TARGETS) == Counter()
-    proc = snakemake(built, "-n", *REAL_TARGETS)
-    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert "Nothing to be done" in output(run_tiny(built, "-n", *REAL_TARGETS))
 
 
 @pytest.mark.slow

@@ -19,10 +19,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgfm.clips.params import resolve
 from mgfm.clips.sample import check_pose_files, iter_tracks, sample_tracks
-from mgfm.clips.tables import load_annotations, load_manifest, load_prior, pose_fps, videos_of
+from mgfm.clips.tables import (
+    annotation_video_ids,
+    load_annotations,
+    load_manifest,
+    load_prior,
+    pose_fps,
+    videos_of,
+    with_fps,
+)
 from mgfm.common.atomic import atomic_path
+from mgfm.config.steps import resolve_step
 
 log = logging.getLogger("mgfm.clips")
 
@@ -67,11 +75,12 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     ``iod_tau_table_quota`` (Table VII). Every setting reuses each video's own random stream (common random
     numbers), so differences between rows come from the setting, not from luck. Returns what was written.
     """
-    p = resolve("clips", params)
+    p = resolve_step("iod", params)
     manifest = load_manifest(manifest_path)
     annotations = load_annotations(annotations_path, manifest)
-    fps = pose_fps(videos_of(manifest, "labeled", "train"), pose_dir) if p["prior"] == "train_split" else {}
-    prior = load_prior(p["prior"], manifest, annotations, fps)
+    if p["prior"] == "train_split":   # annotation frames at each video's own rate (its pose metadata)
+        annotations = with_fps(annotations, pose_fps(annotation_video_ids(annotations), pose_dir))
+    prior = load_prior(p["prior"], manifest, annotations)
     test_ids = videos_of(manifest, "labeled", "test")
     if not test_ids:
         raise ValueError(f"{manifest_path}: no labeled test videos, so MG-IoD cannot be evaluated")
@@ -99,3 +108,4 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(results, indent=1) + "\n")
     return results
+from mgfm.config.steps import resolve_step

@@ -55,30 +55,36 @@ def clips_fps(clips: pd.DataFrame) -> dict[str, float]:
     return rate.groupby(clips["video_id"]).median().astype(float).to_dict()
 
 
-def train_durations(manifest: pd.DataFrame, annotations: pd.DataFrame,
-                    fps: float | Mapping[str, float]) -> np.ndarray:
+def with_fps(annotations: pd.DataFrame, fps: Mapping[str, float]) -> pd.DataFrame:
+    """The annotations with column ``fps``: the frame rate of each row's video (NaN where ``fps`` lacks it)."""
+    return annotations.assign(fps=annotations["video_id"].map(dict(fps)).astype(np.float64))
+
+
+def annotation_video_ids(annotations: pd.DataFrame) -> list[str]:
+    """The videos that have MG instances, in first-seen order."""
+    return annotations["video_id"].drop_duplicates().tolist()
+
+
+def train_durations(manifest: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
     """Durations in seconds of the MG instances of the labeled training split: the prior of Eq. 4.
 
-    ``fps`` is the rate of the annotation frame numbers: one for all videos or one per video id.
+    Frame numbers are converted at each video's own rate, column ``fps`` of the annotations (``with_fps``).
     """
     train = set(videos_of(manifest, "labeled", "train"))
     ann = annotations[annotations["video_id"].isin(train)]
-    if isinstance(fps, Mapping):
-        missing = sorted(set(ann["video_id"]) - set(fps))
-        if missing:
-            raise ValueError(f"no frame rate for labeled train video(s) {missing[:5]} (their pose files hold it)")
-        rate = ann["video_id"].map(fps).to_numpy(np.float64)
-    else:
-        rate = float(fps)
-    return ((ann["end_frame"] - ann["start_frame"] + 1).to_numpy(np.float64) / rate)
+    if "fps" not in ann.columns:
+        raise ValueError("annotations carry no frame rate (column fps, see mgfm.clips.tables.with_fps)")
+    unknown = ann.loc[~(ann["fps"] > 0), "video_id"].drop_duplicates().tolist()
+    if unknown:
+        raise ValueError(f"no frame rate for labeled train video(s) {unknown[:5]} (their pose files hold it)")
+    return (ann["end_frame"] - ann["start_frame"] + 1).to_numpy(np.float64) / ann["fps"].to_numpy(np.float64)
 
 
-def load_prior(prior: str, manifest: pd.DataFrame, annotations: pd.DataFrame,
-               fps: float | Mapping[str, float]) -> np.ndarray:
-    """The duration prior in seconds: ``train_split`` (annotation frames at ``fps``, see ``train_durations``)
-    or a file of durations (CSV column ``duration_s`` or one per line)."""
+def load_prior(prior: str, manifest: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
+    """The duration prior in seconds: ``train_split`` (annotations with their videos' rates, ``with_fps``) or a
+    file of durations (CSV column ``duration_s`` or one per line)."""
     if prior == "train_split":
-        durations = train_durations(manifest, annotations, fps)
+        durations = train_durations(manifest, annotations)
         source = "the labeled train split's MG instances"
     else:
         path = Path(prior)

@@ -6,6 +6,10 @@ default and a description. ``resolve(section, values)`` validates a section and 
 stage sees the same values whether Snakemake called it (``workflow/rules/common.smk`` resolves the whole config
 with ``resolve_config``) or a test or a user's script called its public function with a partial section.
 Errors name the key, the offending value and what is allowed, in a few lines.
+
+Which keys each workflow step reads is declared once in ``mgfm.config.steps``: a rule is given only those keys
+(so a change reruns exactly the steps that read it) and the step's function, resolving with ``keys=``, sees
+only those keys (so it cannot read one its rule does not pass).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +118,26 @@ def _validate(schema: dict, instance: dict, prefix: str) -> None:
     raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
 
 
-def resolve(section: str, values: Mapping | None = None) -> dict:
-    """Validate one section and return a new dict with every default filled in (the input is not changed)."""
+def resolve(section: str, values: Mapping | None = None, keys: Iterable[str] | None = None) -> dict:
+    """Validate one section and return a new dict with every default filled in (the input is not changed).
+
+    With ``keys``, the result holds only those top-level keys: a step resolving its rule's slice this way gets a
+    KeyError, not a silent default, if it reads a key its rule does not pass (the other given keys are still
+    validated, so a full section works too).
+    """
     if section not in SECTIONS:
         raise ConfigError(f"unknown config section {section!r} (sections: {', '.join(SECTIONS)})")
     if values is not None and not isinstance(values, Mapping):
         raise ConfigError(f"config section {section!r} must be a mapping, got {_short(values)}")
     instance = copy.deepcopy(dict(values or {}))
     _validate(_load_schema(section), instance, section)
-    return instance
+    if keys is None:
+        return instance
+    keys = tuple(keys)
+    unknown = sorted(set(keys) - set(instance))
+    if unknown:
+        raise ConfigError(f"{section}: no such keys {unknown} (keys: {', '.join(sorted(instance))})")
+    return {key: instance[key] for key in keys}
 
 
 def resolve_config(config: Mapping) -> dict:
@@ -134,6 +149,11 @@ def resolve_config(config: Mapping) -> dict:
     for section in SECTIONS:
         top[section] = resolve(section, top.get(section))
     return top
+
+
+def default_seed() -> int:
+    """The default of the top-level ``seed`` key (commands whose ``--seed`` is optional use it)."""
+    return int(_load_schema("config")["properties"]["seed"]["default"])
 
 
 def defaults(section: str) -> dict:

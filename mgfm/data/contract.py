@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from mgfm.core.constants import VIDEO_ID_PATTERN
+
 # An id names files (results/videos/{video_id}.mp4): it can never contain a separator or start with a dot.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+ID_PATTERN = VIDEO_ID_PATTERN
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 OUTCOMES = ("win", "lose")

@@ -32,18 +32,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from mgfm.common.atomic import atomic_path, remove_stale_parts
+from mgfm.config import resolve
 from mgfm.data.contract import ID_PATTERN, load_manifest
 from mgfm.data.video import VideoError, ffmpeg_exe, normalise_video, probe_video
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
-DEFAULT_YTDLP_HOSTS = ("youtube.com", "youtu.be", "vimeo.com", "dailymotion.com", "bilibili.com",
-                       "twitch.tv", "facebook.com", "twitter.com", "x.com")
 
 
 class DownloadError(RuntimeError):
@@ -56,34 +55,29 @@ class _Retryable(Exception):
 
 @dataclass(frozen=True)
 class DownloadParams:
-    """The ``download:`` config section (see mgfm/config/schemas/download.schema.yaml for each key)."""
+    """The ``download:`` config section (see mgfm/config/schemas/download.schema.yaml for each key and default)."""
 
-    timeout_s: float = 30.0
-    retries: int = 3
-    backoff_s: float = 2.0
-    max_backoff_s: float = 60.0
-    max_bytes: int = 8 * 1024**3
-    user_agent: str = "mgfm-download/0.1"
-    ytdlp_hosts: tuple[str, ...] = DEFAULT_YTDLP_HOSTS
-    ytdlp_format: str = "bv*[height<=720]/b[height<=720]/bv*/b"
-    link_local: bool = True
-    fps: int = 25
-    max_width: int = 1280
-    max_height: int = 720
-    crf: int = 20
-    preset: str = "veryfast"
-    ffmpeg_timeout_s: float = 7200.0
+    timeout_s: float
+    retries: int
+    backoff_s: float
+    max_backoff_s: float
+    max_bytes: int
+    user_agent: str
+    ytdlp_hosts: tuple[str, ...]
+    ytdlp_format: str
+    link_local: bool
+    fps: int
+    max_width: int
+    max_height: int
+    crf: int
+    preset: str
+    ffmpeg_timeout_s: float
 
     @classmethod
-    def from_config(cls, cfg: dict) -> DownloadParams:
-        """Build from a config slice; unknown keys are an error naming the key."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown download config key(s): {', '.join(unknown)}")
-        values = dict(cfg)
-        if "ytdlp_hosts" in values:
-            values["ytdlp_hosts"] = tuple(values["ytdlp_hosts"])
+    def from_config(cls, cfg: dict | None) -> DownloadParams:
+        """Build from a (partial) config section, resolved by mgfm.config; errors name the key."""
+        values = resolve("download", cfg)
+        values["ytdlp_hosts"] = tuple(values["ytdlp_hosts"])
         return cls(**values)
 
 
@@ -97,8 +91,10 @@ class FetchResult:
 # ---- source kinds --------------------------------------------------------------------------------------
 
 
-def source_kind(url: str, ytdlp_hosts: tuple[str, ...] = DEFAULT_YTDLP_HOSTS) -> str:
-    """'file', 'http' or 'ytdlp' for a manifest url (a plain path counts as 'file')."""
+def source_kind(url: str, ytdlp_hosts: tuple[str, ...] | None = None) -> str:
+    """'file', 'http' or 'ytdlp' for a manifest url (a plain path counts as 'file'); hosts default to the config's."""
+    if ytdlp_hosts is None:
+        ytdlp_hosts = DownloadParams.from_config({}).ytdlp_hosts
     parsed = urllib.parse.urlsplit(url)
     scheme = parsed.scheme.lower()
     if scheme in ("", "file") or (len(scheme) == 1 and url[1:3] in (":\\", ":/")):  # C:\ on Windows

@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 
 from mgfm.clips.tables import videos_of
-
-DATASET_NAMES = ("pretrain", "mg_train", "mg_test", "video_clips")
-SAMPLED = ("pretrain", "video_clips")
+from mgfm.core.constants import DATASET_NAMES
+from mgfm.core.constants import SAMPLED_DATASETS as SAMPLED
 
 
 def dataset_clips(name: str, manifest: pd.DataFrame, annotations: pd.DataFrame | None = None,

@@ -28,7 +28,7 @@ import pandas as pd
 
 from mgfm.datasets.catalog import SAMPLED, dataset_clips, video_groups
 from mgfm.core.packed import PackedWriter, clip_metadata
-from mgfm.clips.params import resolve
+from mgfm.config import resolve
 from mgfm.clips.tables import load_annotations, load_manifest
 from mgfm.common.logs import Progress
 from mgfm.core.layout import NUM_JOINTS, SUBSET_SHOULDERS, UPPER_BODY

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mgfm.config import resolve
 from mgfm.core.layout import STREAMS
 
 #: modality -> whether this repository has its branch (models, datasets, features). RGB joins later.
@@ -35,18 +36,22 @@ def check_streams(streams: Iterable[str], pretrained: Iterable[str], key: str = 
 
 
 def check_eval_config(eval_cfg: dict, pretrained_streams: Iterable[str]) -> None:
-    """Every check of the eval section that does not need a file."""
-    for m in eval_cfg.get("modalities", ["skeleton"]):
-        check_modality(m)
+    """Every check of a resolved eval section that does not need a file. Given the slice of it that one step
+    reads (mgfm.config.steps), only the keys present are checked."""
+    eval_cfg = resolve("eval", eval_cfg, keys=list(eval_cfg))
+    if "modalities" in eval_cfg:
+        for m in eval_cfg["modalities"]:
+            check_modality(m)
     pretrained = list(pretrained_streams)
-    check_streams(eval_cfg.get("streams", list(STREAMS)), pretrained)
-    weights = (eval_cfg.get("ensemble") or {}).get("weights") or {}
-    for s in weights:
-        if s not in eval_cfg.get("streams", list(STREAMS)):
-            raise ValueError(f"config key eval.ensemble.weights: stream {s!r} is not in eval.streams")
-    if (eval_cfg.get("ensemble") or {}).get("select") == "validation" and \
-            float((eval_cfg.get("validation") or {}).get("fraction", 0)) <= 0:
+    if "streams" in eval_cfg:
+        check_streams(eval_cfg["streams"], pretrained)
+    ensemble = eval_cfg.get("ensemble")
+    if ensemble is None:
+        return
+    if "streams" in eval_cfg:
+        for s in ensemble["weights"]:
+            if s not in eval_cfg["streams"]:
+                raise ValueError(f"config key eval.ensemble.weights: stream {s!r} is not in eval.streams")
+    if ensemble["select"] == "validation" and "validation" in eval_cfg and eval_cfg["validation"]["fraction"] <= 0:
         raise ValueError("config key eval.ensemble.select is 'validation' but eval.validation.fraction is 0: "
                          "hold out validation subjects or give eval.ensemble.weights")
-    if not eval_cfg.get("seeds", [0]):
-        raise ValueError("config key eval.seeds: at least one seed is needed")

@@ -1,7 +1,7 @@
 """``mgfm eval ...``: one subcommand per protocol, each a thin wrapper over a ``run_*`` function.
 
-Every command checks the eval config first (streams pretrained, modalities built), naming the config key,
-before reading any data.
+Every command first resolves its ``--params`` (the eval keys its step reads, mgfm.config.steps) and checks them
+(streams pretrained, modalities built), naming the config key, before reading any data.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from mgfm.cli import json_object
+from mgfm.config import default_seed
 
 
 def pretrained_streams(args: argparse.Namespace) -> list[str]:
@@ -19,22 +20,22 @@ def pretrained_streams(args: argparse.Namespace) -> list[str]:
     return given or list(STREAMS)
 
 
-def _check(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    from mgfm.eval.checks import check_eval_config, check_modality
-    from mgfm.core.layout import STREAMS
+def _check(args: argparse.Namespace, step: str) -> dict:
+    """``--params`` resolved for ``step`` (defaults filled, cut to the step's keys) and checked."""
+    from mgfm.config.steps import resolve_step
+    from mgfm.eval.checks import check_eval_config, check_modality, check_streams
 
+    params = resolve_step(step, args.params)
     pretrained = pretrained_streams(args)
-    check_eval_config(args.params, pretrained)
-    modalities = args.params.get("modalities", ["skeleton"])
+    check_eval_config(params, pretrained)
     if getattr(args, "modality", None):
         check_modality(args.modality, "--modality")
-        if args.modality not in modalities:
-            raise ValueError(f"--modality {args.modality!r} is not in config key eval.modalities = {modalities}")
-    streams = list(args.params.get("streams", list(STREAMS)))
-    if getattr(args, "stream", None) and args.stream not in streams:
-        raise ValueError(f"--stream {args.stream!r} is not in config key eval.streams = {streams} "
-                         f"(pretrained: config key pretrain.streams = {pretrained})")
-    return modalities, streams
+        if "modalities" in params and args.modality not in params["modalities"]:
+            raise ValueError(f"--modality {args.modality!r} is not in config key eval.modalities = "
+                             f"{params['modalities']}")
+    if getattr(args, "stream", None):
+        check_streams([args.stream], pretrained, "--stream")
+    return params
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -48,7 +49,8 @@ def _linear_probe(args: argparse.Namespace) -> int:
     from mgfm.eval.linear_probe import run_linear_probe
     from mgfm.eval.paths import dataset_dir, feature_table, model_dir
 
-    _, streams = _check(args)
+    params = _check(args, "eval_linear_probe")
+    streams = params["streams"]
     _threads(args)
     feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
                  str(feature_table(args.features_dir, args.modality, s, "mg_test"))) for s in streams}
@@ -56,7 +58,7 @@ def _linear_probe(args: argparse.Namespace) -> int:
     if args.models_dir and args.datasets_dir:
         verify = {s: (str(model_dir(args.models_dir, args.modality, s)),
                       str(dataset_dir(args.datasets_dir, args.modality, "mg_test"))) for s in streams}
-    run_linear_probe(feats, args.taxonomy, args.params, args.out_dir, args.modality, args.seed, verify)
+    run_linear_probe(feats, args.taxonomy, params, args.out_dir, args.modality, args.seed, verify)
     return 0
 
 
@@ -64,11 +66,11 @@ def _retrieval(args: argparse.Namespace) -> int:
     from mgfm.eval.paths import feature_table
     from mgfm.eval.retrieval import run_retrieval
 
-    _, streams = _check(args)
+    params = _check(args, "eval_retrieval")
     _threads(args)
     feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
-                 str(feature_table(args.features_dir, args.modality, s, "mg_test"))) for s in streams}
-    run_retrieval(feats, args.taxonomy, args.params, args.out_dir, args.modality)
+                 str(feature_table(args.features_dir, args.modality, s, "mg_test"))) for s in params["streams"]}
+    run_retrieval(feats, args.taxonomy, params, args.out_dir, args.modality)
     return 0
 
 
@@ -76,12 +78,12 @@ def _finetune(args: argparse.Namespace) -> int:
     from mgfm.eval.finetune import run_finetune
     from mgfm.eval.paths import dataset_dir, model_dir
 
-    _check(args)
+    params = _check(args, f"eval_{args.protocol}")
     _threads(args)
     run_finetune(args.protocol, str(model_dir(args.models_dir, args.modality, args.stream)),
                  str(dataset_dir(args.datasets_dir, args.modality, "mg_train")),
                  str(dataset_dir(args.datasets_dir, args.modality, "mg_test")),
-                 args.taxonomy, args.params, args.out_dir, args.seed, args.device)
+                 args.taxonomy, params, args.out_dir, args.seed, args.device)
     return 0
 
 
@@ -89,11 +91,11 @@ def _emotion(args: argparse.Namespace) -> int:
     from mgfm.eval.emotion import run_emotion
     from mgfm.eval.paths import feature_table, member_name
 
-    modalities, streams = _check(args)
+    params = _check(args, "eval_emotion")
     _threads(args)
     members = {member_name(m, s): str(feature_table(args.features_dir, m, s, "video_clips"))
-               for m in modalities for s in streams}
-    run_emotion(members, args.manifest, args.params, args.out_dir, args.seed)
+               for m in params["modalities"] for s in params["streams"]}
+    run_emotion(members, args.manifest, params, args.out_dir, args.seed)
     return 0
 
 
@@ -101,18 +103,19 @@ def _ensemble(args: argparse.Namespace) -> int:
     from mgfm.eval.ensemble import run_ensemble
     from mgfm.eval.paths import member_name, protocol_metrics
 
-    modalities, streams = _check(args)
+    params = _check(args, "eval_ensemble")
     members = {member_name(m, s): str(protocol_metrics(args.eval_dir, "finetune", m, s))
-               for m in modalities for s in streams}
-    run_ensemble(members, args.params, args.out_dir)
+               for m in params["modalities"] for s in params["streams"]}
+    run_ensemble(members, params, args.out_dir)
     return 0
 
 
 def _common(p: argparse.ArgumentParser, modality: bool = True) -> None:
-    p.add_argument("--params", type=json_object, default={}, help="the eval config section as JSON")
+    p.add_argument("--params", type=json_object, default={},
+                   help="the eval config section as JSON, or the slice of it this step reads (defaults fill the rest)")
     p.add_argument("--pretrained-streams", default="",
                    help="comma-separated streams that were pretrained (config key pretrain.streams; default: all)")
-    p.add_argument("--seed", type=int, default=0, help="global seed (config key 'seed')")
+    p.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
     p.add_argument("--out-dir", required=True, help="results/eval/<protocol>/... folder for metrics.json")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     if modality:

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from mgfm.common.seeding import derive_seed
+from mgfm.config import resolve
+from mgfm.config.steps import resolve_step
 from mgfm.core.feature_store import read_features
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,14 @@ AGGREGATORS = ("mean", "attention")
 
 @dataclass(frozen=True)
 class EmotionConfig:
-    max_clips: int = 64
-    aggregator: str = "mean"
-    epochs: int = 200
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    feature_norm: str = "standardize"
+    """``eval.emotion``, resolved by mgfm.config (defaults live in the eval schema only)."""
+
+    max_clips: int
+    aggregator: str
+    epochs: int
+    lr: float
+    weight_decay: float
+    feature_norm: str
 
     def __post_init__(self) -> None:
         if self.aggregator not in AGGREGATORS:
@@ -46,11 +50,9 @@ class EmotionConfig:
             raise ValueError(f"config key eval.emotion.feature_norm must be none or standardize, got {self.feature_norm!r}")
 
     @classmethod
-    def from_params(cls, p: dict) -> EmotionConfig:
-        unknown = sorted(set(p) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"config key eval.emotion: unknown keys {unknown}")
-        return cls(**p)
+    def from_params(cls, p: dict | None) -> EmotionConfig:
+        """From a (partial) ``eval.emotion``: validated and completed by the eval schema."""
+        return cls(**resolve("eval", {"emotion": p or {}})["emotion"])
 
 
 @dataclass
@@ -166,8 +168,9 @@ def run_emotion(members: dict[str, str], manifest: str, params: dict, out_dir: s
     from mgfm.eval.data import check_disjoint
     from mgfm.eval.results import fold_seeds, git_revision, write_json
 
-    cfg = EmotionConfig.from_params(params.get("emotion", {}))
-    seeds = [int(s) for s in params.get("seeds", [0])]
+    params = resolve_step("eval_emotion", params)
+    cfg = EmotionConfig.from_params(params["emotion"])
+    seeds = [int(s) for s in params["seeds"]]
     man = load_manifest(manifest).set_index("video_id")
     meta, x = clip_table(members)
     seq = build_sequences(meta, x, cfg.max_clips)

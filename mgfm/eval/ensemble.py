@@ -75,9 +75,12 @@ def run_ensemble(members: dict[str, str], params: dict, out_dir: str) -> dict:
     from mgfm.eval.finetune import load_scores
     from mgfm.eval.results import fold_seeds, git_revision, write_json
 
-    cfg = params.get("ensemble", {})
-    select = cfg.get("select", "config")
-    seeds = [int(s) for s in params.get("seeds", [0])]
+    from mgfm.config.steps import resolve_step
+
+    params = resolve_step("eval_ensemble", params)
+    cfg = params["ensemble"]
+    select = cfg["select"]
+    seeds = [int(s) for s in params["seeds"]]
     per_seed, weights_used = [], []
     for seed in seeds:
         loaded = {n: load_scores(p, seed) for n, p in members.items()}
@@ -87,7 +90,7 @@ def run_ensemble(members: dict[str, str], params: dict, out_dir: str) -> dict:
                 raise ValueError(f"{members[n]}: member {n!r} was tested on other clips than the others")
         y_test, y_val = first["y_test"], first["y_val"]
         if select == "validation":
-            weights = select_weights({n: s["val"] for n, s in loaded.items()}, y_val, float(cfg.get("grid_step", 0.1)))
+            weights = select_weights({n: s["val"] for n, s in loaded.items()}, y_val, float(cfg["grid_step"]))
         elif select == "config":
             weights = configured_weights(cfg.get("weights") or {}, list(loaded))
         else:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mgfm.common.seeding import derive_seed
+from mgfm.config.steps import resolve_step
 from mgfm.eval.data import check_disjoint, num_classes_of, semi_supervised_rows, validation_rows
 from mgfm.eval.results import fold_seeds, git_revision, read_json, write_json, write_npz
 from mgfm.eval.selection import REPORT_LABELS, summarize_epochs
@@ -49,7 +50,7 @@ def fit_batch_size(configured: int, n_clips: int, protocol: str) -> int:
 class Classifier(nn.Module):
     """Encoder + linear head (N(0, init_std) weights, zero bias) on the clip feature."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, init_std: float = 0.01) -> None:
+    def __init__(self, encoder: nn.Module, num_classes: int, init_std: float) -> None:
         super().__init__()
         self.encoder = encoder
         self.card = encoder.card
@@ -86,7 +87,7 @@ def build_encoder(card: dict) -> nn.Module:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int) -> np.ndarray:
     """Logits (len(rows), K) in eval mode; the model's train/eval mode is restored afterwards."""
     from mgfm.train.features import prepare_clips
 
@@ -115,10 +116,10 @@ def _training_rows(protocol: str, train_meta: pd.DataFrame, params: dict, split_
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(training pool, validation rows) of the training split: validation subjects held out first, then, for the
     semi-supervised protocol, the labeled fraction of what is left."""
-    is_val = validation_rows(train_meta, float(params.get("validation", {}).get("fraction", 0.0)), split_seed)
+    is_val = validation_rows(train_meta, float(params["validation"]["fraction"]), split_seed)
     pool = np.flatnonzero(~is_val)
     if protocol == "semi_supervised":
-        frac = float(params.get("semi_supervised", {}).get("fraction", 0.1))
+        frac = float(params["semi_supervised"]["fraction"])
         pool = pool[semi_supervised_rows(len(pool), frac, split_seed)]
     return pool, np.flatnonzero(is_val)
 
@@ -127,8 +128,8 @@ def _train_config(protocol: str, ft: dict, n_pool: int, run_seed: int):
     """The ``finetune.train`` block as a TrainConfig, its batch size set by ``fit_batch_size``."""
     from mgfm.train.loop import TrainConfig
 
-    train_params = dict(ft.get("train", {}))
-    train_params["batch_size"] = fit_batch_size(int(train_params.get("batch_size", 64)), n_pool, protocol)
+    train_params = dict(ft["train"])
+    train_params["batch_size"] = fit_batch_size(int(train_params["batch_size"]), n_pool, protocol)
     return TrainConfig.from_params(train_params, seed=run_seed)
 
 
@@ -168,7 +169,8 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     from mgfm.train.features import prepare_clips
     from mgfm.train.loop import fit
 
-    ft = params.get("finetune", {})
+    params = resolve_step(f"eval_{protocol}", params)
+    ft = params["finetune"]
     card = read_card(model_dir)
     train_clips = PackedClips(train_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
     test_clips = PackedClips(test_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
@@ -185,8 +187,8 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         encoder = build_encoder(card)
     else:
         encoder = load_encoder(model_dir)
-    model = Classifier(encoder, num_classes, float(ft.get("init_std", 0.01)))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft.get("label_smoothing", 0.0)))
+    model = Classifier(encoder, num_classes, float(ft["init_std"]))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft["label_smoothing"]))
 
     def step(m, batch, ctx):
         x = prepare_clips(batch["x"], batch["valid_len"], card)
@@ -194,8 +196,8 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         acc = (logits.argmax(1) == batch["label"]).float().mean() * 100
         return loss_fn(logits.float(), batch["label"]), {"train_top1": acc.detach()}
 
-    eval_every = int(ft.get("eval_every", 5))
-    eval_bs = int(ft.get("eval_batch_size", 256))
+    eval_every = int(ft["eval_every"])
+    eval_bs = int(ft["eval_batch_size"])
     scores_dir = run_dir / "scores"
     is_main = int(os.environ.get("RANK", "0")) == 0      # fit() starts the process group only later
 
@@ -216,7 +218,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     if not is_main:                     # under torchrun only rank 0 scores, summarises and writes
         return None
     result = _seed_result(scores_dir, y_test, y_train, pool, val_rows, test_clips.meta)
-    if not ft.get("keep_checkpoints", False):
+    if not ft["keep_checkpoints"]:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return result
 
@@ -231,7 +233,8 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
     out = Path(out_dir)
     k = num_classes_of(taxonomy)
     card = read_card(model_dir)
-    seeds = [int(s) for s in params.get("seeds", [0])]
+    params = resolve_step(f"eval_{protocol}", params)
+    seeds = [int(s) for s in params["seeds"]]
     per_seed, arrays = [], {}
     for seed in seeds:
         r = finetune_once(protocol, model_dir, train_data, test_data, k, params, out / f"seed{seed}", seed,
@@ -254,8 +257,7 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
         "classes_covered": [s["classes_covered"] for s in per_seed], "n_train": [s["n_train"] for s in per_seed],
         "n_test": int(len(arrays["y_test"])), "n_val": [int(len(arrays[f"y_val_seed{s}"])) for s in seeds],
         "encoder": "pretrained" if protocol != "scratch" else "random init (same architecture as the card)",
-        "config": {"finetune": params.get("finetune", {}), "semi_supervised": params.get("semi_supervised", {}),
-                   "validation": params.get("validation", {})},
+        "config": {k: params[k] for k in ("finetune", "semi_supervised", "validation") if k in params},
         "report_labels": REPORT_LABELS, "training_loop": "mgfm.train.loop.fit",
         "inputs": {"model": str(model_dir), "train": str(train_data), "test": str(test_data)},
         "git_revision": git_revision(),

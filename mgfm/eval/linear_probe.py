@@ -20,6 +20,8 @@ from torch import nn
 from mgfm.common.atomic import atomic_path
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import derive_seed
+from mgfm.config import resolve
+from mgfm.config.steps import resolve_step
 from mgfm.eval.data import Split, check_aligned, check_disjoint, load_labeled, num_classes_of, validation_rows
 from mgfm.eval.ensemble import fuse
 from mgfm.eval.metrics import topk_accuracy
@@ -32,16 +34,18 @@ FEATURE_NORMS = ("none", "l2", "standardize")
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    epochs: int = 160
-    batch_size: int = 512
-    lr: float = 0.006
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    milestones: tuple[int, ...] = (120, 140)
-    gamma: float = 0.1
-    eval_every: int = 5
-    init_std: float = 0.01
-    feature_norm: str = "none"
+    """``eval.linear_probe``, resolved by mgfm.config (defaults live in the eval schema only)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    milestones: tuple[int, ...]
+    gamma: float
+    eval_every: int
+    init_std: float
+    feature_norm: str
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1:
@@ -51,13 +55,10 @@ class ProbeConfig:
                              f"got {self.feature_norm!r}")
 
     @classmethod
-    def from_params(cls, p: dict) -> ProbeConfig:
-        p = dict(p)
-        unknown = sorted(set(p) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"config key eval.linear_probe: unknown keys {unknown}")
-        if "milestones" in p:
-            p["milestones"] = tuple(int(m) for m in p["milestones"])
+    def from_params(cls, p: dict | None) -> ProbeConfig:
+        """From a (partial) ``eval.linear_probe``: validated and completed by the eval schema."""
+        p = resolve("eval", {"linear_probe": p or {}})["linear_probe"]
+        p["milestones"] = tuple(int(m) for m in p["milestones"])
         return cls(**p)
 
     def to_dict(self) -> dict:
@@ -212,9 +213,10 @@ def run_linear_probe(features: dict[str, tuple[str, str]], taxonomy: str, params
     clips with the frozen encoder (weights asserted unchanged) and checks them against the cached features.
     """
     out = Path(out_dir)
-    cfg = ProbeConfig.from_params(params.get("linear_probe", {}))
-    seeds = [int(s) for s in params.get("seeds", [0])]
-    val_fraction = float(params.get("validation", {}).get("fraction", 0.0))
+    params = resolve_step("eval_linear_probe", params)
+    cfg = ProbeConfig.from_params(params["linear_probe"])
+    seeds = [int(s) for s in params["seeds"]]
+    val_fraction = float(params["validation"]["fraction"])
     k = num_classes_of(taxonomy)
     streams = list(features)
     trains = {s: load_labeled(features[s][0], k, s) for s in streams}
@@ -225,7 +227,7 @@ def run_linear_probe(features: dict[str, tuple[str, str]], taxonomy: str, params
     check_disjoint(trains[first].meta, tests[first].meta)
     y_test = tests[first].y
     fname = fusion_name(streams)
-    verified = _verify_features(verify, features, int(params.get("verify_clips", 8)))
+    verified = _verify_features(verify, features, int(params["verify_clips"]))
     is_val0 = validation_rows(trains[first].meta, val_fraction, derive_seed(global_seed, "eval", seeds[0]))
 
     per_seed, log_rows, last_scores = [], [], {}

@@ -64,9 +64,11 @@ def run_retrieval(features: dict[str, tuple[str, str]], taxonomy: str, params: d
     from mgfm.eval.data import check_disjoint, load_labeled, num_classes_of
     from mgfm.eval.results import git_revision, write_json
 
-    cfg = params.get("retrieval", {})
-    chunk = int(cfg.get("chunk", 1024))
-    ks = tuple(int(k) for k in cfg.get("ks", [1, 5]))
+    from mgfm.config.steps import resolve_step
+
+    cfg = resolve_step("eval_retrieval", params)["retrieval"]
+    chunk = int(cfg["chunk"])
+    ks = tuple(int(k) for k in cfg["ks"])
     kc = num_classes_of(taxonomy)
     results = {}
     for stream, (train_path, test_path) in features.items():

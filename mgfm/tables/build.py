@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 
+from mgfm.core.constants import EVAL_TABLES
 from mgfm.eval.checks import MODALITIES
 from mgfm.eval.paths import protocol_metrics
 from mgfm.eval.results import read_json
@@ -22,8 +23,7 @@ log = logging.getLogger(__name__)
 METRIC_LABEL = {"top1": "Top-1 (%)", "top5": "Top-5 (%)", "accuracy": "Accuracy", "balanced_accuracy":
                 "Balanced acc.", "macro_f1": "Macro-F1"}
 REPORT_SHORT = {"best_test": "best seen", "last": "last epoch", "val_selected": "val-selected", "value": ""}
-TABLE_NAMES = {"VIII": "table8_linear_probe", "IX": "table9_semi_supervised", "X": "table10_finetune",
-               "XI": "table11_ensemble", "XII": "table12_retrieval", "XIII": "table13_emotion"}
+TABLE_NAMES = EVAL_TABLES
 
 
 def fmt(ms: dict | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -142,7 +142,7 @@ def semi_supervised_table(ft: dict, ens: dict, modalities: list[str]) -> Table:
                       _reports_of(any_semi["results"]), [], [
         _seeds_note(any_semi["n_seeds"]),
         f"Labeled subset: the training instances shuffled with a fixed seed, first "
-        f"int({any_semi['config']['semi_supervised'].get('fraction', 0.1)} N) kept (per seed); it may miss classes: "
+        f"int({any_semi['config']['semi_supervised']['fraction']} N) kept (per seed); it may miss classes: "
         "'Classes covered' gives, per seed, how many of the classes it contains.",
         "Encoder and classifier are fine-tuned together (loop: mgfm.train.loop.fit).",
     ], extra_columns={"Classes covered": covered})

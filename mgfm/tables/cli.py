@@ -6,22 +6,25 @@ from __future__ import annotations
 import argparse
 
 from mgfm.cli import json_object
+from mgfm.config import default_seed
 
 
-def _lists(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+def _resolved(args: argparse.Namespace, step: str) -> dict:
+    """``--params`` resolved for ``step`` (mgfm.config.steps) and checked against the pretrained streams."""
+    from mgfm.config.steps import resolve_step
     from mgfm.eval.checks import check_eval_config
     from mgfm.eval.cli import pretrained_streams
-    from mgfm.core.layout import STREAMS
 
-    check_eval_config(args.params, pretrained_streams(args))
-    return list(args.params.get("modalities", ["skeleton"])), list(args.params.get("streams", list(STREAMS)))
+    params = resolve_step(step, args.params)
+    check_eval_config(params, pretrained_streams(args))
+    return params
 
 
 def _render(args: argparse.Namespace) -> int:
     from mgfm.tables.build import build_tables
 
-    modalities, streams = _lists(args)
-    build_tables(args.eval_dir, args.out_dir, modalities, streams)
+    params = _resolved(args, "eval_tables")
+    build_tables(args.eval_dir, args.out_dir, params["modalities"], params["streams"])
     return 0
 
 
@@ -36,11 +39,10 @@ def _report(args: argparse.Namespace) -> int:
     from mgfm.eval.data import class_names_of
     from mgfm.tables.report import build_report
 
-    modalities, streams = _lists(args)
-    rep = args.params.get("report", {})
+    params = _resolved(args, "eval_report")
     build_report(args.out, args.tables_dir, args.eval_dir, args.features_dir, args.models_dir, args.figures_dir,
-                 class_names_of(args.taxonomy), modalities, streams, args.extra_table, args.extra_figure,
-                 int(rep.get("max_points", 5000)), args.seed)
+                 class_names_of(args.taxonomy), params["modalities"], params["streams"], args.extra_table,
+                 args.extra_figure, int(params["report"]["max_points"]), args.seed)
     return 0
 
 
@@ -68,5 +70,5 @@ def register(subparsers) -> None:
             p.add_argument("--taxonomy", required=True)
             p.add_argument("--extra-table", action="append", default=[], help="another Markdown table (repeatable)")
             p.add_argument("--extra-figure", action="append", default=[], help="another PNG figure (repeatable)")
-            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
             p.set_defaults(func=_report)

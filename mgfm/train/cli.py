@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from mgfm.cli import json_object
+from mgfm.config import default_seed
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -29,8 +30,8 @@ def _extract(args: argparse.Namespace) -> int:
     from mgfm.train.features import extract_features
 
     _threads(args)
-    batch = int(args.params.get("features", {}).get("batch_size", args.batch_size))
-    extract_features(args.model, args.dataset, args.out, batch_size=batch, device=args.device)
+    extract_features(args.model, args.dataset, args.out, batch_size=args.batch_size, device=args.device,
+                     params=args.params)
     return 0
 
 
@@ -43,7 +44,7 @@ def register(subparsers) -> None:
     sk.add_argument("--stream", required=True, choices=("joint", "bone", "motion"))
     sk.add_argument("--out", required=True, help="model folder (encoder.safetensors, card.json, checkpoints/, logs)")
     sk.add_argument("--params", type=json_object, default={}, help="the pretrain config section as JSON")
-    sk.add_argument("--seed", type=int, default=0, help="global seed (config key 'seed')")
+    sk.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
     sk.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     sk.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     sk.set_defaults(func=_pretrain)
@@ -55,7 +56,8 @@ def register(subparsers) -> None:
     ex.add_argument("--dataset", required=True, help="packed skeleton dataset folder")
     ex.add_argument("--out", required=True, help="output feature table (.parquet)")
     ex.add_argument("--params", type=json_object, default={}, help="the pretrain config section (features.batch_size)")
-    ex.add_argument("--batch-size", type=int, default=256)
+    ex.add_argument("--batch-size", type=int, default=None,
+                    help="clips per forward pass (default: config key pretrain.features.batch_size)")
     ex.add_argument("--device", default=None)
     ex.add_argument("--threads", type=int, default=0)
     ex.set_defaults(func=_extract)

@@ -33,7 +33,7 @@ def prepare_clips(x: torch.Tensor, valid_len: torch.Tensor, card: dict) -> torch
 
 
 @torch.inference_mode()
-def encode_dataset(encoder: torch.nn.Module, data: PackedClips, batch_size: int = 256,
+def encode_dataset(encoder: torch.nn.Module, data: PackedClips, batch_size: int,
                    device: str | torch.device = "cpu", desc: str = "features") -> np.ndarray:
     """Features (N, D) float32 of every clip of ``data``."""
     encoder.eval()
@@ -51,8 +51,14 @@ def encode_dataset(encoder: torch.nn.Module, data: PackedClips, batch_size: int 
 
 
 def extract_features(model_dir: str | os.PathLike, dataset: str | os.PathLike, out: str | os.PathLike,
-                     batch_size: int = 256, device: str | None = None) -> Path:
-    """Write ``out`` (mgfm.core.feature_store format) with the frozen features of every clip of ``dataset``."""
+                     batch_size: int | None = None, device: str | None = None, params: dict | None = None) -> Path:
+    """Write ``out`` (mgfm.core.feature_store format) with the frozen features of every clip of ``dataset``.
+
+    ``batch_size`` overrides ``params`` (the pretrain section's ``features`` block, resolved by mgfm.config)."""
+    if batch_size is None:
+        from mgfm.config.steps import resolve_step
+
+        batch_size = int(resolve_step("extract_features", params)["features"]["batch_size"])
     if batch_size < 1:
         raise ValueError(f"features batch_size must be >= 1, got {batch_size}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -36,27 +36,28 @@ STEP_LOG = "train_steps.csv"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (the ``train`` block of a stage's config)."""
+    """Optimisation settings: a resolved ``train`` block (``pretrain.train`` or ``eval.finetune.train``, whose
+    defaults differ and live in their schemas), so the fields have no defaults of their own."""
 
-    epochs: int = 451
-    batch_size: int = 356                 # global batch: split evenly over the processes
-    optimizer: str = "adam"               # adam | adamw | sgd
-    lr: float = 5e-4
-    weight_decay: float = 1e-5
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8                     # Adam(W) only
-    momentum: float = 0.9                 # SGD only (the linear-probe protocol's optimiser)
-    schedule: str = "step"                # step | cosine
-    warmup_epochs: float = 0.0
-    milestones: tuple[int, ...] = (351,)
-    gamma: float = 0.1
-    min_lr: float = 0.0
-    amp: bool = True                      # bf16 autocast; used on GPU only
-    grad_clip: float = 0.0                # max gradient norm, 0 = off
-    checkpoint_every: int = 10            # epochs
-    log_every_steps: int = 50
-    num_workers: int = 0
-    seed: int = 0
+    epochs: int
+    batch_size: int                       # global batch: split evenly over the processes
+    optimizer: str                        # adam | adamw | sgd
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float]
+    eps: float                            # Adam(W) only
+    momentum: float                       # SGD only
+    schedule: str                         # step | cosine
+    warmup_epochs: float
+    milestones: tuple[int, ...]
+    gamma: float
+    min_lr: float
+    amp: bool                             # bf16 autocast; used on GPU only
+    grad_clip: float                      # max gradient norm, 0 = off
+    checkpoint_every: int                 # epochs
+    log_every_steps: int
+    num_workers: int
+    seed: int
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -70,13 +71,16 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, p: dict, seed: int) -> TrainConfig:
+        """From a resolved train block (mgfm.config fills its defaults); a missing or unknown key is an error."""
         p = dict(p)
         for key in ("betas", "milestones"):
             if key in p:
                 p[key] = tuple(p[key])
-        unknown = sorted(set(p) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"train: unknown keys {unknown}")
+        expected = set(cls.__dataclass_fields__) - {"seed"}
+        unknown, missing = sorted(set(p) - expected), sorted(expected - set(p))
+        if unknown or missing:
+            raise ValueError(f"train: unknown keys {unknown}, missing keys {missing} (resolve the section with "
+                             "mgfm.config first)")
         return cls(**p, seed=seed)
 
     def to_dict(self) -> dict:

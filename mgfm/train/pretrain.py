@@ -18,13 +18,13 @@ import torch
 
 from mgfm.core.packed import read_info
 from mgfm.common.seeding import derive_seed
+from mgfm.config.steps import resolve_step
 from mgfm.models.artifact import save_encoder
 from mgfm.models.dste import DSTE, DSTEConfig
 from mgfm.models.losses.decorrelation import DecorrelationWeights, multi_grained_decorrelation_loss
 from mgfm.models.projectors import PretrainModel
 from mgfm.core.layout import STREAMS, to_stream
 from mgfm.train.augment import AugmentConfig, apply, draw, select_rows
-from mgfm.config import resolve
 from mgfm.train.checkpoint import fingerprint_of
 from mgfm.train.data import PackedClips
 from mgfm.train.distributed import gather_with_grad
@@ -78,10 +78,7 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     out = Path(out)
-    unknown = sorted(set((params or {}).get("model") or {}) - set(DSTEConfig.__dataclass_fields__) - set(PROJECTOR_KEYS))
-    if unknown:
-        raise ValueError(f"pretrain.model: unknown keys {unknown}")
-    params = resolve("pretrain", params)
+    params = resolve_step("pretrain_skeleton", params)
     enc_cfg, proj = split_model_params(params["model"])
     aug = AugmentConfig.from_section(params["augment"])
     weights = DecorrelationWeights.from_section(params["loss"])

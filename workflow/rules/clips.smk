@@ -2,14 +2,15 @@
 # sampler needs milliseconds per video once the score column is read, far less than a job's overhead), the
 # MG-IoD ablations (raw results; `mgfm tables iod` renders them as paper Tables VI/VII) and the duration
 # figure (Fig. 4).
-# Every rule reads the `clips` config section as params, so changing tau reruns sampling and all that follows,
-# never pose extraction.
+# Each rule is given only the `clips` keys it reads (mgfm.config.steps): changing tau reruns sampling and all
+# that follows, never pose extraction; changing the figure's x-range redraws only the figure.
 
 import os
 
 CLIPS = config["clips"]
 CLIPS_DIR = f"{RESULTS}/clips"
 CLIP_TABLE = f"{CLIPS_DIR}/clips.parquet"
+IOD_TABLE_FILES = [f"{RESULTS}/tables/{name}.{ext}" for name in IOD_TABLES.values() for ext in TABLE_FORMATS]
 
 
 CLIPS_INPUTS = {
@@ -29,7 +30,7 @@ rule sample_clips:
         clips=CLIP_TABLE,
         stats=f"{CLIPS_DIR}/sampler_stats.csv",
     params:
-        cfg=params_json("clips"),
+        cfg=params_json("sample_clips"),
         seed=config["seed"],
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         video_dir=lambda wc, input: os.path.dirname(input.metas[0]),
@@ -51,7 +52,7 @@ rule iod:
     output:
         f"{CLIPS_DIR}/iod.json",
     params:
-        cfg=params_json("clips"),
+        cfg=params_json("iod"),
         seed=config["seed"],
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         video_dir=lambda wc, input: os.path.dirname(input.metas[0]),
@@ -71,8 +72,7 @@ rule iod_tables:
     input:
         f"{CLIPS_DIR}/iod.json",
     output:
-        multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv", ".tex"),
-        multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv", ".tex"),
+        IOD_TABLE_FILES,
     params:
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
@@ -91,7 +91,7 @@ rule duration_figure:
     output:
         f"{RESULTS}/figures/fig4_durations.png",
     params:
-        cfg=params_json("clips"),
+        cfg=params_json("duration_figure"),
     log:
         f"{LOGS}/clips/duration_figure.log",
     conda:
@@ -105,7 +105,6 @@ TARGETS["clips"] = [
     CLIP_TABLE,
     f"{CLIPS_DIR}/sampler_stats.csv",
     f"{CLIPS_DIR}/iod.json",
-    *multiext(f"{RESULTS}/tables/table6_iod_quota", ".md", ".csv", ".tex"),
-    *multiext(f"{RESULTS}/tables/table7_iod_tau", ".md", ".csv", ".tex"),
+    *IOD_TABLE_FILES,
     f"{RESULTS}/figures/fig4_durations.png",
 ]

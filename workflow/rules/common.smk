@@ -1,5 +1,6 @@
-# Shared helpers of the rules: config validation (defaults filled from the schemas), dataset tables,
-# video id lists, stage targets. No rules here.
+# Shared helpers of the rules: config validation (defaults filled from the schemas), each step's config slice,
+# dataset tables, video id lists, stage targets. No rules here. Names and numbers that the package also needs
+# (dataset names, table names, the video id regex) come from mgfm.core.constants.
 
 import json
 from pathlib import Path
@@ -7,6 +8,9 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from mgfm.config import ConfigError, resolve_config
+from mgfm.config.steps import step_params
+from mgfm.core.constants import (DATASET_NAMES, EVAL_TABLES, IOD_TABLES, SAMPLED_DATASETS, TABLE_FORMATS,
+                                 VIDEO_ID_REGEX)
 
 
 def _resolve_config(cfg):
@@ -48,11 +52,10 @@ def torch_launcher(wildcards, resources):
     return "mgfm"
 
 
-def params_json(section):
-
-
-    """The config slice a stage reads, as JSON for its --params flag: a change reruns exactly that stage."""
-    return json.dumps(config[section], sort_keys=True)
+def params_json(step):
+    """The config keys a step reads (mgfm.config.steps), as JSON for its --params flag: a change of a key
+    reruns exactly the steps that read it (and what follows them), never a sibling or anything upstream."""
+    return json.dumps(step_params(step, config), sort_keys=True)
 
 
 # ---- dataset tables and video ids ---------------------------------------------------------------------

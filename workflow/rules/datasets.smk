@@ -5,8 +5,7 @@
 import os
 import shlex
 
-CLIP_DATASETS = ["pretrain", "mg_train", "mg_test", "video_clips"]
-SAMPLED_DATASETS = ("pretrain", "video_clips")
+CLIP_DATASETS = list(DATASET_NAMES)
 
 
 DATASET_INPUTS = {
@@ -27,7 +26,7 @@ rule skeleton_dataset:
     wildcard_constraints:
         name="|".join(CLIP_DATASETS),
     params:
-        cfg=params_json("skeleton"),
+        cfg=params_json("skeleton_dataset"),
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         source=lambda wc, input: (f"--clips {shlex.quote(input.clips)}" if wc.name in SAMPLED_DATASETS
                                   else f"--annotations {shlex.quote(input.annotations)}"),
@@ -51,7 +50,7 @@ rule rgb_dataset:
     wildcard_constraints:
         name="|".join(CLIP_DATASETS),
     params:
-        cfg=params_json("rgb"),
+        cfg=params_json("rgb_dataset"),
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         video_dir=lambda wc, input: os.path.dirname(input.videos[0]),
         source=lambda wc, input: (f"--clips {shlex.quote(input.clips)}" if wc.name in SAMPLED_DATASETS

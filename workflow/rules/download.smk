@@ -1,8 +1,6 @@
 # Rules of the download stage (see README.md): validate the dataset tables, fetch and normalise each video
 # (one job per video), then check the annotations against the normalised videos.
 
-VIDEO_ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
-
 
 rule validate_dataset:
     input:
@@ -30,7 +28,7 @@ rule download_video:
     wildcard_constraints:
         video_id=VIDEO_ID_REGEX,
     params:
-        cfg=params_json("download"),
+        cfg=params_json("download_video"),
     log:
         f"{LOGS}/download/{{video_id}}.log",
     benchmark:

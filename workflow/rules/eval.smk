@@ -1,12 +1,15 @@
 # Rules of the eval stage (see README.md): every protocol of Tables VIII-XIII reads cached features (or, for
 # fine-tuning, the encoders and packed datasets) and writes raw metrics under results/eval/<protocol>/; then
 # the tables beside the paper's numbers, and the report. Modality and stream are wildcards, not copies.
+# Each rule is given only the eval keys its step reads (mgfm.config.steps), so editing eval.emotion.epochs
+# reruns the emotion protocol and the tables, never a fine-tuning. Streams are checked against pretrain.streams
+# here, once, so no job depends on that list.
 
 from mgfm.eval.checks import check_eval_config
 from mgfm.core.layout import STREAMS as _ALL_STREAMS
 
 EVAL = config["eval"]
-PRETRAINED_STREAMS = list(config["pretrain"].get("streams", _ALL_STREAMS))
+PRETRAINED_STREAMS = list(config["pretrain"]["streams"])
 try:
     # fail at parse time, before any job, naming the config key (a stream not pretrained, a modality not built)
     check_eval_config(EVAL, PRETRAINED_STREAMS)
@@ -22,10 +25,9 @@ TABLES_DIR = f"{RESULTS}/tables"
 FIGURES_DIR = f"{RESULTS}/figures"
 EVAL_PATHS = {"features": FEATURES_DIR, "models": MODELS_DIR, "datasets": DATASETS_DIR, "eval": EVAL_DIR,
               "tables": TABLES_DIR, "figures": FIGURES_DIR}
-EVAL_TABLES = ["table8_linear_probe", "table9_semi_supervised", "table10_finetune", "table11_ensemble",
-               "table12_retrieval", "table13_emotion"]
+EVAL_TABLE_NAMES = list(EVAL_TABLES.values())
 # made by the clips stage, gathered by the report
-CLIPS_REPORT_TABLES = [f"{TABLES_DIR}/table6_iod_quota.md", f"{TABLES_DIR}/table7_iod_tau.md"]
+CLIPS_REPORT_TABLES = [f"{TABLES_DIR}/{name}.md" for name in IOD_TABLES.values()]
 CLIPS_REPORT_FIGURES = [f"{FIGURES_DIR}/fig4_durations.png"]
 
 
@@ -49,8 +51,7 @@ rule eval_linear_probe:
         curves=f"{EVAL_DIR}/linear_probe/{{modality}}/probe_log.csv",
     params:
         dirs=EVAL_PATHS,
-        cfg=params_json("eval"),
-        pretrained=",".join(PRETRAINED_STREAMS),
+        cfg=params_json("eval_linear_probe"),
         seed=config["seed"],
         out_dir=lambda wc, output: Path(output.metrics).parent,
     log:
@@ -62,8 +63,8 @@ rule eval_linear_probe:
     shell:
         "mgfm eval linear-probe --modality {wildcards.modality} --features-dir {params.dirs[features]} "
         "--models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} --taxonomy {input.taxonomy:q} "
-        "--out-dir {params.out_dir:q} --params {params.cfg:q} --pretrained-streams {params.pretrained} "
-        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "--out-dir {params.out_dir:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
+        "> {log:q} 2>&1"
 
 
 rule eval_retrieval:
@@ -78,8 +79,7 @@ rule eval_retrieval:
         f"{EVAL_DIR}/retrieval/{{modality}}/metrics.json",
     params:
         dirs=EVAL_PATHS,
-        cfg=params_json("eval"),
-        pretrained=",".join(PRETRAINED_STREAMS),
+        cfg=params_json("eval_retrieval"),
         out_dir=lambda wc, output: Path(output[0]).parent,
     log:
         f"{LOGS}/eval/retrieval_{{modality}}.log",
@@ -90,7 +90,7 @@ rule eval_retrieval:
     shell:
         "mgfm eval retrieval --modality {wildcards.modality} --features-dir {params.dirs[features]} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
-        "--pretrained-streams {params.pretrained} --threads {threads} > {log:q} 2>&1"
+        "--threads {threads} > {log:q} 2>&1"
 
 
 rule eval_finetune:
@@ -107,8 +107,7 @@ rule eval_finetune:
         scores=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/scores.npz",
     params:
         dirs=EVAL_PATHS,
-        cfg=params_json("eval"),
-        pretrained=",".join(PRETRAINED_STREAMS),
+        cfg=lambda wc: params_json(f"eval_{wc.ft_protocol}"),
         seed=config["seed"],
         out_dir=lambda wc, output: Path(output.metrics).parent,
     log:
@@ -121,7 +120,7 @@ rule eval_finetune:
         "mgfm eval finetune --protocol {wildcards.ft_protocol} --modality {wildcards.modality} "
         "--stream {wildcards.eval_stream} --models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
-        "--pretrained-streams {params.pretrained} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
 rule eval_ensemble:
@@ -132,16 +131,14 @@ rule eval_ensemble:
         f"{EVAL_DIR}/ensemble/metrics.json",
     params:
         dirs=EVAL_PATHS,
-        cfg=params_json("eval"),
-        pretrained=",".join(PRETRAINED_STREAMS),
+        cfg=params_json("eval_ensemble"),
     log:
         f"{LOGS}/eval/ensemble.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm eval ensemble --eval-dir {params.dirs[eval]} --out-dir {params.dirs[eval]}/ensemble "
-        "--params {params.cfg:q} "
-        "--pretrained-streams {params.pretrained} > {log:q} 2>&1"
+        "--params {params.cfg:q} > {log:q} 2>&1"
 
 
 rule eval_emotion:
@@ -154,8 +151,7 @@ rule eval_emotion:
         f"{EVAL_DIR}/emotion/metrics.json",
     params:
         dirs=EVAL_PATHS,
-        cfg=params_json("eval"),
-        pretrained=",".join(PRETRAINED_STREAMS),
+        cfg=params_json("eval_emotion"),
         seed=config["seed"],
     log:
         f"{LOGS}/eval/emotion.log",
@@ -165,7 +161,7 @@ rule eval_emotion:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm eval emotion --features-dir {params.dirs[features]} --manifest {input.manifest:q} "
-        "--out-dir {params.dirs[eval]}/emotion --params {params.cfg:q} --pretrained-streams {params.pretrained} "
+        "--out-dir {params.dirs[eval]}/emotion --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
@@ -177,23 +173,22 @@ rule eval_tables:
         f"{EVAL_DIR}/ensemble/metrics.json",
         f"{EVAL_DIR}/emotion/metrics.json",
     output:
-        [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLES for ext in ("md", "csv", "tex")],
+        [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS],
     params:
         dirs=EVAL_PATHS,
-        cfg=params_json("eval"),
-        pretrained=",".join(PRETRAINED_STREAMS),
+        cfg=params_json("eval_tables"),
     log:
         f"{LOGS}/eval/tables.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm tables render --eval-dir {params.dirs[eval]} --out-dir {params.dirs[tables]} --params {params.cfg:q} "
-        "--pretrained-streams {params.pretrained} > {log:q} 2>&1"
+        "> {log:q} 2>&1"
 
 
 rule eval_report:
     input:
-        tables=[f"{TABLES_DIR}/{t}.md" for t in EVAL_TABLES],
+        tables=[f"{TABLES_DIR}/{t}.md" for t in EVAL_TABLE_NAMES],
         clips_tables=CLIPS_REPORT_TABLES,
         clips_figures=CLIPS_REPORT_FIGURES,
         scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES],
@@ -206,8 +201,7 @@ rule eval_report:
         figures=[f"{FIGURES_DIR}/confusion_best.png", f"{FIGURES_DIR}/embedding_test.png"],
     params:
         dirs=EVAL_PATHS,
-        cfg=params_json("eval"),
-        pretrained=",".join(PRETRAINED_STREAMS),
+        cfg=params_json("eval_report"),
         seed=config["seed"],
         extra=lambda wc, input: " ".join(f"--extra-table {t}" for t in input.clips_tables)
         + " " + " ".join(f"--extra-figure {f}" for f in input.clips_figures),
@@ -220,9 +214,9 @@ rule eval_report:
         "--features-dir {params.dirs[features]} --models-dir {params.dirs[models]} "
         "--figures-dir {params.dirs[figures]} "
         "--taxonomy {input.taxonomy:q} {params.extra} --params {params.cfg:q} "
-        "--pretrained-streams {params.pretrained} --seed {params.seed} > {log:q} 2>&1"
+        "--seed {params.seed} > {log:q} 2>&1"
 
 
-TARGETS["eval"] = [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLES for ext in ("md", "csv", "tex")] + [
+TARGETS["eval"] = [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS] + [
     f"{RESULTS}/report.html"
 ]

@@ -9,7 +9,6 @@
 # The model folder keeps checkpoints/ between attempts, so a killed job resumes when it is started again
 # (only encoder.safetensors and card.json are declared outputs, so Snakemake never deletes the checkpoints).
 
-import json
 import os
 
 PRETRAIN = config["pretrain"]
@@ -17,8 +16,8 @@ SKELETON_STREAMS = PRETRAIN["streams"]
 FEATURE_DATASETS = PRETRAIN["feature_datasets"]
 
 
-# only what shapes the encoder: a new feature batch size or stream list must not retrain anything
-PRETRAIN_CFG = json.dumps({k: PRETRAIN[k] for k in ("model", "loss", "augment", "train")}, sort_keys=True)
+# only what shapes the encoder (mgfm.config.steps): a new feature batch size or stream list must not retrain anything
+PRETRAIN_CFG = params_json("pretrain_skeleton")
 
 
 rule pretrain_skeleton:
@@ -60,7 +59,7 @@ rule extract_features:
         stream="|".join(SKELETON_STREAMS),
         name="|".join(FEATURE_DATASETS),
     params:
-        cfg=json.dumps({"features": PRETRAIN["features"]}, sort_keys=True),
+        cfg=params_json("extract_features"),
         model=lambda wc, input: os.path.dirname(input.encoder),
     threads: 1
     log:

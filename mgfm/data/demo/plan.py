@@ -13,30 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from mgfm.common.seeding import rng_for
+from mgfm.config import ConfigError, resolve
+from mgfm.core.constants import FPS as _FPS
 
-FPS = 25.0
-
-#: Defaults of ``dataset.demo`` (mirrors mgfm/config/schemas/dataset.schema.yaml, checked by a test), so the
-#: package works without Snakemake filling them in.
-DEFAULTS: dict = {
-    "seed": 7,
-    "n_videos": 36,
-    "n_subjects": 16,
-    "n_labeled": 17,
-    "test_fraction": 0.4,
-    "width": 320,
-    "height": 240,
-    "labeled_duration_s": [57.0, 60.0],
-    "unlabeled_duration_s": [20.0, 45.0],
-    "cut_ins": [1, 3],
-    "cut_in_duration_s": [1.5, 3.5],
-    "gesture_mean_s": 2.5,
-    "gesture_duration_s": [0.2, 15.0],
-    "gap_mean_s": 0.45,
-    "n_venues": 4,
-    "codec": "libx264",
-    "crf": 23,
-}
+FPS = float(_FPS)
 
 
 def demo_video_ids(demo_cfg: dict) -> list[str]:
@@ -50,51 +30,21 @@ def demo_video_ids(demo_cfg: dict) -> list[str]:
     return [f"demo{i:03d}" for i in range(int(cfg["n_videos"]))]
 
 
-def _range(cfg: dict, key: str, low: float, integer: bool = False) -> tuple[float, float]:
-    value = cfg[key]
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"config key dataset.demo.{key} must be a [min, max] pair, got {value!r}")
-    a, b = (int(v) for v in value) if integer else (float(v) for v in value)
-    if not (low <= a <= b):
-        raise ValueError(f"config key dataset.demo.{key} must satisfy {low} <= min <= max, got {value!r}")
-    return a, b
+def _ordered_pair(cfg: dict, key: str) -> None:
+    low, high = cfg[key]
+    if low > high:
+        raise ConfigError(f"dataset.demo.{key}: [min, max] must satisfy min <= max, got {cfg[key]!r}")
 
 
-def demo_settings(demo_cfg: dict) -> dict:
-    """``dataset.demo`` with defaults filled in and every value checked; errors name the key."""
-    unknown = set(demo_cfg) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown config key(s) in dataset.demo: {sorted(unknown)}")
-    cfg = {**DEFAULTS, **demo_cfg}
-    for key in ("seed", "n_videos", "n_subjects", "n_labeled", "width", "height", "n_venues", "crf"):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], (int, np.integer)):
-            raise ValueError(f"config key dataset.demo.{key} must be an integer, got {cfg[key]!r}")
-    if cfg["n_videos"] < 2:
-        raise ValueError(f"config key dataset.demo.n_videos must be >= 2, got {cfg['n_videos']}")
-    if not 2 <= cfg["n_labeled"] <= cfg["n_videos"]:
-        raise ValueError("config key dataset.demo.n_labeled must be between 2 and n_videos "
-                         f"({cfg['n_videos']}), got {cfg['n_labeled']}")
-    if cfg["n_subjects"] < 2:
-        raise ValueError(f"config key dataset.demo.n_subjects must be >= 2, got {cfg['n_subjects']}")
-    if not 0.0 < float(cfg["test_fraction"]) < 1.0:
-        raise ValueError(f"config key dataset.demo.test_fraction must be in (0, 1), got {cfg['test_fraction']}")
-    for key in ("width", "height"):
-        if cfg[key] < 64 or cfg[key] % 2:
-            raise ValueError(f"config key dataset.demo.{key} must be an even number >= 64, got {cfg[key]}")
-    for key in ("labeled_duration_s", "unlabeled_duration_s"):
-        _range(cfg, key, 1.0)
-    _range(cfg, "cut_ins", 0, integer=True)
-    _range(cfg, "cut_in_duration_s", 0.2)
-    _range(cfg, "gesture_duration_s", 0.04)
-    for key in ("gesture_mean_s", "gap_mean_s"):
-        if float(cfg[key]) <= 0:
-            raise ValueError(f"config key dataset.demo.{key} must be > 0, got {cfg[key]}")
-    if cfg["n_venues"] < 1:
-        raise ValueError(f"config key dataset.demo.n_venues must be >= 1, got {cfg['n_venues']}")
-    if cfg["codec"] not in ("libx264", "mjpeg"):
-        raise ValueError(f"config key dataset.demo.codec must be 'libx264' or 'mjpeg', got {cfg['codec']!r}")
-    if not 0 <= cfg["crf"] <= 51:
-        raise ValueError(f"config key dataset.demo.crf must be in [0, 51], got {cfg['crf']}")
+def demo_settings(demo_cfg: dict | None) -> dict:
+    """``dataset.demo`` resolved by mgfm.config (schema checks, every default filled), plus the checks that
+    relate two keys, which a schema cannot express; errors name the key."""
+    cfg = resolve("dataset", {"demo": demo_cfg or {}})["demo"]
+    if cfg["n_labeled"] > cfg["n_videos"]:
+        raise ConfigError(f"dataset.demo.n_labeled: {cfg['n_labeled']} is more than dataset.demo.n_videos "
+                          f"({cfg['n_videos']})")
+    for key in ("labeled_duration_s", "unlabeled_duration_s", "cut_ins", "cut_in_duration_s", "gesture_duration_s"):
+        _ordered_pair(cfg, key)
     return cfg
 
 
@@ -153,8 +103,8 @@ def build_plan(demo_cfg: dict) -> list[VideoPlan]:
         where = [i for i in range(n) if split_of[i] == split]
         for i, o in zip(where, _balanced_outcomes(rng, len(where))):
             outcome[i] = o
-    lab_lo, lab_hi = _range(cfg, "labeled_duration_s", 1.0)
-    unl_lo, unl_hi = _range(cfg, "unlabeled_duration_s", 1.0)
+    lab_lo, lab_hi = (float(v) for v in cfg["labeled_duration_s"])
+    unl_lo, unl_hi = (float(v) for v in cfg["unlabeled_duration_s"])
     plans = []
     for i, vid in enumerate(ids):
         subset, subject = slots[i]

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def _import_mmpose():
+    from mgfm.pose.backends.mmcv_lite import install_shims
+
+    install_shims()  # mmcv-lite / no torchvision: the tested setup (envs/mmpose-requirements.txt)
     try:
         import mmpose  # noqa: F401
         from mmpose.apis import init_model
@@ -120,10 +123,27 @@ def load_config(config: str | Path):
     return cfg
 
 
+def _checkpoint_safe_globals() -> list:
+    """The numpy objects mmengine checkpoints hold in ``meta.dataset_meta`` (sigmas, colours): torch >= 2.6
+    loads checkpoints with weights_only=True and refuses them unless allow-listed. Nothing callable beyond
+    numpy's array reconstruction is allowed."""
+    try:
+        from numpy._core.multiarray import _reconstruct as reconstruct  # numpy >= 2 (1.26: a forwarding stub)
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct as reconstruct
+    dtypes = {type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
+                                          np.int64, np.uint8, np.bool_)}
+    return [(reconstruct, "numpy.core.multiarray._reconstruct"), (reconstruct, "numpy._core.multiarray._reconstruct"),
+            np.ndarray, np.dtype, *dtypes]
+
+
 def build_mmpose_model(config: str | Path, checkpoint: str | Path | None, device: str):
     """``mmpose.apis.init_model`` (checkpoint None: random weights, used by the equivalence test)."""
     init_model = _import_mmpose()
-    return init_model(load_config(config), str(checkpoint) if checkpoint else None, device=device)
+    import torch
+
+    with torch.serialization.safe_globals(_checkpoint_safe_globals()):
+        return init_model(load_config(config), str(checkpoint) if checkpoint else None, device=device)
 
 
 def load_mmpose_backend(p: PoseParams, threads: int) -> PoseBackend:

@@ -1,5 +1,6 @@
 """Small synthetic inputs for the clips stage's tests and benchmarks: pose files with known cut-ins, matching
-videos, dataset tables, and full-scale visibility streams generated in memory.
+videos, dataset tables, full-scale visibility streams generated in memory, and the sampler written as a plain
+reference loop (what the fast sampler must equal).
 
 Not the demo corpus (``mgfm.data.demo`` renders that): these are minimal, fully known inputs, so a test can say
 exactly which frames a clip may cover.
@@ -7,6 +8,7 @@ exactly which frames a clip may cover.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -123,3 +125,31 @@ def visibility_stream(n_frames: int, rng: np.random.Generator, p_hidden: float =
     if len(out) < n_frames:
         out = np.concatenate([out, np.ones(n_frames - len(out), bool)])
     return out
+
+
+def reference_sample(visible, fps, prior, rng, quota, budget):
+    """Paper Eq. 4-11 written as plainly as possible: one candidate at a time, every frame checked."""
+    n_frames = len(visible)
+    length_s = n_frames / fps
+    accepted = []
+    stats = dict(candidates=0, rejected_length=0, rejected_visibility=0, rejected_overlap=0)
+    while len(accepted) < quota and stats["candidates"] < budget:
+        u1 = rng.random()
+        u2 = rng.random()
+        stats["candidates"] += 1
+        d = prior[min(int(u1 * len(prior)), len(prior) - 1)]
+        n = max(1, int(round(d * fps)))
+        if d > length_s or n > n_frames:
+            stats["rejected_length"] += 1
+            continue
+        s = u2 * max(length_s - d, 0.0)
+        a = min(int(math.floor(s * fps)), max(n_frames - n, 0))
+        z = a + n - 1
+        if not all(visible[f] for f in range(a, z + 1)):
+            stats["rejected_visibility"] += 1
+            continue
+        if any(not (z < a0 or a > z0) for a0, z0 in accepted):
+            stats["rejected_overlap"] += 1
+            continue
+        accepted.append((a, z))
+    return sorted(accepted), stats

@@ -39,5 +39,6 @@ def synthetic_skeleton(n: int, frames: int = 64, joints: int = NUM_JOINTS, seed:
 
 def write_synthetic_skeleton(path: str | os.PathLike, n: int, frames: int = 64, seed: int = 0,
                              joints: int = NUM_JOINTS) -> None:
+    """``synthetic_skeleton`` written as a packed dataset folder at ``path`` (what the training stages read)."""
     data, meta = synthetic_skeleton(n, frames, joints, seed)
     write_packed(path, data, meta, {"source": "synthetic", "seed": seed})

@@ -1,0 +1,61 @@
+"""Which config keys each workflow step reads: the rule passes exactly these, the step resolves exactly these.
+
+Snakemake reruns a job when its params change, so a rule given a whole section reruns on a change of any key in
+it (a new figure x-range would resample every clip). Each rule therefore passes ``step_params(step, config)``,
+and the function behind it resolves its ``--params`` with ``resolve_step(step, values)``, which keeps only the
+same keys: a step that read a key missing here would fail with a KeyError in its first test instead of
+silently depending on a default its rule never passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mgfm.config import ConfigError, resolve
+
+# step (rule name) -> (config section, top-level keys of it that the step reads; None = the whole section)
+STEPS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "download_video": ("download", None),
+    "pose": ("pose", None),
+    "sample_clips": ("clips", ("prior", "quota", "tau", "retry_budget", "min_video_fraction")),
+    "iod": ("clips", ("prior", "tau", "retry_budget", "iod_quotas", "iod_taus", "iod_tau_table_quota")),
+    "duration_figure": ("clips", ("prior", "figure_max_s")),
+    "skeleton_dataset": ("skeleton", None),
+    "rgb_dataset": ("rgb", None),
+    "pretrain_skeleton": ("pretrain", ("model", "loss", "augment", "train")),
+    "extract_features": ("pretrain", ("features",)),
+    "eval_linear_probe": ("eval", ("linear_probe", "seeds", "validation", "verify_clips", "streams")),
+    "eval_retrieval": ("eval", ("retrieval", "streams")),
+    # the three fine-tuning protocols share one rule; only the semi-supervised one reads its fraction
+    "eval_semi_supervised": ("eval", ("finetune", "semi_supervised", "seeds", "validation")),
+    "eval_finetune": ("eval", ("finetune", "seeds", "validation")),
+    "eval_scratch": ("eval", ("finetune", "seeds", "validation")),
+    "eval_ensemble": ("eval", ("ensemble", "seeds", "validation", "modalities", "streams")),
+    "eval_emotion": ("eval", ("emotion", "seeds", "modalities", "streams")),
+    "eval_tables": ("eval", ("modalities", "streams")),
+    "eval_report": ("eval", ("report", "modalities", "streams")),
+}
+
+
+def _step(step: str) -> tuple[str, tuple[str, ...] | None]:
+    try:
+        return STEPS[step]
+    except KeyError:
+        raise ConfigError(f"unknown workflow step {step!r} (steps: {', '.join(STEPS)})") from None
+
+
+def step_keys(step: str) -> tuple[str, tuple[str, ...] | None]:
+    """(section, keys) that ``step`` reads; keys is None when it reads the whole section."""
+    return _step(step)
+
+
+def resolve_step(step: str, values: Mapping | None = None) -> dict:
+    """``values`` (the step's slice, or its whole section) validated, defaults filled, cut to the step's keys."""
+    section, keys = _step(step)
+    return resolve(section, values, keys=keys)
+
+
+def step_params(step: str, config: Mapping) -> dict:
+    """The slice of a whole (resolved) workflow config that a rule passes to its step as ``--params``."""
+    section, _ = _step(step)
+    return resolve_step(step, config.get(section))

@@ -88,3 +88,18 @@ def test_gpu_check_runs_every_section_on_cpu(tmp_path):
     assert s["ddp"]["backend"] == "gloo" and s["ddp"]["max_grad_diff"] == 0.0
     assert s["resume"]["return_codes"]["killed"] == -9 and s["resume"]["max_weight_diff"] == 0.0
     assert s["resume"]["max_weight_update"] > 0
+
+
+def test_a_missing_third_party_module_skips_but_a_missing_mgfm_module_is_an_error(tmp_path, monkeypatch):
+    def needs(name):
+        def section(part, size):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return section
+
+    monkeypatch.setitem(gc.RUNNERS, "rgb", needs("decord"))
+    assert gc.run_section_child("rgb", "small", tmp_path / "a.json") == 0
+    a = json.loads((tmp_path / "a.json").read_text())
+    assert a["status"] == "skipped" and "'decord'" in a["reason"]
+    monkeypatch.setitem(gc.RUNNERS, "rgb", needs("mgfm.models.gone"))
+    assert gc.run_section_child("rgb", "small", tmp_path / "b.json") == 1
+    assert json.loads((tmp_path / "b.json").read_text())["status"] == "error"

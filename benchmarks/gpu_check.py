@@ -231,6 +231,13 @@ def _pose_video(tmp: Path, size: str) -> tuple[Path, str]:
     return path, what
 
 
+def _cuda_in_fresh_process() -> bool:
+    """Whether torch sees a GPU, asked in a child so that torch's CUDA libraries stay out of this process."""
+    res = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+                         capture_output=True, text=True, timeout=60)
+    return res.stdout.strip().endswith("True")
+
+
 def section_pose(part: Part, size: str) -> None:
     try:
         import decord  # noqa: F401
@@ -239,7 +246,6 @@ def section_pose(part: Part, size: str) -> None:
         part.set(status="skipped", reason=f"pose needs onnxruntime and decord: {err}")
         return
     import numpy as np
-    import torch
 
     from mgfm.core.pose_store import PoseWriter
     from mgfm.data.video import iter_frames
@@ -248,7 +254,7 @@ def section_pose(part: Part, size: str) -> None:
     from mgfm.pose.params import PoseParams
     from mgfm.pose.video_reader import VideoBatches
 
-    cuda = torch.cuda.is_available()
+    cuda = _cuda_in_fresh_process()  # the pose stage never imports torch: neither does this process
     if cuda and "CUDAExecutionProvider" not in ort.get_available_providers():
         part.set(status="skipped", reason="CUDA is present but onnxruntime has no CUDAExecutionProvider "
                  f"(providers {ort.get_available_providers()}; install onnxruntime-gpu)")

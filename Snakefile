@@ -1,12 +1,16 @@
 # mgfm: the iMiGUE-3K micro-gesture benchmark, end to end.
 # Default target: every table of the paper plus the report. See README.md for the stages and results layout.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The repository's config.yaml (the demo) is always the base, wherever --directory points; --configfile files are
+# merged on top of it key by key, and every key neither sets comes from the schemas (mgfm/config/schemas/).
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"

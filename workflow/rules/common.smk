@@ -25,7 +25,8 @@ def _resolve_config(cfg):
 
 _resolve_config(config)
 
-RESULTS = "results"
+# every artifact goes under the configured results folder (config key `results`, default "results")
+RESULTS = config["results"].rstrip("/")
 LOGS = "logs"
 BENCH = f"{RESULTS}/benchmarks"
 

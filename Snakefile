@@ -29,3 +29,11 @@ include: "workflow/rules/clips.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/eval.smk"
+
+
+onsuccess:
+    # the last lines of a successful run: where the report is and the headline numbers (logs/ holds the rest)
+    from mgfm.tables.console import success_lines
+
+    for line in success_lines(RESULTS, EVAL_MODALITIES, EVAL_STREAMS, DATASET_LABEL):
+        print(line)

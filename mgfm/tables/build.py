@@ -375,3 +375,60 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
              + (" On this dataset the emotion model does not beat always answering the majority outcome."
                 if res["accuracy"]["mean"] <= em["majority_accuracy"] else "")]
     return Table(TABLE_NAMES["XIII"], caption(TABLES["XIII"], dataset), cols, rows, notes, records, number="XIII")
+
+
+def headline_results(eval_dir: str | os.PathLike, modalities: list[str],
+                     streams: list[str]) -> tuple[list[dict], list[str]]:
+    """The report's main results: (rows of {result, ours, paper, chance, majority}, computed verdicts), last
+    epoch, mean over seeds, Top-1 in percent (emotion: accuracy in percent). Protocols whose metrics are
+    missing are left out."""
+    eval_dir = Path(eval_dir)
+    rows: list[dict] = []
+    verdicts: list[str] = []
+
+    def metrics(*parts) -> dict | None:
+        path = protocol_metrics(eval_dir, *parts)
+        return read_json(path) if path.is_file() else None
+
+    def paper_top1(table: str, modality: str, member: str) -> float | None:
+        return next((r.values.get("top1") for r in TABLES[table].rows
+                     if r.kind == "ours" and r.modality == modality and r.member == member), None)
+
+    for m in modalities:
+        lp = metrics("linear_probe", m)
+        if lp is None:
+            continue
+        chance, majority = float(lp["chance_top1"]), float(lp["majority_top1"])
+        base = {"chance": chance, "majority": majority}
+        for member, r in lp["results"].items():
+            if _last_top1(r):
+                rows.append({"result": f"Linear probe, {m}/{member}", "ours": _last_top1(r),
+                             "paper": paper_top1("VIII", m, member), **base})
+        ft = {p: {(m, s): metrics(p, m, s) for s in streams} for p in ("semi_supervised", "finetune", "scratch")}
+        for protocol, label, table in (("finetune", "Fine-tuned", "X"), ("scratch", "From scratch", None),
+                                       ("semi_supervised", "Semi-supervised", "IX")):
+            for s in streams:
+                r = ft[protocol][(m, s)]
+                if r and _last_top1(r["results"]):
+                    rows.append({"result": f"{label}, {m}/{s}", "ours": _last_top1(r["results"]),
+                                 "paper": paper_top1(table, m, s) if table else None, **base})
+        if all(ft["finetune"].values()) and all(ft["scratch"].values()):
+            verdicts += pretraining_verdict(ft, [m], streams)
+        if all(ft["semi_supervised"].values()):
+            verdicts += semi_supervised_verdict(ft["semi_supervised"], topk_baselines(lp))
+        rt = metrics("retrieval", m)
+        for s in streams if rt else []:
+            r = rt["results"].get(s)
+            if r and "top1" in r:
+                rows.append({"result": f"Retrieval, {m}/{s}", "ours": {"mean": r["top1"], "std": 0.0, "n": 1},
+                             "paper": paper_top1("XII", m, s), "chance": None, "majority": None})
+    em = metrics("emotion")
+    if em is not None:
+        rows.append({"result": "Emotion (win/lose per video), accuracy (paper: RGB + skeleton model)",
+                     "ours": em["results"]["accuracy"],
+                     "paper": 100.0 * TABLES["XIII"].rows[-1].values["accuracy"], "chance": 50.0,
+                     "majority": float(em["majority_accuracy"])})
+        verdicts.append("Emotion accuracy against the majority outcome: "
+                        + compare(em["results"]["accuracy"], {"mean": em["majority_accuracy"], "std": 0.0, "n": 1})
+                        + ".")
+    return rows, verdicts

@@ -68,7 +68,8 @@ def _tex_cell(text: str) -> str:
     """A cell in LaTeX, its "[key]" citations as \\cite{key}."""
     parts, pos = [], 0
     for m in CITATION.finditer(str(text)):
-        parts.append(_tex(str(text)[pos:m.start()]) + "~\\cite{" + ",".join(k.strip() for k in m.group(1).split(",")) + "}")
+        keys = ",".join(k.strip() for k in m.group(1).split(","))
+        parts.append(_tex(str(text)[pos:m.start()]) + "~\\cite{" + keys + "}")
         pos = m.end()
     return "".join(parts) + _tex(str(text)[pos:])
 

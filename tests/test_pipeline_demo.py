@@ -60,10 +60,10 @@ def test_every_stage_left_its_artifacts(demo):
         assert (res / "videos" / f"{vid}.mp4").is_file() and (res / "pose" / f"{vid}.parquet").is_file()
     for name in ("pretrain", "mg_train", "mg_test", "video_clips"):
         skel, skel_meta = open_packed(res / "datasets" / "skeleton" / name)
-        rgb, rgb_meta = open_packed(res / "datasets" / "rgb" / name)
-        assert len(skel) > 0 and skel.dtype == np.float32 and rgb.dtype == np.uint8
-        assert list(skel_meta["clip_id"]) == list(rgb_meta["clip_id"])  # one clip, one id, both modalities
+        assert len(skel) > 0 and skel.dtype == np.float32 and skel_meta["clip_id"].is_unique
         assert np.isfinite(np.asarray(skel)).all()
+    # no RGB model reads the RGB clip datasets (eval.modalities has no rgb), so they are not built
+    assert not (res / "datasets" / "rgb").exists()
     for stream in STREAMS:
         assert (res / "models" / "skeleton" / stream / "encoder.safetensors").is_file()
     assert (res / "report.html").stat().st_size > 10_000

@@ -79,3 +79,18 @@ def test_run_console_has_a_few_lines_per_job(tmp_path):
     assert len(text.splitlines()) < 60, text
     # the run did not build the report: the closing lines say where the results are instead
     assert "Done. Results are under results/" in text
+
+
+def test_demo_pose_model_on_a_files_dataset_warns(tmp_path):
+    (tmp_path / "m.csv").write_text("video_id,url,sha256,subject_id,outcome,subset,split\n"
+                                    "a,a.mp4,,s1,win,labeled,train\nb,b.mp4,,s2,lose,labeled,test\n")
+    (tmp_path / "a.csv").write_text("video_id,class_id,start_frame,end_frame\na,0,0,10\nb,0,5,20\n")
+    (tmp_path / "t.csv").write_text("class_id,name,group\n0,nodding,Head\n")
+    files = {"dataset": {"source": "files", "manifest": str(tmp_path / "m.csv"),
+                         "annotations": str(tmp_path / "a.csv"), "taxonomy": str(tmp_path / "t.csv")}}
+    write_config(tmp_path / "own.yaml", files)
+    text = output(snakemake(tmp_path, "-n", configfiles=[tmp_path / "own.yaml"], check=False))
+    assert "the demo pose model is used: it was trained on the synthetic demo renders only" in text
+    write_config(tmp_path / "own.yaml", merged(files, {"pose": {"model": str(tmp_path / "real.onnx")}}))
+    text = output(snakemake(tmp_path, "-n", configfiles=[tmp_path / "own.yaml"], check=False))
+    assert "demo pose model" not in text

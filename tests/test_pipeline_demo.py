@@ -1,5 +1,5 @@
 """The whole demo pipeline, end to end: `snakemake --cores 2` with the default config.yaml in a fresh working
-directory, then what must hold on the demo (issue 6's expectations), and that a second run has nothing to do.
+directory, then what must hold on the demo, and that a second run has nothing to do.
 
 This is the slowest test (about 10 minutes on 2 cores); every stage runs with the real code on the embedded
 demo corpus.
@@ -67,6 +67,17 @@ def test_every_stage_left_its_artifacts(demo):
     for stream in STREAMS:
         assert (res / "models" / "skeleton" / stream / "encoder.safetensors").is_file()
     assert (res / "report.html").stat().st_size > 10_000
+    report = (res / "report.html").read_text()
+    assert "<title>mgfm benchmark report: the synthetic demo corpus (seed 7), not iMiGUE-3K</title>" in report
+    assert "iMiGUE-3K benchmark report" not in report and "what pretraining buys" not in report
+
+
+@pytest.mark.slow
+def test_console_is_quiet_and_ends_with_the_report(demo):
+    text = (demo / "snakemake.log").read_text()
+    assert "--params" not in text and "Shell command" not in text
+    assert len(text.encode()) < 40_000 and len(text.splitlines()) < 900
+    assert "Done. Open results/report.html" in text and "Linear probe Top-1:" in text
     assert (res / "figures" / "fig4_durations.png").is_file()
     assert not list(res.rglob("*.part*")), "a temporary file was left behind"
 

@@ -210,6 +210,7 @@ rule eval_report:
         + " " + " ".join(f"--extra-figure {f}" for f in input.clips_figures),
         dataset=DATASET_LABEL,
         digest=CONFIG_DIGEST,
+        benchmarks=BENCH,
     log:
         f"{LOGS}/eval/report.log",
     conda:
@@ -219,7 +220,7 @@ rule eval_report:
         "--features-dir {params.dirs[features]} --models-dir {params.dirs[models]} "
         "--figures-dir {params.dirs[figures]} "
         "--taxonomy {input.taxonomy:q} --manifest {input.manifest:q} --annotations {input.annotations:q} "
-        "--dataset {params.dataset:q} --config-digest {params.digest} --benchmarks-dir {BENCH:q} "
+        "--dataset {params.dataset:q} --config-digest {params.digest} --benchmarks-dir {params.benchmarks:q} "
         "{params.extra} --params {params.cfg:q} --seed {params.seed} > {log:q} 2>&1"
 
 

@@ -290,6 +290,8 @@ def retrieval_table(rt: dict[str, dict], modalities: list[str], dataset: str | N
         any_rt["definition"],
         f"Gallery: {any_rt['n_gallery']} training instances; queries: {any_rt['n_query']} test instances; "
         "cosine similarity of L2-normalised frozen features. Deterministic: no seeds.",
+        "No chance or majority row: the chance level of nearest-neighbour retrieval depends on the class "
+        "frequencies of both gallery and queries, which the retrieval metrics do not keep.",
     ], dataset=dataset)
 
 

@@ -168,12 +168,11 @@ def headline_section(dataset: str | None, dataset_tables: dict | None, eval_dir:
     """What the page is about, before any table: the dataset, the main results against the paper and the
     baselines, what they say (computed), and the run that made them."""
     from mgfm.tables.build import headline_results
-    from mgfm.tables.summary import (device_description, fmt_seconds, git_describe, package_versions,
-                                     stage_wall_times, dataset_summary)
+    from mgfm.tables.summary import (dataset_summary, device_description, fmt_seconds, git_describe,
+                                     is_demo_label, package_versions, stage_wall_times)
 
     body = []
-    demo = dataset is not None and "synthetic demo" in dataset
-    if demo:
+    if is_demo_label(dataset):
         body.append("<p class='banner'>Made from the <strong>synthetic demo corpus</strong>, not from iMiGUE-3K: "
                     "its numbers check that every stage runs and learns; they are not a reproduction of the "
                     "paper. The paper's numbers are shown beside them for reference only.</p>")

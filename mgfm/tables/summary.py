@@ -24,6 +24,14 @@ from mgfm.data.contract import load_annotations, load_manifest, load_taxonomy
 PACKAGES = ("mgfm", "torch", "numpy", "pandas", "onnxruntime", "snakemake", "decord", "opencv-python-headless")
 
 
+#: how every label of the embedded demo begins (the report recognises a demo run by it)
+DEMO_LABEL = "the synthetic demo corpus"
+
+
+def is_demo_label(label: str | None) -> bool:
+    return bool(label) and label.startswith(DEMO_LABEL)
+
+
 @dataclass(frozen=True)
 class DatasetId:
     """Which dataset a run used: the embedded demo (and its seed) or a manifest (and its digest)."""
@@ -41,7 +49,7 @@ class DatasetId:
     def short(self) -> str:
         """For titles and captions."""
         if self.is_demo:
-            return f"the synthetic demo corpus (seed {self.demo_seed}), not iMiGUE-3K"
+            return f"{DEMO_LABEL} (seed {self.demo_seed}), not iMiGUE-3K"
         return f"manifest {Path(self.manifest).name} (sha256 {self.manifest_sha256[:12]})"
 
 

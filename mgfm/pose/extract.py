@@ -130,6 +130,10 @@ def extract_pose(video: str | os.PathLike, meta: str | os.PathLike, out: str | o
         log.warning("%s: no person detector (config key pose.detector.model is empty), so every frame's box is the "
                     "whole frame: on real video a title card, cartoon or bystander can then be scored as a confident "
                     "face. Real data needs pose.detector (the paper config has one).", video)
+    if p.backend == "onnx" and not p.model and not video_meta.get("synthetic", False):
+        log.warning("%s: the demo pose model (config key pose.model is empty) was trained on the synthetic demo "
+                    "renders only; on real video its keypoints are not to be trusted. Set pose.model to a real "
+                    "whole-body model (docs/own-videos.md).", video)
     reader = VideoBatches(video, threads=1)
     if (reader.width, reader.height) != (int(video_meta["width"]), int(video_meta["height"])):
         raise ValueError(f"video {video} is {reader.width}x{reader.height} but {meta} says "

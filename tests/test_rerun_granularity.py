@@ -102,12 +102,14 @@ CHANGES = {
     "eval.linear_probe.epochs": {"eval_linear_probe"},
     "eval.retrieval.chunk": {"eval_retrieval"},
     "eval.semi_supervised.fraction": {"eval_semi_supervised"},
-    "eval.finetune.label_smoothing": {"eval_semi_supervised", "eval_finetune", "eval_scratch"},
+    "eval.finetune.label_smoothing": {"eval_semi_supervised", "eval_finetune", "eval_scratch", "infer_classifier"},
     "eval.ensemble.grid_step": {"eval_ensemble"},
-    "eval.emotion.epochs": {"eval_emotion"},
+    "eval.emotion.epochs": {"eval_emotion", "infer_emotion"},
     "eval.report.max_points": {"eval_report"},
     "eval.seeds": {"eval_linear_probe", "eval_semi_supervised", "eval_finetune", "eval_scratch", "eval_ensemble",
-                   "eval_emotion"},
+                   "eval_emotion", "infer_classifier", "infer_emotion"},
+    "infer.merge.nms_iou": {"infer_calibrate"},
+    "infer.batch_size": {"infer_calibrate", "infer_spot"},
     "download.crf": {"download_video"},
     "pose.batch_size": {"pose"},
     "skeleton.num_frames": {"skeleton_dataset"},
@@ -138,7 +140,7 @@ def test_a_key_changes_the_params_of_exactly_its_readers(key):
 
 
 @pytest.mark.parametrize(("change", "rules"), [
-    ({"eval.emotion.epochs": 3}, {"eval_emotion"}),
+    ({"eval.emotion.epochs": 3}, {"eval_emotion", "infer_emotion"}),
     ({"clips.figure_max_s": 12.0}, {"duration_figure"}),
 ])
 def test_dry_run_after_a_change_alters_only_its_rule(tmp_path, baseline, change, rules):

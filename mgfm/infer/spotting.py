@@ -24,6 +24,8 @@ INSTANCE_COLUMNS = ["start_frame", "end_frame", "start_s", "end_s", "class_id", 
 def smooth_probs(probs: np.ndarray, windows: Windows, smooth: int) -> np.ndarray:
     """Moving average (odd width ``smooth``) along time within each window length; invisible windows count 0 in
     their neighbours' averages and stay 0 themselves."""
+    if smooth % 2 == 0:
+        raise ValueError(f"config key infer.merge.smooth must be odd (a centred average), got {smooth}")
     p = np.where(windows.visible[:, None], probs, 0.0).astype(np.float64)
     if smooth <= 1 or len(p) == 0:
         return p

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mgfm.core.constants import SPOTTING_TABLES
 from mgfm.eval.results import read_json
 from mgfm.tables.render import Table, write_table
 
-SPOTTING_TABLE = "table_spotting"
-PER_CLASS_TABLE = "table_spotting_per_class"
+SPOTTING_TABLE, PER_CLASS_TABLE = SPOTTING_TABLES
 #: The anchor: best published online-recognition F1 on iMiGUE (MiGA challenge, 2025).
 MIGA_ANCHOR = {"method": "MiGA challenge best (2025), iMiGUE online recognition", "f1": 38.03}
 
@@ -64,16 +64,3 @@ def build_spotting_tables(metrics_path: str | os.PathLike, out_dir: str | os.Pat
     paths = write_table(main, out_dir)
     write_table(per_class, out_dir)
     return paths
-
-
-def report_section(tables_dir: str | os.PathLike) -> str:
-    """Markdown of the spotting section of the report, or "" when the tables were not built."""
-    paths = [Path(tables_dir) / f"{name}.md" for name in (SPOTTING_TABLE, PER_CLASS_TABLE)]
-    if not all(p.is_file() for p in paths):
-        return ""
-    return ("## Micro-gesture spotting in untrimmed video\n\n"
-            "The fine-tuned classifiers slide over each whole test video (see docs/infer.md); instances are "
-            "matched to the annotations by class and temporal IoU.\n\n" + "\n\n".join(p.read_text() for p in paths))
-
-
-

@@ -14,7 +14,6 @@ CLASSIFIERS_DIR = f"{MODELS_DIR}/classifiers"
 INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES for s in EVAL_STREAMS]
 SPOTTER = f"{MODELS_DIR}/spotter.json"
 SPOTTING_METRICS = f"{EVAL_DIR}/spotting/metrics.json"
-SPOTTING_TABLES = ["table_spotting", "table_spotting_per_class"]
 
 
 def _infer_videos():

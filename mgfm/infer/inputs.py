@@ -29,3 +29,16 @@ def video_files(videos: list[str], folders: list[str]) -> list[str]:
             raise FileNotFoundError(f"{folder}: video folder not found (config key infer.video_dir)")
         out += sorted(str(p) for p in d.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
     return out
+
+
+def video_ids(videos: list[str], video_dir: str) -> dict[str, str]:
+    """Video id -> file of every listed video and every video of ``video_dir`` (config keys infer.videos,
+    infer.video_dir); two files that would get one id are an error (a rename resolves it)."""
+    ids: dict[str, str] = {}
+    for f in video_files(videos, [video_dir] if video_dir else []):
+        vid = safe_id(f, set())
+        if vid in ids:
+            raise ValueError(f"config key infer.videos / infer.video_dir: {ids[vid]} and {f} both become video id "
+                             f"{vid!r}; rename one")
+        ids[vid] = f
+    return ids

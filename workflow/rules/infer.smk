@@ -6,7 +6,7 @@
 import re as _re
 
 from mgfm.eval.paths import member_name as _member_name
-from mgfm.infer.inputs import safe_id as _safe_id, video_files as _video_files
+from mgfm.infer.inputs import video_ids as _video_ids
 
 INFER = config["infer"]
 INFER_DIR = f"{RESULTS}/infer"
@@ -15,24 +15,12 @@ INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES for s in EV
 SPOTTER = f"{MODELS_DIR}/spotter.json"
 SPOTTING_METRICS = f"{EVAL_DIR}/spotting/metrics.json"
 
-
-def _infer_videos():
-    """Video id -> file of every video under infer.videos and infer.video_dir (ids from the file names)."""
-    try:
-        files = _video_files(INFER["videos"], [INFER["video_dir"]] if INFER["video_dir"] else [])
-    except FileNotFoundError as err:
-        raise WorkflowError(str(err)) from None
-    ids = {}
-    for f in files:
-        vid = _safe_id(f, set())
-        if vid in ids:
-            raise WorkflowError(f"config key infer.videos / infer.video_dir: {ids[vid]} and {f} both become video "
-                                f"id {vid!r}; rename one")
-        ids[vid] = f
-    return ids
-
-
-INFER_VIDEOS = _infer_videos()
+try:
+    INFER_VIDEOS = _video_ids(INFER["videos"], INFER["video_dir"])
+except (FileNotFoundError, ValueError) as _err:
+    raise WorkflowError(str(_err)) from None
+INFER_PATHS = {"models": MODELS_DIR, "pose": f"{RESULTS}/pose", "videos": f"{RESULTS}/videos", "tables": TABLES_DIR,
+               "out": f"{INFER_DIR}/videos"}
 
 
 rule infer_classifier:
@@ -79,12 +67,13 @@ rule infer_emotion:
         seed=config["seed"],
         members=" ".join(f"--member {n}={FEATURES_DIR}/{m}/{s}/video_clips.parquet --encoder {n}={m}/{s}"
                          for n, m, s in INFER_MEMBERS),
+        dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/emotion.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step train-emotion {params.members} --manifest {input.manifest:q} --models-dir {MODELS_DIR} "
+        "mgfm infer-step train-emotion {params.members} --manifest {input.manifest:q} --models-dir {params.dirs[models]} "
         "--params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
@@ -106,6 +95,7 @@ rule infer_calibrate:
         pose=json.dumps(step_params("pose", config), sort_keys=True),
         download=json.dumps(step_params("download_video", config), sort_keys=True),
         members=" ".join(f"--member {n}:{m}:{s}" for n, m, s in INFER_MEMBERS),
+        dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/calibrate.log",
     benchmark:
@@ -113,8 +103,8 @@ rule infer_calibrate:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step calibrate --models-dir {MODELS_DIR} {params.members} --ensemble {input.ensemble:q} "
-        "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {RESULTS}/pose "
+        "mgfm infer-step calibrate --models-dir {params.dirs[models]} {params.members} --ensemble {input.ensemble:q} "
+        "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]} "
         "--tau {params.tau} --fps {params.fps} --pose {params.pose:q} --download {params.download:q} "
         "--params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
@@ -131,6 +121,7 @@ rule infer_spot:
         metrics=SPOTTING_METRICS,
     params:
         cfg=params_json("infer_spot"),
+        dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/spot_test.log",
     benchmark:
@@ -138,8 +129,8 @@ rule infer_spot:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step evaluate --models-dir {MODELS_DIR} --manifest {input.manifest:q} "
-        "--annotations {input.annotations:q} --pose-dir {RESULTS}/pose --videos-dir {RESULTS}/videos "
+        "mgfm infer-step evaluate --models-dir {params.dirs[models]} --manifest {input.manifest:q} "
+        "--annotations {input.annotations:q} --pose-dir {params.dirs[pose]} --videos-dir {params.dirs[videos]} "
         "--out-dir {output.pages:q} --metrics {output.metrics:q} --params {params.cfg:q} --threads {threads} "
         "> {log:q} 2>&1"
 
@@ -149,12 +140,14 @@ rule infer_table:
         SPOTTING_METRICS,
     output:
         [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS],
+    params:
+        dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/table.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm tables spotting --metrics {input:q} --out-dir {TABLES_DIR} > {log:q} 2>&1"
+        "mgfm tables spotting --metrics {input:q} --out-dir {params.dirs[tables]} > {log:q} 2>&1"
 
 
 rule infer_video:
@@ -167,6 +160,7 @@ rule infer_video:
         infer_video="|".join(_re.escape(v) for v in INFER_VIDEOS) or "(?!)",
     params:
         cfg=params_json("infer_spot"),
+        dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/video_{{infer_video}}.log",
     benchmark:
@@ -174,7 +168,7 @@ rule infer_video:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer {input.video:q} --models {MODELS_DIR} --out {INFER_DIR}/videos --params {params.cfg:q} "
+        "mgfm infer {input.video:q} --models {params.dirs[models]} --out {params.dirs[out]} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 

@@ -21,7 +21,6 @@ from mgfm.infer.bundle import load_members, load_spotter
 from mgfm.infer.calibrate import prior_probs
 from mgfm.infer.metrics import spotting_metrics
 from mgfm.infer.run import spot_pose, versions
-from mgfm.infer.score import score_video
 from mgfm.infer.spotting import proposals
 
 log = logging.getLogger("mgfm.infer")
@@ -52,15 +51,14 @@ def evaluate_spotting(models_dir: str | os.PathLike, manifest: str, annotations:
         pose = Path(pose_dir) / f"{vid}.parquet"
         video = Path(videos_dir) / f"{vid}.mp4" if videos_dir else None
         t0 = time.perf_counter()
-        props, inst, meta = spot_pose(vid, pose, models_dir, spotter, members, out_dir, bs,
+        sc, props, inst, meta = spot_pose(vid, pose, models_dir, spotter, members, out_dir, bs,
                                       str(video) if video and video.is_file() else None)
         model_s += time.perf_counter() - t0
         video_s += meta["duration_s"]
         if meta["reason"]:
             empty.append({"video_id": vid, "reason": meta["reason"]})
         ours.append((props.assign(video_id=vid), inst.assign(video_id=vid)))
-        sc = score_video(vid, pose, spotter, members, bs) if not meta["reason"] else None
-        if sc is not None:
+        if not meta["reason"]:
             bp = proposals(prior_probs(sc.probs, sc.windows.visible, np.asarray(spotter["class_prior"])),
                            sc.windows, spotter["merge"]).assign(video_id=vid)
             base.append((bp, bp[bp["confidence"] >= spotter["baseline"]["threshold"]]))

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mgfm.common.atomic import atomic_path
+from mgfm.common.logs import Progress
 from mgfm.infer.bundle import Member, load_members, load_spotter
 from mgfm.infer.calibrate import spotter_hash
 from mgfm.infer.inputs import safe_id
@@ -74,8 +75,9 @@ def write_outputs(out: Path, video_id: str, inst: pd.DataFrame, scores: VideoSco
 
 def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.PathLike, spotter: dict,
               members: list[Member], out_dir: str | os.PathLike, batch_size: int, video: str | None = None,
-              timings: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Spot one video from its pose file; write its outputs; return (ranked proposals, instances, metadata)."""
+              timings: dict | None = None) -> tuple[VideoScores, pd.DataFrame, pd.DataFrame, dict]:
+    """Spot one video from its pose file; write its outputs; return (window scores, ranked proposals, instances,
+    metadata)."""
     t0 = time.perf_counter()
     sc = score_video(video_id, pose_path, spotter, members, batch_size)
     props = proposals(sc.probs, sc.windows, spotter["merge"])
@@ -94,7 +96,7 @@ def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.
     if sc.reason:
         log.warning("video %s: empty timeline: %s", video_id, sc.reason)
     write_outputs(Path(out_dir) / video_id, video_id, inst, sc, meta, spotter["class_names"], video)
-    return props, inst, meta
+    return sc, props, inst, meta
 
 
 def prepare_video(src: Path, work: Path, video_id: str, spotter: dict, threads: int) -> tuple[Path, Path, dict]:
@@ -127,6 +129,7 @@ def infer_videos(videos: list[str], models_dir: str | os.PathLike, out_dir: str 
     taken: set[str] = set()
     results = []
     total_video, total_wall = 0.0, 0.0
+    bar = Progress(len(videos), "infer", unit="videos", logger=log, interval=0.0)
     for i, src in enumerate(videos, 1):
         vid = safe_id(src, taken)
         t0 = time.perf_counter()
@@ -134,12 +137,13 @@ def infer_videos(videos: list[str], models_dir: str | os.PathLike, out_dir: str 
             if not Path(src).is_file():
                 raise FileNotFoundError(f"{src}: no such file")
             video, pose, timings = prepare_video(Path(src), out_dir / vid / "work", vid, spotter, threads)
-            _, inst, meta = spot_pose(vid, pose, models_dir, spotter, members, out_dir, batch_size, str(video),
+            _, _, inst, meta = spot_pose(vid, pose, models_dir, spotter, members, out_dir, batch_size, str(video),
                                       timings)
             res = VideoResult(vid, str(src), True, meta["reason"], len(inst), meta["duration_s"], meta["timings_s"])
         except VIDEO_ERRORS as err:
             log.error("video %d/%d %s: skipped: %s", i, len(videos), src, err)
             results.append(VideoResult(vid, str(src), False, str(err)))
+            bar.update()
             continue
         wall = time.perf_counter() - t0
         total_video, total_wall = total_video + res.duration_s, total_wall + wall
@@ -149,6 +153,8 @@ def infer_videos(videos: list[str], models_dir: str | os.PathLike, out_dir: str 
                  timings["decode_s"], timings["pose_s"], res.timings["model_s"],
                  f"; {res.message}" if res.message else "")
         results.append(res)
+        bar.update()
+    bar.close()
     if total_wall:
         log.info("%d videos: %.1f s of video in %.1f s, real-time factor %.2f", len(videos), total_video, total_wall,
                  total_video / total_wall)

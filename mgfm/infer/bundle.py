@@ -32,6 +32,8 @@ CLASSIFIER_FORMAT = "mgfm-classifier/1"
 SPOTTER_NAME = "spotter.json"
 CLASSIFIER_NAME = "classifier.json"
 HEAD_NAME = "head.safetensors"
+#: Modalities whose window clips ``mgfm.infer.score`` builds; an RGB member joins by adding its clip builder there.
+WINDOW_MODALITIES = ("skeleton",)
 
 
 class BundleError(ValueError):
@@ -143,6 +145,9 @@ def load_spotter(models_dir: str | os.PathLike) -> dict:
         raise BundleError(f"{path}: format {spotter.get('format')!r}, expected {SPOTTER_FORMAT!r}")
     check_layout(spotter, path)
     for m in spotter["members"]:
+        if m["modality"] not in WINDOW_MODALITIES:
+            raise BundleError(f"{path}: member {m['name']!r} is a {m['modality']} model; spotting builds windows of "
+                              f"{', '.join(WINDOW_MODALITIES)} clips only so far")
         d = classifier_dir(models_dir, m["modality"], m["stream"])
         if not d.is_dir():
             raise BundleError(f"{path}: member {m['name']!r} needs {d}, which is missing")

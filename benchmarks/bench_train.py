@@ -1,7 +1,11 @@
 """MG-FM-Skele training throughput on this machine: paper-size and demo-size encoders, eager vs torch.compile,
-peak memory, and the data pipeline's throughput against the model's consumption.
+peak memory, analytic FLOPs per clip, and the data pipeline's throughput against the model's consumption.
 
     python benchmarks/bench_train.py [--threads 2] [--paper-batch 16] [--demo-batch 128] [--steps 3] [--no-compile]
+
+Sizes are the ``pretrain`` sections of workflow/configs/paper.yaml and config.yaml, resolved against the schema.
+FLOPs per clip (``mgfm.models.flops``: forward + backward of all four views, projectors and loss) times clips/s
+gives the achieved FLOP/s, which a GPU run divides by its peak to state its share.
 
 Each measurement runs in its own subprocess (clean peak RSS, no compile cache shared between variants):
 - model: one full training step (four augmented views -> DSTE -> projectors -> decorrelation loss, backward,
@@ -30,10 +34,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the synthetic datasets
 
-PAPER = {"num_frames": 64, "hidden": 1024, "depth": 2, "heads": 1, "projector_dims": [2048, 2048, 2048],
-         "instance_projector_dims": [2048, 2048, 4096]}
-DEMO = {"num_frames": 32, "hidden": 64, "depth": 1, "heads": 1, "projector_dims": [256, 256, 256],
-        "instance_projector_dims": [256, 256, 256]}
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"paper": ROOT / "workflow" / "configs" / "paper.yaml", "demo": ROOT / "config.yaml"}
+
+
+def pretrain_section(size: str) -> dict:
+    """The resolved ``pretrain`` section of the paper or demo config."""
+    import yaml
+
+    from mgfm.config import resolve
+
+    cfg = yaml.safe_load(CONFIGS[size].read_text())["pretrain"]
+    return resolve("pretrain", {k: cfg[k] for k in ("model", "augment", "loss") if k in cfg})
 
 
 def _peak_mb(device) -> float:
@@ -48,29 +61,34 @@ def measure_model(size: str, batch: int, steps: int, compile_: bool) -> dict:
     import torch
 
     from mgfm.models import DSTE, PretrainModel
-    from mgfm.models.losses import multi_grained_decorrelation_loss
+    from mgfm.models.dste import DSTEConfig
+    from mgfm.models.flops import pretrain_flops_per_clip
+    from mgfm.models.losses import DecorrelationWeights, multi_grained_decorrelation_loss
     from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, FourViewAugment
     from tests.support.skeleton import synthetic_skeleton
 
-    spec = dict(PAPER if size == "paper" else DEMO)
-    proj = {k: spec.pop(k) for k in ("projector_dims", "instance_projector_dims")}
+    section = pretrain_section(size)
+    cfg = DSTEConfig.from_section(section["model"])
+    proj = {k: section["model"][k] for k in ("projector_dims", "instance_projector_dims")}
+    aug = AugmentConfig.from_section(section["augment"])
+    weights = DecorrelationWeights.from_section(section["loss"])
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    model = PretrainModel(DSTE(**spec), **proj).to(dev)
+    model = PretrainModel(DSTE(**cfg.to_dict()), **proj).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
-    data, meta = synthetic_skeleton(batch, frames=spec["num_frames"], seed=1)
+    data, meta = synthetic_skeleton(batch, frames=cfg.num_frames, joints=cfg.num_joints, seed=1)
     x = torch.from_numpy(data).to(dev)
     valid = torch.tensor(meta["valid_len"].to_numpy()).to(dev)
-    views = to_stream(FourViewAugment(AugmentConfig(), spec["num_frames"])(x, valid, torch.Generator().manual_seed(0)),
-                      "bone")
+    views = to_stream(FourViewAugment(aug, cfg.num_frames)(x, valid, torch.Generator().manual_seed(0)), "bone")
+    flops = pretrain_flops_per_clip(cfg, proj["projector_dims"], proj["instance_projector_dims"], aug.num_views)
     fwd = torch.compile(model) if compile_ else model
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
 
     def step() -> float:
         t0 = time.perf_counter()
         with amp:
-            loss, _ = multi_grained_decorrelation_loss(fwd(views))
+            loss, _ = multi_grained_decorrelation_loss(fwd(views), weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -82,8 +100,12 @@ def measure_model(size: str, batch: int, steps: int, compile_: bool) -> dict:
     times = [step() for _ in range(steps)]
     med = statistics.median(times)
     params = sum(p.numel() for p in model.encoder.parameters())
-    return {"size": size, "compile": compile_, "device": str(dev), "batch": batch, "first_step_s": first,
-            "step_s": med, "clips_per_s": batch / med, "peak_mb": _peak_mb(dev), "encoder_params_m": params / 1e6}
+    device = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
+    return {"size": size, "compile": compile_, "device": device, "batch": batch, "first_step_s": first,
+            "step_s": med, "clips_per_s": batch / med, "peak_mb": _peak_mb(dev), "encoder_params_m": params / 1e6,
+            "all_params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "train_gflop_per_clip": flops["train_step"] / 1e9,
+            "achieved_tflop_s": flops["train_step"] * batch / med / 1e12}
 
 
 def measure_loader(size: str, batch: int, clips: int) -> dict:
@@ -95,8 +117,9 @@ def measure_loader(size: str, batch: int, clips: int) -> dict:
     from mgfm.train.data import PackedClips
     from tests.support.skeleton import write_synthetic_skeleton
 
-    frames = (PAPER if size == "paper" else DEMO)["num_frames"]
-    aug = AugmentConfig()
+    section = pretrain_section(size)
+    frames = section["model"]["num_frames"]
+    aug = AugmentConfig.from_section(section["augment"])
     with tempfile.TemporaryDirectory() as tmp:
         write_synthetic_skeleton(Path(tmp) / "ds", clips, frames=64, seed=2)  # packed T = 64 like the paper's
         ds = PackedClips(Path(tmp) / "ds")
@@ -158,7 +181,9 @@ def main() -> None:
             else:
                 print(f"model  {size:5s} {'compiled' if comp else 'eager':8s} batch {batch:4d}: "
                       f"{r['clips_per_s']:8.1f} clips/s  step {r['step_s']:.3f}s  first step {r['first_step_s']:.1f}s"
-                      f"  peak {r['peak_mb']:.0f} MB  encoder {r['encoder_params_m']:.2f} M params  ({r['device']})")
+                      f"  peak {r['peak_mb']:.0f} MB  encoder {r['encoder_params_m']:.2f} M params"
+                      f" (all {r['all_params_m']:.2f} M)  {r['train_gflop_per_clip']:.2f} GFLOP/clip"
+                      f" = {1e3 * r['achieved_tflop_s']:.1f} GFLOP/s  ({r['device']})")
         lr = _child(["loader", size, str(batch), str(args.loader_clips)], args.threads, args.timeout)
         rows[(size, "loader")] = lr
         if isinstance(lr, str):

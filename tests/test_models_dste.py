@@ -9,11 +9,20 @@ import torch
 from safetensors.torch import load_file
 
 from mgfm.models import DSTE, PretrainModel, load_encoder, read_card, save_encoder
-from mgfm.models.dste import DenseShift, sinusoidal_encoding
-from mgfm.models.losses import multi_grained_decorrelation_loss
+from mgfm.models.dste import DenseShiftAttention, DSTEConfig, sinusoidal_encoding
+from mgfm.models.losses import DecorrelationWeights, multi_grained_decorrelation_loss
 from mgfm.core.layout import NUM_JOINTS, STREAMS, to_stream
+from mgfm.config import resolve
 
-SMALL = dict(num_frames=12, num_joints=NUM_JOINTS, hidden=16, depth=2, heads=2, gap=4, drop_path=0.0)
+
+def arch(**values) -> dict:
+    """Encoder keys of the schema-resolved pretrain.model section with ``values`` set."""
+    model = resolve("pretrain", {"model": values})["model"]
+    return {k: v for k, v in model.items() if not k.endswith("projector_dims")}
+
+
+SMALL = arch(num_frames=12, num_joints=NUM_JOINTS, hidden=16, depth=2, heads=2, gap=4, drop_path=0.0)
+WEIGHTS = DecorrelationWeights.from_section(resolve("pretrain", {})["loss"])
 
 
 def clips(b=3, t=12, v=NUM_JOINTS, c=3, seed=0):
@@ -48,22 +57,81 @@ def test_bad_sizes_are_rejected():
 
 
 def test_dense_shift_keeps_every_gap_th_position():
-    shift = DenseShift(length=10, gap=4)
+    dsa = DenseShiftAttention(length=10, dim=5, gap=4, mlp_hidden=10, drop_path=0.0)
+    torch.nn.init.normal_(dsa.wt1.weight)
     x = torch.randn(2, 10, 5)
-    y = shift(x)
+    y = dsa.shift(x)
     kept = [0, 4, 8]
     assert torch.equal(y[:, kept], x[:, kept])
     moved = [i for i in range(10) if i not in kept]
     assert not torch.allclose(y[:, moved], x[:, moved])
+    # F_h = wt2(relu(wt1(F))) + F over the token axis
+    f = x.transpose(1, 2)
+    want = (dsa.wt2(torch.relu(dsa.wt1(f))) + f).transpose(1, 2)
+    assert torch.allclose(y[:, moved], want[:, moved])
 
 
-def test_positional_encodings():
+def test_each_layer_shares_one_attention_between_ca_and_dsa():
+    enc = DSTE(**SMALL)
+    names = [n for n, _ in enc.named_modules() if n.endswith("attn")]
+    assert names == ["temporal.layers.0.attn", "temporal.layers.1.attn", "spatial.layers.0.attn",
+                     "spatial.layers.1.attn"]
+    # the shared attention is a parameter of the layer, used by both branches: its gradient has both parts
+    layer = enc.temporal.layers[0]
+    x = torch.randn(2, 12, 16)
+    layer.ca.finish(x, torch.zeros_like(x)).sum().backward()   # CA alone without attention: no attn gradient
+    assert layer.attn.in_proj_weight.grad is None
+
+
+def test_reference_init():
+    torch.manual_seed(0)
+    enc = DSTE(**arch(num_frames=12, num_joints=NUM_JOINTS, hidden=64, depth=2))
+    for name, module in enc.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            assert 0.015 < module.weight.std() < 0.025, name           # trunc-normal(0.02), cut at +-2 absolute
+            assert (module.bias == 0).all(), name
+        if isinstance(module, torch.nn.LayerNorm):
+            assert (module.weight == 1).all() and (module.bias == 0).all()
+
+
+def test_positional_encodings_are_added_before_every_layer():
     pe = sinusoidal_encoding(6, 8)[0]
     assert torch.allclose(pe[:, 0], torch.sin(torch.arange(6.0)))
     assert torch.allclose(pe[:, 1], torch.cos(torch.arange(6.0)))
-    enc = DSTE(**SMALL)
+    enc = DSTE(**SMALL).eval()
     assert isinstance(enc.spatial.pos, torch.nn.Parameter)          # learned over joints
     assert not isinstance(enc.temporal.pos, torch.nn.Parameter)     # fixed over time
+    assert "temporal.pos" not in enc.state_dict()                   # recomputed, not stored
+    tokens = torch.randn(2, 12, NUM_JOINTS * 3)
+    x = enc.temporal.embed(tokens)
+    for layer in enc.temporal.layers:
+        x = layer(x + enc.temporal.pos)
+    assert torch.allclose(enc.temporal(tokens), x)
+
+
+def test_token_lengths_come_from_the_config():
+    enc = DSTE(**arch(num_frames=20, num_joints=7, num_persons=2, hidden=8, heads=1))
+    assert enc.temporal.layers[0].dsa.wt1.weight.shape == (20, 20)
+    assert enc.spatial.layers[1].dsa.wt1.weight.shape == (14, 14)
+    assert enc(torch.randn(3, 3, 20, 7, 2)).shape == (3, 16)
+
+
+def test_config_needs_every_key():
+    with pytest.raises(ValueError, match=r"lacks \['gap'\]"):
+        DSTEConfig.from_section({k: v for k, v in SMALL.items() if k != "gap"})
+    with pytest.raises(ValueError, match="unknown encoder keys"):
+        DSTE(**SMALL, width=3)
+    # the module fills keys left out from the schema, not from defaults of its own
+    assert DSTE(num_frames=12, hidden=8).cfg == DSTEConfig.from_section(arch(num_frames=12, hidden=8))
+
+
+def test_paper_size_parameter_counts():
+    paper = resolve("pretrain", {})["model"]
+    with torch.device("meta"):
+        model = PretrainModel(DSTE(**{k: v for k, v in paper.items() if not k.endswith("projector_dims")}),
+                              paper["projector_dims"], paper["instance_projector_dims"])
+    assert sum(p.numel() for p in model.encoder.parameters()) == 57_196_544
+    assert sum(p.numel() for p in model.parameters()) == 94_990_336
 
 
 def test_frame_order_matters():
@@ -89,7 +157,7 @@ def test_every_parameter_gets_a_gradient():
     views = torch.randn(4, 5, 3, 12, NUM_JOINTS)
     out = model(views)
     assert out["temporal"].shape == (4, 5, 24) and out["instance"].shape == (4, 5, 40)
-    loss, _ = multi_grained_decorrelation_loss(out)
+    loss, _ = multi_grained_decorrelation_loss(out, WEIGHTS)
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing
@@ -101,7 +169,7 @@ def test_streams_give_different_inputs_features_and_losses():
     x = torch.rand(4, 5, 3, 12, NUM_JOINTS)
     inputs = {s: to_stream(x, s) for s in STREAMS}
     feats = {s: model.encoder(v[0]) for s, v in inputs.items()}
-    losses = {s: multi_grained_decorrelation_loss(model(v))[0].item() for s, v in inputs.items()}
+    losses = {s: multi_grained_decorrelation_loss(model(v), WEIGHTS)[0].item() for s, v in inputs.items()}
     for a, b in [("joint", "bone"), ("joint", "motion"), ("bone", "motion")]:
         assert not torch.allclose(inputs[a], inputs[b])
         assert not torch.allclose(feats[a], feats[b])

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mgfm.config import resolve
 from mgfm.models import load_encoder
 from mgfm.models.losses import DecorrelationWeights
 from mgfm.core.layout import STREAMS
@@ -21,6 +22,8 @@ from mgfm.train.pretrain import make_step, pretrain_skeleton
 from mgfm.train.schedule import learning_rate
 
 from tests.support.skeleton import synthetic_skeleton, write_synthetic_skeleton
+
+PRETRAIN = resolve("pretrain", {})
 
 TINY = {
     "model": {"num_frames": 8, "hidden": 16, "depth": 1, "heads": 1, "drop_path": 0.1,
@@ -102,7 +105,7 @@ def test_each_stream_feeds_the_model_differently(dataset):
     losses = {}
     for stream in STREAMS:
         ctx = StepContext(0, 0, 0, info, 8, torch.Generator().manual_seed(1))
-        losses[stream] = make_step(stream, AugmentConfig(), DecorrelationWeights(), 8)(model, batch, ctx)[0].item()
+        losses[stream] = make_step(stream, AugmentConfig.from_section(PRETRAIN["augment"]), DecorrelationWeights.from_section(PRETRAIN["loss"]), 8)(model, batch, ctx)[0].item()
     assert len({round(v, 6) for v in losses.values()}) == 3
 
 

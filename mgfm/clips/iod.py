@@ -20,7 +20,15 @@ import numpy as np
 import pandas as pd
 
 from mgfm.clips.sample import check_pose_files, iter_tracks, sample_tracks
-from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
+from mgfm.clips.tables import (
+    annotation_video_ids,
+    load_annotations,
+    load_manifest,
+    load_prior,
+    pose_fps,
+    videos_of,
+    with_fps,
+)
 from mgfm.common.atomic import atomic_path
 from mgfm.config.steps import resolve_step
 
@@ -70,6 +78,8 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     p = resolve_step("iod", params)
     manifest = load_manifest(manifest_path)
     annotations = load_annotations(annotations_path, manifest)
+    if p["prior"] == "train_split":   # annotation frames at each video's own rate (its pose metadata)
+        annotations = with_fps(annotations, pose_fps(annotation_video_ids(annotations), pose_dir))
     prior = load_prior(p["prior"], manifest, annotations)
     test_ids = videos_of(manifest, "labeled", "test")
     if not test_ids:

@@ -17,7 +17,16 @@ import pandas as pd
 
 from mgfm.clips.sampler import sample_video
 from mgfm.clips.figure import duration_figure
-from mgfm.clips.tables import load_annotations, load_manifest, load_prior, videos_of
+from mgfm.clips.tables import (
+    annotation_video_ids,
+    clips_fps,
+    load_annotations,
+    load_manifest,
+    load_prior,
+    pose_fps,
+    videos_of,
+    with_fps,
+)
 from mgfm.clips.visibility import AnchorTrack, load_anchor_track, video_frame_count
 from mgfm.common.atomic import atomic_path
 from mgfm.common.logs import Progress
@@ -141,9 +150,12 @@ def sample_clips(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike,
     """Sample clips of ALL manifest videos and write ``clips.parquet`` and ``sampler_stats.csv`` atomically."""
     p = resolve_step("sample_clips", params)
     manifest = load_manifest(manifest_path)
-    prior = load_prior(p["prior"], manifest, load_annotations(annotations_path, manifest))
     ids = manifest["video_id"].tolist()
     check_pose_files(ids, pose_dir)
+    annotations = load_annotations(annotations_path, manifest)
+    if p["prior"] == "train_split":   # annotation frames at each video's own rate (its pose metadata)
+        annotations = with_fps(annotations, pose_fps(annotation_video_ids(annotations), pose_dir))
+    prior = load_prior(p["prior"], manifest, annotations)
     log.info("duration prior: %d durations, mean %.2fs, range %.2f-%.2fs; quota %d, tau %.2f, retry budget %d",
              len(prior), prior.mean(), prior.min(), prior.max(), p["quota"], p["tau"], p["retry_budget"])
     clips, stats = sample_tracks(iter_tracks(ids, pose_dir, video_dir), prior, seed, p["quota"], p["tau"],
@@ -163,8 +175,11 @@ def durations_figure(clips_path: str | os.PathLike, manifest_path: str | os.Path
     """Paper Fig. 4: the prior's durations against the pretraining clips' (unlabeled videos; all if none)."""
     p = resolve_step("duration_figure", params)
     manifest = load_manifest(manifest_path)
-    prior = load_prior(p["prior"], manifest, load_annotations(annotations_path, manifest))
     clips = pd.read_parquet(clips_path)
+    annotations = load_annotations(annotations_path, manifest)
+    ids = annotation_video_ids(annotations)
+    rates = clips_fps(clips[clips["video_id"].isin(ids)]) if ids else {}   # each clip row: its frames and seconds
+    prior = load_prior(p["prior"], manifest, with_fps(annotations, rates))
     unlabeled = clips[clips["video_id"].isin(videos_of(manifest, "unlabeled"))]
     sampled = (unlabeled if len(unlabeled) else clips)["duration_s"].to_numpy()
     duration_figure(prior, sampled, out_png, max_s=float(p["figure_max_s"]))

@@ -4,16 +4,14 @@ sampler and the dataset builders read (video subsets, the MG duration prior)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mgfm.core.constants import FPS
 from mgfm.data import contract
 
-#: Frame rate of annotation frame numbers (the contract: inclusive frames at the normalised 25 fps).
-ANNOTATION_FPS = float(FPS)
 
 
 def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
@@ -34,15 +32,57 @@ def videos_of(manifest: pd.DataFrame, subset: str, split: str | None = None) -> 
     return manifest.loc[sel, "video_id"].tolist()
 
 
+def pose_fps(video_ids: list[str], pose_dir: str | os.PathLike) -> dict[str, float]:
+    """Frame rate of each video's frame numbers, from its pose file's metadata (the normalised video's rate,
+    config key download.fps when the videos were normalised here)."""
+    from mgfm.core.pose_store import read_pose_meta
+
+    rates = {}
+    for vid in video_ids:
+        path = Path(pose_dir) / f"{vid}.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no pose file, so the frame rate of video {vid!r} is unknown")
+        fps = read_pose_meta(path).get("fps")
+        if not isinstance(fps, (int, float)) or not fps > 0:
+            raise ValueError(f"{path}: pose metadata has no positive fps (got {fps!r})")
+        rates[vid] = float(fps)
+    return rates
+
+
+def clips_fps(clips: pd.DataFrame) -> dict[str, float]:
+    """Frame rate of each video of a sampled ``clips.parquet`` table (frames over seconds of its clips)."""
+    rate = (clips["end_frame"] - clips["start_frame"] + 1) / clips["duration_s"]
+    return rate.groupby(clips["video_id"]).median().astype(float).to_dict()
+
+
+def with_fps(annotations: pd.DataFrame, fps: Mapping[str, float]) -> pd.DataFrame:
+    """The annotations with column ``fps``: the frame rate of each row's video (NaN where ``fps`` lacks it)."""
+    return annotations.assign(fps=annotations["video_id"].map(dict(fps)).astype(np.float64))
+
+
+def annotation_video_ids(annotations: pd.DataFrame) -> list[str]:
+    """The videos that have MG instances, in first-seen order."""
+    return annotations["video_id"].drop_duplicates().tolist()
+
+
 def train_durations(manifest: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
-    """Durations in seconds of the MG instances of the labeled training split: the prior of Eq. 4."""
+    """Durations in seconds of the MG instances of the labeled training split: the prior of Eq. 4.
+
+    Frame numbers are converted at each video's own rate, column ``fps`` of the annotations (``with_fps``).
+    """
     train = set(videos_of(manifest, "labeled", "train"))
     ann = annotations[annotations["video_id"].isin(train)]
-    return ((ann["end_frame"] - ann["start_frame"] + 1) / ANNOTATION_FPS).to_numpy(np.float64)
+    if "fps" not in ann.columns:
+        raise ValueError("annotations carry no frame rate (column fps, see mgfm.clips.tables.with_fps)")
+    unknown = ann.loc[~(ann["fps"] > 0), "video_id"].drop_duplicates().tolist()
+    if unknown:
+        raise ValueError(f"no frame rate for labeled train video(s) {unknown[:5]} (their pose files hold it)")
+    return (ann["end_frame"] - ann["start_frame"] + 1).to_numpy(np.float64) / ann["fps"].to_numpy(np.float64)
 
 
 def load_prior(prior: str, manifest: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
-    """The duration prior in seconds: ``train_split`` or a file of durations (CSV column ``duration_s`` or one per line)."""
+    """The duration prior in seconds: ``train_split`` (annotations with their videos' rates, ``with_fps``) or a
+    file of durations (CSV column ``duration_s`` or one per line)."""
     if prior == "train_split":
         durations = train_durations(manifest, annotations)
         source = "the labeled train split's MG instances"

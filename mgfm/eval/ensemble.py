@@ -55,6 +55,15 @@ def select_weights(val_scores: dict[str, np.ndarray], y_val: np.ndarray, step: f
     return {n: float(v) for n, v in zip(names, best / best.sum())}
 
 
+def configured_weights(given: dict[str, float], members: list[str]) -> dict[str, float]:
+    """The configured weight of every member; a member without one is a config error (never a silent 1.0)."""
+    missing = [n for n in members if n not in given]
+    if missing:
+        raise ValueError(f"config key eval.ensemble.weights has no weight for {missing} (eval.ensemble.select is "
+                         f"'config'; give every member a weight, e.g. eval.ensemble.weights.{missing[0]}: 1.0)")
+    return {n: float(given[n]) for n in members}
+
+
 def run_ensemble(members: dict[str, str], params: dict, out_dir: str) -> dict:
     """Fuse fine-tuned members ({name: finetune metrics.json}) per seed, last-epoch scores; write metrics.json.
 
@@ -83,8 +92,7 @@ def run_ensemble(members: dict[str, str], params: dict, out_dir: str) -> dict:
         if select == "validation":
             weights = select_weights({n: s["val"] for n, s in loaded.items()}, y_val, float(cfg["grid_step"]))
         elif select == "config":
-            given = cfg["weights"]
-            weights = {n: float(given.get(n, 1.0)) for n in loaded}
+            weights = configured_weights(cfg.get("weights") or {}, list(loaded))
         else:
             raise ValueError(f"config key eval.ensemble.select must be config or validation, got {select!r}")
         weights_used.append(weights)

@@ -6,7 +6,11 @@ import numpy as np
 
 
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> dict[int, float]:
-    """Top-k accuracy in percent: the true class is among the k highest scores (k capped at the class count)."""
+    """Top-k accuracy in percent: the true class is among the k highest scores (k capped at the class count).
+
+    Ties count against the prediction: every other class scoring the same as the true class ranks above it, so
+    constant scores never beat chance (a top-1 of 0 %, not 100 %).
+    """
     scores = np.asarray(scores)
     labels = np.asarray(labels)
     if scores.ndim != 2 or len(scores) != len(labels):
@@ -14,8 +18,8 @@ def topk_accuracy(scores: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = 
     if len(labels) == 0:
         raise ValueError("top-k accuracy of an empty set is undefined")
     true = scores[np.arange(len(labels)), labels][:, None]
-    # rank of the true class = number of classes scoring strictly higher (ties count in the sample's favour)
-    rank = (scores > true).sum(axis=1)
+    # rank of the true class = number of other classes scoring at least as high (ties count against it)
+    rank = (scores >= true).sum(axis=1) - 1
     return {k: float(100.0 * np.mean(rank < min(k, scores.shape[1]))) for k in ks}
 
 

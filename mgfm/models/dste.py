@@ -1,54 +1,74 @@
-"""Dense Spatio-Temporal Encoder (DSTE) of MG-FM-Skele, after USDRL, for single- or multi-person 2-D clips.
+"""Dense Spatio-Temporal Encoder (DSTE) of MG-FM-Skele: USDRL's encoder (model/DSTE.py), with the token lengths
+taken from the data instead of NTU's hard-coded 64 frames and 50 joints.
 
-Two token streams read the same clip: the temporal stream sees T tokens (one per frame, M*V*C values
-each) and models motion dynamics; the spatial stream sees M*V tokens (one per joint, T*C values each) and
-models body structure. Each stream: token MLP -> positional encoding (sinusoidal in time, learned over
-joints) -> ``depth`` dense-shift layers -> LayerNorm -> max-pool over tokens. The clip feature is the
-concatenation of both pooled vectors (2 * hidden; 2048 at paper size).
+Two token streams read the same clip: the temporal stream sees T tokens (one per frame, M*V*C values each),
+the spatial stream M*V tokens (one per joint, T*C values each). Each stream: token MLP (Linear, LayerNorm,
+ReLU, Linear) -> ``depth`` DST layers, positions added before every layer (fixed sinusoid over frames, learned
+over joints) -> max-pool over tokens. The clip feature is concat(temporal, spatial) = 2 * hidden.
 
-Dense-shift layer (our reading of USDRL's DSA, written from its description): one multi-head attention is
-used twice, as plain attention (CA: queries, keys and values from the same tokens) and as dense-shift
-attention (DSA: keys and values come from a learned "dense shift" of the sequence, a Linear map over the
-sequence axis, one for keys and one for values, which leaves every ``gap``-th position unshifted so each
-token keeps an anchor to its own content). The layer mixes them as ``alpha * CA + (1 - alpha) * DSA`` in a
-pre-norm residual block followed by an MLP (``mlp_ratio``), with stochastic depth (DropPath).
+A DST layer is ``alpha * CA(x) + (1 - alpha) * DSA(x)``; CA and DSA use ONE multi-head attention and are
+otherwise separate (own LayerNorms and MLPs):
+- DSA: dense shift along the token axis, ``F_h = W2 relu(W1 F) + F`` with W1, W2 Linear(L, L) over the token
+  axis, every ``gap``-th token restored to its unshifted value; then two pre-norm blocks
+  ``y = t + attn(norm1(t)); y + mlp(norm2(y))``, one on F_h and one on x, sharing norms, attention and MLP,
+  averaged.
+- CA: ``t = x + relu(conv1(x))`` (pointwise Conv1d over channels), ``y = x + attn(norm1(t))``, and CA returns
+  ``mlp(norm2(y))``: no residual around that MLP (as in the reference).
+DropPath (``drop_path``, the same rate everywhere) wraps every attention and MLP output. Linear weights are
+trunc-normal(0.02) with zero biases, LayerNorms 1 / 0 (``init_weights``). ``mgfm.models.usdrl`` maps a USDRL
+state dict onto these module names; tests/test_usdrl_parity.py checks the outputs number for number.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
 
+from mgfm.config import resolve
+
 
 @dataclass(frozen=True)
 class DSTEConfig:
-    """Every size of the encoder; stored verbatim in the model card so ``load_encoder`` rebuilds it."""
+    """Every size of the encoder; built from the resolved ``pretrain.model`` section (the schema holds the
+    defaults) and stored verbatim in the model card so ``load_encoder`` rebuilds it."""
 
-    num_frames: int = 64
-    num_joints: int = 63
-    num_channels: int = 3
-    num_persons: int = 1
-    hidden: int = 1024
-    depth: int = 2
-    heads: int = 1
-    gap: int = 4
-    alpha: float = 0.5
-    mlp_ratio: float = 2.0
-    drop_path: float = 0.1
+    num_frames: int
+    num_joints: int
+    num_channels: int
+    num_persons: int
+    hidden: int
+    depth: int
+    heads: int
+    gap: int
+    alpha: float
+    mlp_ratio: float
+    drop_path: float
 
     def __post_init__(self) -> None:
         for key in ("num_frames", "num_joints", "num_channels", "num_persons", "hidden", "depth", "heads", "gap"):
             if int(getattr(self, key)) < 1:
-                raise ValueError(f"DSTE: {key} must be >= 1, got {getattr(self, key)}")
+                raise ValueError(f"pretrain.model.{key} must be >= 1, got {getattr(self, key)}")
         if self.hidden % self.heads:
-            raise ValueError(f"DSTE: hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+            raise ValueError(f"pretrain.model.hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"DSTE: alpha must be in [0, 1], got {self.alpha}")
+            raise ValueError(f"pretrain.model.alpha must be in [0, 1], got {self.alpha}")
         if not 0.0 <= self.drop_path < 1.0:
-            raise ValueError(f"DSTE: drop_path must be in [0, 1), got {self.drop_path}")
+            raise ValueError(f"pretrain.model.drop_path must be in [0, 1), got {self.drop_path}")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"pretrain.model.mlp_ratio must be > 0, got {self.mlp_ratio}")
+
+    @classmethod
+    def from_section(cls, model: dict) -> DSTEConfig:
+        """The encoder keys of a resolved ``pretrain.model`` dict (projector keys are ignored); a missing key
+        is an error naming it, since defaults live only in the schema."""
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in model]
+        if missing:
+            raise ValueError(f"pretrain.model lacks {missing} (pass the section resolved against its schema)")
+        return cls(**{n: model[n] for n in names})
 
     @property
     def feature_dim(self) -> int:
@@ -59,7 +79,7 @@ class DSTEConfig:
 
 
 class DropPath(nn.Module):
-    """Stochastic depth: drop a whole residual branch per sample during training (scaled to keep the mean)."""
+    """Stochastic depth: drop a whole branch per sample during training (scaled to keep the mean)."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -73,51 +93,102 @@ class DropPath(nn.Module):
         return x * mask / keep
 
 
-class DenseShift(nn.Module):
-    """A learned mixing of positions along the sequence axis; every ``gap``-th position passes through unchanged.
+class MLP(nn.Module):
+    """fc1 -> GELU -> fc2 (the reference's MLP, dropout 0)."""
 
-    Initialised to the identity plus small noise so training starts from plain attention and learns the shift.
-    """
-
-    def __init__(self, length: int, gap: int) -> None:
+    def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.mix = nn.Linear(length, length)
-        with torch.no_grad():
-            self.mix.weight.copy_(torch.eye(length) + 0.02 * torch.randn(length, length))
-            self.mix.bias.zero_()
-        keep = (torch.arange(length) % gap == 0).float()
-        self.register_buffer("keep", keep.view(1, length, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D)
-        shifted = self.mix(x.transpose(1, 2)).transpose(1, 2)
-        return self.keep * x + (1.0 - self.keep) * shifted
-
-
-class DenseShiftLayer(nn.Module):
-    """Pre-norm block: alpha * CA + (1 - alpha) * DSA (one shared attention), then an MLP; both with DropPath."""
-
-    def __init__(self, length: int, dim: int, heads: int, gap: int, alpha: float, mlp_ratio: float,
-                 drop_path: float) -> None:
-        super().__init__()
-        self.alpha = float(alpha)
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.shift_k = DenseShift(length, gap)
-        self.shift_v = DenseShift(length, gap)
-        self.norm2 = nn.LayerNorm(dim)
-        hidden = max(1, int(round(dim * mlp_ratio)))
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        self.drop_path = DropPath(drop_path)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(x)
-        mixed = 0.0
-        if self.alpha > 0:
-            mixed = self.alpha * self.attn(h, h, h, need_weights=False)[0]
-        if self.alpha < 1:
-            mixed = mixed + (1.0 - self.alpha) * self.attn(h, self.shift_k(h), self.shift_v(h), need_weights=False)[0]
-        x = x + self.drop_path(mixed)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def attend(attn: nn.MultiheadAttention, h: torch.Tensor) -> torch.Tensor:
+    """Self-attention output of normalised tokens h (B, L, D)."""
+    return attn(h, h, h, need_weights=False)[0]
+
+
+class DenseShiftAttention(nn.Module):
+    """DSA: dense shift over the token axis, then the shifted and the original tokens through the same
+    pre-norm attention + MLP block, averaged. ``prepare`` and ``finish`` split the work around the shared
+    attention so the layer runs CA's and both DSA attentions as one batched call."""
+
+    def __init__(self, length: int, dim: int, gap: int, mlp_hidden: int, drop_path: float) -> None:
+        super().__init__()
+        self.wt1 = nn.Linear(length, length)
+        self.wt2 = nn.Linear(length, length)
+        self.act = nn.ReLU()
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, mlp_hidden)
+        self.drop = DropPath(drop_path)
+        keep = torch.arange(length) % gap == 0          # positions 0, gap, 2*gap, ... keep their own content
+        self.register_buffer("unshifted", keep.view(1, length, 1), persistent=False)
+
+    def shift(self, x: torch.Tensor) -> torch.Tensor:
+        """F_h = wt2(relu(wt1(F))) + F over the token axis, every gap-th token left as it was; (B, L, D).
+
+        wt(F) on the (B, D, L) transpose equals W @ x + b[:, None] on (B, L, D): no transposed copies.
+        """
+        h = self.act(torch.matmul(self.wt1.weight, x) + self.wt1.bias[:, None])
+        shifted = torch.matmul(self.wt2.weight, h) + self.wt2.bias[:, None] + x
+        return torch.where(self.unshifted, x, shifted)
+
+    def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block inputs (shifted, original) stacked on the batch axis, and their normalised form."""
+        t = torch.cat([self.shift(x), x], dim=0)
+        return t, self.norm1(t)
+
+    def finish(self, t: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        y = self.drop(attended) + t
+        y = y + self.drop(self.mlp(self.norm2(y)))
+        shifted, original = y.chunk(2, dim=0)
+        return (shifted + original) * 0.5
+
+
+class ConvAttention(nn.Module):
+    """CA: pointwise Conv1d + ReLU residual, attention with a residual to x, then MLP(norm2(.)) without one."""
+
+    def __init__(self, dim: int, mlp_hidden: int, drop_path: float) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(dim, dim, kernel_size=1)
+        self.act = nn.ReLU()
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, mlp_hidden)
+        self.drop = DropPath(drop_path)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        # the pointwise Conv1d over (B, D, L) is a Linear over channels on (B, L, D)
+        conv = nn.functional.linear(x, self.conv1.weight.squeeze(-1), self.conv1.bias)
+        return self.norm1(x + self.act(conv))
+
+    def finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.mlp(self.norm2(self.drop(attended) + x)))
+
+
+class DSTLayer(nn.Module):
+    """alpha * CA(x) + (1 - alpha) * DSA(x); CA and DSA share ``attn`` (registered once, here)."""
+
+    def __init__(self, length: int, cfg: DSTEConfig) -> None:
+        super().__init__()
+        mlp_hidden = max(1, int(round(cfg.hidden * cfg.mlp_ratio)))
+        self.alpha = float(cfg.alpha)
+        self.attn = nn.MultiheadAttention(cfg.hidden, cfg.heads, dropout=0.0, batch_first=True)
+        self.ca = ConvAttention(cfg.hidden, mlp_hidden, cfg.drop_path)
+        self.dsa = DenseShiftAttention(length, cfg.hidden, cfg.gap, mlp_hidden, cfg.drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        h_ca = self.ca.prepare(x)
+        t_dsa, h_dsa = self.dsa.prepare(x)
+        attended = attend(self.attn, torch.cat([h_ca, h_dsa], dim=0))          # one call for all three blocks
+        ca = self.ca.finish(x, attended[:b])
+        dsa = self.dsa.finish(t_dsa, attended[b:])
+        return self.alpha * ca + (1.0 - self.alpha) * dsa
 
 
 def token_embedding(in_dim: int, hidden: int) -> nn.Sequential:
@@ -127,17 +198,17 @@ def token_embedding(in_dim: int, hidden: int) -> nn.Sequential:
 
 
 def sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
-    """The fixed sine/cosine positional encoding (1, length, dim) of the temporal stream."""
-    pos = torch.arange(length, dtype=torch.float64).unsqueeze(1)
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(10000.0) / dim))
-    pe = torch.zeros(length, dim, dtype=torch.float64)
-    pe[:, 0::2] = torch.sin(pos * freq)
-    pe[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
-    return pe.float().unsqueeze(0)
+    """The fixed sine/cosine positional encoding (1, length, dim), computed in float32 exactly as the reference."""
+    pos = torch.arange(length).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(1, length, dim)
+    pe[0, :, 0::2] = torch.sin(pos * freq)
+    pe[0, :, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+    return pe
 
 
 class TokenStream(nn.Module):
-    """One DSTE stream: embed tokens, add positions, run the dense-shift layers, max-pool to (B, hidden)."""
+    """One DSTE stream: embed tokens, then for every layer add positions and apply it; tokens (B, L, hidden)."""
 
     def __init__(self, length: int, in_dim: int, cfg: DSTEConfig, learned_pe: bool) -> None:
         super().__init__()
@@ -147,27 +218,45 @@ class TokenStream(nn.Module):
             nn.init.trunc_normal_(self.pos, std=0.02)
         else:
             self.register_buffer("pos", sinusoidal_encoding(length, cfg.hidden), persistent=False)
-        rates = torch.linspace(0, cfg.drop_path, cfg.depth).tolist() if cfg.depth > 1 else [cfg.drop_path]
-        self.layers = nn.ModuleList(
-            DenseShiftLayer(length, cfg.hidden, cfg.heads, cfg.gap, cfg.alpha, cfg.mlp_ratio, rate) for rate in rates)
-        self.norm = nn.LayerNorm(cfg.hidden)
+        self.layers = nn.ModuleList(DSTLayer(length, cfg) for _ in range(cfg.depth))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.embed(tokens) + self.pos
+        x = self.embed(tokens)
         for layer in self.layers:
-            x = layer(x)
-        return self.norm(x).amax(dim=1)
+            x = layer(x + self.pos)
+        return x
+
+
+def init_weights(module: nn.Module) -> None:
+    """The reference's init: Linear trunc-normal(0.02) and zero bias, LayerNorm weight 1 and bias 0."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
 
 
 class DSTE(nn.Module):
-    """The dual-stream encoder; ``forward(x)`` maps clips (B, C, T, V) or (B, C, T, V, M) to features (B, 2*hidden)."""
+    """The dual-stream encoder; ``forward(x)`` maps clips (B, C, T, V) or (B, C, T, V, M) to features (B, 2*hidden).
+
+    Built from the keys of ``DSTEConfig`` (``DSTE(**card["arch"])``, ``DSTE(**cfg.to_dict())``); keys left out
+    take the pretrain schema's defaults (the only place they live).
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__()
-        self.cfg = cfg = DSTEConfig(**kwargs)
+        extra = sorted(set(kwargs) - {f.name for f in fields(DSTEConfig)})
+        if extra:
+            raise ValueError(f"pretrain.model: unknown encoder keys {extra}")
+        if set(kwargs) != {f.name for f in fields(DSTEConfig)}:
+            kwargs = {**resolve("pretrain", {"model": kwargs})["model"], **kwargs}
+        self.cfg = cfg = DSTEConfig.from_section(kwargs)
         mv = cfg.num_persons * cfg.num_joints
         self.temporal = TokenStream(cfg.num_frames, mv * cfg.num_channels, cfg, learned_pe=False)
         self.spatial = TokenStream(mv, cfg.num_frames * cfg.num_channels, cfg, learned_pe=True)
+        self.apply(init_weights)
 
     @property
     def feature_dim(self) -> int:
@@ -183,13 +272,22 @@ class DSTE(nn.Module):
                              f"{', ' + str(want[3]) if want[3] > 1 else ''}), got {tuple(x.shape)}")
         return x
 
-    def stream_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooled temporal and spatial features, each (B, hidden): the inputs of the grain projectors."""
-        x = self._check(x)
+    @staticmethod
+    def stream_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clips (B, C, T, V, M) -> temporal tokens (B, T, M*V*C) and spatial tokens (B, M*V, T*C)."""
         b, c, t, v, m = x.shape
-        temporal_tokens = x.permute(0, 2, 4, 3, 1).reshape(b, t, m * v * c)  # frame t: all persons, joints, channels
-        spatial_tokens = x.permute(0, 4, 3, 2, 1).reshape(b, m * v, t * c)   # joint (m, v): all frames, channels
-        return self.temporal(temporal_tokens), self.spatial(spatial_tokens)
+        return (x.permute(0, 2, 4, 3, 1).reshape(b, t, m * v * c),   # frame t: all persons, joints, channels
+                x.permute(0, 4, 3, 2, 1).reshape(b, m * v, t * c))   # joint (m, v): all frames, channels
+
+    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backbone tokens before pooling: temporal (B, T, hidden) and spatial (B, M*V, hidden)."""
+        xt, xs = self.stream_tokens(self._check(x))
+        return self.temporal(xt), self.spatial(xs)
+
+    def stream_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Max-pooled temporal and spatial features, each (B, hidden): the inputs of the grain projectors."""
+        yt, ys = self.tokens(x)
+        return yt.amax(dim=1), ys.amax(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         zt, zs = self.stream_features(x)

@@ -3,7 +3,8 @@
 USDRL maps the pooled temporal and spatial features and the concatenated clip feature to three embedding
 spaces ("grains") where the decorrelation loss is computed. Each projector is (Linear, BatchNorm, ReLU)
 repeated, then a final Linear: 1024 -> 2048 -> 2048 -> 2048 for the temporal and spatial grains and
-2048 -> 2048 -> 2048 -> 4096 for the instance grain at paper size.
+2048 -> 2048 -> 2048 -> 4096 for the instance grain at paper size. Linear layers start as the encoder's
+(trunc-normal 0.02, zero bias), as in the reference.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from mgfm.models.dste import DSTE
+from mgfm.models.dste import DSTE, init_weights
 
 GRAINS = ("temporal", "spatial", "instance")
 
@@ -47,6 +48,8 @@ class PretrainModel(nn.Module):
         self.temporal_projector = projector(hidden, projector_dims)
         self.spatial_projector = projector(hidden, projector_dims)
         self.instance_projector = projector(2 * hidden, instance_projector_dims)
+        for head in (self.temporal_projector, self.spatial_projector, self.instance_projector):
+            head.apply(init_weights)
         self.gather_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def forward(self, views: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,10 +1,21 @@
 """Four-view skeleton augmentations of MG-FM-Skele, vectorised over the batch and driven by a seeded generator.
 
-Per view and clip: temporal crop-resize inside the valid frames (USDRL), speed jitter (a monotone power-law
-time warp, so playback speeds up or slows down within the clip), frame dropping (a dropped frame repeats
-the last kept one), confidence-aware joint corruption (joints with a low mean score are more likely to be
-zeroed or mixed by a random 2x2 matrix), shear, and a random 2-D similarity transform (rotation, scale,
-translation). Each has its own probability and range.
+USDRL's recipe is the base: every view is a temporal crop-resize (crop length floor(L * U(ratio)), at least
+min(min_frames, L) frames, random integer start, bilinear resize to T as ``F.interpolate(align_corners=False)``)
+followed by exactly ONE spatial augmentation: joint corruption (probability ``corrupt_p``) or else shear.
+Corruption picks round(rate * V) joints (15 of 25 = 60 % in USDRL) and either zeroes them (every channel, so
+they become undetected; probability ``corrupt_zero_p``) or multiplies their coordinates by a random matrix
+with entries U(-1, 1); shear multiplies every joint by a matrix with unit diagonal and off-diagonals
+U(-magnitude, magnitude).
+
+Our clips are 2-D (x, y, score) where USDRL's are (x, y, z). The matrices act on the coordinates (x, y) only
+(their upper-left 2x2 block: what USDRL's 3x3 matrix does to a joint at z = 0, seen in the image plane); the
+score is a detector confidence, not a coordinate, so it is never mixed into the position or changed by a
+matrix. The iMiGUE-3K additions of the paper sit on top, each switchable: speed jitter (a monotone time warp
+of the crop, p = 0 turns it off), frame dropping (a dropped frame repeats the last kept one), confidence-aware
+corruption (joints are picked with weights favouring a low mean score instead of uniformly) and a random 2-D
+similarity transform (rotation, scale, translation). A joint whose score is 0 when the spatial step starts,
+or that corruption zeroed, is exactly 0 in every channel at the end.
 
 Randomness is split into ``draw`` (all random numbers for a batch, on the CPU generator) and ``apply``
 (pure tensor maths, any device). A distributed run draws for the whole global batch and each process
@@ -21,55 +32,67 @@ import torch
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Probabilities and ranges of every augmentation (see the pretrain schema for each key's meaning)."""
+    """Probabilities and ranges of every augmentation, from the resolved ``pretrain.augment`` section (the
+    schema holds the defaults and each key's meaning)."""
 
-    num_views: int = 4
-    crop_ratio: tuple[float, float] = (0.1, 1.0)
-    speed_p: float = 0.5
-    speed_max: float = 1.5
-    drop_p: float = 0.5
-    drop_max_rate: float = 0.2
-    corrupt_p: float = 0.5
-    corrupt_rate: float = 0.15
-    corrupt_zero_p: float = 0.5
-    shear_p: float = 0.5
-    shear: float = 0.3
-    rigid_p: float = 0.5
-    rotation_deg: float = 15.0
-    scale: tuple[float, float] = (0.9, 1.1)
-    translation: float = 0.1
+    num_views: int
+    crop_ratio: tuple[float, float]
+    crop_min_frames: int
+    corrupt_p: float
+    corrupt_rate: float
+    corrupt_zero_p: float
+    confidence_aware: bool
+    shear: float
+    speed_p: float
+    speed_max: float
+    drop_p: float
+    drop_max_rate: float
+    rigid_p: float
+    rotation_deg: float
+    scale: tuple[float, float]
+    translation: float
 
     def __post_init__(self) -> None:
         lo, hi = self.crop_ratio
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"augment.crop.ratio must satisfy 0 < low <= high <= 1, got {self.crop_ratio}")
+        if self.crop_min_frames < 1:
+            raise ValueError(f"augment.crop.min_frames must be >= 1, got {self.crop_min_frames}")
         if self.num_views < 2:
             raise ValueError(f"augment.num_views must be >= 2, got {self.num_views}")
         if self.speed_max < 1:
             raise ValueError(f"augment.speed.max_factor must be >= 1, got {self.speed_max}")
         if not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"augment.rigid.scale must satisfy 0 < low <= high, got {self.scale}")
-        for key in ("speed_p", "drop_p", "corrupt_p", "corrupt_zero_p", "shear_p", "rigid_p", "drop_max_rate",
-                    "corrupt_rate"):
+        for key, name in (("speed_p", "speed.p"), ("drop_p", "frame_drop.p"), ("corrupt_p", "joint_corruption.p"),
+                          ("corrupt_zero_p", "joint_corruption.zero_p"), ("rigid_p", "rigid.p"),
+                          ("drop_max_rate", "frame_drop.max_rate"), ("corrupt_rate", "joint_corruption.rate")):
             if not 0 <= getattr(self, key) <= 1:
-                raise ValueError(f"augment: {key} must be in [0, 1], got {getattr(self, key)}")
+                raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, key)}")
 
     @classmethod
-    def from_params(cls, p: dict) -> AugmentConfig:
-        """Build from the nested ``pretrain.augment`` config section (missing keys keep their defaults)."""
-        d = cls()
-        g = lambda sec, key, default: p.get(sec, {}).get(key, default)  # noqa: E731
+    def from_section(cls, p: dict) -> AugmentConfig:
+        """Build from the resolved ``pretrain.augment`` section; a missing key is an error naming it."""
+        def g(*path: str):
+            node = p
+            for i, key in enumerate(path):
+                if not isinstance(node, dict) or key not in node:
+                    raise ValueError(f"augment.{'.'.join(path[:i + 1])} missing "
+                                     "(pass the section resolved against its schema)")
+                node = node[key]
+            return node
+
         return cls(
-            num_views=p.get("num_views", d.num_views),
-            crop_ratio=tuple(g("crop", "ratio", d.crop_ratio)),
-            speed_p=g("speed", "p", d.speed_p), speed_max=g("speed", "max_factor", d.speed_max),
-            drop_p=g("frame_drop", "p", d.drop_p), drop_max_rate=g("frame_drop", "max_rate", d.drop_max_rate),
-            corrupt_p=g("joint_corruption", "p", d.corrupt_p),
-            corrupt_rate=g("joint_corruption", "rate", d.corrupt_rate),
-            corrupt_zero_p=g("joint_corruption", "zero_p", d.corrupt_zero_p),
-            shear_p=g("shear", "p", d.shear_p), shear=g("shear", "magnitude", d.shear),
-            rigid_p=g("rigid", "p", d.rigid_p), rotation_deg=g("rigid", "rotation_deg", d.rotation_deg),
-            scale=tuple(g("rigid", "scale", d.scale)), translation=g("rigid", "translation", d.translation),
+            num_views=int(g("num_views")),
+            crop_ratio=tuple(g("crop", "ratio")), crop_min_frames=int(g("crop", "min_frames")),
+            corrupt_p=g("joint_corruption", "p"), corrupt_rate=g("joint_corruption", "rate"),
+            corrupt_zero_p=g("joint_corruption", "zero_p"),
+            confidence_aware=bool(g("joint_corruption", "confidence_aware")),
+            shear=g("shear", "magnitude"),
+            speed_p=g("speed", "p"), speed_max=g("speed", "max_factor"),
+            drop_p=g("frame_drop", "p"), drop_max_rate=g("frame_drop", "max_rate"),
+            rigid_p=g("rigid", "p"), rotation_deg=g("rigid", "rotation_deg"),
+            scale=tuple(g("rigid", "scale")), translation=g("rigid", "translation"),
         )
 
     def to_dict(self) -> dict:
@@ -88,8 +111,7 @@ def draw(cfg: AugmentConfig, n: int, num_frames: int, num_joints: int, generator
         "speed_on": u() < cfg.speed_p, "speed": u(),
         "drop_on": u() < cfg.drop_p, "drop_rate": u(), "drop": u(num_frames),
         "corrupt_on": u() < cfg.corrupt_p, "corrupt_zero": u() < cfg.corrupt_zero_p, "corrupt": u(num_joints),
-        "corrupt_mix": u(2, 2),
-        "shear_on": u() < cfg.shear_p, "shear": u(2),
+        "corrupt_mix": u(2, 2), "shear": u(2),
         "rigid_on": u() < cfg.rigid_p, "angle": u(), "scale": u(), "shift": u(2),
     }
 
@@ -113,10 +135,12 @@ def interpolate_frames(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
 
 
 def resample_valid(x: torch.Tensor, valid_len: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Deterministic evaluation view: all valid frames of each clip resampled to ``num_frames`` -> (n, C, T', V)."""
+    """Deterministic evaluation view: all valid frames of each clip bilinearly resized to ``num_frames`` (as
+    the training crop-resize and USDRL's evaluation crop with ratio 1) -> (n, C, T', V)."""
     _check_valid(x, valid_len)
-    u = torch.linspace(0, 1, num_frames, device=x.device, dtype=torch.float32)
-    pos = u.view(1, 1, -1) * (valid_len.to(x.device, torch.float32) - 1).view(1, -1, 1)
+    length = valid_len.to(x.device, torch.float32).view(1, -1, 1)
+    u = (torch.arange(num_frames, device=x.device, dtype=torch.float32) + 0.5) / num_frames
+    pos = torch.minimum((u.view(1, 1, -1) * length - 0.5).clamp(min=0), length - 1)
     return interpolate_frames(x, pos)[0]
 
 
@@ -128,71 +152,81 @@ def _check_valid(x: torch.Tensor, valid_len: torch.Tensor) -> None:
         raise ValueError(f"valid_len must lie in [1, {x.shape[2]}], got values in [{lo}, {hi}]")
 
 
+def crop_positions(cfg: AugmentConfig, valid: torch.Tensor, d: dict, num_frames: int) -> torch.Tensor:
+    """Source frame (fractional) of every output frame (K, n, T'): USDRL's crop-resize, speed warp, frame drop."""
+    lo, hi = cfg.crop_ratio
+    shortest = valid.clamp(max=cfg.crop_min_frames)
+    length = torch.minimum(torch.maximum(torch.floor(valid * (lo + (hi - lo) * d["crop"])), shortest), valid)
+    start = torch.minimum(torch.floor(d["start"] * (valid - length + 1)), valid - length)   # randint(0, L-len]
+    # bilinear resize with align_corners=False: output frame i samples (i + 0.5) * len / T' - 0.5 of the crop;
+    # the speed warp bends the normalised time (i + 0.5) / T' to its power gamma (1 when off)
+    u = (torch.arange(num_frames, device=valid.device, dtype=torch.float32) + 0.5) / num_frames
+    gamma = torch.where(d["speed_on"], torch.exp((2 * d["speed"] - 1) * math.log(cfg.speed_max)),
+                        torch.ones_like(d["speed"]))
+    src = u.view(1, 1, -1) ** gamma.unsqueeze(-1) * length.unsqueeze(-1) - 0.5
+    pos = start.unsqueeze(-1) + torch.minimum(src.clamp(min=0), (length - 1).unsqueeze(-1))
+    # frame dropping: a dropped output frame repeats the last kept one (the first is always kept)
+    rate = cfg.drop_max_rate * d["drop_rate"] * d["drop_on"]
+    keep = d["drop"] >= rate.unsqueeze(-1)
+    keep[..., 0] = True
+    steps = torch.arange(num_frames, device=valid.device).expand_as(keep)
+    last_kept = torch.where(keep, steps, torch.zeros_like(steps)).cummax(dim=-1).values
+    return torch.gather(pos, -1, last_kept)
+
+
+def corrupted_joints(cfg: AugmentConfig, views: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Mask (K, n, V) of the round(rate * V) joints each view would corrupt: a uniform choice (USDRL) or, when
+    confidence-aware, a weighted one without replacement favouring joints with a low mean score."""
+    v = views.shape[-1]
+    count = int(round(cfg.corrupt_rate * v))
+    if count == 0:
+        return torch.zeros(keys.shape, dtype=torch.bool, device=keys.device)
+    if cfg.confidence_aware and views.shape[2] >= 3:
+        doubt = 1.0 - views[:, :, 2].mean(dim=2).clamp(0, 1)                   # (K, n, V)
+        keys = torch.log(keys.clamp(min=1e-12)) / (doubt + 1e-3)              # Efraimidis-Spirakis keys
+    top = keys.topk(count, dim=-1).indices
+    return torch.zeros_like(keys, dtype=torch.bool).scatter_(-1, top, True)
+
+
 def apply(cfg: AugmentConfig, x: torch.Tensor, valid_len: torch.Tensor, draws: dict, num_frames: int) -> torch.Tensor:
     """Augment joint clips x (n, C, T, V) with ``draws`` into views (K, n, C, num_frames, V)."""
     _check_valid(x, valid_len)
     dev = x.device
     d = {key: value.to(dev) for key, value in draws.items()}
     valid = valid_len.to(dev, torch.float32).view(1, -1)                       # (1, n)
-
-    # temporal crop inside the valid frames, optional speed warp, resampled to num_frames positions
-    lo, hi = cfg.crop_ratio
-    length = torch.clamp((lo + (hi - lo) * d["crop"]) * valid, min=1.0)      # frames covered by the crop
-    start = d["start"] * (valid - length)
-    u = torch.linspace(0, 1, num_frames, device=dev).view(1, 1, -1)
-    log_s = math.log(cfg.speed_max)
-    gamma = torch.where(d["speed_on"], torch.exp((2 * d["speed"] - 1) * log_s), torch.ones_like(d["speed"]))
-    u = u ** gamma.unsqueeze(-1)
-    pos = start.unsqueeze(-1) + u * (length - 1).clamp(min=0).unsqueeze(-1)   # (K, n, T')
-
-    # frame dropping: a dropped output frame repeats the last kept one (the first is always kept)
-    rate = cfg.drop_max_rate * d["drop_rate"] * d["drop_on"]
-    keep = d["drop"] >= rate.unsqueeze(-1)
-    keep[..., 0] = True
-    steps = torch.arange(num_frames, device=dev).expand_as(keep)
-    last_kept = torch.where(keep, steps, torch.zeros_like(steps)).cummax(dim=-1).values
-    pos = torch.gather(pos, -1, last_kept)
-    views = interpolate_frames(x, pos)                                         # (K, n, C, T', V)
-
+    views = interpolate_frames(x, crop_positions(cfg, valid, d, num_frames))  # (K, n, C, T', V)
     if views.shape[2] < 2:
         return views
-    xy = views[:, :, :2]
-    has_score = views.shape[2] >= 3
+    xy, rest = views[:, :, :2], views[:, :, 2:]
+    kn = xy.shape[:2]
 
-    # confidence-aware joint corruption: rate scaled by each joint's relative lack of confidence
-    if has_score:
-        doubt = 1.0 - views[:, :, 2].mean(dim=2).clamp(0, 1)                   # (K, n, V)
-        mean_doubt = doubt.mean(dim=-1, keepdim=True)
-        rel = torch.where(mean_doubt > 1e-6, doubt / mean_doubt.clamp(min=1e-6), torch.ones_like(doubt))
-    else:
-        rel = torch.ones_like(d["corrupt"])
-    hit = (d["corrupt"] < (cfg.corrupt_rate * rel).clamp(0, 1)) & d["corrupt_on"].unsqueeze(-1)   # (K, n, V)
-    mix = 2 * d["corrupt_mix"] - 1                                             # (K, n, 2, 2) in [-1, 1]
-    mixed = torch.einsum("knij,knjtv->knitv", mix, xy)
-    zero = d["corrupt_zero"].view(*hit.shape[:2], 1, 1, 1)
-    hit5 = hit.unsqueeze(2).unsqueeze(3)                                       # (K, n, 1, 1, V)
-    new_xy = torch.where(hit5, torch.where(zero, torch.zeros_like(xy), mixed), xy)
-    if has_score:
-        score = torch.where(hit5 & zero, torch.zeros_like(views[:, :, 2:3]), views[:, :, 2:3])
-        present = views[:, :, 2:3] > 0                                         # missing joints stay where they are
-
-    # shear and 2-D similarity transform, composed into one 2x2 matrix plus a translation per view
-    eye = torch.eye(2, device=dev).expand(*hit.shape[:2], 2, 2)
-    s = cfg.shear * (2 * d["shear"] - 1) * d["shear_on"].unsqueeze(-1)       # (K, n, 2)
-    shear = eye.clone()
+    # exactly one spatial augmentation per view: joint corruption, else shear
+    corrupt = d["corrupt_on"]
+    hit = corrupted_joints(cfg, views, d["corrupt"]) & corrupt.unsqueeze(-1)  # (K, n, V)
+    zeroed = hit & d["corrupt_zero"].unsqueeze(-1)
+    mixed = hit & ~d["corrupt_zero"].unsqueeze(-1)
+    mix = 2 * d["corrupt_mix"] - 1                                             # row-vector convention: xy @ M
+    xy = torch.where(mixed.view(*kn, 1, 1, -1), torch.einsum("knij,knitv->knjtv", mix, xy), xy)
+    s = cfg.shear * (2 * d["shear"] - 1)                                       # (K, n, 2) off-diagonals
+    shear = torch.eye(2, device=dev).repeat(*kn, 1, 1)
     shear[..., 0, 1], shear[..., 1, 0] = s[..., 0], s[..., 1]
+    xy = torch.where(corrupt.view(*kn, 1, 1, 1), xy, torch.einsum("knij,knjtv->knitv", shear, xy))
+
+    # rigid 2-D similarity transform on top (rotation, scale, translation)
     on = d["rigid_on"]
     theta = torch.deg2rad(cfg.rotation_deg * (2 * d["angle"] - 1)) * on
     scale = torch.where(on, cfg.scale[0] + (cfg.scale[1] - cfg.scale[0]) * d["scale"], torch.ones_like(theta))
     cos, sin = torch.cos(theta) * scale, torch.sin(theta) * scale
     rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
     shift = cfg.translation * (2 * d["shift"] - 1) * on.unsqueeze(-1)        # (K, n, 2)
-    moved = torch.einsum("knij,knjtv->knitv", rot @ shear, new_xy) + shift.view(*shift.shape, 1, 1)
-    new_xy = torch.where(present, moved, new_xy) if has_score else moved
-    parts = [new_xy, score] if has_score else [new_xy]
-    if views.shape[2] > 3:
-        parts.append(views[:, :, 3:])
-    return torch.cat(parts, dim=2)
+    xy = torch.einsum("knij,knjtv->knitv", rot, xy) + shift.view(*kn, 2, 1, 1)
+
+    # undetected joints (score 0 before the spatial step) and zeroed ones are exactly 0 in every channel
+    absent = zeroed.view(*kn, 1, 1, -1)
+    if rest.shape[2]:
+        absent = absent | (rest[:, :, :1] == 0)
+    out = torch.cat([xy, rest], dim=2)
+    return torch.where(absent, torch.zeros_like(out), out)
 
 
 class FourViewAugment:

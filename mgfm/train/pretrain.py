@@ -44,15 +44,15 @@ def git_revision() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
-def split_model_params(model_params: dict) -> tuple[dict, dict]:
-    """Encoder kwargs and projector dims from a resolved ``pretrain.model`` block (unknown keys are an error)."""
-    arch = {k: v for k, v in model_params.items() if k not in PROJECTOR_KEYS}
-    unknown = sorted(set(arch) - set(DSTEConfig.__dataclass_fields__))
+def split_model_params(model_params: dict) -> tuple[DSTEConfig, dict]:
+    """Encoder config and projector dims from the resolved ``pretrain.model`` block (unknown keys are an error)."""
+    unknown = sorted(set(model_params) - set(DSTEConfig.__dataclass_fields__) - set(PROJECTOR_KEYS))
     if unknown:
         raise ValueError(f"pretrain.model: unknown keys {unknown}")
-    proj = {"projector_dims": list(model_params["projector_dims"]),
-            "instance_projector_dims": list(model_params["instance_projector_dims"])}
-    return arch, proj
+    missing = [k for k in PROJECTOR_KEYS if k not in model_params]
+    if missing:
+        raise ValueError(f"pretrain.model lacks {missing} (pass the section resolved against its schema)")
+    return DSTEConfig.from_section(model_params), {k: list(model_params[k]) for k in PROJECTOR_KEYS}
 
 
 def make_step(stream: str, aug: AugmentConfig, weights: DecorrelationWeights, num_frames: int):
@@ -71,15 +71,17 @@ def make_step(stream: str, aug: AugmentConfig, weights: DecorrelationWeights, nu
 
 def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.PathLike, params: dict, seed: int,
                       device: str | None = None, on_epoch_end=None) -> Path:
-    """Pretrain the ``stream`` encoder on a packed skeleton dataset; returns the model folder."""
+    """Pretrain the ``stream`` encoder on a packed skeleton dataset; returns the model folder.
+
+    ``params`` is the ``pretrain`` config section; keys it leaves out take the schema's defaults.
+    """
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     out = Path(out)
     params = resolve_step("pretrain_skeleton", params)
-    arch, proj = split_model_params(params["model"])
-    enc_cfg = DSTEConfig(**arch)
-    aug = AugmentConfig.from_params(params["augment"])
-    weights = DecorrelationWeights(**params["loss"])
+    enc_cfg, proj = split_model_params(params["model"])
+    aug = AugmentConfig.from_section(params["augment"])
+    weights = DecorrelationWeights.from_section(params["loss"])
     train_cfg = TrainConfig.from_params(params["train"], seed=derive_seed(seed, "pretrain", "skeleton", stream))
     data = PackedClips(dataset, num_joints=enc_cfg.num_joints, num_channels=enc_cfg.num_channels)
     if enc_cfg.num_persons != 1:
@@ -111,6 +113,8 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
             "data": {**data_desc, "info": dataset_info}, "epochs": train_cfg.epochs, "seed": seed,
             "train_seed": train_cfg.seed, "train": train_cfg.to_dict(), "augment": aug.to_dict(),
             "loss": weights.to_dict(), "projectors": proj, "git_revision": git_revision(),
+            "parameters": {"encoder": sum(p.numel() for p in result.model.encoder.parameters()),
+                           "with_projectors": sum(p.numel() for p in result.model.parameters())},
             "world_size": result.dist.world, "device": result.dist.device.type,
             "final_loss": result.history[-1]["loss"] if result.history else None,
             "train_seconds_last_run": round(time.perf_counter() - t0, 1),

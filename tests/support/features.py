@@ -102,6 +102,7 @@ def write_synthetic_encoders(root: str | os.PathLike, streams=("joint",), num_cl
     from mgfm.core.packed import write_packed
     from mgfm.models.artifact import save_encoder
     from mgfm.models.dste import DSTE, DSTEConfig
+    from mgfm.config import resolve
     from mgfm.core.layout import NUM_JOINTS
     from mgfm.train.features import extract_features
 
@@ -118,7 +119,8 @@ def write_synthetic_encoders(root: str | os.PathLike, streams=("joint",), num_cl
         data = np.concatenate([xy, score], axis=1).astype(np.float32)
         meta = _meta(n, videos, split, y, name[3:5], rng).assign(valid_len=frames)
         write_packed(root / "datasets" / "skeleton" / name, data, meta, {"source": "synthetic"})
-    cfg = DSTEConfig(num_frames=frames, num_joints=NUM_JOINTS, hidden=hidden, depth=1, drop_path=0.0)
+    model = {"num_frames": frames, "num_joints": NUM_JOINTS, "hidden": hidden, "depth": 1, "drop_path": 0.0}
+    cfg = DSTEConfig.from_section(resolve("pretrain", {"model": model})["model"])
     for stream in streams:
         torch.manual_seed(seed)
         enc = DSTE(**cfg.to_dict())

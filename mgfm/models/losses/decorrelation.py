@@ -6,7 +6,8 @@ paper; the last view is the anchor):
     vac   = sum_k [ std_weight * mean_d relu(1 - sqrt(var_d(z_k) + var_eps)) + sum_{i!=j} cov(z_k)_ij^2 / D ]
             (VICReg variance and covariance terms; var and cov unbiased over the batch, cov on centred z)
     xcorr = sum over view pairs (a < b) of Barlow Twins on batch-standardised z:
-            sum_i (1 - C_ii)^2 + barlow_lambda * sum_{i!=j} C_ij^2,   C = z_a^T z_b / B
+            sum_i (1 - C_ii)^2 + barlow_lambda * sum_{i!=j} C_ij^2,   C = z_a^T z_b / B,
+            standardised as (z - mean) / std with the unbiased std and no epsilon (torch.std, as USDRL)
 Each term combines grains as instance_weight * term_instance + temporal_weight * term_temporal +
 spatial_weight * term_spatial (1, 0.5, 0.5), and total = sim_weight * sim + vac_weight * vac +
 xcorr_weight * xcorr (5, 1, 1e-3). Computed in float32 at least (under autocast the inputs are upcast).
@@ -14,7 +15,7 @@ xcorr_weight * xcorr (5, 1, 1e-3). Computed in float32 at least (under autocast 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from itertools import combinations
 
 import torch
@@ -25,18 +26,28 @@ GRAINS = ("temporal", "spatial", "instance")
 
 @dataclass(frozen=True)
 class DecorrelationWeights:
-    """Every weight and constant of the loss; defaults are the reference values."""
+    """Every weight and constant of the loss, from the resolved ``pretrain.loss`` section (the schema holds the
+    reference values as defaults)."""
 
-    sim_weight: float = 5.0
-    vac_weight: float = 1.0
-    xcorr_weight: float = 1e-3
-    instance_weight: float = 1.0
-    temporal_weight: float = 0.5
-    spatial_weight: float = 0.5
-    std_weight: float = 5.0
-    var_eps: float = 1e-4
-    barlow_lambda: float = 0.005
-    bn_eps: float = 1e-5
+    sim_weight: float
+    vac_weight: float
+    xcorr_weight: float
+    instance_weight: float
+    temporal_weight: float
+    spatial_weight: float
+    std_weight: float
+    var_eps: float
+    barlow_lambda: float
+
+    @classmethod
+    def from_section(cls, loss: dict) -> DecorrelationWeights:
+        """Every key of a resolved ``pretrain.loss`` dict; a missing or unknown key is an error naming it."""
+        names = [f.name for f in fields(cls)]
+        missing, unknown = [n for n in names if n not in loss], sorted(set(loss) - set(names))
+        if missing or unknown:
+            raise ValueError(f"pretrain.loss: missing keys {missing}, unknown keys {unknown} "
+                             "(pass the section resolved against its schema)")
+        return cls(**{n: float(loss[n]) for n in names})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +70,7 @@ def similarity_term(z: torch.Tensor) -> torch.Tensor:
     return sum(F.mse_loss(v, anchor) + F.mse_loss(v, centre) for v in others)
 
 
-def variance_covariance_term(z: torch.Tensor, std_weight: float = 5.0, var_eps: float = 1e-4) -> torch.Tensor:
+def variance_covariance_term(z: torch.Tensor, std_weight: float, var_eps: float) -> torch.Tensor:
     """VICReg variance hinge plus squared off-diagonal covariance / D, summed over views."""
     k, b, d = z.shape
     centred = z - z.mean(dim=1, keepdim=True)
@@ -70,12 +81,10 @@ def variance_covariance_term(z: torch.Tensor, std_weight: float = 5.0, var_eps: 
     return (std_weight * std_loss + off / d).sum()
 
 
-def cross_correlation_term(z: torch.Tensor, barlow_lambda: float = 0.005, bn_eps: float = 1e-5) -> torch.Tensor:
-    """Barlow Twins on every pair of views, features standardised over the batch (biased std, like BatchNorm)."""
+def cross_correlation_term(z: torch.Tensor, barlow_lambda: float) -> torch.Tensor:
+    """Barlow Twins on every pair of views, features standardised over the batch with the unbiased std (USDRL)."""
     k, b, d = z.shape
-    mean = z.mean(dim=1, keepdim=True)
-    var = (z - mean).pow(2).mean(dim=1, keepdim=True)
-    zn = (z - mean) / torch.sqrt(var + bn_eps)
+    zn = (z - z.mean(dim=1, keepdim=True)) / z.std(dim=1, keepdim=True)
     total = z.new_zeros(())
     for a, c in combinations(range(k), 2):
         corr = zn[a].T @ zn[c] / b
@@ -85,10 +94,9 @@ def cross_correlation_term(z: torch.Tensor, barlow_lambda: float = 0.005, bn_eps
 
 
 def multi_grained_decorrelation_loss(
-    views: dict[str, torch.Tensor], weights: DecorrelationWeights | None = None
+    views: dict[str, torch.Tensor], w: DecorrelationWeights
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and its detached parts (sim, vac, xcorr and each per grain) from {grain: (K, B, D)} embeddings."""
-    w = weights or DecorrelationWeights()
     missing = [g for g in GRAINS if g not in views]
     if missing:
         raise ValueError(f"decorrelation loss: missing grains {missing}; got {sorted(views)}")
@@ -103,7 +111,7 @@ def multi_grained_decorrelation_loss(
             parts = {
                 "sim": similarity_term(z),
                 "vac": variance_covariance_term(z, w.std_weight, w.var_eps),
-                "xcorr": cross_correlation_term(z, w.barlow_lambda, w.bn_eps),
+                "xcorr": cross_correlation_term(z, w.barlow_lambda),
             }
         for name, value in parts.items():
             combined[name] = combined[name] + grain_weight[grain] * value

@@ -3,10 +3,11 @@
 The method, in order:
 1. smoothing: per window length and class, a centred moving average over ``smooth`` neighbouring windows
    (windows that are not visible count as probability 0, so a gesture needs support from its neighbours);
-2. proposals: every visible window with its most probable class, the smoothed probability as confidence;
+2. proposals: every visible window and class, the smoothed probability as confidence;
 3. non-maximum suppression over all lengths, greedy by confidence: a proposal is dropped when its temporal IoU
-   with a kept one exceeds ``nms_iou`` (``nms: class`` compares only proposals of the same class, ``nms: all``
-   every pair, since one person performs one micro-gesture at a time);
+   with a kept one exceeds ``nms_iou``. ``nms: all`` compares every pair, whatever the class (one person, one
+   micro-gesture at a time: a window keeps at most its best class); ``nms: class`` only proposals of one class,
+   so a window may propose several classes and the threshold decides how many survive;
 4. thresholding: instances with confidence >= ``threshold``, a value chosen on validation videos
    (``mgfm.infer.calibrate``), never on test. Evaluation's mAP ranks the proposals before this step.
 """
@@ -18,6 +19,8 @@ import pandas as pd
 
 from mgfm.infer.windows import Windows
 
+#: Class probabilities at or below this never become a proposal (``nms: class`` would otherwise keep every class).
+MIN_PROPOSAL = 1e-3
 INSTANCE_COLUMNS = ["start_frame", "end_frame", "start_s", "end_s", "class_id", "class_name", "confidence"]
 
 
@@ -72,12 +75,23 @@ def proposals(probs: np.ndarray, windows: Windows, params: dict) -> pd.DataFrame
     if len(rows) == 0:
         return pd.DataFrame({"start_frame": [], "end_frame": [], "class_id": [], "confidence": []}).astype(
             {"start_frame": np.int64, "end_frame": np.int64, "class_id": np.int64, "confidence": np.float64})
-    cls = sm[rows].argmax(1)
-    conf = sm[rows, cls]
-    s, e = windows.start[rows], windows.end[rows]
-    keep = nms(s, e, cls, conf, float(params["nms_iou"]), params["nms"] == "class")
-    return pd.DataFrame({"start_frame": s[keep], "end_frame": e[keep], "class_id": cls[keep].astype(np.int64),
-                         "confidence": conf[keep]})
+    iou = float(params["nms_iou"])
+    if params["nms"] == "all":         # a window's other classes overlap it fully: only its best class can survive
+        cls = sm[rows].argmax(1)
+        conf = sm[rows, cls]
+        s, e = windows.start[rows], windows.end[rows]
+        keep = nms(s, e, cls, conf, iou, per_class=False)
+        s, e, cls, conf = s[keep], e[keep], cls[keep], conf[keep]
+    else:                               # every class of every window competes within its class only
+        parts = []
+        for c in range(sm.shape[1]):
+            r = rows[sm[rows, c] > MIN_PROPOSAL]
+            keep = nms(windows.start[r], windows.end[r], np.zeros(len(r)), sm[r, c], iou, per_class=False)
+            parts.append((windows.start[r][keep], windows.end[r][keep], np.full(len(keep), c), sm[r, c][keep]))
+        s, e, cls, conf = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    order = np.argsort(-conf, kind="stable")
+    return pd.DataFrame({"start_frame": s[order], "end_frame": e[order], "class_id": cls[order].astype(np.int64),
+                         "confidence": conf[order]})
 
 
 def instances(props: pd.DataFrame, threshold: float, fps: float, class_names: list[str]) -> pd.DataFrame:

@@ -102,3 +102,15 @@ def test_class_prior_baseline_gives_every_visible_window_the_class_frequencies()
     probs = np.zeros((3, 2))
     out = prior_probs(probs, np.array([True, False, True]), np.array([0.25, 0.75]))
     assert out.tolist() == [[0.25, 0.75], [0.0, 0.0], [0.25, 0.75]]
+
+
+def test_per_class_nms_lets_a_window_propose_its_second_class():
+    w = sliding_windows(40, [10], 5, np.ones(40, bool), 1.0)
+    p = np.full((len(w), 3), 0.0)
+    p[2] = [0.0, 0.55, 0.45]            # frames 10-19: two likely classes
+    p[3] = [0.0, 0.50, 0.50]            # frames 15-24 overlaps it: suppressed within each class
+    one = proposals(p, w, {"smooth": 1, "nms_iou": 0.0, "nms": "all"})
+    both = proposals(p, w, {"smooth": 1, "nms_iou": 0.0, "nms": "class"})
+    assert one[["start_frame", "class_id"]].values.tolist() == [[10, 1]]
+    assert sorted(both[["start_frame", "class_id"]].values.tolist()) == [[10, 1], [15, 2]]
+    assert both["confidence"].is_monotonic_decreasing

@@ -78,6 +78,7 @@ def proposals(probs: np.ndarray, windows: Windows, params: dict) -> pd.DataFrame
     iou = float(params["nms_iou"])
     if params["nms"] == "all":         # a window's other classes overlap it fully: only its best class can survive
         cls = sm[rows].argmax(1)
+        rows, cls = rows[sm[rows, cls] > MIN_PROPOSAL], cls[sm[rows, cls] > MIN_PROPOSAL]
         conf = sm[rows, cls]
         s, e = windows.start[rows], windows.end[rows]
         keep = nms(s, e, cls, conf, iou, per_class=False)

@@ -95,3 +95,14 @@ def test_models_of_another_joint_layout_are_refused(work, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mgfm", "infer", str(work / "results" / "videos" / "demo008.mp4"),
                            "--models", str(models), "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 1 and "spotter.json" in proc.stderr and "joint subset of 42 joints" in proc.stderr
+
+
+def test_infer_target_spots_the_configured_videos_and_reruns_nothing_else(work, tmp_path):
+    from tests.support.workflow import output
+
+    video = work / "results" / "videos" / "demo009.mp4"
+    cfg = write_config(tmp_path / "infer.yaml", repo_config({**SMALL, "infer": {"videos": [str(video)]}}))
+    proc = snakemake(work, "infer", "--rerun-triggers", "mtime", configfiles=[cfg], timeout=600)
+    assert "infer_video" in output(proc) and "infer_classifier" not in output(proc)
+    meta = json.loads((work / "results" / "infer" / "videos" / "demo009" / "instances.json").read_text())
+    assert meta["source"].endswith("video.mp4") and meta["n_frames"] > 0

@@ -117,7 +117,7 @@ CHANGES = {
     "rgb.size": {"rgb_dataset"},
 }
 NEW_VALUES = {"clips.prior": "prior.csv", "clips.iod_taus": [0.2], "pretrain.streams": ["joint"],
-              "eval.seeds": [7]}
+              "eval.seeds": [7], "infer.merge.nms_iou": 0.3}
 
 
 @pytest.mark.parametrize("key", sorted(CHANGES))

@@ -1,12 +1,16 @@
 # mgfm: the iMiGUE-3K micro-gesture benchmark, end to end.
 # Default target: every table of the paper plus the report. See README.md for the stages and results layout.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The repository's config.yaml (the demo) is always the base, wherever --directory points; --configfile files are
+# merged on top of it key by key, and every key neither sets comes from the schemas (mgfm/config/schemas/).
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"
@@ -26,3 +30,11 @@ include: "workflow/rules/datasets.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/eval.smk"
 include: "workflow/rules/infer.smk"
+
+
+onsuccess:
+    # the last lines of a successful run: where the report is and the headline numbers (logs/ holds the rest)
+    from mgfm.tables.console import success_lines
+
+    for line in success_lines(RESULTS, EVAL_MODALITIES, EVAL_STREAMS, DATASET_LABEL):
+        print(line)

@@ -35,10 +35,36 @@ def json_object(text: str) -> dict:
     return value
 
 
+def version() -> str:
+    """The installed package's version (``mgfm --version``)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("mgfm")
+    except PackageNotFoundError:
+        return "unknown (not installed; run `pip install -e .`)"
+
+
+def params_help(section: str, step: str | None = None) -> str:
+    """Help text of a ``--params`` option: which config section it takes and the schema that documents it."""
+    schema = section.split(".")[0]
+    which = f"the keys of config section '{section}' that step {step} reads (mgfm.config.steps)" if step else \
+        f"config section '{section}'"
+    return (f"JSON object: {which}; schema: mgfm/config/schemas/{schema}.schema.yaml. Missing keys take the "
+            "schema's defaults, unknown keys are an error")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mgfm", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="mgfm", description="The iMiGUE-3K micro-gesture benchmark: one command per workflow stage. The "
+        "Snakemake workflow calls these commands; run `snakemake --cores all` for the whole pipeline.",
+        epilog="Each command's --params takes the JSON of the config keys its step reads; the schemas under "
+        "mgfm/config/schemas/ describe every key and its default.")
+    parser.add_argument("--version", action="version", version=f"mgfm {version()}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and full tracebacks on the terminal when a command fails")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for package in STAGE_PACKAGES:
         name = f"{package}.cli"
         if importlib.util.find_spec(name) is not None:

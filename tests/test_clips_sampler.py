@@ -159,6 +159,6 @@ def test_stage_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="clips.tau"):
         sample_clips(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], tmp_path / "c.parquet",
                      tmp_path / "s.csv", seed=0, params={"tau": 3})
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match=r"clips.tua: unknown key \(did you mean .tau.\?\)"):
         sample_clips(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], tmp_path / "c.parquet",
                      tmp_path / "s.csv", seed=0, params={"tua": 0.3})

@@ -27,8 +27,9 @@ TARGETS = ["results/clips/clips.parquet", "results/clips/sampler_stats.csv", "re
 
 
 def run_targets(work: Path, configs: list[Path], *args: str) -> str:
-    """The clips and datasets targets with ``configs`` on one core; Snakemake's output."""
-    return output(snakemake(work, *args, *TARGETS, configfiles=configs, cores=1))
+    """The clips and datasets targets with ``configs`` on one core; Snakemake's output, each job's rule block
+    included (the default profile keeps them off the console)."""
+    return output(snakemake(work, "--quiet=host", *args, *TARGETS, configfiles=configs, cores=1))
 
 
 def stamp(paths, age_s: float) -> None:

@@ -184,3 +184,131 @@ def test_report(evaluated, tmp_path):
     assert "fig4_missing.png" in html                   # a missing input is named, not silently dropped
     for name in ("confusion_best.png", "embedding_test.png", "probe_curves_skeleton.png"):
         assert (tmp_path / "figures" / name).is_file()
+
+
+# ---- honesty: what the tables and the report say is computed from the numbers --------------------------------
+from mgfm.tables.bib import REFERENCES  # noqa: E402
+from mgfm.tables.build import compare, pretraining_verdict, semi_supervised_verdict  # noqa: E402
+from mgfm.tables.figures import STREAM_COLORS, pretraining_figure, stream_color  # noqa: E402
+from mgfm.tables.render import CITATION  # noqa: E402
+from mgfm.tables.summary import dataset_label  # noqa: E402
+
+DEMO = "the synthetic demo corpus (seed 7), not iMiGUE-3K"
+
+
+def _ms(mean: float, std: float = 0.0, n: int = 2) -> dict:
+    return {"mean": mean, "std": std, "n": n, "values": [mean] * n}
+
+
+def _ft(ft_top1: dict[str, float], scratch_top1: dict[str, float]) -> dict:
+    res = lambda v: {"results": {"last": {"top1": _ms(v, 1.0)}}}  # noqa: E731
+    return {"finetune": {("skeleton", s): res(v) for s, v in ft_top1.items()},
+            "scratch": {("skeleton", s): res(v) for s, v in scratch_top1.items()}}
+
+
+def test_pretraining_verdict_follows_the_numbers():
+    below = " ".join(pretraining_verdict(_ft({"joint": 39.7}, {"joint": 43.9}), ["skeleton"], ["joint"]))
+    assert "39.7 vs 43.9: 4.2 points below" in below and "pretraining does not help" in below
+    assert "buys" not in below
+    above = " ".join(pretraining_verdict(_ft({"joint": 50.0}, {"joint": 40.0}), ["skeleton"], ["joint"]))
+    assert "10.0 points above" in above and "pretraining helps" in above
+    mixed = " ".join(pretraining_verdict(_ft({"joint": 50.0, "bone": 30.0}, {"joint": 40.0, "bone": 35.0}),
+                                         ["skeleton"], ["joint", "bone"]))
+    assert "helps on skeleton/joint only" in mixed
+
+
+def test_semi_supervised_verdict_against_the_majority_class():
+    semi = {("skeleton", "joint"): {"results": {"last": {"top1": _ms(15.0)}}},
+            ("skeleton", "bone"): {"results": {"last": {"top1": _ms(17.0)}}}}
+    base = [("Chance (uniform guess)", {"top1": 9.1}), ("Majority class of the training split", {"top1": 21.5})]
+    text = " ".join(semi_supervised_verdict(semi, base))
+    assert "every semi-supervised model scores at or below the majority-class baseline (21.5%)" in text
+    assert "15.0 vs 21.5: 6.5 points below" in text
+    semi[("skeleton", "joint")]["results"]["last"]["top1"] = _ms(30.0)
+    assert "skeleton/bone do(es) not beat it" in " ".join(semi_supervised_verdict(semi, base))
+    assert compare(_ms(20.0, 5.0), _ms(18.0, 1.0)).endswith("within the seeds' spread")
+
+
+def test_tables_name_the_dataset_and_show_baselines(evaluated, tmp_path):
+    root, _, _ = evaluated
+    written = build_tables(root / "eval", tmp_path, ["skeleton"], STREAMS, dataset=DEMO)
+    lp = read_json(root / "eval" / "linear_probe" / "skeleton" / "metrics.json")
+    for number, paths in written.items():
+        md = paths["md"].read_text()
+        assert md.startswith(f"### Table {number}: ") and f"Ours: {DEMO}" in md.splitlines()[0]
+        tex = paths["tex"].read_text()
+        caption = next(ln for ln in tex.splitlines() if ln.startswith("\\caption{"))
+        assert "Table" not in caption.split("}")[0][len("\\caption{"):] and DEMO.split(",")[0] in caption
+        body = tex.replace("\\begin{table}[t]", "")
+        assert not CITATION.search(body), number                            # every "[key]" became \cite{key}
+        if number != "XII":                                                   # retrieval has no chance level
+            header, rows = markdown_rows(md)
+            assert any(m.startswith("Chance") for m in rows) and any(m.startswith("Majority") for m in rows)
+        for row in md.splitlines():                                           # a status once per row at most
+            assert row.count(CITED) <= 1 and row.count(NOT_BUILT) <= 1
+    _, rows = markdown_rows(written["VIII"]["md"].read_text())
+    chance = rows["Chance (uniform guess)"]
+    assert chance["Top-1 (%) ours (last epoch)"] == f"{lp['chance_top1']:.2f}"
+    assert rows["Majority class of the training split"]["Top-1 (%) ours (last epoch)"] == f"{lp['majority_top1']:.2f}"
+    x = written["X"]["md"].read_text()
+    assert "what pretraining buys" not in x and "Fine-tuned vs from scratch, last-epoch Top-1:" in x
+    keys = {k.strip() for t in written.values() for k in
+            sum((m.group(1).split(",") for m in CITATION.finditer(t["md"].read_text())), [])}
+    assert keys and keys <= set(REFERENCES)
+    bib = (tmp_path / "references.bib").read_text()
+    assert all(f"{{{k}," in bib for k in keys)
+
+
+def test_dataset_label_names_demo_seed_or_manifest_digest(tmp_path):
+    assert dataset_label("demo", tmp_path / "absent.csv", 7) == DEMO
+    m = tmp_path / "m.csv"
+    m.write_text("video_id\n")
+    import hashlib
+    assert dataset_label("files", m) == f"manifest m.csv (sha256 {hashlib.sha256(b'video_id' + bytes([10])).hexdigest()[:12]})"
+
+
+def test_pretraining_figure_shows_loss_terms_and_lr(tmp_path):
+    cols = {"epoch": [1, 2, 3], "step": [1, 2, 3], "lr": [1e-3, 5e-4, 1e-4], "loss": [3.0, 2.0, 1.5],
+            "sim": [1.0, 0.8, 0.6], "vac": [1.5, 1.0, 0.7], "xcorr": [0.5, 0.2, 0.2], "sim_instance": [0.3] * 3,
+            "clips_per_s": [10.0] * 3, "seconds": [1.0] * 3}
+    logs = {}
+    for s in STREAMS:
+        logs[s] = tmp_path / f"{s}.csv"
+        pd.DataFrame(cols).to_csv(logs[s], index=False)
+    import matplotlib.pyplot as plt
+    calls = []
+    orig = plt.Axes.set_ylabel
+    plt.Axes.set_ylabel = lambda self, label, *a, **k: (calls.append(label), orig(self, label, *a, **k))[1]
+    try:
+        assert pretraining_figure(logs, tmp_path / "p.png", "t").is_file()
+    finally:
+        plt.Axes.set_ylabel = orig
+    assert calls == ["total loss", "loss term: sim", "loss term: vac", "loss term: xcorr", "learning rate"]
+    assert stream_color("skeleton/joint") == STREAM_COLORS["joint"] != stream_color("bone")
+
+
+def test_report_opens_with_a_summary_that_names_the_dataset(evaluated, tmp_path):
+    root, p, _ = evaluated
+    tables = tmp_path / "tables"
+    build_tables(root / "eval", tables, ["skeleton"], STREAMS, dataset=DEMO)
+    bench = tmp_path / "benchmarks"
+    (bench / "pose").mkdir(parents=True)
+    for i, s in enumerate((12.0, 30.0)):
+        (bench / "pose" / f"v{i}.tsv").write_text(f"s\th:m:s\tmax_rss\n{s}\t0:00:{int(s):02d}\t10\n")
+    man = pd.read_csv(p["manifest"])
+    ann = pd.DataFrame({"video_id": man.loc[man["subset"] == "labeled", "video_id"].iloc[:1], "class_id": 0,
+                        "start_frame": 0, "end_frame": 5})
+    ann.to_csv(tmp_path / "ann.csv", index=False)
+    out = build_report(tmp_path / "report.html", tables, root / "eval", root / "features", root / "models",
+                       tmp_path / "figures", [f"class{i}" for i in range(4)], ["skeleton"], STREAMS, [], [], 200, 0,
+                       dataset=DEMO, dataset_tables={"manifest": p["manifest"], "annotations": tmp_path / "ann.csv",
+                                                     "taxonomy": p["taxonomy"]},
+                       benchmarks_dir=bench, config_digest="0123456789abcdef")
+    html = out.read_text()
+    assert f"<title>mgfm benchmark report: {DEMO}</title>" in html and "iMiGUE-3K benchmark report" not in html
+    assert html.index('id="headline"') < html.index('id="tables"') < html.index('id="figures"')
+    head = html[html.index('id="headline"'):html.index('id="tables"')]
+    for text in ("synthetic demo corpus", "Main results", "chance", "majority class", "0123456789abcdef",
+                 "torch", "pose</td><td>2</td><td>0m42s", "Fine-tuned vs from scratch", "<td>train</td>"):
+        assert text in head, text
+    assert ", seed 0" in html and "confusion" in html.lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mgfm.cli import json_object
+from mgfm.cli import json_object, params_help
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -31,7 +31,7 @@ def _tables(p: argparse.ArgumentParser, annotations: bool = True) -> None:
     p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet)")
     if annotations:
         p.add_argument("--annotations", required=True, help="MG annotation table")
-    p.add_argument("--params", type=json_object, default={}, help="the config section as JSON")
+    p.add_argument("--params", type=json_object, default={}, help=params_help("clips"))
 
 
 def register(subparsers) -> None:
@@ -43,20 +43,20 @@ def register(subparsers) -> None:
     p.add_argument("--video-dir", default=None, help="folder of {video_id}.json video metadata (frame counts)")
     _tables(p)
     p.add_argument("--seed", type=int, required=True, help="global seed (config key seed)")
-    p.add_argument("--out-clips", required=True)
-    p.add_argument("--out-stats", required=True)
+    p.add_argument("--out-clips", required=True, help="clip table to write (results/clips/clips.parquet)")
+    p.add_argument("--out-stats", required=True, help="per-video rejection statistics to write (CSV)")
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("iod", help="MG-IoD ablations on the labeled test videos -> iod.json (Tables VI and VII)")
-    p.add_argument("--pose-dir", required=True)
-    p.add_argument("--video-dir", default=None)
+    p.add_argument("--pose-dir", required=True, help="folder of the pose files, one <video_id>.parquet per video")
+    p.add_argument("--video-dir", default=None, help="folder of the normalised videos and their .json metadata")
     _tables(p)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True, help="global seed (config key 'seed')")
     p.add_argument("--out", required=True, help="raw results JSON (results/clips/iod.json)")
     p.set_defaults(func=_iod)
 
     p = sub.add_parser("figure", help="duration histogram of the prior vs the sampled clips (paper Fig. 4)")
-    p.add_argument("--clips", required=True)
+    p.add_argument("--clips", required=True, help="sampled clip table (results/clips/clips.parquet)")
     _tables(p)
     p.add_argument("--out", required=True, help="PNG path")
     p.set_defaults(func=_figure)

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from mgfm.cli import json_object
+from mgfm.cli import json_object, params_help
 
 log = logging.getLogger("mgfm.data")
 
@@ -68,29 +68,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = dataset.add_subparsers(dest="dataset_command", required=True)
 
     p = sub.add_parser("validate", help="validate manifest, annotations and taxonomy; write summary JSON")
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--annotations", required=True)
-    p.add_argument("--taxonomy", required=True)
+    p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
+    p.add_argument("--annotations", required=True, help="annotation table (CSV or Parquet): one row per MG instance")
+    p.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     p.add_argument("--out", required=True, help="summary JSON (counts per split, class, group)")
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("check-annotations", help="after download: annotation frames inside each video")
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--annotations", required=True)
-    p.add_argument("--taxonomy", required=True)
+    p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
+    p.add_argument("--annotations", required=True, help="annotation table (CSV or Parquet): one row per MG instance")
+    p.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     p.add_argument("--metas", nargs="+", required=True, help="the download stage's {video_id}.json files")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="JSON summary to write (results/dataset/annotations_checked.json)")
     p.set_defaults(func=_check_annotations)
 
     p = sub.add_parser("probe", help="print frames/fps/size of a video as decord reads it")
-    p.add_argument("video")
+    p.add_argument("video", help="path of a video file")
     p.set_defaults(func=_probe)
 
     p = subparsers.add_parser("download", help="fetch, verify and normalise one manifest video")
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--video-id", required=True)
+    p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
+    p.add_argument("--video-id", required=True, help="the manifest row (video_id) to download and normalise")
     p.add_argument("--out-video", required=True, help="normalised mp4 (25 fps H.264)")
     p.add_argument("--out-meta", required=True, help="metadata JSON beside it")
-    p.add_argument("--params", type=json_object, default={}, help="the download config section as JSON")
+    p.add_argument("--params", type=json_object, default={}, help=params_help("download"))
     p.add_argument("--threads", type=int, default=1, help="ffmpeg encoder threads")
     p.set_defaults(func=_download)

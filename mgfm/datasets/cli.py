@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mgfm.cli import json_object
+from mgfm.cli import json_object, params_help
 
 
 def _skeleton(args: argparse.Namespace) -> None:
@@ -28,13 +28,13 @@ def register(subparsers) -> None:
     sub = ds.add_subparsers(dest="datasets_command", required=True)
     for kind, func in (("skeleton", _skeleton), ("rgb", _rgb)):
         p = sub.add_parser(kind, help=f"build one packed {kind} dataset")
-        p.add_argument("--name", required=True, choices=DATASET_NAMES)
-        p.add_argument("--pose-dir", required=True)
+        p.add_argument("--name", required=True, choices=DATASET_NAMES, help="which dataset to build")
+        p.add_argument("--pose-dir", required=True, help="folder of the pose files, one <video_id>.parquet per video")
         if kind == "rgb":
             p.add_argument("--video-dir", required=True, help="folder of normalised {video_id}.mp4")
-        p.add_argument("--manifest", required=True)
+        p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
         p.add_argument("--annotations", default=None, help="needed by mg_train / mg_test")
         p.add_argument("--clips", default=None, help="clips.parquet, needed by pretrain / video_clips")
-        p.add_argument("--params", type=json_object, default={}, help=f"the '{kind}' config section as JSON")
+        p.add_argument("--params", type=json_object, default={}, help=params_help(kind))
         p.add_argument("--out", required=True, help="dataset folder")
         p.set_defaults(func=func)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from mgfm.cli import json_object
+from mgfm.cli import json_object, params_help
 from mgfm.config import default_seed
 
 
@@ -112,7 +112,7 @@ def _ensemble(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, modality: bool = True) -> None:
     p.add_argument("--params", type=json_object, default={},
-                   help="the eval config section as JSON, or the slice of it this step reads (defaults fill the rest)")
+                   help=params_help("eval") + " (the whole section, or the slice of it this step reads)")
     p.add_argument("--pretrained-streams", default="",
                    help="comma-separated streams that were pretrained (config key pretrain.streams; default: all)")
     p.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
@@ -129,31 +129,33 @@ def register(subparsers) -> None:
     lp = sub.add_parser("linear-probe", help="linear classifier on frozen features, per stream + fusion")
     _common(lp)
     lp.add_argument("--features-dir", required=True, help="results/features")
-    lp.add_argument("--taxonomy", required=True)
+    lp.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     lp.add_argument("--models-dir", default="", help="results/models: re-encode a few clips to check the cache")
     lp.add_argument("--datasets-dir", default="", help="results/datasets (with --models-dir)")
     lp.set_defaults(func=_linear_probe)
 
     rt = sub.add_parser("retrieval", help="training-free nearest-neighbour retrieval, per stream")
     _common(rt)
-    rt.add_argument("--features-dir", required=True)
-    rt.add_argument("--taxonomy", required=True)
+    rt.add_argument("--features-dir", required=True, help="frozen features (results/features)")
+    rt.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     rt.set_defaults(func=_retrieval)
 
     ft = sub.add_parser("finetune", help="fine-tune encoder + classifier (semi-supervised, full, from scratch)")
     _common(ft)
-    ft.add_argument("--protocol", required=True, choices=("semi_supervised", "finetune", "scratch"))
-    ft.add_argument("--stream", required=True)
+    ft.add_argument("--protocol", required=True, choices=("semi_supervised", "finetune", "scratch"),
+                    help="semi_supervised: a fraction of the labels; finetune: all labels; "
+                    "scratch: same encoder, random init")
+    ft.add_argument("--stream", required=True, help="which pretrained stream's encoder to train (joint, bone, motion)")
     ft.add_argument("--models-dir", required=True, help="results/models")
     ft.add_argument("--datasets-dir", required=True, help="results/datasets")
-    ft.add_argument("--taxonomy", required=True)
+    ft.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     ft.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ft.set_defaults(func=_finetune)
 
     em = sub.add_parser("emotion", help="win/lose per labeled video from its clips' frozen features")
     _common(em, modality=False)
-    em.add_argument("--features-dir", required=True)
-    em.add_argument("--manifest", required=True)
+    em.add_argument("--features-dir", required=True, help="frozen features of the video clips (results/features)")
+    em.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
     em.set_defaults(func=_emotion)
 
     en = sub.add_parser("ensemble", help="weighted score fusion of the fine-tuned streams")

@@ -23,7 +23,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    from mgfm.cli import json_object
+    from mgfm.cli import json_object, params_help
 
     p = subparsers.add_parser("pose", help="whole-body pose estimation (RTMPose) to Parquet")
     sub = p.add_subparsers(dest="pose_command", required=True)
@@ -31,11 +31,11 @@ def register(subparsers) -> None:
     e.add_argument("--video", required=True, help="normalised video (results/videos/ID.mp4)")
     e.add_argument("--meta", required=True, help="its probed metadata JSON (results/videos/ID.json)")
     e.add_argument("--out", required=True, help="output Parquet (results/pose/ID.parquet)")
-    e.add_argument("--params", type=json_object, default={}, help="the pose config section as JSON")
+    e.add_argument("--params", type=json_object, default={}, help=params_help("pose"))
     e.add_argument("--threads", type=int, default=1, help="ONNX Runtime / torch CPU threads")
     e.set_defaults(func=_extract)
     f = sub.add_parser("fetch-model", help="download a model file and verify its sha256 (paper config only)")
-    f.add_argument("--url", required=True)
-    f.add_argument("--sha256", required=True)
-    f.add_argument("--out", required=True)
+    f.add_argument("--url", required=True, help="where to download the model file (http(s):// or file://)")
+    f.add_argument("--sha256", required=True, help="expected sha256 of the file (64 hex digits); a mismatch is an error")
+    f.add_argument("--out", required=True, help="where to store the verified model file")
     f.set_defaults(func=_fetch)

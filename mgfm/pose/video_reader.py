@@ -1,20 +1,27 @@
 """The pose stage's view of a normalised video: its probed metadata JSON, and frame batches.
 
-Decoding is ``mgfm.data.video``'s batched reader (decord, sequential, one batch of frames in memory, so a
-40-minute video costs the same memory as a 20-second one); this module adds the checks that make a missing,
-empty or undecodable video fail before any model runs, with errors that name the file.
+Decoding is ``mgfm.data.video``'s batched reader (decord, sequential, a bounded number of frame batches in
+memory, so a 40-minute video costs the same memory as a 20-second one); this module adds the checks that make a
+missing, empty or undecodable video fail before any model runs, with errors that name the file, and
+``background``: a bounded prefetch queue fed by a decode thread, so decoding the next batch overlaps the model
+running on this one (decord, cv2 and onnxruntime release the GIL while they work).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 REQUIRED_META = ("frames", "fps", "width", "height")
+T = TypeVar("T")
+_END = object()
 
 
 def read_video_meta(path: str | os.PathLike) -> dict:
@@ -72,3 +79,50 @@ class VideoBatches:
             raise
         except Exception as err:
             raise ValueError(f"video {self.path}: decoding failed: {err}") from err
+
+
+def background(items: Iterable[T], depth: int, name: str = "pose-decode") -> Iterator[T]:
+    """Yield ``items`` in order while a daemon thread produces them, at most ``depth`` ahead (``depth`` < 1: inline).
+
+    The queue bound is what keeps memory flat: the producer blocks once ``depth`` items wait. An exception in
+    the producer is raised here, in the consumer, at the point where its item would have come; a consumer that
+    stops early (break, error) stops the producer before this generator returns.
+    """
+    if depth < 1:
+        yield from items
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((None, item)):
+                    return
+        except BaseException as err:  # handed to the consumer, raised there
+            put((err, None))
+            return
+        put((None, _END))
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            err, item = q.get()
+            if err is not None:
+                raise err
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -35,35 +35,74 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def training_curves(logs: dict[str, str | os.PathLike], out: str | os.PathLike, title: str) -> Path | None:
-    """One panel per numeric column present in any of the CSV logs ({label: path}), one line per log."""
-    frames = {k: pd.read_csv(p) for k, p in logs.items() if Path(p).is_file() and Path(p).stat().st_size}
-    frames = {k: f for k, f in frames.items() if "epoch" in f.columns and len(f)}
-    if not frames:
+#: one colour per stream (and for the fusion) in every figure of the report
+STREAM_COLORS = {"joint": "#1f77b4", "bone": "#ff7f0e", "motion": "#2ca02c", "3-stream": "#9467bd",
+                 "rgb": "#d62728"}
+_SPARE_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+#: columns of a training log that are bookkeeping, not curves
+NOT_LOSS = NOT_CURVES | {"lr", "loss", "clips_per_s", "samples_per_s", "grad_norm", "train_top1", "test_top1",
+                         "val_top1"}
+
+
+def stream_color(label: str) -> str:
+    """The colour of a stream (a label such as "joint" or "skeleton/joint"), the same in every figure."""
+    key = str(label).rsplit("/", 1)[-1]
+    if key in STREAM_COLORS:
+        return STREAM_COLORS[key]
+    return _SPARE_COLORS[sum(map(ord, key)) % len(_SPARE_COLORS)]
+
+
+def curves_figure(frames: dict[str, pd.DataFrame], panels: list[tuple[str, str]], out: str | os.PathLike,
+                  title: str, log_scale: tuple[str, ...] = ("lr", "loss")) -> Path | None:
+    """One panel per (column, y-axis label) present in any frame ({stream: frame with an ``epoch`` column}), one
+    line per stream in that stream's colour; epochs on every x-axis. None when nothing is left to draw."""
+    frames = {k: f for k, f in frames.items() if f is not None and "epoch" in f.columns and len(f)}
+    panels = [(c, y) for c, y in panels if any(c in f.columns and f[c].notna().any() for f in frames.values())]
+    if not frames or not panels:
         return None
-    cols = []
-    for f in frames.values():
-        cols += [c for c in f.columns if c not in NOT_CURVES and c not in cols and pd.api.types.is_numeric_dtype(f[c])]
     plt = _plt()
-    ncol = min(3, len(cols))
-    nrow = int(np.ceil(len(cols) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
-    for ax, col in zip(axes.flat, cols):
+    ncol = min(3, len(panels))
+    nrow = int(np.ceil(len(panels) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.1 * nrow), squeeze=False)
+    for ax, (col, ylabel) in zip(axes.flat, panels):
         for label, f in frames.items():
             if col in f.columns:
-                ax.plot(f["epoch"], f[col], label=label)
-        ax.set_title(col, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
-        if col == "lr" or col.startswith("loss"):
-            vals = np.concatenate([f[col].to_numpy(float) for f in frames.values() if col in f.columns])
-            if np.all(vals > 0) and vals.max() / max(vals.min(), 1e-30) > 100:
+                d = f[["epoch", col]].dropna()
+                ax.plot(d["epoch"], d[col], label=label, color=stream_color(label),
+                        marker="o" if len(d) <= 30 else None, markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        if col in log_scale or col.startswith("loss"):
+            vals = np.concatenate([f[col].dropna().to_numpy(float) for f in frames.values() if col in f.columns])
+            if len(vals) and np.all(vals > 0) and vals.max() / max(vals.min(), 1e-30) > 100:
                 ax.set_yscale("log")
-    for ax in list(axes.flat)[len(cols):]:
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=7, title="stream", title_fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(fig, Path(out))
+
+
+def read_log(path: str | os.PathLike) -> pd.DataFrame | None:
+    p = Path(path)
+    if not p.is_file() or not p.stat().st_size:
+        return None
+    return pd.read_csv(p)
+
+
+def pretraining_figure(logs: dict[str, str | os.PathLike], out: str | os.PathLike, title: str) -> Path | None:
+    """Pretraining per stream: the total loss, each combined loss term (the per-grain parts stay in
+    train_log.csv) and the learning rate."""
+    frames = {k: read_log(p) for k, p in logs.items()}
+    frames = {k: f for k, f in frames.items() if f is not None}
+    terms = []
+    for f in frames.values():
+        terms += [c for c in f.columns if c not in NOT_LOSS and "_" not in c and c not in terms
+                  and pd.api.types.is_numeric_dtype(f[c])]
+    panels = [("loss", "total loss")] + [(t, f"loss term: {t}") for t in terms] + [("lr", "learning rate")]
+    return curves_figure(frames, panels, out, title)
 
 
 def confusion_figure(cm: np.ndarray, class_names: list[str], out: str | os.PathLike, title: str) -> Path:

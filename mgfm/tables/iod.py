@@ -57,13 +57,16 @@ def iod_frames(results: dict) -> dict[str, pd.DataFrame]:
             "table7": pd.DataFrame(rows7).astype({"Paper Generated Samples": "Int64"})}
 
 
-def _table(df: pd.DataFrame, name: str, title: str, note: str) -> Table:
+def _table(df: pd.DataFrame, name: str, number: str, title: str, note: str) -> Table:
     """Display cells for Markdown and LaTeX; the CSV keeps the raw values."""
-    return Table(name, title, list(df.columns), display_cells(df), notes=[note], records=df.to_dict("records"))
+    return Table(name, title, list(df.columns), display_cells(df), notes=[note], records=df.to_dict("records"),
+                 number=number)
 
 
-def build_iod_tables(iod_json: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, pd.DataFrame]:
-    """Write Tables VI and VII (Markdown, CSV, LaTeX) from the clips stage's ``iod.json``; returns their frames."""
+def build_iod_tables(iod_json: str | os.PathLike, out_dir: str | os.PathLike,
+                     dataset: str | None = None) -> dict[str, pd.DataFrame]:
+    """Write Tables VI and VII (Markdown, CSV, LaTeX) from the clips stage's ``iod.json``; returns their frames.
+    ``dataset``: what the captions name as our data (mgfm.tables.summary.dataset_label)."""
     path = Path(iod_json)
     if not path.is_file():
         raise FileNotFoundError(f"MG-IoD results not found: {path} (written by `mgfm clips iod`)")
@@ -76,9 +79,10 @@ def build_iod_tables(iod_json: str | os.PathLike, out_dir: str | os.PathLike) ->
     note = (f"Ours: {results['n_videos']} labeled test videos, {results['n_instances']} MG instances, retry budget "
             f"{results['retry_budget']}, seed {results['seed']}; where no video reaches the quota, the retry budget "
             "alone limits the clips, so such rows are equal. Paper: iMiGUE test set (93 videos, 4,322 MGs).")
-    write_table(_table(frames["table6"], IOD_TABLE_NAMES[0],
-                       f"Table VI: MG-IoD precision vs sampling number (tau {results['tau']})", note), out_dir)
-    write_table(_table(frames["table7"], IOD_TABLE_NAMES[1],
-                       f"Table VII: MG-IoD precision vs confidence threshold (quota {results['tau_sweep_quota']})",
+    ours = f"Ours: {dataset or 'this run (dataset not named)'}; paper: iMiGUE."
+    write_table(_table(frames["table6"], IOD_TABLE_NAMES[0], "VI",
+                       f"MG-IoD precision vs sampling number (tau {results['tau']}). {ours}", note), out_dir)
+    write_table(_table(frames["table7"], IOD_TABLE_NAMES[1], "VII",
+                       f"MG-IoD precision vs confidence threshold (quota {results['tau_sweep_quota']}). {ours}",
                        note), out_dir)
     return frames

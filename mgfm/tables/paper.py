@@ -45,7 +45,7 @@ def _tk(top1, top5):
     return {"top1": top1, "top5": top5}
 
 
-TABLE_VIII = PaperTable("VIII", "Linear probing (frozen encoder) on the iMiGUE-3K test set", ("top1", "top5"), (
+TABLE_VIII = PaperTable("VIII", "Linear probing (frozen encoder), test set", ("top1", "top5"), (
     PaperRow("P&C [su2020predict]", _tk(31.67, 64.93), "cited"),
     PaperRow("U-S-VAE Z [liu2021imigue]", _tk(32.43, 64.30), "cited"),
     PaperRow("MG-FM-RGB (RGB)", _tk(43.59, 80.48), modality="rgb", member="rgb", section="Ours"),

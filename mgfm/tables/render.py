@@ -1,12 +1,16 @@
-"""A generic table writer: one table -> Markdown, CSV and LaTeX files written atomically, same stem.
+r"""A generic table writer: one table -> Markdown, CSV and LaTeX files written atomically, same stem.
 
 Every table of the package goes through it (Tables VI-XIII): give display cells for people (Markdown,
-LaTeX) and, optionally, raw records for machines (CSV; defaults to the display cells).
+LaTeX) and, optionally, raw records for machines (CSV; defaults to the display cells). The caption holds no
+"Table VIII:" of its own: Markdown prints the number before it, LaTeX numbers its tables itself. A method's
+citation as the paper prints it ("BlockGCN [blockgcn]") becomes ``\cite{blockgcn}`` in LaTeX, and
+``references.bib`` beside the tables holds every key (``mgfm.tables.bib``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +22,16 @@ from mgfm.common.atomic import atomic_path
 @dataclass
 class Table:
     name: str                                  # file stem, e.g. "table8_linear_probe"
-    title: str
+    title: str                                 # the caption, without "Table VIII:"
     columns: list[str]
     rows: list[list[str]]                      # display cells, one list per row
     notes: list[str] = field(default_factory=list)
     records: list[dict] | None = None          # raw values for the CSV (default: the display cells)
+    number: str = ""                           # "VIII": Markdown's heading says "Table VIII: <title>"
+
+    @property
+    def heading(self) -> str:
+        return f"Table {self.number}: {self.title}" if self.number else self.title
 
     def __post_init__(self) -> None:
         for i, row in enumerate(self.rows):
@@ -35,7 +44,7 @@ def _md_cell(text: str) -> str:
 
 
 def to_markdown(table: Table) -> str:
-    lines = [f"### {table.title}", "", "| " + " | ".join(_md_cell(c) for c in table.columns) + " |",
+    lines = [f"### {table.heading}", "", "| " + " | ".join(_md_cell(c) for c in table.columns) + " |",
              "|" + "|".join("---" for _ in table.columns) + "|"]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
     if table.notes:
@@ -52,11 +61,25 @@ def _tex(text: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in str(text))
 
 
+CITATION = re.compile(r"\s*\[([A-Za-z][\w:-]*(?:,\s*[A-Za-z][\w:-]*)*)\]")
+
+
+def _tex_cell(text: str) -> str:
+    """A cell in LaTeX, its "[key]" citations as \\cite{key}."""
+    parts, pos = [], 0
+    for m in CITATION.finditer(str(text)):
+        keys = ",".join(k.strip() for k in m.group(1).split(","))
+        parts.append(_tex(str(text)[pos:m.start()]) + "~\\cite{" + keys + "}")
+        pos = m.end()
+    return "".join(parts) + _tex(str(text)[pos:])
+
+
 def to_latex(table: Table) -> str:
     spec = "l" + "r" * (len(table.columns) - 1)
-    lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex(table.title)}}}", f"\\begin{{tabular}}{{{spec}}}",
+    lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex_cell(table.title)}}}",
+             f"\\label{{tab:{table.name}}}", f"\\begin{{tabular}}{{{spec}}}",
              r"\hline", " & ".join(_tex(c) for c in table.columns) + r" \\", r"\hline"]
-    lines += [" & ".join(_tex(c) for c in row) + r" \\" for row in table.rows]
+    lines += [" & ".join(_tex_cell(c) for c in row) + r" \\" for row in table.rows]
     lines += [r"\hline", r"\end{tabular}"]
     if table.notes:
         lines.append(r"\par\footnotesize " + " ".join(_tex(n) for n in table.notes))

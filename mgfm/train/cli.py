@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from mgfm.cli import json_object
+from mgfm.cli import json_object, params_help
 from mgfm.config import default_seed
 
 
@@ -41,9 +41,10 @@ def register(subparsers) -> None:
     sk = pre_sub.add_parser("skeleton", help="MG-FM-Skele: DSTE + four-view multi-grained decorrelation, one stream")
     sk.add_argument("--dataset", required=True,
                     help="packed skeleton dataset folder (results/datasets/skeleton/pretrain)")
-    sk.add_argument("--stream", required=True, choices=("joint", "bone", "motion"))
+    sk.add_argument("--stream", required=True, choices=("joint", "bone", "motion"),
+                    help="which stream of the skeleton to pretrain on")
     sk.add_argument("--out", required=True, help="model folder (encoder.safetensors, card.json, checkpoints/, logs)")
-    sk.add_argument("--params", type=json_object, default={}, help="the pretrain config section as JSON")
+    sk.add_argument("--params", type=json_object, default={}, help=params_help("pretrain", "pretrain_skeleton"))
     sk.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
     sk.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     sk.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -55,9 +56,9 @@ def register(subparsers) -> None:
     ex.add_argument("--model", required=True, help="model folder with encoder.safetensors + card.json")
     ex.add_argument("--dataset", required=True, help="packed skeleton dataset folder")
     ex.add_argument("--out", required=True, help="output feature table (.parquet)")
-    ex.add_argument("--params", type=json_object, default={}, help="the pretrain config section (features.batch_size)")
+    ex.add_argument("--params", type=json_object, default={}, help=params_help("pretrain", "extract_features"))
     ex.add_argument("--batch-size", type=int, default=None,
                     help="clips per forward pass (default: config key pretrain.features.batch_size)")
-    ex.add_argument("--device", default=None)
-    ex.add_argument("--threads", type=int, default=0)
+    ex.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    ex.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ex.set_defaults(func=_extract)

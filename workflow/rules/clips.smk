@@ -75,12 +75,13 @@ rule iod_tables:
         IOD_TABLE_FILES,
     params:
         out_dir=lambda wc, output: os.path.dirname(output[0]),
+        dataset=DATASET_LABEL,
     log:
         f"{LOGS}/clips/iod_tables.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm tables iod --iod {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "mgfm tables iod --iod {input:q} --out-dir {params.out_dir:q} --dataset {params.dataset:q} > {log:q} 2>&1"
 
 
 rule duration_figure:

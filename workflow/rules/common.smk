@@ -2,6 +2,7 @@
 # dataset tables, video id lists, stage targets. No rules here. Names and numbers that the package also needs
 # (dataset names, table names, the video id regex) come from mgfm.core.constants.
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def _resolve_config(cfg):
 
 _resolve_config(config)
 
-RESULTS = "results"
+# every artifact goes under the configured results folder (config key `results`, default "results")
+RESULTS = config["results"].rstrip("/")
 LOGS = "logs"
 BENCH = f"{RESULTS}/benchmarks"
 
@@ -87,3 +89,11 @@ else:
         VIDEO_IDS = load_manifest(TABLES["manifest"])["video_id"].tolist()
     except DatasetError as err:
         raise WorkflowError(f"config key dataset.manifest: {err}") from None
+
+# What every table caption and the report's title name as the data: the demo and its seed, or the manifest and
+# its sha256 (so a changed manifest re-renders them). The config digest names the whole resolved config in the
+# report (which therefore is rebuilt, in seconds, after any config change; no other job reads it).
+from mgfm.tables.summary import dataset_label
+
+DATASET_LABEL = dataset_label(DATASET["source"], TABLES["manifest"], DATASET["demo"]["seed"])
+CONFIG_DIGEST = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]

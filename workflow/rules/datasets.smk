@@ -66,7 +66,10 @@ rule rgb_dataset:
         " --manifest {input.manifest:q} {params.source} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 
+# The RGB clip datasets (~290 GB at paper scale) are built only when an RGB model reads them, i.e. when
+# eval.modalities lists rgb; otherwise `snakemake results/datasets/rgb/<name>` still builds one on request.
+RGB_DATASETS_NEEDED = "rgb" in config["eval"]["modalities"]
 TARGETS["datasets"] = [
     *expand(f"{RESULTS}/datasets/skeleton/{{name}}", name=CLIP_DATASETS),
-    *expand(f"{RESULTS}/datasets/rgb/{{name}}", name=CLIP_DATASETS),
+    *(expand(f"{RESULTS}/datasets/rgb/{{name}}", name=CLIP_DATASETS) if RGB_DATASETS_NEEDED else []),
 ]

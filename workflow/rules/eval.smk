@@ -177,13 +177,14 @@ rule eval_tables:
     params:
         dirs=EVAL_PATHS,
         cfg=params_json("eval_tables"),
+        dataset=DATASET_LABEL,
     log:
         f"{LOGS}/eval/tables.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm tables render --eval-dir {params.dirs[eval]} --out-dir {params.dirs[tables]} --params {params.cfg:q} "
-        "> {log:q} 2>&1"
+        "--dataset {params.dataset:q} > {log:q} 2>&1"
 
 
 rule eval_report:
@@ -197,6 +198,8 @@ rule eval_report:
             f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in EVAL_STREAMS
         ],
         taxonomy=TABLES["taxonomy"],
+        manifest=TABLES["manifest"],
+        annotations=TABLES["annotations"],
     output:
         report=f"{RESULTS}/report.html",
         figures=[f"{FIGURES_DIR}/confusion_best.png", f"{FIGURES_DIR}/embedding_test.png"],
@@ -206,6 +209,9 @@ rule eval_report:
         seed=config["seed"],
         extra=lambda wc, input: " ".join(f"--extra-table {t}" for t in input.clips_tables)
         + " " + " ".join(f"--extra-figure {f}" for f in input.clips_figures),
+        dataset=DATASET_LABEL,
+        digest=CONFIG_DIGEST,
+        benchmarks=BENCH,
     log:
         f"{LOGS}/eval/report.log",
     conda:
@@ -214,8 +220,9 @@ rule eval_report:
         "mgfm tables report --out {output.report:q} --tables-dir {params.dirs[tables]} --eval-dir {params.dirs[eval]} "
         "--features-dir {params.dirs[features]} --models-dir {params.dirs[models]} "
         "--figures-dir {params.dirs[figures]} "
-        "--taxonomy {input.taxonomy:q} {params.extra} --params {params.cfg:q} "
-        "--seed {params.seed} > {log:q} 2>&1"
+        "--taxonomy {input.taxonomy:q} --manifest {input.manifest:q} --annotations {input.annotations:q} "
+        "--dataset {params.dataset:q} --config-digest {params.digest} --benchmarks-dir {params.benchmarks:q} "
+        "{params.extra} --params {params.cfg:q} --seed {params.seed} > {log:q} 2>&1"
 
 
 TARGETS["eval"] = [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS] + [

@@ -3,6 +3,8 @@
 
 import re
 
+from snakemake.logging import logger
+
 POSE = config["pose"]
 # the shipped demo model, found beside the Snakefile whatever the working directory
 POSE_DEMO_MODEL = str(Path(workflow.basedir) / "mgfm" / "pose" / "models" / "demo_wholebody.onnx")
@@ -18,6 +20,13 @@ else:
     POSE_MODEL_FILES = [POSE["model"] or POSE_DEMO_MODEL]
     if POSE["detector"]["model"]:
         POSE_MODEL_FILES.append(POSE["detector"]["model"])
+
+
+if DATASET["source"] == "files" and POSE["backend"] == "onnx" and not POSE["model"]:
+    # said once on the console (each pose job's log says it again per video)
+    logger.warning("pose.model is empty, so the demo pose model is used: it was trained on the synthetic demo "
+                   "renders only and its keypoints on real video are not to be trusted. Set pose.model (and "
+                   "pose.detector.model) to a real whole-body model: docs/own-videos.md.")
 
 
 if POSE["backend"] == "mmpose" and POSE["mmpose"]["fetch"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from mgfm.cli import json_object
+from mgfm.cli import json_object, params_help
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -25,6 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen = sub.add_parser("generate", help="render the demo corpus (tables, raw videos, ground-truth keypoints)")
     gen.add_argument("--out", required=True, help="output folder (e.g. results/demo)")
     gen.add_argument("--params", type=json_object, default={},
-                     help="the dataset.demo config section as JSON (defaults fill missing keys)")
+                     help=params_help("dataset.demo"))
     gen.add_argument("--threads", type=int, default=1, help="videos rendered in parallel (one process each)")
     gen.set_defaults(func=_generate)

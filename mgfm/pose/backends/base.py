@@ -23,16 +23,23 @@ class PersonDetector(Protocol):
 
 #: ``estimate(frames (n, H, W, 3) uint8 RGB, boxes (n, 4)) -> (xy (n, 133, 2), score (n, 133))``, float32.
 Estimate = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: ``prepare(frames, boxes) -> model input``: the CPU part of ``estimate`` (crops, normalisation), thread-safe.
+Prepare = Callable[[np.ndarray, np.ndarray], object]
+#: ``infer(model input) -> (xy, score)``: the rest; ``infer(prepare(f, b))`` equals ``estimate(f, b)`` exactly.
+Infer = Callable[[object], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
 class PoseBackend:
     """A loaded backend: its estimator, an optional person detector, and the pose file metadata it adds
-    (backend, model, model_sha256, ...)."""
+    (backend, model, model_sha256, ...). A backend that can split ``estimate`` into ``prepare`` + ``infer``
+    lets the extraction loop crop the next batch in worker threads while the model runs on this one."""
 
     estimate: Estimate
     meta: dict
     detector: PersonDetector | None = None
+    prepare: Prepare | None = None
+    infer: Infer | None = None
 
 
 def require_file(path: Path, what: str, how: str) -> None:

@@ -34,8 +34,17 @@ def make_session(path: str | os.PathLike, threads: int, device: str = "auto"):
         raise RuntimeError("config key pose.device is 'cuda' but onnxruntime has no CUDAExecutionProvider "
                            "(install onnxruntime-gpu)")
     use_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    # under torchrun / a SLURM array with several GPUs per node, each process takes its own card
+    cuda = ("CUDAExecutionProvider", {"device_id": int(os.environ.get("LOCAL_RANK", "0"))})
+    providers = [cuda, "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    if use_cuda and "CUDAExecutionProvider" not in session.get_providers():
+        # onnxruntime falls back to CPU silently when the CUDA/cuDNN libraries do not load
+        if device == "cuda":
+            raise RuntimeError(f"{path}: config key pose.device is 'cuda' but onnxruntime could not start its "
+                               "CUDAExecutionProvider (CUDA/cuDNN libraries missing or mismatched; see its log)")
+        log.warning("%s: CUDAExecutionProvider is installed but did not start; running on CPU", path)
+    return session
 
 
 def read_sidecar(model_path: Path) -> dict:
@@ -84,10 +93,19 @@ class OnnxPoseEstimator:
 
     def estimate(self, frames_rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """frames (N, H, W, 3) uint8 RGB, one box (N, 4) each -> keypoints (N, K, 2) image px, scores (N, K)."""
+        return self.infer(self.prepare(frames_rgb, boxes))
+
+    def prepare(self, frames_rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The CPU half (thread-safe, no session): (model input (N, 3, h, w) float32, crop centers, crop scales)."""
         s = self.spec
         centers, scales = boxes_to_cs(boxes, s.input_size, s.padding)
         crops = crop_batch(frames_rgb, centers, scales, s.input_size)
-        x = normalize_crops(crops, s.mean, s.std, s.color)
+        return normalize_crops(crops, s.mean, s.std, s.color), centers, scales
+
+    def infer(self, prepared: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The session run and SimCC decoding of a ``prepare`` result -> keypoints in image px, scores."""
+        s = self.spec
+        x, centers, scales = prepared
         simcc_x, simcc_y = self.run(x)
         kpts, scores = decode_simcc(simcc_x, simcc_y, s.split_ratio)
         return crop_to_image(kpts, centers, scales, s.input_size), scores
@@ -164,9 +182,11 @@ def load_onnx_backend(p: PoseParams, threads: int) -> PoseBackend:
         color=p.color or side.get("color", "rgb"),
         padding=p.bbox_padding,
     )
-    backend = PoseBackend(OnnxPoseEstimator(session, spec).estimate,
+    estimator = OnnxPoseEstimator(session, spec)
+    backend = PoseBackend(estimator.estimate,
                           {"backend": "onnx", "model": side.get("name", model.stem), "model_sha256": digest,
-                           "input_size": list(spec.input_size), "providers": session.get_providers()})
+                           "input_size": list(spec.input_size), "providers": session.get_providers()},
+                          prepare=estimator.prepare, infer=estimator.infer)
     if p.detector.model:
         d = p.detector
         det_path = Path(d.model)

@@ -1,0 +1,96 @@
+"""What a user of the workflow sees: the results folder is a config key, the repository's config.yaml stays the
+base under --directory, stages nobody reads are not planned (RGB datasets), a missing required key stops the
+run, and the console stays quiet (no job's JSON params, a bounded number of lines per job). Dry runs of a
+4-video demo; one real two-job run for the console of an actual run."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.support.workflow import TINY_DEMO, merged, output, snakemake, write_config
+
+pytestmark = pytest.mark.pipeline
+
+
+def _dry(workdir, config: dict, *args: str) -> str:
+    """A dry run that prints each job's rule block and command (overriding the quiet default profile)."""
+    write_config(workdir / "own.yaml", config)
+    proc = snakemake(workdir, "-n", "-p", "--quiet=host", *args, configfiles=[workdir / "own.yaml"])
+    return output(proc)
+
+
+def _outputs(text: str) -> list[str]:
+    return [o.strip() for line in re.findall(r"^\s+output: (.+)$", text, re.M) for o in line.split(",")]
+
+
+def test_results_folder_is_configurable_and_the_base_config_stays(tmp_path):
+    text = _dry(tmp_path, merged(TINY_DEMO, {"results": "out/own"}))
+    outs = _outputs(text)
+    assert outs and all(o.startswith("out/own/") for o in outs), [o for o in outs if not o.startswith("out/own/")]
+    # own.yaml sets no pretraining key: the repository's config.yaml (the demo's 20 epochs) is the base, not the
+    # paper-scale schema default, although --directory is a folder without a config.yaml
+    params = [json.loads(m) for m in re.findall(r"mgfm pretrain skeleton .*?--params '(\{.*?\})'", text)]
+    assert params and all(p["train"]["epochs"] == 20 for p in params)
+
+
+def test_rgb_datasets_are_planned_only_for_an_rgb_consumer(tmp_path):
+    text = _dry(tmp_path, TINY_DEMO)
+    assert "rule skeleton_dataset:" in text
+    assert "rule rgb_dataset:" not in text and "datasets/rgb/" not in text
+    # still buildable on request
+    text = _dry(tmp_path, TINY_DEMO, "results/datasets/rgb/mg_test")
+    assert "rule rgb_dataset:" in text
+
+
+def test_a_missing_required_key_is_an_error(tmp_path):
+    write_config(tmp_path / "own.yaml", {"dataset": {"source": "files"}})
+    proc = snakemake(tmp_path, "-n", configfiles=[tmp_path / "own.yaml"], check=False)
+    assert proc.returncode != 0
+    assert "dataset.manifest is required" in output(proc)
+
+
+def test_tables_and_report_name_the_dataset(tmp_path):
+    text = _dry(tmp_path, TINY_DEMO)
+    for command in ("mgfm tables iod", "mgfm tables render", "mgfm tables report"):
+        line = next(ln for ln in text.splitlines() if command in ln)
+        assert "--dataset 'the synthetic demo corpus (seed 7), not iMiGUE-3K'" in line, command
+
+
+def test_dry_run_console_is_quiet(tmp_path):
+    """With the default profile: no command, no params, no rule blocks; the job table and a few lines."""
+    write_config(tmp_path / "own.yaml", TINY_DEMO)
+    text = output(snakemake(tmp_path, "-n", configfiles=[tmp_path / "own.yaml"]))
+    assert "--params" not in text and "Shell command" not in text and "input:" not in text
+    jobs = int(re.search(r"^total\s+(\d+)$", text, re.M).group(1))
+    assert jobs > 30
+    assert len(text.splitlines()) < 140, text[-3000:]
+
+
+def test_run_console_has_a_few_lines_per_job(tmp_path):
+    write_config(tmp_path / "own.yaml", TINY_DEMO)
+    proc = snakemake(tmp_path, "results/dataset/validated.json", configfiles=[tmp_path / "own.yaml"])
+    text = output(proc)
+    assert "--params" not in text and "mgfm demo generate" not in text
+    finished = re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)$", text, re.M)
+    assert finished == ["demo_corpus", "validate_dataset"]
+    assert len(text.splitlines()) < 60, text
+    # the run did not build the report: the closing lines say where the results are instead
+    assert "Done. Results are under results/" in text
+
+
+def test_demo_pose_model_on_a_files_dataset_warns(tmp_path):
+    (tmp_path / "m.csv").write_text("video_id,url,sha256,subject_id,outcome,subset,split\n"
+                                    "a,a.mp4,,s1,win,labeled,train\nb,b.mp4,,s2,lose,labeled,test\n")
+    (tmp_path / "a.csv").write_text("video_id,class_id,start_frame,end_frame\na,0,0,10\nb,0,5,20\n")
+    (tmp_path / "t.csv").write_text("class_id,name,group\n0,nodding,Head\n")
+    files = {"dataset": {"source": "files", "manifest": str(tmp_path / "m.csv"),
+                         "annotations": str(tmp_path / "a.csv"), "taxonomy": str(tmp_path / "t.csv")}}
+    write_config(tmp_path / "own.yaml", files)
+    text = output(snakemake(tmp_path, "-n", configfiles=[tmp_path / "own.yaml"], check=False))
+    assert "the demo pose model is used: it was trained on the synthetic demo renders only" in text
+    write_config(tmp_path / "own.yaml", merged(files, {"pose": {"model": str(tmp_path / "real.onnx")}}))
+    text = output(snakemake(tmp_path, "-n", configfiles=[tmp_path / "own.yaml"], check=False))
+    assert "demo pose model" not in text

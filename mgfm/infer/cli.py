@@ -7,10 +7,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from mgfm.cli import json_object
+from mgfm.cli import json_object, params_help
 from mgfm.infer.inputs import video_files
 
 SUBCOMMANDS = ("train-classifier", "train-emotion", "calibrate", "evaluate")
+#: subcommand -> (config section, step) of its --params
+STEP_SECTIONS = {"train-classifier": ("eval", "infer_classifier"), "train-emotion": ("eval", "infer_emotion"),
+                 "calibrate": ("infer", "infer_calibrate"), "evaluate": ("infer", "infer_spot")}
 
 
 def _threads(n: int) -> None:
@@ -87,7 +90,7 @@ def register(subparsers) -> None:
     p.add_argument("--models", default="results/models", help="models folder with spotter.json (results/models)")
     p.add_argument("--out", default="results/infer/videos", help="output folder (one subfolder per video)")
     p.add_argument("--video-dir", action="append", help="a folder of videos (repeatable)")
-    p.add_argument("--params", type=json_object, default={}, help="the infer config section (batch_size) as JSON")
+    p.add_argument("--params", type=json_object, default={}, help=params_help("infer", "infer_spot"))
     p.add_argument("--threads", type=int, default=0, help="torch / ONNX Runtime / ffmpeg threads (0: library default)")
     p.set_defaults(func=_run)
     register_steps(subparsers)
@@ -101,8 +104,8 @@ def register_steps(subparsers) -> None:
     sub = p.add_subparsers(dest="infer_step", required=True)
 
     def common(q, seed=False):
-        q.add_argument("--params", type=json_object, default={}, help="the config slice this step reads, as JSON")
-        q.add_argument("--threads", type=int, default=0)
+        q.add_argument("--params", type=json_object, default={}, help=params_help(*STEP_SECTIONS[q.prog.split()[-1]]))
+        q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: library default)")
         if seed:
             q.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key seed)")
 
@@ -110,7 +113,7 @@ def register_steps(subparsers) -> None:
     c.add_argument("--model-dir", required=True, help="pretrained encoder folder (results/models/skeleton/joint)")
     c.add_argument("--train", required=True, help="packed mg_train dataset")
     c.add_argument("--test", required=True, help="packed mg_test dataset (scored along the way, as the protocol does)")
-    c.add_argument("--taxonomy", required=True)
+    c.add_argument("--taxonomy", required=True, help="taxonomy table (class ids and names)")
     c.add_argument("--out-dir", required=True, help="results/models/classifiers/<modality>/<stream>")
     common(c, seed=True)
     c.set_defaults(func=_train_classifier)
@@ -119,18 +122,18 @@ def register_steps(subparsers) -> None:
     e.add_argument("--member", action="append", required=True, help="NAME=video_clips feature table (repeatable)")
     e.add_argument("--encoder", action="append", required=True,
                    help="NAME=pretrained encoder folder, relative to --models-dir (repeatable)")
-    e.add_argument("--manifest", required=True)
-    e.add_argument("--models-dir", required=True)
+    e.add_argument("--manifest", required=True, help="manifest table (outcome and split of each video)")
+    e.add_argument("--models-dir", required=True, help="models folder; the model goes to its emotion/ subfolder")
     common(e, seed=True)
     e.set_defaults(func=_train_emotion)
 
     k = sub.add_parser("calibrate", help="write spotter.json: windows, fusion weights, validation-chosen threshold")
-    k.add_argument("--models-dir", required=True)
+    k.add_argument("--models-dir", required=True, help="models folder with classifiers/; spotter.json goes there")
     k.add_argument("--member", action="append", required=True, help="NAME:MODALITY:STREAM (repeatable)")
     k.add_argument("--ensemble", default=None, help="the ensemble protocol's metrics.json (fusion weights)")
-    k.add_argument("--manifest", required=True)
-    k.add_argument("--annotations", required=True)
-    k.add_argument("--pose-dir", required=True)
+    k.add_argument("--manifest", required=True, help="manifest table")
+    k.add_argument("--annotations", required=True, help="annotation table (the duration prior, validation truth)")
+    k.add_argument("--pose-dir", required=True, help="pose files of the validation videos (results/pose)")
     k.add_argument("--tau", type=float, required=True, help="face-anchor threshold (config key clips.tau)")
     k.add_argument("--fps", type=float, required=True, help="normalised frame rate (config key download.fps)")
     k.add_argument("--pose", type=json_object, required=True, help="the pose section, recorded for new videos")
@@ -140,10 +143,10 @@ def register_steps(subparsers) -> None:
     k.set_defaults(func=_calibrate)
 
     v = sub.add_parser("evaluate", help="spot the labeled test videos and score them against the annotations")
-    v.add_argument("--models-dir", required=True)
-    v.add_argument("--manifest", required=True)
-    v.add_argument("--annotations", required=True)
-    v.add_argument("--pose-dir", required=True)
+    v.add_argument("--models-dir", required=True, help="models folder with spotter.json (results/models)")
+    v.add_argument("--manifest", required=True, help="manifest table (which videos are labeled test videos)")
+    v.add_argument("--annotations", required=True, help="annotation table (the truth)")
+    v.add_argument("--pose-dir", required=True, help="pose files of the test videos (results/pose)")
     v.add_argument("--videos-dir", default=None, help="normalised videos (keyframes on the pages)")
     v.add_argument("--out-dir", required=True, help="one subfolder per test video")
     v.add_argument("--metrics", required=True, help="metrics JSON to write")

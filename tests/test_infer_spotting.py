@@ -114,3 +114,21 @@ def test_per_class_nms_lets_a_window_propose_its_second_class():
     assert one[["start_frame", "class_id"]].values.tolist() == [[10, 1]]
     assert sorted(both[["start_frame", "class_id"]].values.tolist()) == [[10, 1], [15, 2]]
     assert both["confidence"].is_monotonic_decreasing
+
+
+def test_spotting_table_puts_ours_beside_the_baseline_and_cites_miga():
+    from mgfm.tables.spotting import spotting_tables
+
+    gt = _frame([("v", 0, 9, 1), ("v", 20, 29, 0)], conf=False)
+    ours = spotting_metrics(_frame([("v", 0, 9, 1, 0.9)]), _frame([("v", 0, 9, 1, 0.9)]), gt, [0.3, 0.5, 0.7],
+                            ["a", "b"])
+    base = spotting_metrics(_frame([("v", 0, 9, 0, 0.5)]), _frame([("v", 0, 9, 0, 0.5)]), gt, [0.3, 0.5, 0.7],
+                            ["a", "b"])
+    metrics = {"tious": [0.3, 0.5, 0.7], "ours": ours, "class_prior_baseline": base, "members": ["joint"],
+               "n_test_videos": 1, "n_gt": 2, "threshold": 0.4, "baseline_threshold": 0.3,
+               "validation_videos": ["w"], "window_frames": [10], "stride_frames": 5, "weights": {"joint": 1.0}}
+    main, per_class = spotting_tables(metrics)
+    assert main.rows[0][2] == "66.7" and main.rows[1][2] == "0.0"       # F1@0.3: one of two found, precisely
+    assert main.rows[2][:3] == ["MiGA challenge best (2025), iMiGUE online recognition", "cited, not reproduced",
+                                "38.0"]
+    assert [r[0] for r in per_class.rows] == ["a", "b"] and per_class.rows[1][-1] == "100.0"

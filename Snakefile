@@ -29,6 +29,7 @@ include: "workflow/rules/clips.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/eval.smk"
+include: "workflow/rules/infer.smk"
 
 
 onsuccess:

@@ -19,7 +19,7 @@ from mgfm.common.logs import setup_logging
 
 STAGE_PACKAGES = (
     "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.datasets", "mgfm.train", "mgfm.eval",
-    "mgfm.tables",
+    "mgfm.infer", "mgfm.tables",
 )
 
 

@@ -1,7 +1,7 @@
 """Data and imports flow one way: no stage package imports a later one (static: imports parsed with ``ast``).
 
 Stage order (README, "Package layout"): common -> config -> core -> data -> pose -> clips -> datasets -> models
--> train -> eval -> tables. A module may import its own stage and earlier ones. ``common`` and ``config`` are
+-> train -> eval -> infer -> tables. A module may import its own stage and earlier ones. ``common`` and ``config`` are
 the helpers (utilities; the config schemas and their resolver), ``core`` the formats every stage reads. ``mgfm.data.demo`` belongs to the data
 stage: it reuses ``mgfm.data.video`` and the layout in ``mgfm.core``, and the pose stage's demo model reads its
 renderer; the rest of ``mgfm.data`` (contract, download, video) never imports it. ``mgfm/cli.py`` and
@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mgfm"
-STAGES = ("common", "config", "core", "data", "pose", "clips", "datasets", "models", "train", "eval", "tables")
+STAGES = ("common", "config", "core", "data", "pose", "clips", "datasets", "models", "train", "eval", "infer", "tables")
 TOP = {"mgfm", "mgfm.cli", "mgfm.__main__"}
 
 

@@ -82,7 +82,8 @@ def test_every_job_is_given_exactly_its_steps_keys(baseline):
             assert json.loads(given.group(1)) == config["dataset"]["demo"]
             continue
         if given is None:
-            assert rule in ("validate_dataset", "check_annotations", "iod_tables"), f"{rule} reads no config: add it to STEPS"
+            assert rule in ("validate_dataset", "check_annotations", "iod_tables", "infer_table"), \
+                f"{rule} reads no config: add it to STEPS"
             continue
         step = step_of(rule, command)
         assert json.loads(given.group(1)) == step_params(step, config), rule
@@ -105,19 +106,21 @@ CHANGES = {
     "eval.linear_probe.epochs": {"eval_linear_probe"},
     "eval.retrieval.chunk": {"eval_retrieval"},
     "eval.semi_supervised.fraction": {"eval_semi_supervised"},
-    "eval.finetune.label_smoothing": {"eval_semi_supervised", "eval_finetune", "eval_scratch"},
+    "eval.finetune.label_smoothing": {"eval_semi_supervised", "eval_finetune", "eval_scratch", "infer_classifier"},
     "eval.ensemble.grid_step": {"eval_ensemble"},
-    "eval.emotion.epochs": {"eval_emotion"},
+    "eval.emotion.epochs": {"eval_emotion", "infer_emotion"},
     "eval.report.max_points": {"eval_report"},
     "eval.seeds": {"eval_linear_probe", "eval_semi_supervised", "eval_finetune", "eval_scratch", "eval_ensemble",
-                   "eval_emotion"},
+                   "eval_emotion", "infer_classifier", "infer_emotion"},
+    "infer.merge.nms_iou": {"infer_calibrate"},
+    "infer.batch_size": {"infer_calibrate", "infer_spot"},
     "download.crf": {"download_video"},
     "pose.batch_size": {"pose"},
     "skeleton.num_frames": {"skeleton_dataset"},
     "rgb.size": {"rgb_dataset"},
 }
 NEW_VALUES = {"clips.prior": "prior.csv", "clips.iod_taus": [0.2], "pretrain.streams": ["joint"],
-              "eval.seeds": [7]}
+              "eval.seeds": [7], "infer.merge.nms_iou": 0.3}
 
 
 @pytest.mark.parametrize("key", sorted(CHANGES))
@@ -141,7 +144,7 @@ def test_a_key_changes_the_params_of_exactly_its_readers(key):
 
 
 @pytest.mark.parametrize(("change", "rules"), [
-    ({"eval.emotion.epochs": 3}, {"eval_emotion"}),
+    ({"eval.emotion.epochs": 3}, {"eval_emotion", "infer_emotion"}),
     ({"clips.figure_max_s": 12.0}, {"duration_figure"}),
 ])
 def test_dry_run_after_a_change_alters_only_its_rule(tmp_path, baseline, change, rules):

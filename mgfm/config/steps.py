@@ -34,6 +34,12 @@ STEPS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "eval_emotion": ("eval", ("emotion", "seeds", "modalities", "streams")),
     "eval_tables": ("eval", ("modalities", "streams")),
     "eval_report": ("eval", ("report", "modalities", "streams")),
+    # inference: the fine-tuned classifier and the emotion model are trained as their protocols train them
+    "infer_classifier": ("eval", ("finetune", "seeds", "validation")),
+    "infer_emotion": ("eval", ("emotion", "seeds")),
+    "infer_calibrate": ("infer", ("windows", "merge", "evaluate", "batch_size")),
+    # spotting the labeled test videos (and, with the same keys, the videos a user lists: rule infer_video)
+    "infer_spot": ("infer", ("batch_size",)),
 }
 
 

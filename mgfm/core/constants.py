@@ -27,3 +27,5 @@ TABLE_FORMATS = ("md", "csv", "tex")
 IOD_TABLES = {"VI": "table6_iod_quota", "VII": "table7_iod_tau"}
 EVAL_TABLES = {"VIII": "table8_linear_probe", "IX": "table9_semi_supervised", "X": "table10_finetune",
                "XI": "table11_ensemble", "XII": "table12_retrieval", "XIII": "table13_emotion"}
+#: The spotting protocol's tables (infer stage), beside the paper's; the report shows them after Tables VI-XIII.
+SPOTTING_TABLES = ("table_spotting", "table_spotting_per_class")

@@ -50,6 +50,13 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spotting(args: argparse.Namespace) -> int:
+    from mgfm.tables.spotting import build_spotting_tables
+
+    build_spotting_tables(args.metrics, args.out_dir)
+    return 0
+
+
 DATASET_HELP = ("what the captions (and the report's title) name as our data, e.g. 'the synthetic demo corpus "
                 "(seed 7), not iMiGUE-3K' or 'manifest m.csv (sha256 ...)' (the workflow passes "
                 "mgfm.tables.summary.dataset_label)")
@@ -59,6 +66,10 @@ def register(subparsers) -> None:
     tb = subparsers.add_parser("tables", help="paper tables beside ours, and the report",
                                description="Tables VI-XIII beside the paper's numbers, and the HTML report.")
     sub = tb.add_subparsers(dest="tables_command", required=True)
+    p = sub.add_parser("spotting", help="the spotting table and its per-class breakdown (md, csv, tex)")
+    p.add_argument("--metrics", required=True, help="results/eval/spotting/metrics.json")
+    p.add_argument("--out-dir", required=True, help="results/tables")
+    p.set_defaults(func=_spotting)
     p = sub.add_parser("iod", help="Tables VI-VII (md, csv, tex) from the clips stage's MG-IoD results")
     p.add_argument("--iod", required=True, help="MG-IoD results of the clips stage (results/clips/iod.json)")
     p.add_argument("--out-dir", required=True, help="folder for the table files (results/tables)")

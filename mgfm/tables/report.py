@@ -347,7 +347,7 @@ def build_report(out: str | os.PathLike, tables_dir: str | os.PathLike, eval_dir
 
 def _table_order(p: Path) -> int:
     digits = "".join(ch for ch in p.stem.split("_")[0] if ch.isdigit())
-    return int(digits or 0)
+    return int(digits) if digits else 1000     # tables beside the paper's (spotting) after Tables VI-XIII
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}

@@ -10,8 +10,8 @@ from snakemake.exceptions import WorkflowError
 
 from mgfm.config import ConfigError, resolve_config
 from mgfm.config.steps import step_params
-from mgfm.core.constants import (DATASET_NAMES, EVAL_TABLES, IOD_TABLES, SAMPLED_DATASETS, TABLE_FORMATS,
-                                 VIDEO_ID_REGEX)
+from mgfm.core.constants import (DATASET_NAMES, EVAL_TABLES, IOD_TABLES, SAMPLED_DATASETS, SPOTTING_TABLES,
+                                 TABLE_FORMATS, VIDEO_ID_REGEX)
 
 
 def _resolve_config(cfg):

@@ -192,6 +192,7 @@ rule eval_report:
         tables=[f"{TABLES_DIR}/{t}.md" for t in EVAL_TABLE_NAMES],
         clips_tables=CLIPS_REPORT_TABLES,
         clips_figures=CLIPS_REPORT_FIGURES,
+        spotting_tables=[f"{TABLES_DIR}/{t}.md" for t in SPOTTING_TABLES],
         scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES],
         test_features=[
             f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in EVAL_STREAMS

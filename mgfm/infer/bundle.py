@@ -1,0 +1,160 @@
+"""What inference loads from a models folder, and the checks that make a wrong folder fail early.
+
+Layout under the models folder (``results/models`` in the workflow), beside the pretrained encoders:
+
+```
+classifiers/{modality}/{stream}/   encoder.safetensors + card.json (mgfm.models.artifact), head.safetensors,
+                                   classifier.json (classes, joints, clip preprocessing, validation videos)
+emotion/                           aggregator.safetensors + emotion.json (members, feature scaling)
+spotter.json                       members, fusion weights, window lengths, stride, face test, merging,
+                                   the validation-chosen threshold (what ``mgfm infer`` reads first)
+```
+
+Every file is safetensors or JSON: loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mgfm.common.atomic import atomic_path
+from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
+
+SPOTTER_FORMAT = "mgfm-spotter/1"
+CLASSIFIER_FORMAT = "mgfm-classifier/1"
+SPOTTER_NAME = "spotter.json"
+CLASSIFIER_NAME = "classifier.json"
+HEAD_NAME = "head.safetensors"
+#: Modalities whose window clips ``mgfm.infer.score`` builds; an RGB member joins by adding its clip builder there.
+WINDOW_MODALITIES = ("skeleton",)
+
+
+class BundleError(ValueError):
+    """A models folder that inference cannot use: names the file and what is wrong."""
+
+
+def classifier_dir(models_dir: str | os.PathLike, modality: str, stream: str) -> Path:
+    return Path(models_dir) / "classifiers" / modality / stream
+
+
+def emotion_dir(models_dir: str | os.PathLike) -> Path:
+    return Path(models_dir) / "emotion"
+
+
+def write_json(path: str | os.PathLike, obj: dict) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_json(path: str | os.PathLike, what: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{path}: not valid JSON: {err}") from err
+
+
+def check_layout(info: dict, path: str | os.PathLike) -> None:
+    """The models must have been trained on this package's keypoint layout and joint subset."""
+    layout, joints = info.get("layout"), info.get("joints")
+    if layout != LAYOUT_NAME:
+        raise BundleError(f"{path}: trained with keypoint layout {layout!r}, this mgfm reads {LAYOUT_NAME!r}")
+    if list(joints or []) != list(UPPER_BODY):
+        n = len(joints or [])
+        raise BundleError(f"{path}: trained on a joint subset of {n} joints {list(joints or [])[:6]}..., this mgfm "
+                          f"feeds {len(UPPER_BODY)} joints {list(UPPER_BODY)[:6]}... (mgfm.core.layout.UPPER_BODY): "
+                          "retrain the models with this version")
+
+
+def save_head(path: str | os.PathLike, head: nn.Linear) -> None:
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": CLASSIFIER_FORMAT})
+
+
+@dataclass
+class Member:
+    """One fine-tuned classifier: name (the ensemble's member name), encoder + head, its card and info."""
+
+    name: str
+    modality: str
+    stream: str
+    model: nn.Module
+    card: dict
+    info: dict
+
+
+class _Head(nn.Module):
+    def __init__(self, encoder: nn.Module, head: nn.Linear) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+def load_classifier(path: str | os.PathLike, name: str, num_classes: int) -> Member:
+    """A fine-tuned classifier folder: the encoder through ``load_encoder``, the head from safetensors."""
+    from mgfm.models.artifact import load_encoder
+
+    path = Path(path)
+    info = read_json(path / CLASSIFIER_NAME, "classifier description")
+    if info.get("format") != CLASSIFIER_FORMAT:
+        raise BundleError(f"{path / CLASSIFIER_NAME}: format {info.get('format')!r}, expected {CLASSIFIER_FORMAT!r}")
+    check_layout(info, path / CLASSIFIER_NAME)
+    if int(info["num_classes"]) != num_classes:
+        raise BundleError(f"{path / CLASSIFIER_NAME}: {info['num_classes']} classes, the spotter has {num_classes}")
+    try:
+        encoder = load_encoder(path)
+    except (FileNotFoundError, ValueError) as err:
+        raise BundleError(f"{path}: {err}") from err
+    if int(encoder.card["num_joints"]) != len(UPPER_BODY):
+        raise BundleError(f"{path / 'card.json'}: encoder reads {encoder.card['num_joints']} joints, this mgfm feeds "
+                          f"{len(UPPER_BODY)}")
+    head_path = path / HEAD_NAME
+    if not head_path.is_file():
+        raise BundleError(f"{head_path}: classifier head missing")
+    state = load_file(str(head_path))
+    head = nn.Linear(int(encoder.card["feature_dim"]), num_classes)
+    try:
+        head.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise BundleError(f"{head_path}: does not fit a {encoder.card['feature_dim']} -> {num_classes} head: "
+                          f"{err}") from err
+    return Member(name, info["modality"], info["stream"], _Head(encoder, head).eval(), encoder.card, info)
+
+
+def load_spotter(models_dir: str | os.PathLike) -> dict:
+    """``spotter.json`` of a models folder, checked (format, layout, its member folders present)."""
+    path = Path(models_dir) / SPOTTER_NAME
+    if not Path(models_dir).is_dir():
+        raise BundleError(f"{models_dir}: models folder not found")
+    spotter = read_json(path, "spotter description (made by the workflow's infer_calibrate rule)")
+    if spotter.get("format") != SPOTTER_FORMAT:
+        raise BundleError(f"{path}: format {spotter.get('format')!r}, expected {SPOTTER_FORMAT!r}")
+    check_layout(spotter, path)
+    for m in spotter["members"]:
+        if m["modality"] not in WINDOW_MODALITIES:
+            raise BundleError(f"{path}: member {m['name']!r} is a {m['modality']} model; spotting builds windows of "
+                              f"{', '.join(WINDOW_MODALITIES)} clips only so far")
+        d = classifier_dir(models_dir, m["modality"], m["stream"])
+        if not d.is_dir():
+            raise BundleError(f"{path}: member {m['name']!r} needs {d}, which is missing")
+    return spotter
+
+
+def load_members(models_dir: str | os.PathLike, spotter: dict) -> list[Member]:
+    k = len(spotter["class_names"])
+    return [load_classifier(classifier_dir(models_dir, m["modality"], m["stream"]), m["name"], k)
+            for m in spotter["members"]]

@@ -1,0 +1,128 @@
+"""The spotter description: window lengths from the training duration prior, fusion weights from the ensemble
+protocol, and the confidence threshold chosen on the classifiers' validation videos (never on test).
+
+Threshold choice: all proposals of the validation videos (``mgfm.infer.spotting.proposals``) are matched once
+per tIoU in confidence order; because greedy matching in that order never changes a higher-confidence match
+when lower ones are dropped, the hits at any threshold are a prefix count, so every candidate threshold is
+scored exactly. The chosen one maximises the mean F1 over ``infer.evaluate.tious``; ties keep the lower
+threshold. The class-prior baseline gets its own threshold the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mgfm.config.steps import resolve_step
+from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
+from mgfm.infer.bundle import (CLASSIFIER_NAME, SPOTTER_FORMAT, SPOTTER_NAME, BundleError, classifier_dir,
+                               load_members, read_json, write_json)
+from mgfm.infer.metrics import _per_video
+from mgfm.infer.spotting import proposals
+from mgfm.infer.windows import window_lengths
+
+log = logging.getLogger("mgfm.infer")
+
+
+def prior_probs(probs: np.ndarray, visible: np.ndarray, class_prior: np.ndarray) -> np.ndarray:
+    """The class-prior baseline's window probabilities: the training class frequencies on every visible window."""
+    return np.broadcast_to(np.where(visible[:, None], class_prior[None, :], 0.0), probs.shape).copy()
+
+
+def choose_threshold(props: pd.DataFrame, gt: pd.DataFrame, tious: list[float]) -> dict:
+    """The threshold maximising mean F1 over ``tious`` on ``props`` (all videos, column video_id) vs ``gt``."""
+    conf = props["confidence"].to_numpy()
+    order = np.argsort(-conf, kind="stable")
+    hits = np.stack([_per_video(props, gt, t)[order] for t in tious]) if len(props) else np.zeros((len(tious), 0))
+    cum = np.cumsum(hits, axis=1)
+    n_pred = np.arange(1, len(order) + 1)
+    # candidate cut after prediction i (keep the first i+1); only where the next confidence is lower
+    sorted_conf = conf[order]
+    last_of_value = np.append(sorted_conf[1:] < sorted_conf[:-1], True) if len(order) else np.zeros(0, bool)
+    best = {"threshold": float(sorted_conf[0] + 1e-6) if len(order) else 1.0, "f1": 0.0}
+    n_gt = len(gt)
+    for i in np.flatnonzero(last_of_value):
+        p = cum[:, i] / n_pred[i]
+        r = cum[:, i] / max(n_gt, 1)
+        f1 = float(np.mean(np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0))) * 100
+        if f1 > best["f1"] + 1e-12:
+            best = {"threshold": float(sorted_conf[i]), "f1": f1, "n_kept": int(i + 1)}
+    best["n_proposals"], best["n_gt"] = int(len(order)), int(n_gt)
+    return best
+
+
+def spotter_hash(spotter: dict) -> str:
+    """sha256 of the spotter description (what decides every output), recorded in each video's JSON."""
+    return hashlib.sha256(json.dumps(spotter, sort_keys=True).encode()).hexdigest()
+
+
+def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, str]], ensemble_metrics: str | None,
+                  manifest: str, annotations: str, pose_dir: str | os.PathLike, params: dict, tau: float,
+                  pose_params: dict, download_params: dict, fps: float) -> dict:
+    """Write ``models_dir/spotter.json``; ``members``: (name, modality, stream) of the fine-tuned classifiers."""
+    from mgfm.data.contract import load_annotations, load_manifest
+    from mgfm.infer.score import score_video
+
+    params = resolve_step("infer_calibrate", params)
+    infos = {}
+    for name, modality, stream in members:
+        infos[name] = read_json(classifier_dir(models_dir, modality, stream) / CLASSIFIER_NAME, "classifier")
+    first = next(iter(infos.values()))
+    for name, info in infos.items():
+        if info["validation_videos"] != first["validation_videos"] or info["class_names"] != first["class_names"]:
+            raise BundleError(f"classifier {name!r}: other validation videos or classes than {members[0][0]!r}; "
+                              "train every member with the same eval.seeds and eval.validation")
+    weights = {n: 1.0 for n in infos}
+    if ensemble_metrics:
+        ens = read_json(ensemble_metrics, "ensemble metrics")
+        used = dict(zip(ens["seeds"], ens["weights"]))
+        w = used.get(first["seed"])
+        if w is None or set(w) != set(infos):
+            raise BundleError(f"{ensemble_metrics}: no weights for seed {first['seed']} over members {sorted(infos)} "
+                              f"(has seeds {ens['seeds']}, members {ens.get('members')})")
+        weights = {n: float(w[n]) for n in infos}
+    man = load_manifest(manifest)
+    ann = load_annotations(annotations, man)
+    train_ann = ann[ann["video_id"].isin(first["train_videos"])]
+    prior_s = ((train_ann["end_frame"] - train_ann["start_frame"] + 1) / fps).to_numpy()
+    lengths = window_lengths(prior_s, params["windows"]["quantiles"], fps)
+    counts = np.asarray(first["class_counts"], np.float64)
+    spotter = {
+        "format": SPOTTER_FORMAT, "layout": LAYOUT_NAME, "joints": list(UPPER_BODY),
+        "class_names": first["class_names"], "class_prior": (counts / counts.sum()).tolist(),
+        "members": [{"name": n, "modality": m, "stream": s} for n, m, s in members], "weights": weights,
+        "fps": fps, "window_frames": lengths, "window_quantiles": params["windows"]["quantiles"],
+        "stride_frames": max(1, int(round(params["windows"]["stride_s"] * fps))),
+        "min_visible": params["windows"]["min_visible"], "tau": tau, "merge": params["merge"],
+        "clip_params": first["clip_params"], "pose": pose_params, "download": download_params,
+        "validation_videos": first["validation_videos"], "tious": params["evaluate"]["tious"],
+    }
+    loaded = load_members(models_dir, {**spotter, "members": spotter["members"]})
+    props, base = [], []
+    for vid in first["validation_videos"]:
+        sc = score_video(vid, Path(pose_dir) / f"{vid}.parquet", spotter, loaded, int(params["batch_size"]))
+        if sc.reason:
+            log.warning("validation video %s: %s", vid, sc.reason)
+            continue
+        props.append(proposals(sc.probs, sc.windows, params["merge"]).assign(video_id=vid))
+        bp = prior_probs(sc.probs, sc.windows.visible, np.asarray(spotter["class_prior"]))
+        base.append(proposals(bp, sc.windows, params["merge"]).assign(video_id=vid))
+    if not props:
+        raise ValueError(f"no validation video ({first['validation_videos']}) has a visible person: cannot choose "
+                         "a threshold (config key eval.validation.fraction)")
+    gt = ann[ann["video_id"].isin(first["validation_videos"])]
+    tious = params["evaluate"]["tious"]
+    spotter["calibration"] = choose_threshold(pd.concat(props, ignore_index=True), gt, tious)
+    spotter["threshold"] = spotter["calibration"]["threshold"]
+    spotter["baseline"] = choose_threshold(pd.concat(base, ignore_index=True), gt, tious)
+    write_json(Path(models_dir) / SPOTTER_NAME, spotter)
+    log.info("spotter: windows %s frames, stride %d, threshold %.3f (validation mean F1 %.1f on %d videos), "
+             "class-prior baseline %.1f", lengths, spotter["stride_frames"], spotter["threshold"],
+             spotter["calibration"]["f1"], len(props), spotter["baseline"]["f1"])
+    return spotter

@@ -1,0 +1,154 @@
+"""``mgfm infer VIDEO ... --models DIR --out DIR`` spots micro-gestures in video files; ``mgfm infer-step ...``
+runs the workflow's steps (train-classifier, train-emotion, calibrate, evaluate). Each is a thin wrapper."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from mgfm.cli import json_object, params_help
+from mgfm.infer.inputs import video_files
+
+SUBCOMMANDS = ("train-classifier", "train-emotion", "calibrate", "evaluate")
+#: subcommand -> (config section, step) of its --params
+STEP_SECTIONS = {"train-classifier": ("eval", "infer_classifier"), "train-emotion": ("eval", "infer_emotion"),
+                 "calibrate": ("infer", "infer_calibrate"), "evaluate": ("infer", "infer_spot")}
+
+
+def _threads(n: int) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mgfm.config.steps import resolve_step
+    from mgfm.infer.run import infer_videos
+
+    params = resolve_step("infer_spot", args.params)
+    _threads(args.threads)
+    videos = video_files(args.videos, args.video_dir or [])
+    if not videos:
+        raise ValueError("no video given (mgfm infer VIDEO ... or --video-dir)")
+    results = infer_videos(videos, args.models, args.out, int(params["batch_size"]), threads=args.threads or 1)
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        state = "ok" if r.ok else "FAILED"
+        note = f": {r.message}" if r.message else ""
+        print(f"{state:6s} {r.source} -> {Path(args.out) / r.video_id} ({r.n_instances} instances){note}")
+    if failed:
+        logging.getLogger("mgfm.infer").error("%d of %d videos failed: %s", len(failed), len(results),
+                                              ", ".join(r.source for r in failed))
+    return 1 if failed else 0
+
+
+def _train_classifier(args: argparse.Namespace) -> int:
+    from mgfm.infer.train import export_classifier
+
+    _threads(args.threads)
+    export_classifier(args.model_dir, args.train, args.test, args.taxonomy, args.params, args.out_dir, args.seed)
+    return 0
+
+
+def _train_emotion(args: argparse.Namespace) -> int:
+    from mgfm.infer.train import export_emotion
+
+    _threads(args.threads)
+    members = dict(m.split("=", 1) for m in args.member)
+    encoders = dict(m.split("=", 1) for m in args.encoder)
+    export_emotion(members, encoders, args.manifest, args.params, args.models_dir, args.seed)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from mgfm.infer.calibrate import build_spotter
+
+    _threads(args.threads)
+    members = [tuple(m.split(":", 2)) for m in args.member]
+    build_spotter(args.models_dir, members, args.ensemble, args.manifest, args.annotations, args.pose_dir,
+                  args.params, args.tau, args.pose, args.download, args.fps)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mgfm.infer.evaluate import evaluate_spotting
+
+    _threads(args.threads)
+    evaluate_spotting(args.models_dir, args.manifest, args.annotations, args.pose_dir, args.videos_dir,
+                      args.out_dir, args.metrics, args.params)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("infer", help="spot micro-gestures in untrimmed videos (and the workflow's infer steps)",
+                              description="mgfm infer VIDEO [VIDEO ...] --models results/models --out DIR: "
+                              f"spot micro-gestures in video files. Workflow steps: mgfm infer-step {{{','.join(SUBCOMMANDS)}}} ...")
+    p.add_argument("videos", nargs="*", help="video files")
+    p.add_argument("--models", default="results/models", help="models folder with spotter.json (results/models)")
+    p.add_argument("--out", default="results/infer/videos", help="output folder (one subfolder per video)")
+    p.add_argument("--video-dir", action="append", help="a folder of videos (repeatable)")
+    p.add_argument("--params", type=json_object, default={}, help=params_help("infer", "infer_spot"))
+    p.add_argument("--threads", type=int, default=0, help="torch / ONNX Runtime / ffmpeg threads (0: library default)")
+    p.set_defaults(func=_run)
+    register_steps(subparsers)
+
+
+def register_steps(subparsers) -> None:
+    """The workflow's steps, ``mgfm infer-step ...`` (kept apart from ``mgfm infer VIDEO ...``'s positional list)."""
+    from mgfm.config import default_seed
+
+    p = subparsers.add_parser("infer-step", help="the workflow's inference steps (train, calibrate, evaluate)")
+    sub = p.add_subparsers(dest="infer_step", required=True)
+
+    def common(q, seed=False):
+        q.add_argument("--params", type=json_object, default={}, help=params_help(*STEP_SECTIONS[q.prog.split()[-1]]))
+        q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: library default)")
+        if seed:
+            q.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key seed)")
+
+    c = sub.add_parser("train-classifier", help="fine-tune one stream's classifier (finetune protocol, first seed)")
+    c.add_argument("--model-dir", required=True, help="pretrained encoder folder (results/models/skeleton/joint)")
+    c.add_argument("--train", required=True, help="packed mg_train dataset")
+    c.add_argument("--test", required=True, help="packed mg_test dataset (scored along the way, as the protocol does)")
+    c.add_argument("--taxonomy", required=True, help="taxonomy table (class ids and names)")
+    c.add_argument("--out-dir", required=True, help="results/models/classifiers/<modality>/<stream>")
+    common(c, seed=True)
+    c.set_defaults(func=_train_classifier)
+
+    e = sub.add_parser("train-emotion", help="train the win/lose aggregator on all labeled train videos")
+    e.add_argument("--member", action="append", required=True, help="NAME=video_clips feature table (repeatable)")
+    e.add_argument("--encoder", action="append", required=True,
+                   help="NAME=pretrained encoder folder, relative to --models-dir (repeatable)")
+    e.add_argument("--manifest", required=True, help="manifest table (outcome and split of each video)")
+    e.add_argument("--models-dir", required=True, help="models folder; the model goes to its emotion/ subfolder")
+    common(e, seed=True)
+    e.set_defaults(func=_train_emotion)
+
+    k = sub.add_parser("calibrate", help="write spotter.json: windows, fusion weights, validation-chosen threshold")
+    k.add_argument("--models-dir", required=True, help="models folder with classifiers/; spotter.json goes there")
+    k.add_argument("--member", action="append", required=True, help="NAME:MODALITY:STREAM (repeatable)")
+    k.add_argument("--ensemble", default=None, help="the ensemble protocol's metrics.json (fusion weights)")
+    k.add_argument("--manifest", required=True, help="manifest table")
+    k.add_argument("--annotations", required=True, help="annotation table (the duration prior, validation truth)")
+    k.add_argument("--pose-dir", required=True, help="pose files of the validation videos (results/pose)")
+    k.add_argument("--tau", type=float, required=True, help="face-anchor threshold (config key clips.tau)")
+    k.add_argument("--fps", type=float, required=True, help="normalised frame rate (config key download.fps)")
+    k.add_argument("--pose", type=json_object, required=True, help="the pose section, recorded for new videos")
+    k.add_argument("--download", type=json_object, required=True,
+                   help="the download section (normalisation), recorded for new videos")
+    common(k)
+    k.set_defaults(func=_calibrate)
+
+    v = sub.add_parser("evaluate", help="spot the labeled test videos and score them against the annotations")
+    v.add_argument("--models-dir", required=True, help="models folder with spotter.json (results/models)")
+    v.add_argument("--manifest", required=True, help="manifest table (which videos are labeled test videos)")
+    v.add_argument("--annotations", required=True, help="annotation table (the truth)")
+    v.add_argument("--pose-dir", required=True, help="pose files of the test videos (results/pose)")
+    v.add_argument("--videos-dir", default=None, help="normalised videos (keyframes on the pages)")
+    v.add_argument("--out-dir", required=True, help="one subfolder per test video")
+    v.add_argument("--metrics", required=True, help="metrics JSON to write")
+    common(v)
+    v.set_defaults(func=_evaluate)

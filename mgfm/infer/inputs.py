@@ -1,0 +1,44 @@
+"""Which video files a user asked for, and the id each one gets (light: the Snakefile imports it at parse time)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
+
+
+def safe_id(path: str | os.PathLike, taken: set[str]) -> str:
+    """A video id from a file name: file-name-safe characters, unique among ``taken`` (which it joins)."""
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem).lstrip("._-") or "video"
+    vid, k = base, 1
+    while vid in taken:
+        k += 1
+        vid = f"{base}-{k}"
+    taken.add(vid)
+    return vid
+
+
+def video_files(videos: list[str], folders: list[str]) -> list[str]:
+    """The files given plus the video files of each folder (sorted); a missing folder is an error."""
+    out = list(videos)
+    for folder in folders:
+        d = Path(folder)
+        if not d.is_dir():
+            raise FileNotFoundError(f"{folder}: video folder not found (config key infer.video_dir)")
+        out += sorted(str(p) for p in d.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    return out
+
+
+def video_ids(videos: list[str], video_dir: str) -> dict[str, str]:
+    """Video id -> file of every listed video and every video of ``video_dir`` (config keys infer.videos,
+    infer.video_dir); two files that would get one id are an error (a rename resolves it)."""
+    ids: dict[str, str] = {}
+    for f in video_files(videos, [video_dir] if video_dir else []):
+        vid = safe_id(f, set())
+        if vid in ids:
+            raise ValueError(f"config key infer.videos / infer.video_dir: {ids[vid]} and {f} both become video id "
+                             f"{vid!r}; rename one")
+        ids[vid] = f
+    return ids

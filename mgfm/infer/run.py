@@ -1,0 +1,161 @@
+"""Spotting on videos: raw video -> the real normalisation and pose stages -> windows -> instances -> outputs.
+
+Per video, in ``out_dir/<video_id>/``: ``instances.csv``, ``instances.json`` (the same rows plus metadata: models,
+config hash, versions, timings) and ``report.html``. A video that cannot be read, shows no person or is shorter
+than the shortest window gets a clear message, an empty timeline where that is the truth, and the next video
+still runs. The real-time factor (video seconds per wall second) is logged with decode, pose and model split out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mgfm.common.atomic import atomic_path
+from mgfm.common.logs import Progress
+from mgfm.infer.bundle import Member, load_members, load_spotter
+from mgfm.infer.calibrate import spotter_hash
+from mgfm.infer.inputs import safe_id
+from mgfm.infer.page import keyframes, render_page
+from mgfm.infer.score import VideoScores, score_video, win_probability
+from mgfm.infer.spotting import INSTANCE_COLUMNS, instances, proposals
+
+log = logging.getLogger("mgfm.infer")
+
+#: Errors that concern one video only (the others still run); a bad models folder is raised before any video.
+VIDEO_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+@dataclass
+class VideoResult:
+    video_id: str
+    source: str
+    ok: bool
+    message: str = ""
+    n_instances: int = 0
+    duration_s: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+
+
+def versions() -> dict:
+    import importlib.metadata
+
+    import torch
+
+    try:
+        mgfm_version = importlib.metadata.version("mgfm")
+    except importlib.metadata.PackageNotFoundError:
+        mgfm_version = "unknown"
+    return {"mgfm": mgfm_version, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def write_outputs(out: Path, video_id: str, inst: pd.DataFrame, scores: VideoScores | None, meta: dict,
+                  class_names: list[str], video: str | None) -> None:
+    """instances.csv, instances.json and report.html of one video, each atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "instances.csv") as tmp:
+        inst.to_csv(tmp, index=False, float_format="%.4f")
+    with atomic_path(out / "instances.json") as tmp:
+        tmp.write_text(json.dumps({**meta, "instances": inst.to_dict(orient="records")}, indent=2) + "\n")
+    face = scores.face if scores is not None else np.zeros(0)
+    page = render_page(video_id, inst, face, meta, class_names, keyframes(video, inst))
+    with atomic_path(out / "report.html") as tmp:
+        tmp.write_text(page)
+
+
+def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.PathLike, spotter: dict,
+              members: list[Member], out_dir: str | os.PathLike, batch_size: int, video: str | None = None,
+              timings: dict | None = None) -> tuple[VideoScores, pd.DataFrame, pd.DataFrame, dict]:
+    """Spot one video from its pose file; write its outputs; return (window scores, ranked proposals, instances,
+    metadata)."""
+    t0 = time.perf_counter()
+    sc = score_video(video_id, pose_path, spotter, members, batch_size)
+    props = proposals(sc.probs, sc.windows, spotter["merge"])
+    inst = instances(props, float(spotter["threshold"]), sc.fps, spotter["class_names"])
+    win = None
+    if not sc.reason:
+        win = win_probability(models_dir, pose_path, sc, spotter, batch_size)
+    timings = {**(timings or {}), "model_s": time.perf_counter() - t0}
+    meta = {"video_id": video_id, "source": str(video or pose_path), "fps": sc.fps, "n_frames": sc.n_frames,
+            "duration_s": sc.n_frames / sc.fps if sc.fps else 0.0, "reason": sc.reason,
+            "n_windows": int(len(sc.windows)), "n_visible_windows": int(sc.windows.visible.sum()),
+            "threshold": float(spotter["threshold"]), "tau": float(spotter["tau"]),
+            "win_probability": win, "members": [m["name"] for m in spotter["members"]],
+            "weights": spotter["weights"], "models_dir": str(models_dir), "config_hash": spotter_hash(spotter),
+            "versions": versions(), "timings_s": timings, "columns": INSTANCE_COLUMNS}
+    if sc.reason:
+        log.warning("video %s: empty timeline: %s", video_id, sc.reason)
+    write_outputs(Path(out_dir) / video_id, video_id, inst, sc, meta, spotter["class_names"], video)
+    return sc, props, inst, meta
+
+
+def prepare_video(src: Path, work: Path, video_id: str, spotter: dict, threads: int) -> tuple[Path, Path, dict]:
+    """The real stages on one raw file: ffmpeg normalisation (download stage settings), then pose estimation
+    with the models' pose configuration; returns (normalised video, pose file, timings)."""
+    from mgfm.data.video import normalise_video, probe_video
+    from mgfm.pose.extract import extract_pose
+
+    dl = spotter["download"]
+    work.mkdir(parents=True, exist_ok=True)
+    video, meta_path, pose = work / "video.mp4", work / "video.json", work / "pose.parquet"
+    t0 = time.perf_counter()
+    with atomic_path(video) as tmp:
+        normalise_video(src, tmp, fps=int(dl["fps"]), max_width=int(dl["max_width"]),
+                        max_height=int(dl["max_height"]), crf=int(dl["crf"]), preset=dl["preset"], threads=threads)
+    probed = probe_video(video)
+    with atomic_path(meta_path) as tmp:
+        tmp.write_text(json.dumps({"video_id": video_id, **probed, "synthetic": False}, indent=2) + "\n")
+    t1 = time.perf_counter()
+    extract_pose(video, meta_path, pose, spotter["pose"], threads=threads)
+    return video, pose, {"decode_s": t1 - t0, "pose_s": time.perf_counter() - t1}
+
+
+def infer_videos(videos: list[str], models_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                 batch_size: int = 256, threads: int = 1) -> list[VideoResult]:
+    """Spot every video file; one failing video is reported and skipped, never stops the others."""
+    spotter = load_spotter(models_dir)          # a wrong models folder fails here, naming the file
+    members = load_members(models_dir, spotter)
+    out_dir = Path(out_dir)
+    taken: set[str] = set()
+    results = []
+    total_video, total_wall = 0.0, 0.0
+    bar = Progress(len(videos), "infer", unit="videos", logger=log, interval=0.0)
+    for i, src in enumerate(videos, 1):
+        vid = safe_id(src, taken)
+        t0 = time.perf_counter()
+        try:
+            if not Path(src).is_file():
+                raise FileNotFoundError(f"{src}: no such file")
+            video, pose, timings = prepare_video(Path(src), out_dir / vid / "work", vid, spotter, threads)
+            _, _, inst, meta = spot_pose(vid, pose, models_dir, spotter, members, out_dir, batch_size, str(video),
+                                      timings)
+            res = VideoResult(vid, str(src), True, meta["reason"], len(inst), meta["duration_s"], meta["timings_s"])
+        except VIDEO_ERRORS as err:
+            log.error("video %d/%d %s: skipped: %s", i, len(videos), src, err)
+            results.append(VideoResult(vid, str(src), False, str(err)))
+            bar.update()
+            continue
+        wall = time.perf_counter() - t0
+        total_video, total_wall = total_video + res.duration_s, total_wall + wall
+        rtf = res.duration_s / max(wall, 1e-9)
+        log.info("video %d/%d %s: %d instances, %.1f s of video in %.1f s (real-time factor %.2f; decode %.1f s, "
+                 "pose %.1f s, model %.1f s)%s", i, len(videos), vid, res.n_instances, res.duration_s, wall, rtf,
+                 timings["decode_s"], timings["pose_s"], res.timings["model_s"],
+                 f"; {res.message}" if res.message else "")
+        results.append(res)
+        bar.update()
+    bar.close()
+    if total_wall:
+        log.info("%d videos: %.1f s of video in %.1f s, real-time factor %.2f", len(videos), total_video, total_wall,
+                 total_video / total_wall)
+    return results

@@ -1,0 +1,108 @@
+"""The infer stage for real on a small demo: its rules through Snakemake (models, spotter, test-video spotting,
+table), then ``mgfm infer`` on video files including bad ones (unreadable, no person, too short)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mgfm.data.video import ffmpeg_exe
+
+from tests.support.workflow import repo_config, snakemake, write_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
+
+# 8 labeled videos of 30 s (3 test, 5 train of which one subject validates), short schedules, one seed
+SMALL = {"dataset": {"demo": {"n_videos": 10, "n_labeled": 8, "n_subjects": 8, "labeled_duration_s": [30.0, 32.0],
+                              "unlabeled_duration_s": [20.0, 22.0]}},
+         "pretrain": {"train": {"epochs": 6, "batch_size": 16}},
+         "eval": {"seeds": [0], "finetune": {"train": {"epochs": 8}}}}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("infer")
+    write_config(work / "config.yaml", repo_config(SMALL))
+    snakemake(work, "results/tables/table_spotting.md", timeout=1500)
+    return work
+
+
+def test_spotting_rules_write_models_metrics_table_and_pages(work):
+    res = work / "results"
+    spotter = json.loads((res / "models" / "spotter.json").read_text())
+    man = pd.read_csv(res / "demo" / "manifest.csv")
+    test = set(man.loc[man["split"] == "test", "video_id"])
+    assert spotter["validation_videos"] and not set(spotter["validation_videos"]) & test
+    assert [m["name"] for m in spotter["members"]] == ["joint", "bone", "motion"]
+    m = json.loads((res / "eval" / "spotting" / "metrics.json").read_text())
+    assert m["n_test_videos"] == len(test) and m["n_gt"] > 0
+    assert set(m["ours"]["tiou"]) == {"0.3", "0.5", "0.7"}
+    f1 = [m["ours"]["tiou"][t]["f1"] for t in ("0.3", "0.5", "0.7")]
+    assert f1 == sorted(f1, reverse=True)          # a stricter overlap never matches more
+    # (this small demo's classifiers are near chance: the margin over the baseline is asserted on the full demo,
+    # tests/test_pipeline_demo.py)
+    assert m["threshold"] == spotter["threshold"] and m["class_prior_baseline"]["tiou"]["0.3"]["n_gt"] == m["n_gt"]
+    for vid in test:
+        inst = pd.read_csv(res / "infer" / "test" / vid / "instances.csv")
+        assert (inst["end_frame"] >= inst["start_frame"]).all() and inst["confidence"].between(0, 1).all()
+        assert "<svg" in (res / "infer" / "test" / vid / "report.html").read_text()
+    table = (res / "tables" / "table_spotting.md").read_text()
+    assert "38.0" in table and "cited, not reproduced" in table
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def test_mgfm_infer_on_files_reports_bad_ones_and_does_the_others(work, tmp_path):
+    res = work / "results"
+    good = res / "videos" / "demo008.mp4"                  # an unlabeled demo video, normalised
+    blank = tmp_path / "blank.mp4"                           # 6 s of grey: no person
+    short = tmp_path / "short.mp4"                           # 0.2 s of a real video: shorter than any window
+    _ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=320x240:d=6:r=25", "-pix_fmt", "yuv420p", str(blank))
+    _ffmpeg("-i", str(good), "-t", "0.2", str(short))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "mgfm", "infer", str(good), str(broken), str(blank), str(short),
+                           "--models", str(res / "models"), "--out", str(out), "--threads", "2"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 1, proc.stderr[-3000:]            # one failed video: exit 1, the others done
+    assert "broken.mp4" in proc.stderr and "FAILED" in proc.stdout
+    meta = json.loads((out / "demo008" / "instances.json").read_text())
+    assert meta["reason"] == "" and meta["win_probability"] is not None and len(meta["instances"]) > 0
+    assert "real-time factor" in proc.stderr
+    for name, why in (("blank", "no person visible"), ("short", "shorter than the shortest window")):
+        m = json.loads((out / name / "instances.json").read_text())
+        assert why in m["reason"] and m["instances"] == []
+        assert "Empty timeline" in (out / name / "report.html").read_text()
+    assert not (out / "broken" / "instances.json").exists()
+
+
+def test_models_of_another_joint_layout_are_refused(work, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(work / "results" / "models", models)
+    spotter = json.loads((models / "spotter.json").read_text())
+    spotter["joints"] = spotter["joints"][:-21]
+    (models / "spotter.json").write_text(json.dumps(spotter))
+    proc = subprocess.run([sys.executable, "-m", "mgfm", "infer", str(work / "results" / "videos" / "demo008.mp4"),
+                           "--models", str(models), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 1 and "spotter.json" in proc.stderr and "joint subset of 42 joints" in proc.stderr
+
+
+def test_infer_target_spots_the_configured_videos_and_reruns_nothing_else(work, tmp_path):
+    from tests.support.workflow import output
+
+    video = work / "results" / "videos" / "demo009.mp4"
+    cfg = write_config(tmp_path / "infer.yaml", repo_config({**SMALL, "infer": {"videos": [str(video)]}}))
+    proc = snakemake(work, "infer", "--rerun-triggers", "mtime", configfiles=[cfg], timeout=600)
+    assert "infer_video" in output(proc) and "infer_classifier" not in output(proc)
+    meta = json.loads((work / "results" / "infer" / "videos" / "demo009" / "instances.json").read_text())
+    assert meta["source"].endswith("video.mp4") and meta["n_frames"] > 0

@@ -78,6 +78,8 @@ def clip_vision_state(weights: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{path}: CLIP teacher weights missing (config key rgb_pretrain.teacher.weights; "
                                 "the workflow's fetch_rgb_teacher rule downloads them)")
     state = load_file(str(path))
+    if any(k.startswith("visual.") for k in state):
+        return openai_clip_to_hf(state)
     vision = {k[len("vision_model."):]: v for k, v in state.items() if k.startswith("vision_model.")}
     if not vision:
         vision = {k: v for k, v in state.items() if k.split(".")[0] in ("embeddings", "pre_layrnorm", "encoder",
@@ -85,6 +87,30 @@ def clip_vision_state(weights: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not vision:
         raise ValueError(f"{path}: no CLIP vision tensors (expected keys 'vision_model.*')")
     return vision
+
+
+def openai_clip_to_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """OpenAI CLIP's image tower (``visual.*`` of its ViT-B-16.pt) renamed to ``CLIPVisionModel``'s state dict:
+    the fused attention in-projection is split into q, k, v; the output projection ``visual.proj`` is dropped
+    (the targets are patch tokens before it)."""
+    v = {k[len("visual."):]: t for k, t in state.items() if k.startswith("visual.")}
+    out = {"embeddings.class_embedding": v["class_embedding"], "embeddings.patch_embedding.weight": v["conv1.weight"],
+           "embeddings.position_embedding.weight": v["positional_embedding"],
+           "pre_layrnorm.weight": v["ln_pre.weight"], "pre_layrnorm.bias": v["ln_pre.bias"],
+           "post_layernorm.weight": v["ln_post.weight"], "post_layernorm.bias": v["ln_post.bias"]}
+    depth = 1 + max(int(k.split(".")[2]) for k in v if k.startswith("transformer.resblocks."))
+    for i in range(depth):
+        a, b = f"transformer.resblocks.{i}.", f"encoder.layers.{i}."
+        for name, t in zip("qkv", v[a + "attn.in_proj_weight"].chunk(3)):
+            out[f"{b}self_attn.{name}_proj.weight"] = t
+        for name, t in zip("qkv", v[a + "attn.in_proj_bias"].chunk(3)):
+            out[f"{b}self_attn.{name}_proj.bias"] = t
+        pairs = {"attn.out_proj": "self_attn.out_proj", "ln_1": "layer_norm1", "ln_2": "layer_norm2",
+                 "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
+        for src, dst in pairs.items():
+            for leaf in ("weight", "bias"):
+                out[f"{b}{dst}.{leaf}"] = v[f"{a}{src}.{leaf}"]
+    return {k: t.contiguous() for k, t in out.items()}
 
 
 class OnnxBackboneTeacher(nn.Module):

@@ -151,7 +151,7 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
         out.mkdir(parents=True, exist_ok=True)
         key = fingerprint_of({"teacher": setup["teacher"], "data": data_desc, "model": cfg.to_dict()})
         t_cache = time.perf_counter()
-        cache = cache_targets(teacher, data, cfg, out / TARGET_CACHE, key, params["features"]["batch_size"], dev)
+        cache = cache_targets(teacher, data, cfg, out / TARGET_CACHE, key, train_cfg.batch_size, dev)
         log.info("pretrain rgb stage 2: teacher targets ready in %.1f s", time.perf_counter() - t_cache)
     t0 = time.perf_counter()
     result = fit(model, data, make_step(cfg, teacher, masking, stage, motion, cache), train_cfg, out,

@@ -89,7 +89,7 @@ def build_encoder(card: dict) -> nn.Module:
 @torch.inference_mode()
 def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int) -> np.ndarray:
     """Logits (len(rows), K) in eval mode; the model's train/eval mode is restored afterwards."""
-    from mgfm.train.features import prepare_clips
+    from mgfm.train.inputs import prepare_input
 
     was_training = model.training
     model.eval()
@@ -97,7 +97,7 @@ def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int) -> np.nd
     outs = []
     for start in range(0, len(rows), batch_size):
         b = clips[rows[start:start + batch_size]]
-        outs.append(model(prepare_clips(b["x"].to(dev), b["valid_len"].to(dev), model.card)).float().cpu().numpy())
+        outs.append(model(prepare_input(b["x"].to(dev), b["valid_len"].to(dev), model.card)).float().cpu().numpy())
     model.train(was_training)
     k = model.head.out_features
     return np.concatenate(outs) if outs else np.zeros((0, k), np.float32)
@@ -165,15 +165,13 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     """One seed of one protocol: train, score test/val along the way, return the per-seed summary + scores."""
     from mgfm.models.artifact import load_encoder, read_card
     from mgfm.train.checkpoint import fingerprint_of
-    from mgfm.train.data import PackedClips
-    from mgfm.train.features import prepare_clips
+    from mgfm.train.inputs import open_clips, prepare_input
     from mgfm.train.loop import fit
 
     params = resolve_step(f"eval_{protocol}", params)
     ft = params["finetune"]
     card = read_card(model_dir)
-    train_clips = PackedClips(train_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
-    test_clips = PackedClips(test_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
+    train_clips, test_clips = open_clips(train_data, card), open_clips(test_data, card)
     check_disjoint(train_clips.meta, test_clips.meta)
     y_train = _labels(train_clips.meta, num_classes, train_data)
     y_test = _labels(test_clips.meta, num_classes, test_data)
@@ -191,7 +189,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft["label_smoothing"]))
 
     def step(m, batch, ctx):
-        x = prepare_clips(batch["x"], batch["valid_len"], card)
+        x = prepare_input(batch["x"], batch["valid_len"], card)
         logits = m(x)
         acc = (logits.argmax(1) == batch["label"]).float().mean() * 100
         return loss_fn(logits.float(), batch["label"]), {"train_top1": acc.detach()}

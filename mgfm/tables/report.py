@@ -21,7 +21,7 @@ import numpy as np
 from mgfm.common.atomic import atomic_path
 from mgfm.core.feature_store import read_features
 from mgfm.eval.metrics import confusion_matrix, topk_accuracy
-from mgfm.eval.paths import feature_table, protocol_metrics
+from mgfm.eval.paths import feature_table, modality_streams, protocol_metrics
 from mgfm.tables import figures
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,10 @@ def best_model(eval_dir: Path, modalities: list[str], streams: list[str]) -> dic
             z = np.load(p)
             for name in z["names"]:
                 cands.append({"label": f"linear probe {m}/{name}", "logits": z[f"logits_{name}"], "y": z["y_test"],
-                              "modality": m, "stream": str(name) if str(name) in streams else streams[0]})
+                              "modality": m, "stream": str(name) if str(name) in modality_streams(m, streams)
+                              else modality_streams(m, streams)[0]})
         for protocol in ("finetune", "semi_supervised", "scratch"):
-            for s in streams:
+            for s in modality_streams(m, streams):
                 mp = protocol_metrics(eval_dir, protocol, m, s)
                 sp = mp.parent / "scores.npz"
                 if sp.is_file():
@@ -138,7 +139,9 @@ def build_report(out: str | os.PathLike, tables_dir: str | os.PathLike, eval_dir
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     for m in modalities:
-        logs = {s: Path(models_dir) / m / s / "train_log.csv" for s in streams}
+        logs = {s: Path(models_dir) / m / s / "train_log.csv" for s in modality_streams(m, streams)}
+        if m == "rgb":   # the two SMILE stages (Stage 2 is the evaluated encoder)
+            logs = {"stage 1": Path(models_dir) / "rgb" / "stage1" / "train_log.csv", "stage 2": logs["rgb"]}
         p = figures.training_curves(logs, figures_dir / f"pretrain_curves_{m}.png", f"Pretraining ({m}), per stream")
         if p:
             figs.append((p, f"Pretraining curves ({m}): every numeric column of train_log.csv, one line per stream"))
@@ -160,7 +163,7 @@ def build_report(out: str | os.PathLike, tables_dir: str | os.PathLike, eval_dir
                 figs.append((p, f"Linear-probe curves ({m}): loss, lr, train/test/validation Top-1 per stream"))
         for protocol in ("finetune", "semi_supervised", "scratch"):
             logs = {}
-            for s in streams:
+            for s in modality_streams(m, streams):
                 seeds = sorted((eval_dir / protocol / m / s).glob("seed*/train_log.csv"))
                 if seeds:
                     logs[s] = seeds[0]

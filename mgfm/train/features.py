@@ -68,7 +68,8 @@ def extract_features(model_dir: str | os.PathLike, dataset: str | os.PathLike, o
         raise ValueError(f"features batch_size must be >= 1, got {batch_size}")
     name = Path(dataset).name
     if rgb:
-        from mgfm.train.rgb_features import PackedRGBClips, encode_rgb_dataset
+        from mgfm.train.rgb_data import PackedRGBClips
+        from mgfm.train.rgb_features import encode_rgb_dataset
 
         data = PackedRGBClips(dataset, int(card["num_frames"]), int(card["image_size"]))
         feats = encode_rgb_dataset(encoder, data, batch_size, dev, desc=f"features rgb/{name}")

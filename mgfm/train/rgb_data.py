@@ -13,7 +13,7 @@ from mgfm.core.packed import open_packed
 
 
 class PackedRGBClips(Dataset):
-    """``ds[list_of_indices]`` -> {"x": uint8 (n, T, S, S, 3), "index": int64 (n,)}: one memmap read per batch,
+    """``ds[list_of_indices]`` -> {"x": uint8 (n, T, S, S, 3), "valid_len", "index": int64 (n,)}: one memmap read per batch,
     converted to float on the training device (``to_student``), so a batch crosses to the GPU as uint8."""
 
     def __init__(self, path: str | os.PathLike, num_frames: int | None = None, image_size: int | None = None) -> None:
@@ -28,6 +28,7 @@ class PackedRGBClips(Dataset):
         if image_size is not None and s != image_size:
             raise ValueError(f"{self.path}: {s} px frames, the model expects {image_size} "
                              "(rgb_pretrain.model.image_size)")
+        self.valid_len = self.meta["valid_len"].to_numpy().astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -37,7 +38,8 @@ class PackedRGBClips(Dataset):
         order = np.argsort(idx)                       # memmap reads in file order
         x = np.empty((len(idx), *self.data.shape[1:]), np.uint8)
         x[order] = self.data[idx[order]]
-        return {"x": torch.from_numpy(x), "index": torch.from_numpy(idx)}
+        return {"x": torch.from_numpy(x), "valid_len": torch.from_numpy(self.valid_len[idx]),
+                "index": torch.from_numpy(idx)}
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

@@ -19,12 +19,7 @@ except ValueError as err:
 EVAL_MODALITIES = list(EVAL["modalities"])
 EVAL_STREAMS = list(EVAL["streams"])
 
-
-def eval_streams(modality):
-    """eval.streams for skeleton; the one RGB encoder (stream "rgb") for rgb."""
-    return modality_streams(modality, EVAL_STREAMS)
-
-
+# streams per modality: eval.streams for skeleton, the one RGB encoder (stream "rgb") for rgb
 EVAL_DIR = f"{RESULTS}/eval"
 FEATURES_DIR = f"{RESULTS}/features"
 MODELS_DIR = f"{RESULTS}/models"
@@ -48,9 +43,13 @@ rule eval_linear_probe:
         **EVAL_WILDCARDS,
     input:
         features=lambda wc: [
-            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet" for s in eval_streams(wc.modality) for n in ("mg_train", "mg_test")
+            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"
+            for s in modality_streams(wc.modality, EVAL_STREAMS)
+            for n in ("mg_train", "mg_test")
         ],
-        encoders=lambda wc: [f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors" for s in eval_streams(wc.modality)],
+        encoders=lambda wc: [
+            f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors" for s in modality_streams(wc.modality, EVAL_STREAMS)
+        ],
         dataset=f"{DATASETS_DIR}/{{modality}}/mg_test",
         taxonomy=TABLES["taxonomy"],
     output:
@@ -80,7 +79,9 @@ rule eval_retrieval:
         **EVAL_WILDCARDS,
     input:
         features=lambda wc: [
-            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet" for s in eval_streams(wc.modality) for n in ("mg_train", "mg_test")
+            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"
+            for s in modality_streams(wc.modality, EVAL_STREAMS)
+            for n in ("mg_train", "mg_test")
         ],
         taxonomy=TABLES["taxonomy"],
     output:
@@ -133,7 +134,7 @@ rule eval_finetune:
 
 rule eval_ensemble:
     input:
-        [f"{EVAL_DIR}/finetune/{m}/{s}/{f}" for m in EVAL_MODALITIES for s in eval_streams(m)
+        [f"{EVAL_DIR}/finetune/{m}/{s}/{f}" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
          for f in ("metrics.json", "scores.npz")],
     output:
         f"{EVAL_DIR}/ensemble/metrics.json",
@@ -152,7 +153,7 @@ rule eval_ensemble:
 rule eval_emotion:
     input:
         features=[
-            f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m in EVAL_MODALITIES for s in eval_streams(m)
+            f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
         ],
         manifest=TABLES["manifest"],
     output:
@@ -177,7 +178,7 @@ rule eval_tables:
     input:
         [f"{EVAL_DIR}/{p}/{m}/metrics.json" for p in ("linear_probe", "retrieval") for m in EVAL_MODALITIES],
         [f"{EVAL_DIR}/{p}/{m}/{s}/metrics.json" for p in ("semi_supervised", "finetune", "scratch")
-         for m in EVAL_MODALITIES for s in eval_streams(m)],
+         for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)],
         f"{EVAL_DIR}/ensemble/metrics.json",
         f"{EVAL_DIR}/emotion/metrics.json",
     output:
@@ -201,7 +202,7 @@ rule eval_report:
         clips_figures=CLIPS_REPORT_FIGURES,
         scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES],
         test_features=[
-            f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in eval_streams(m)
+            f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
         ],
         taxonomy=TABLES["taxonomy"],
     output:

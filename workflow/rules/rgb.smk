@@ -5,11 +5,17 @@
 # GPUs as in pretrain.smk: resources.gpu > 1 launches torchrun; the model folders keep checkpoints/ between attempts.
 
 import os
+from pathlib import Path
+
+import mgfm.pose
 
 RGB_PRETRAIN = config["rgb_pretrain"]
 RGB_TEACHER = RGB_PRETRAIN["teacher"]
 RGB_FEATURE_DATASETS = RGB_PRETRAIN["feature_datasets"]
-RGB_TEACHER_WEIGHTS = [RGB_TEACHER["weights"]] if RGB_TEACHER["kind"] == "clip" else []
+# the teacher's file is an input, so a new teacher retrains both stages (the demo's is the packaged pose model)
+RGB_TEACHER_WEIGHTS = [RGB_TEACHER["weights"]] if RGB_TEACHER["kind"] == "clip" else [
+    RGB_TEACHER["onnx"] or str(Path(mgfm.pose.__file__).parent / "models" / "demo_wholebody.onnx")
+]
 
 if RGB_TEACHER["kind"] == "clip":
     if not RGB_TEACHER["weights"]:

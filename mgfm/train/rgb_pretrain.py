@@ -136,7 +136,7 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
             model.load_state_dict(load_file(str(weights)), strict=True)
         except RuntimeError as err:
             raise ValueError(f"{weights}: does not match rgb_pretrain.model: {err}") from err
-        init_desc = {"path": str(weights), "card": json.loads((Path(init) / "card.json").read_text())
+        init_desc = {"path": str(weights), "stage1_final_loss": json.loads((Path(init) / "card.json").read_text())
                      .get("final_loss") if (Path(init) / "card.json").is_file() else None}
     data_desc = {"dataset": str(dataset), "name": Path(dataset).name, "num_clips": len(data),
                  "clip_shape": list(data.data.shape[1:])}

@@ -51,7 +51,7 @@ rule pretrain_rgb_stage1:
         seed=config["seed"],
         out=lambda wc, output: os.path.dirname(output.encoder),
         launcher=torch_launcher,
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         nodes=1,
@@ -80,7 +80,7 @@ rule pretrain_rgb_stage2:
         out=lambda wc, output: os.path.dirname(output.encoder),
         init=lambda wc, input: os.path.dirname(input.stage1),
         launcher=torch_launcher,
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         nodes=1,

@@ -154,7 +154,7 @@ def finetune_table(ft: dict, ens: dict, modalities: list[str], streams: list[str
     """Table X from the fine-tuning runs, with our from-scratch rows of the same budget."""
     any_ft = next(iter(ft["finetune"].values()))
     scratch_rows = [(f"Same encoder from scratch ({m}/{s}), same budget", ft["scratch"][(m, s)]["results"])
-                    for m in modalities for s in streams]
+                    for m in modalities for s in modality_streams(m, streams)]
     return topk_table(TABLES["X"], _finetune_lookup(ft, ens, "finetune", modalities), _reports_of(any_ft["results"]),
                       scratch_rows, [
         _seeds_note(any_ft["n_seeds"]),

@@ -107,6 +107,16 @@ class RGBEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tokens(x).mean(dim=1)
 
+    def layer_of(self, name: str) -> int:
+        """Depth of parameter ``name`` for layer-wise lr decay: 0 embeddings, i + 1 encoder layer i, depth + 1
+        the final LayerNorm (and anything after it)."""
+        parts = name.split(".")
+        if "embeddings" in parts:
+            return 0
+        if "layer" in parts:
+            return int(parts[parts.index("layer") + 1]) + 1
+        return self.cfg.depth + 1
+
 
 class SmileModel(nn.Module):
     """Student encoder + decoder: ``model(x, mask)`` -> predictions (B, n_masked, target_dim) of the masked tokens,

@@ -204,8 +204,9 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         encoder = load_encoder(model_dir)
     rgb = card.get("modality") == "rgb"
     recipe = ft["rgb"] if rgb else {}          # VideoMAE's layer decay, mixup and CutMix for the RGB encoder
-    model = Classifier(encoder, num_classes, float(ft["init_std"]),
-                       float(recipe["layer_decay"]) if rgb and recipe["layer_decay"] < 1 else None)
+    model = Classifier(encoder, num_classes, float(ft["init_std"]))
+    if rgb and recipe["layer_decay"] < 1:
+        model.layer_decay = float(recipe["layer_decay"])
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft["label_smoothing"]))
 
     def step(m, batch, ctx):

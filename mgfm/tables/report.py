@@ -224,7 +224,7 @@ def _page(sections: list[str], figs: list[tuple[Path, str]], missing: list[str])
              "</head><body><h1>mgfm: iMiGUE-3K benchmark report</h1>",
              f"<p>Generated {now}. Each table shows the paper's number beside ours; rows marked "
              "<span class='cited'>cited, not reproduced</span> are other methods' numbers quoted by the paper; rows "
-             "marked <span class='missing'>not built</span> belong to branches this repository does not build yet.</p>"]
+             "marked <span class='missing'>not evaluated</span> belong to a modality this run left out of eval.modalities.</p>"]
     if missing:
         parts.append("<p class='missing'>Missing inputs: " + ", ".join(html.escape(m) for m in missing) + "</p>")
     parts.append("<h2>Tables</h2>")

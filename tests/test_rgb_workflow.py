@@ -44,3 +44,22 @@ def test_rgb_rules_end_to_end_and_stage_granularity(tmp_path):
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", dry, re.M))          # the job stats table
     assert planned.get("pretrain_rgb_stage2") == "1" and planned.get("extract_rgb_features") == "3", dry[-2000:]
     assert "pretrain_rgb_stage1" not in planned
+
+
+@pytest.mark.slow
+@pytest.mark.pipeline
+def test_rgb_branch_on_the_tiny_demo_corpus(tmp_path):
+    """The real upstream (rendered corpus, pose, clips, packed RGB clips) into both SMILE stages and features."""
+    import json
+
+    from mgfm.core.feature_store import read_features
+
+    cfg = repo_config({**TINY_DEMO, "rgb_pretrain": {**TINY, "stage1": {"epochs": 1, "batch_size": 4},
+                                                      "stage2": {"epochs": 1, "batch_size": 4}}})
+    write_config(tmp_path / "config.yaml", cfg)
+    targets = [f"results/features/rgb/rgb/{n}.parquet" for n in ("mg_train", "mg_test")]
+    snakemake(tmp_path, *targets, timeout=1200)
+    meta, feats = read_features(tmp_path / targets[1])
+    assert len(meta) == len(feats) > 0 and feats.shape[1] == 32
+    card = json.loads((tmp_path / "results" / "models" / "rgb" / "rgb" / "card.json").read_text())
+    assert card["data"]["num_clips"] >= 4 and card["teacher"]["kind"] == "onnx_backbone"

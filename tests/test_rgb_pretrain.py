@@ -182,3 +182,36 @@ def test_dataset_mismatch_names_the_config_key(clips, tmp_path):
     params["model"] = {**MODEL, "num_frames": 16}
     with pytest.raises(ValueError, match=r"8 frames, the model expects 16 \(rgb_pretrain.model.num_frames\)"):
         pretrain_rgb(clips, 1, tmp_path / "m", params, seed=0)
+
+
+def test_trajectory_mask_rows_are_those_of_the_global_batch():
+    traj = torch.rand(6, 2, 4, 4) > 0.6
+    whole, _ = trajectory_mask(traj, 0.75, 0.1, torch.Generator().manual_seed(2))
+    part, _ = trajectory_mask(traj[1::2], 0.75, 0.1, torch.Generator().manual_seed(2), slice(1, None, 2), 6)
+    assert torch.equal(part, whole[1::2])
+
+
+@pytest.mark.slow  # two torchrun launches
+def test_two_gloo_processes_match_one(clips, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from mgfm.train.checkpoint import CHECKPOINT_DIR, LAST
+
+    params = {**_params(), "stage1": {**TRAIN, "epochs": 2, "optimizer": "sgd", "momentum": 0.9, "lr": 0.05}}
+
+    def run(out, nproc):
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"] \
+            if nproc > 1 else [sys.executable, "-m"]
+        res = subprocess.run([*launcher, "mgfm", "pretrain", "rgb", "--stage", "1", "--dataset", str(clips),
+                              "--out", str(out), "--params", json.dumps(params), "--seed", "3", "--threads", "1",
+                              "--device", "cpu"], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        return torch.load(out / CHECKPOINT_DIR / LAST, weights_only=True)
+
+    one, two = run(tmp_path / "one", 1), run(tmp_path / "two", 2)
+    assert json.loads((tmp_path / "two" / "card.json").read_text())["world_size"] == 2
+    worst = max((one["model"][k].float() - two["model"][k].float()).abs().max().item() for k in one["model"])
+    assert worst < 1e-4, f"largest weight difference {worst}"

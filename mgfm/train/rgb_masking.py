@@ -33,13 +33,18 @@ def tube_mask(batch: int, grid: tuple[int, int, int], ratio: float, generator: t
     return _top(spatial.repeat(1, t), masked_count(grid, ratio))
 
 
-def trajectory_mask(trajectory: torch.Tensor, ratio: float, visible_fraction: float,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """``trajectory`` (B, t', h', w') bool -> (mask (B, N), which trajectory tokens were left visible (B, N))."""
+def trajectory_mask(trajectory: torch.Tensor, ratio: float, visible_fraction: float, generator: torch.Generator,
+                    rows: slice | None = None, global_batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``trajectory`` (B, t', h', w') bool -> (mask (B, N), which trajectory tokens were left visible (B, N)).
+
+    Under DDP, ``global_batch`` and this process's ``rows`` make the random draws those of the whole batch, so N
+    processes mask their clips as one process would."""
     b, t, h, w = trajectory.shape
     traj = trajectory.reshape(b, -1)
-    spatial = torch.rand(b, h * w, generator=generator).repeat(1, t)           # tube order in [0, 1)
-    keep = traj & (torch.rand(b, t * h * w, generator=generator) < visible_fraction)
+    n = global_batch or b
+    rows = rows if rows is not None else slice(None)
+    spatial = torch.rand(n, h * w, generator=generator)[rows].repeat(1, t)     # tube order in [0, 1)
+    keep = traj & (torch.rand(n, t * h * w, generator=generator)[rows] < visible_fraction)
     scores = spatial + 2.0 * (traj & ~keep) - 2.0 * keep
     mask = _top(scores, masked_count((t, h, w), ratio))
     return mask, keep & ~mask

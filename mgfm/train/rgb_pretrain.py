@@ -61,7 +61,7 @@ def make_step(cfg: StudentConfig, teacher: torch.nn.Module, masking: dict, stage
                 x, coverage = render(x, draws)
                 traj = trajectory_tokens(coverage, cfg.tubelet_size, cfg.patch_size)
                 mask, glimpses = trajectory_mask(traj.cpu(), masking["ratio"], masking["trajectory_visible"],
-                                                 ctx.generator)
+                                                 ctx.generator, rows, ctx.global_batch)
                 terms["trajectory_tokens"] = traj.float().mean()
                 terms["trajectory_visible"] = glimpses.float().sum() / traj.sum().clamp(min=1).cpu()
             else:

@@ -28,6 +28,7 @@ include: "workflow/rules/pose.smk"
 include: "workflow/rules/clips.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/rgb.smk"
 include: "workflow/rules/eval.smk"
 include: "workflow/rules/infer.smk"
 

@@ -68,6 +68,11 @@ def test_every_stage_left_its_artifacts(demo):
     assert not (res / "datasets" / "rgb").exists()
     for stream in STREAMS:
         assert (res / "models" / "skeleton" / stream / "encoder.safetensors").is_file()
+    for stage in ("stage1", "rgb"):                     # SMILE Stage 1, and Stage 2 = the evaluated RGB encoder
+        assert (res / "models" / "rgb" / stage / "encoder.safetensors").is_file()
+    for name in ("mg_train", "mg_test", "video_clips"):
+        assert (res / "features" / "rgb" / "rgb" / f"{name}.parquet").is_file()
+    assert (res / "figures" / "pretrain_curves_rgb.png").is_file()
     assert (res / "report.html").stat().st_size > 10_000
     report = (res / "report.html").read_text()
     assert "<title>mgfm benchmark report: the synthetic demo corpus (seed 7), not iMiGUE-3K</title>" in report
@@ -116,6 +121,7 @@ def test_retrieval_top5_not_below_top1(demo):
 @pytest.mark.slow
 def test_tables_hold_numbers_computed_in_this_run(demo):
     probe = _metrics(demo, "linear_probe", "skeleton")
+    rgb_probe = _metrics(demo, "linear_probe", "rgb")
     tables = sorted((demo / "results" / "tables").glob("table*.csv"))
     names = {p.stem.split("_")[0] for p in tables}
     assert {"table6", "table7", "table8", "table9", "table10", "table11", "table12", "table13"} <= names
@@ -123,8 +129,9 @@ def test_tables_hold_numbers_computed_in_this_run(demo):
     computed = table8[(table8["status"] == "computed") & (table8["source"] != "baseline")]
     assert len(computed) >= 4
     # every computed cell is one of this run's probe numbers, and none is a copy of the paper's number
-    ours = {round(v["top1"]["mean"], 2) for res in probe["results"].values() for v in res.values() if v} | \
-           {round(v["top5"]["mean"], 2) for res in probe["results"].values() for v in res.values() if v}
+    results = [*probe["results"].values(), *rgb_probe["results"].values()]
+    ours = {round(v["top1"]["mean"], 2) for res in results for v in res.values() if v} | \
+           {round(v["top5"]["mean"], 2) for res in results for v in res.values() if v}
     for _, row in computed.iterrows():
         assert round(row["ours_mean"], 2) in ours, row.to_dict()
         assert pd.isna(row["paper"]) or abs(row["ours_mean"] - row["paper"]) > 1e-6, row.to_dict()
@@ -150,3 +157,30 @@ def test_spotting_beats_the_class_prior_baseline(demo):
         assert len(meta["instances"]) == len(inst) and meta["config_hash"]
         assert "<svg" in (out / "report.html").read_text()
     assert (demo / "results" / "tables" / "table_spotting.md").read_text().count("cited, not reproduced") == 1
+
+
+@pytest.mark.slow
+def test_rgb_probe_beats_chance_clearly(demo):
+    m = _metrics(demo, "linear_probe", "rgb")
+    chance = m["chance_top1"]
+    top1 = m["results"]["rgb"]["last"]["top1"]["mean"]
+    assert top1 >= 1.5 * chance, f"MG-FM-RGB linear probe Top-1 {top1:.1f} vs chance {chance:.1f}"
+    card = json.loads((demo / "results" / "models" / "rgb" / "rgb" / "card.json").read_text())
+    assert card["stage"] == 2 and card["init"]["path"].endswith("stage1/smile_model.safetensors")
+
+
+@pytest.mark.slow
+def test_skele_rgb_fusion_is_at_least_the_better_modality_minus_noise(demo):
+    ens = _metrics(demo, "ensemble")
+    res = ens["results"]
+    fused = res["multimodal_weighted"]["top1"]
+    skeleton, rgb = res["weighted"]["top1"], res["rgb"]["top1"]
+    better = max(skeleton["mean"], rgb["mean"])
+    n_test = _metrics(demo, "finetune", "rgb", "rgb")["n_test"]
+    # noise: two test instances, or the seeds' spread of the compared numbers, whichever is larger
+    noise = max(2 * 100 / n_test, fused["std"], skeleton["std"], rgb["std"])
+    assert fused["mean"] >= better - noise, (fused, skeleton, rgb, noise)
+    assert ens["weights_multimodal"] and set(ens["weights_multimodal"][0]) == {*STREAMS, "rgb"}
+    table11 = pd.read_csv(next((demo / "results" / "tables").glob("table11*.csv")))
+    ours = table11[table11["method"] == "MG-FM (Ours)"]
+    assert (ours["status"] == "computed").all() and len(ours)

@@ -118,6 +118,11 @@ CHANGES = {
     "pose.batch_size": {"pose"},
     "skeleton.num_frames": {"skeleton_dataset"},
     "rgb.size": {"rgb_dataset"},
+    "rgb_pretrain.stage1.epochs": {"pretrain_rgb_stage1"},
+    "rgb_pretrain.stage2.epochs": {"pretrain_rgb_stage2"},
+    "rgb_pretrain.motion.objects": {"pretrain_rgb_stage1"},
+    "rgb_pretrain.masking.ratio": {"pretrain_rgb_stage1", "pretrain_rgb_stage2"},
+    "rgb_pretrain.features.batch_size": {"extract_rgb_features"},
 }
 NEW_VALUES = {"clips.prior": "prior.csv", "clips.iod_taus": [0.2], "pretrain.streams": ["joint"],
               "eval.seeds": [7], "infer.merge.nms_iou": 0.3}

@@ -26,7 +26,7 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
-SECTIONS = ("dataset", "download", "pose", "clips", "skeleton", "rgb", "pretrain", "eval", "infer")
+SECTIONS = ("dataset", "download", "pose", "clips", "skeleton", "rgb", "pretrain", "rgb_pretrain", "eval", "infer")
 MAX_ERRORS = 5
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from mgfm.config import resolve
 from mgfm.core.layout import STREAMS
 
-#: modality -> whether this repository has its branch (models, datasets, features). RGB joins later.
-MODALITIES = {"skeleton": True, "rgb": False}
+#: modality -> whether this repository has its branch (models, datasets, features)
+MODALITIES = {"skeleton": True, "rgb": True}
 
 
 def check_modality(modality: str, key: str = "eval.modalities") -> None:
@@ -49,9 +49,11 @@ def check_eval_config(eval_cfg: dict, pretrained_streams: Iterable[str]) -> None
     if ensemble is None:
         return
     if "streams" in eval_cfg:
+        rgb = "rgb" in eval_cfg.get("modalities", [])
         for s in ensemble["weights"]:
-            if s not in eval_cfg["streams"]:
-                raise ValueError(f"config key eval.ensemble.weights: stream {s!r} is not in eval.streams")
+            if s not in eval_cfg["streams"] and not (rgb and s == "rgb"):
+                raise ValueError(f"config key eval.ensemble.weights: stream {s!r} is not in eval.streams"
+                                 + (" (or 'rgb', with rgb in eval.modalities)" if rgb else ""))
     if ensemble["select"] == "validation" and "validation" in eval_cfg and eval_cfg["validation"]["fraction"] <= 0:
         raise ValueError("config key eval.ensemble.select is 'validation' but eval.validation.fraction is 0: "
                          "hold out validation subjects or give eval.ensemble.weights")

@@ -33,7 +33,7 @@ def _check(args: argparse.Namespace, step: str) -> dict:
         if "modalities" in params and args.modality not in params["modalities"]:
             raise ValueError(f"--modality {args.modality!r} is not in config key eval.modalities = "
                              f"{params['modalities']}")
-    if getattr(args, "stream", None):
+    if getattr(args, "stream", None) and not (getattr(args, "modality", None) == "rgb" and args.stream == "rgb"):
         check_streams([args.stream], pretrained, "--stream")
     return params
 
@@ -47,10 +47,10 @@ def _threads(args: argparse.Namespace) -> None:
 
 def _linear_probe(args: argparse.Namespace) -> int:
     from mgfm.eval.linear_probe import run_linear_probe
-    from mgfm.eval.paths import dataset_dir, feature_table, model_dir
+    from mgfm.eval.paths import dataset_dir, feature_table, modality_streams, model_dir
 
     params = _check(args, "eval_linear_probe")
-    streams = params["streams"]
+    streams = modality_streams(args.modality, params["streams"])
     _threads(args)
     feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
                  str(feature_table(args.features_dir, args.modality, s, "mg_test"))) for s in streams}
@@ -63,13 +63,14 @@ def _linear_probe(args: argparse.Namespace) -> int:
 
 
 def _retrieval(args: argparse.Namespace) -> int:
-    from mgfm.eval.paths import feature_table
+    from mgfm.eval.paths import feature_table, modality_streams
     from mgfm.eval.retrieval import run_retrieval
 
     params = _check(args, "eval_retrieval")
     _threads(args)
     feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
-                 str(feature_table(args.features_dir, args.modality, s, "mg_test"))) for s in params["streams"]}
+                 str(feature_table(args.features_dir, args.modality, s, "mg_test")))
+             for s in modality_streams(args.modality, params["streams"])}
     run_retrieval(feats, args.taxonomy, params, args.out_dir, args.modality)
     return 0
 
@@ -89,24 +90,25 @@ def _finetune(args: argparse.Namespace) -> int:
 
 def _emotion(args: argparse.Namespace) -> int:
     from mgfm.eval.emotion import run_emotion
-    from mgfm.eval.paths import feature_table, member_name
+    from mgfm.eval.paths import feature_table, member_name, modality_streams
 
     params = _check(args, "eval_emotion")
     _threads(args)
     members = {member_name(m, s): str(feature_table(args.features_dir, m, s, "video_clips"))
-               for m in params["modalities"] for s in params["streams"]}
+               for m in params["modalities"] for s in modality_streams(m, params["streams"])}
     run_emotion(members, args.manifest, params, args.out_dir, args.seed)
     return 0
 
 
 def _ensemble(args: argparse.Namespace) -> int:
     from mgfm.eval.ensemble import run_ensemble
-    from mgfm.eval.paths import member_name, protocol_metrics
+    from mgfm.eval.paths import member_name, modality_streams, protocol_metrics
 
     params = _check(args, "eval_ensemble")
     members = {member_name(m, s): str(protocol_metrics(args.eval_dir, "finetune", m, s))
-               for m in params["modalities"] for s in params["streams"]}
-    run_ensemble(members, params, args.out_dir)
+               for m in params["modalities"] for s in modality_streams(m, params["streams"])}
+    modality_of = {member_name(m, s): m for m in params["modalities"] for s in modality_streams(m, params["streams"])}
+    run_ensemble(members, params, args.out_dir, modality_of)
     return 0
 
 
@@ -119,7 +121,7 @@ def _common(p: argparse.ArgumentParser, modality: bool = True) -> None:
     p.add_argument("--out-dir", required=True, help="results/eval/<protocol>/... folder for metrics.json")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     if modality:
-        p.add_argument("--modality", default="skeleton", help="skeleton (rgb when its branch exists)")
+        p.add_argument("--modality", default="skeleton", help="skeleton or rgb")
 
 
 def register(subparsers) -> None:

@@ -64,11 +64,22 @@ def configured_weights(given: dict[str, float], members: list[str]) -> dict[str,
     return {n: float(given[n]) for n in members}
 
 
-def run_ensemble(members: dict[str, str], params: dict, out_dir: str) -> dict:
+def _weights(select: str, cfg: dict, val: dict[str, np.ndarray], y_val: np.ndarray) -> dict[str, float]:
+    if select == "validation":
+        return select_weights(val, y_val, float(cfg["grid_step"]))
+    if select == "config":
+        return configured_weights(cfg.get("weights") or {}, list(val))
+    raise ValueError(f"config key eval.ensemble.select must be config or validation, got {select!r}")
+
+
+def run_ensemble(members: dict[str, str], params: dict, out_dir: str,
+                 modality_of: dict[str, str] | None = None) -> dict:
     """Fuse fine-tuned members ({name: finetune metrics.json}) per seed, last-epoch scores; write metrics.json.
 
-    Two fusions: equal weights (Table X's multi-stream row) and the weighted one (Table XI) whose weights
-    come from ``eval.ensemble.weights`` (select: config) or a grid search on the validation split.
+    Two fusions of the skeleton members: equal weights (Table X's multi-stream row) and the weighted one whose
+    weights come from ``eval.ensemble.weights`` (select: config) or a grid search on the validation split.
+    With RGB members too (``modality_of`` names each member's modality), Table XI's Skele+RGB fusion of every
+    member (``multimodal_weighted`` / ``multimodal_equal``), weights chosen the same way, never on test.
     """
     from pathlib import Path
 
@@ -81,7 +92,12 @@ def run_ensemble(members: dict[str, str], params: dict, out_dir: str) -> dict:
     cfg = params["ensemble"]
     select = cfg["select"]
     seeds = [int(s) for s in params["seeds"]]
-    per_seed, weights_used = [], []
+    modality_of = modality_of or {n: "skeleton" for n in members}
+    skeleton = [n for n in members if modality_of.get(n, "skeleton") == "skeleton"]
+    multimodal = len(set(modality_of.get(n, "skeleton") for n in members)) > 1
+    if not skeleton:
+        raise ValueError("the ensemble needs at least one skeleton member (config key eval.modalities)")
+    per_seed, weights_used, weights_multi = [], [], []
     for seed in seeds:
         loaded = {n: load_scores(p, seed) for n, p in members.items()}
         first = next(iter(loaded.values()))
@@ -89,20 +105,24 @@ def run_ensemble(members: dict[str, str], params: dict, out_dir: str) -> dict:
             if not np.array_equal(s["clip_id"], first["clip_id"]):
                 raise ValueError(f"{members[n]}: member {n!r} was tested on other clips than the others")
         y_test, y_val = first["y_test"], first["y_val"]
-        if select == "validation":
-            weights = select_weights({n: s["val"] for n, s in loaded.items()}, y_val, float(cfg["grid_step"]))
-        elif select == "config":
-            weights = configured_weights(cfg.get("weights") or {}, list(loaded))
-        else:
-            raise ValueError(f"config key eval.ensemble.select must be config or validation, got {select!r}")
-        weights_used.append(weights)
         test = {n: s["test"] for n, s in loaded.items()}
-        eq = topk_accuracy(fuse(test), y_test)
-        wt = topk_accuracy(fuse(test, weights), y_test)
+        weights = _weights(select, cfg, {n: loaded[n]["val"] for n in skeleton}, y_val)
+        weights_used.append(weights)
+        eq = topk_accuracy(fuse({n: test[n] for n in skeleton}), y_test)
+        wt = topk_accuracy(fuse({n: test[n] for n in skeleton}, weights), y_test)
         single = {n: topk_accuracy(s, y_test) for n, s in test.items()}
-        per_seed.append({"equal": {"top1": eq[1], "top5": eq[5]}, "weighted": {"top1": wt[1], "top5": wt[5]},
-                         **{n: {"top1": a[1], "top5": a[5]} for n, a in single.items()}})
-    result = {"protocol": "ensemble", "members": list(members), "select": select, "weights": weights_used,
+        row = {"equal": {"top1": eq[1], "top5": eq[5]}, "weighted": {"top1": wt[1], "top5": wt[5]},
+               **{n: {"top1": a[1], "top5": a[5]} for n, a in single.items()}}
+        if multimodal:
+            w_all = _weights(select, cfg, {n: s["val"] for n, s in loaded.items()}, y_val)
+            weights_multi.append(w_all)
+            meq, mwt = topk_accuracy(fuse(test), y_test), topk_accuracy(fuse(test, w_all), y_test)
+            row.update(multimodal_equal={"top1": meq[1], "top5": meq[5]},
+                       multimodal_weighted={"top1": mwt[1], "top5": mwt[5]})
+        per_seed.append(row)
+    result = {"protocol": "ensemble", "members": list(members), "skeleton_members": skeleton,
+              "modality_of": dict(modality_of), "weights_multimodal": weights_multi,
+              "select": select, "weights": weights_used,
               "seeds": seeds, "n_seeds": len(seeds), "scores": "last-epoch fine-tuned logits -> softmax",
               "results": fold_seeds(per_seed), "per_seed": per_seed, "inputs": dict(members),
               "git_revision": git_revision()}

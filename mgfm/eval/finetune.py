@@ -50,13 +50,30 @@ def fit_batch_size(configured: int, n_clips: int, protocol: str) -> int:
 class Classifier(nn.Module):
     """Encoder + linear head (N(0, init_std) weights, zero bias) on the clip feature."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, init_std: float) -> None:
+    def __init__(self, encoder: nn.Module, num_classes: int, init_std: float, layer_decay: float | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.card = encoder.card
+        self.layer_decay = layer_decay
         self.head = nn.Linear(int(encoder.card["feature_dim"]), num_classes)
         nn.init.normal_(self.head.weight, 0.0, init_std)
         nn.init.zeros_(self.head.bias)
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """One group (the optimiser's defaults), or with ``layer_decay`` (encoders with ``layer_of``) one group per
+        depth with ``lr_scale`` = decay^(depth_max - depth), and no weight decay on biases and norms (VideoMAE)."""
+        if self.layer_decay is None or not hasattr(self.encoder, "layer_of"):
+            return [{"params": list(self.parameters())}]
+        top = self.encoder.cfg.depth + 1
+        groups: dict[tuple[int, bool], dict] = {}
+        named = [(n, p, self.encoder.layer_of(n)) for n, p in self.encoder.named_parameters()]
+        named += [(f"head.{n}", p, top) for n, p in self.head.named_parameters()]
+        for name, p, depth in named:
+            decay = p.ndim > 1
+            g = groups.setdefault((depth, decay), {"params": [], "lr_scale": self.layer_decay ** (top - depth),
+                                                   "weight_decay": weight_decay if decay else 0.0})
+            g["params"].append(p)
+        return list(groups.values())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
@@ -89,7 +106,7 @@ def build_encoder(card: dict) -> nn.Module:
 @torch.inference_mode()
 def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int) -> np.ndarray:
     """Logits (len(rows), K) in eval mode; the model's train/eval mode is restored afterwards."""
-    from mgfm.train.features import prepare_clips
+    from mgfm.train.inputs import prepare_input
 
     was_training = model.training
     model.eval()
@@ -97,7 +114,7 @@ def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int) -> np.nd
     outs = []
     for start in range(0, len(rows), batch_size):
         b = clips[rows[start:start + batch_size]]
-        outs.append(model(prepare_clips(b["x"].to(dev), b["valid_len"].to(dev), model.card)).float().cpu().numpy())
+        outs.append(model(prepare_input(b["x"].to(dev), b["valid_len"].to(dev), model.card)).float().cpu().numpy())
     model.train(was_training)
     k = model.head.out_features
     return np.concatenate(outs) if outs else np.zeros((0, k), np.float32)
@@ -165,15 +182,13 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     """One seed of one protocol: train, score test/val along the way, return the per-seed summary + scores."""
     from mgfm.models.artifact import load_encoder, read_card
     from mgfm.train.checkpoint import fingerprint_of
-    from mgfm.train.data import PackedClips
-    from mgfm.train.features import prepare_clips
+    from mgfm.train.inputs import open_clips, prepare_input
     from mgfm.train.loop import fit
 
     params = resolve_step(f"eval_{protocol}", params)
     ft = params["finetune"]
     card = read_card(model_dir)
-    train_clips = PackedClips(train_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
-    test_clips = PackedClips(test_data, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
+    train_clips, test_clips = open_clips(train_data, card), open_clips(test_data, card)
     check_disjoint(train_clips.meta, test_clips.meta)
     y_train = _labels(train_clips.meta, num_classes, train_data)
     y_test = _labels(test_clips.meta, num_classes, test_data)
@@ -187,14 +202,27 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         encoder = build_encoder(card)
     else:
         encoder = load_encoder(model_dir)
+    rgb = card.get("modality") == "rgb"
+    recipe = ft["rgb"] if rgb else {}          # VideoMAE's layer decay, mixup and CutMix for the RGB encoder
     model = Classifier(encoder, num_classes, float(ft["init_std"]))
+    if rgb and recipe["layer_decay"] < 1:
+        model.layer_decay = float(recipe["layer_decay"])
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft["label_smoothing"]))
 
     def step(m, batch, ctx):
-        x = prepare_clips(batch["x"], batch["valid_len"], card)
-        logits = m(x)
+        x = prepare_input(batch["x"], batch["valid_len"], card)
+        if rgb and (recipe["mixup"] > 0 or recipe["cutmix"] > 0):
+            from mgfm.train.mix import mix_batch
+
+            x, soft = mix_batch(x, batch["label"], num_classes, float(ft["label_smoothing"]), float(recipe["mixup"]),
+                                float(recipe["cutmix"]), ctx.generator)
+            logits = m(x)
+            loss = -(soft * torch.log_softmax(logits.float(), dim=1)).sum(1).mean()
+        else:
+            logits = m(x)
+            loss = loss_fn(logits.float(), batch["label"])
         acc = (logits.argmax(1) == batch["label"]).float().mean() * 100
-        return loss_fn(logits.float(), batch["label"]), {"train_top1": acc.detach()}
+        return loss, {"train_top1": acc.detach()}
 
     eval_every = int(ft["eval_every"])
     eval_bs = int(ft["eval_batch_size"])

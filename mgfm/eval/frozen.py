@@ -46,12 +46,11 @@ def verify_cached_features(model_dir: str, dataset: str, features: str, n_clips:
     ``tolerance`` (relative to the largest cached magnitude)."""
     from mgfm.core.feature_store import read_features
     from mgfm.models.artifact import load_encoder
-    from mgfm.train.data import PackedClips
-    from mgfm.train.features import prepare_clips
+    from mgfm.train.inputs import open_clips, prepare_input
 
     encoder = load_encoder(model_dir)
     card = encoder.card
-    clips = PackedClips(dataset, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
+    clips = open_clips(dataset, card)
     meta, cached = read_features(features)
     pos = {c: i for i, c in enumerate(meta["clip_id"])}
     rows = np.unique(np.linspace(0, len(clips) - 1, min(n_clips, len(clips))).round().astype(int))
@@ -61,7 +60,7 @@ def verify_cached_features(model_dir: str, dataset: str, features: str, n_clips:
         raise ValueError(f"{features}: clips {missing[:3]} of {dataset} are missing: re-extract the features")
     with frozen(encoder, f"{model_dir}"):
         b = clips[rows]
-        fresh = encoder(prepare_clips(b["x"], b["valid_len"], card)).float().numpy()
+        fresh = encoder(prepare_input(b["x"], b["valid_len"], card)).float().numpy()
     ref = cached[[pos[c] for c in ids]]
     if fresh.shape != ref.shape:
         raise ValueError(f"{features}: feature dim {ref.shape[1]} but {model_dir} gives {fresh.shape[1]}: re-extract")

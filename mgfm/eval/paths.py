@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 FINETUNE_PROTOCOLS = ("semi_supervised", "finetune", "scratch")
+#: the RGB branch has one encoder (MG-FM-RGB, Stage 2), evaluated as stream "rgb" of modality "rgb"
+RGB_STREAM = "rgb"
+
+
+def modality_streams(modality: str, streams) -> list[str]:
+    """The streams evaluated for ``modality``: config key eval.streams for skeleton, the one RGB encoder for rgb."""
+    return list(streams) if modality == "skeleton" else [RGB_STREAM]
 
 
 def feature_table(features_dir: str | Path, modality: str, stream: str, name: str) -> Path:
@@ -20,8 +27,11 @@ def dataset_dir(datasets_dir: str | Path, modality: str, name: str) -> Path:
 
 
 def member_name(modality: str, stream: str) -> str:
-    """How a (modality, stream) member is named in tables and ensemble weights: the stream for skeleton."""
-    return stream if modality == "skeleton" else f"{modality}-{stream}"
+    """How a (modality, stream) member is named in tables and ensemble weights: the stream for skeleton, "rgb"
+    for the RGB encoder."""
+    if modality == "skeleton" or (modality == "rgb" and stream == RGB_STREAM):
+        return stream
+    return f"{modality}-{stream}"
 
 
 def protocol_metrics(eval_dir: str | Path, protocol: str, modality: str | None = None,

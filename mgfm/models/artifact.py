@@ -17,7 +17,17 @@ from mgfm.common.atomic import atomic_path
 from mgfm.models.dste import DSTE
 
 CARD_FORMAT = "mgfm-encoder/1"
-ARCHITECTURES = {"dste": DSTE}
+
+
+def _videomae(**arch) -> torch.nn.Module:
+    from mgfm.models.rgb.student import RGBEncoder  # imports transformers: only when an RGB encoder is loaded
+
+    return RGBEncoder(**arch)
+
+
+ARCHITECTURES = {"dste": DSTE, "videomae": _videomae}
+#: card keys each architecture's consumers need besides architecture / arch / feature_dim
+CARD_KEYS = {"dste": ("stream", "num_frames", "num_joints"), "videomae": ("stream", "num_frames", "image_size")}
 WEIGHTS_NAME = "encoder.safetensors"
 CARD_NAME = "card.json"
 
@@ -46,11 +56,14 @@ def read_card(model_dir: str | os.PathLike) -> dict:
         raise ValueError(f"{path}: not valid JSON: {err}") from err
     if card.get("format") != CARD_FORMAT:
         raise ValueError(f"{path}: card format {card.get('format')!r}, expected {CARD_FORMAT!r}")
-    for key in ("architecture", "arch", "stream", "feature_dim", "num_frames", "num_joints"):
+    for key in ("architecture", "arch", "feature_dim"):
         if key not in card:
             raise ValueError(f"{path}: card lacks {key!r}")
     if card["architecture"] not in ARCHITECTURES:
         raise ValueError(f"{path}: unknown architecture {card['architecture']!r}")
+    for key in CARD_KEYS[card["architecture"]]:
+        if key not in card:
+            raise ValueError(f"{path}: card lacks {key!r}")
     return card
 
 

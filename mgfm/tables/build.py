@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mgfm.core.constants import EVAL_TABLES
 from mgfm.eval.checks import MODALITIES
-from mgfm.eval.paths import protocol_metrics
+from mgfm.eval.paths import modality_streams, protocol_metrics
 from mgfm.eval.results import read_json
 from mgfm.tables.paper import CITED, NOT_BUILT, TABLES, PaperRow, PaperTable
 from mgfm.tables.bib import write_bib
@@ -130,6 +130,8 @@ def _status(prow: PaperRow, built_modalities: list[str]) -> str | None:
         return NOT_BUILT
     if prow.modality not in (None, "multimodal") and prow.modality not in built_modalities:
         return f"not evaluated ({prow.modality} not in eval.modalities)"
+    if prow.modality == "multimodal" and "rgb" not in built_modalities:
+        return "not evaluated (rgb not in eval.modalities)"
     return None
 
 
@@ -223,7 +225,7 @@ def finetune_table(ft: dict, ens: dict, modalities: list[str], streams: list[str
     """Table X from the fine-tuning runs, with our from-scratch rows of the same budget."""
     any_ft = next(iter(ft["finetune"].values()))
     scratch_rows = [(f"Same encoder from scratch ({m}/{s}), same budget", ft["scratch"][(m, s)]["results"])
-                    for m in modalities for s in streams]
+                    for m in modalities for s in modality_streams(m, streams)]
     return topk_table(TABLES["X"], _finetune_lookup(ft, ens, "finetune", modalities), _reports_of(any_ft["results"]),
                       scratch_rows, [
         _seeds_note(any_ft["n_seeds"]),
@@ -265,9 +267,23 @@ def ensemble_table(ens: dict, modalities: list[str], baselines: list[tuple[str, 
     members = "+".join(ens["members"])
     w = ens["weights"][0]
     wtxt = ", ".join(f"{k} {v:.2f}" for k, v in w.items())
-    return topk_table(TABLES["XI"], lambda prow: _status(prow, modalities) or "not available", ["value"],
-                      [(f"MG-FM-Skele ensemble ({members}), weights from {ens['select']}",
-                        {"value": ens["results"]["weighted"]})], [
+    res = ens["results"]
+    skeleton = "+".join(ens.get("skeleton_members", ens["members"]))
+
+    def lookup(prow: PaperRow):
+        st = _status(prow, modalities)
+        if st:
+            return st
+        if prow.member == "ensemble" and "multimodal_weighted" in res:
+            return {"value": res["multimodal_weighted"]}
+        return "not available"
+
+    extra = [(f"MG-FM-Skele ensemble ({skeleton}), weights from {ens['select']}", {"value": res["weighted"]})]
+    if "rgb" in res:
+        extra.append(("MG-FM-RGB (single fine-tuned model)", {"value": res["rgb"]}))
+    if "multimodal_equal" in res:
+        extra.append((f"MG-FM Skele+RGB ({members}), equal weights", {"value": res["multimodal_equal"]}))
+    return topk_table(TABLES["XI"], lookup, ["value"], extra, [
         _seeds_note(ens["n_seeds"]),
         f"Weighted sum of the fine-tuned members' last-epoch softmax scores; weights ({ens['select']}; "
         f"first seed: {wtxt}) come from the config or a grid search on the validation split, never from test.",
@@ -305,7 +321,8 @@ def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modali
     written["VIII"] = write_table(linear_probe_table(lp, modalities, dataset), out_dir)
     baselines = topk_baselines(next(iter(lp.values())))
 
-    ft = {p: {(m, s): read_json(protocol_metrics(eval_dir, p, m, s)) for m in modalities for s in streams}
+    ft = {p: {(m, s): read_json(protocol_metrics(eval_dir, p, m, s)) for m in modalities
+              for s in modality_streams(m, streams)}
           for p in ("semi_supervised", "finetune", "scratch")}
     ens = read_json(protocol_metrics(eval_dir, "ensemble"))
     written["IX"] = write_table(semi_supervised_table(ft, ens, modalities, baselines, dataset), out_dir)
@@ -340,25 +357,37 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
             "Macro-F1 ours"]
     rows, records = [], []
     res = em["results"]
+    agg = em["config"]["aggregator"]
+    both = any(m == "rgb" or m.startswith("rgb-") for m in em["members"])   # Skele+RGB clip features
+    ours = [fmt(res["accuracy"], 0.01, 3), fmt(res["balanced_accuracy"], 0.01, 3), fmt(res["macro_f1"], 0.01, 3)]
+
+    def add_ours(label: str, paper: float | None) -> None:
+        for m in ("accuracy", "balanced_accuracy", "macro_f1"):
+            records.append({"method": label, "metric": m, "paper": paper if m == "accuracy" else None,
+                            "ours_mean": res[m]["mean"] / 100, "ours_std": res[m]["std"] / 100, "n_seeds": res[m]["n"],
+                            "status": "computed"})
+
     for prow in TABLES["XIII"].rows:
         model = prow.extra.get("model", "")
+        if prow.kind != "cited" and prow.modality == "multimodal" and both:
+            rows.append([prow.method, "paper + ours", f"{model}; ours: {agg}-pooling+linear, frozen "
+                         f"{'+'.join(em['members'])}", paper_cell(prow.values["accuracy"]), *ours])
+            add_ours(prow.method, prow.values["accuracy"])
+            continue
         if prow.kind == "cited":
             cells = [CITED, "", ""]
             status = CITED
         else:
-            cells = [NOT_BUILT if not MODALITIES.get("rgb") else "not available", "", ""]
+            cells = [_status(prow, []), "", ""]
             status = cells[0]
         rows.append([prow.method, "paper" if prow.kind == "cited" else "paper + ours", model,
                      paper_cell(prow.values["accuracy"]), *cells])
         records.append({"method": prow.method, "metric": "accuracy", "paper": prow.values["accuracy"],
                         "ours_mean": None, "ours_std": None, "n_seeds": None, "status": status})
-    agg = em["config"]["aggregator"]
-    label = f"MG-FM-Skele ({'+'.join(em['members'])} clip features), {agg} aggregator"
-    rows.append([label, "ours (not in paper)", f"{agg}-pooling+linear, frozen skeleton", "—",
-                 fmt(res["accuracy"], 0.01, 3), fmt(res["balanced_accuracy"], 0.01, 3), fmt(res["macro_f1"], 0.01, 3)])
-    for m in ("accuracy", "balanced_accuracy", "macro_f1"):
-        records.append({"method": label, "metric": m, "paper": None, "ours_mean": res[m]["mean"] / 100,
-                        "ours_std": res[m]["std"] / 100, "n_seeds": res[m]["n"], "status": "computed"})
+    if not both:
+        label = f"MG-FM-Skele ({'+'.join(em['members'])} clip features), {agg} aggregator"
+        rows.append([label, "ours (not in paper)", f"{agg}-pooling+linear, frozen skeleton", "—", *ours])
+        add_ours(label, None)
     majority = em["majority_accuracy"] / 100
     # chance: a fair coin; majority class: always the training videos' more frequent outcome (balanced acc. 0.5)
     for blabel, acc, bal in (("Chance (fair coin)", 0.5, 0.5), ("Majority outcome of the training videos",

@@ -25,7 +25,7 @@ import pandas as pd
 from mgfm.common.atomic import atomic_path
 from mgfm.core.feature_store import read_features
 from mgfm.eval.metrics import confusion_matrix, topk_accuracy
-from mgfm.eval.paths import feature_table, protocol_metrics
+from mgfm.eval.paths import feature_table, modality_streams, protocol_metrics
 from mgfm.eval.results import read_json
 from mgfm.tables import figures
 from mgfm.tables.build import fmt
@@ -115,10 +115,11 @@ def best_model(eval_dir: Path, modalities: list[str], streams: list[str]) -> dic
                 else [0]
             for name in z["names"]:
                 cands.append({"label": f"linear probe {m}/{name}", "logits": z[f"logits_{name}"], "y": z["y_test"],
-                              "modality": m, "stream": str(name) if str(name) in streams else streams[0],
+                              "modality": m, "stream": str(name) if str(name) in modality_streams(m, streams)
+                              else modality_streams(m, streams)[0],
                               "seed": int(seeds[0])})
         for protocol in ("finetune", "semi_supervised", "scratch"):
-            for s in streams:
+            for s in modality_streams(m, streams):
                 mp = protocol_metrics(eval_dir, protocol, m, s)
                 sp = mp.parent / "scores.npz"
                 if sp.is_file():
@@ -250,7 +251,9 @@ def figures_section(eval_dir: Path, features_dir: Path, models_dir: Path, figure
                                     if Path(f).is_file()]
     figures_dir.mkdir(parents=True, exist_ok=True)
     for m in modalities:
-        logs = {s: Path(models_dir) / m / s / "train_log.csv" for s in streams}
+        logs = {s: Path(models_dir) / m / s / "train_log.csv" for s in modality_streams(m, streams)}
+        if m == "rgb":   # the two SMILE stages (Stage 2 is the evaluated encoder)
+            logs = {"stage 1": Path(models_dir) / "rgb" / "stage1" / "train_log.csv", "stage 2": logs["rgb"]}
         p = figures.pretraining_figure(logs, figures_dir / f"pretrain_curves_{m}.png",
                                        f"Self-supervised pretraining ({m}), per stream")
         if p:
@@ -270,7 +273,7 @@ def figures_section(eval_dir: Path, features_dir: Path, models_dir: Path, figure
                                 "subjects and on test at each evaluated epoch, one colour per stream."))
         for protocol, name in (("finetune", "Fine-tuning"), ("semi_supervised", "Semi-supervised fine-tuning"),
                                ("scratch", "Training from scratch")):
-            frames, first = _finetune_frames(eval_dir, protocol, m, streams)
+            frames, first = _finetune_frames(eval_dir, protocol, m, modality_streams(m, streams))
             p = figures.curves_figure(frames, [("loss", "training loss"), ("val_top1", "validation Top-1 (%)")],
                                       figures_dir / f"{protocol}_curves_{m}.png", f"{name} ({m}), seed {first}")
             if p:

@@ -26,6 +26,21 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain_rgb(args: argparse.Namespace) -> int:
+    from mgfm.train.rgb_pretrain import pretrain_rgb
+
+    _threads(args)
+    pretrain_rgb(args.dataset, args.stage, args.out, args.params, seed=args.seed, init=args.init, device=args.device)
+    return 0
+
+
+def _fetch_clip(args: argparse.Namespace) -> int:
+    from mgfm.train.rgb_teacher import fetch_clip_teacher
+
+    fetch_clip_teacher(args.url, args.sha256, args.out)
+    return 0
+
+
 def _extract(args: argparse.Namespace) -> int:
     from mgfm.train.features import extract_features
 
@@ -50,11 +65,29 @@ def register(subparsers) -> None:
     sk.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     sk.set_defaults(func=_pretrain)
 
+    rgb = pre_sub.add_parser("rgb", help="MG-FM-RGB: SMILE masked video distillation, one stage")
+    rgb.add_argument("--dataset", required=True, help="packed RGB dataset folder (results/datasets/rgb/pretrain)")
+    rgb.add_argument("--stage", required=True, type=int, choices=(1, 2),
+                     help="1: synthetic motion + trajectory-aware masking; 2: original clips, tube masking")
+    rgb.add_argument("--out", required=True, help="model folder (encoder.safetensors, card.json, smile_model...)")
+    rgb.add_argument("--init", default=None, help="stage 2: the Stage 1 model folder")
+    rgb.add_argument("--params", type=json_object, default={}, help="the rgb_pretrain config section as JSON")
+    rgb.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
+    rgb.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    rgb.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    rgb.set_defaults(func=_pretrain_rgb)
+
+    fc = pre_sub.add_parser("fetch-clip", help="download OpenAI CLIP (pinned sha256) -> vision tower safetensors")
+    fc.add_argument("--url", required=True)
+    fc.add_argument("--sha256", required=True)
+    fc.add_argument("--out", required=True, help="safetensors file (config key rgb_pretrain.teacher.weights)")
+    fc.set_defaults(func=_fetch_clip)
+
     feat = subparsers.add_parser("features", help="frozen-encoder features")
     feat_sub = feat.add_subparsers(dest="action", required=True)
     ex = feat_sub.add_parser("extract", help="features of every clip of a packed dataset -> Parquet")
     ex.add_argument("--model", required=True, help="model folder with encoder.safetensors + card.json")
-    ex.add_argument("--dataset", required=True, help="packed skeleton dataset folder")
+    ex.add_argument("--dataset", required=True, help="packed skeleton or RGB dataset folder (the card says which)")
     ex.add_argument("--out", required=True, help="output feature table (.parquet)")
     ex.add_argument("--params", type=json_object, default={}, help=params_help("pretrain", "extract_features"))
     ex.add_argument("--batch-size", type=int, default=None,

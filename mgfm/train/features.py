@@ -55,18 +55,27 @@ def extract_features(model_dir: str | os.PathLike, dataset: str | os.PathLike, o
     """Write ``out`` (mgfm.core.feature_store format) with the frozen features of every clip of ``dataset``.
 
     ``batch_size`` overrides ``params`` (the pretrain section's ``features`` block, resolved by mgfm.config)."""
-    if batch_size is None:
-        from mgfm.config.steps import resolve_step
-
-        batch_size = int(resolve_step("extract_features", params)["features"]["batch_size"])
-    if batch_size < 1:
-        raise ValueError(f"features batch_size must be >= 1, got {batch_size}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     encoder = load_encoder(model_dir, device=dev)
     card = encoder.card
-    data = PackedClips(dataset, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
+    rgb = card.get("modality") == "rgb"
+    if batch_size is None:
+        from mgfm.config.steps import resolve_step
+
+        step = "extract_rgb_features" if rgb else "extract_features"
+        batch_size = int(resolve_step(step, params)["features"]["batch_size"])
+    if batch_size < 1:
+        raise ValueError(f"features batch_size must be >= 1, got {batch_size}")
     name = Path(dataset).name
-    feats = encode_dataset(encoder, data, batch_size, dev, desc=f"features {card['stream']}/{name}")
+    if rgb:
+        from mgfm.train.rgb_data import PackedRGBClips
+        from mgfm.train.rgb_features import encode_rgb_dataset
+
+        data = PackedRGBClips(dataset, int(card["num_frames"]), int(card["image_size"]))
+        feats = encode_rgb_dataset(encoder, data, batch_size, dev, desc=f"features rgb/{name}")
+    else:
+        data = PackedClips(dataset, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
+        feats = encode_dataset(encoder, data, batch_size, dev, desc=f"features {card['stream']}/{name}")
     if not np.isfinite(feats).all():
         bad = int(np.flatnonzero(~np.isfinite(feats).all(axis=1))[0])
         clip = data.meta["clip_id"].iloc[bad]

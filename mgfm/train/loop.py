@@ -149,10 +149,13 @@ def _tensorboard(out_dir: Path):
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Over ``model.optimizer_groups(weight_decay)`` when the model defines it (param groups that may carry an
+    ``lr_scale``, e.g. layer-wise lr decay), else over all parameters."""
+    groups = model.optimizer_groups(cfg.weight_decay) if hasattr(model, "optimizer_groups") else model.parameters()
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    return cls(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
 def fit(model: torch.nn.Module, dataset: Dataset, step_fn: StepFn, cfg: TrainConfig, out_dir: str | os.PathLike,
@@ -305,7 +308,7 @@ def _train_step(run: _Run, epoch: int, step: int, batch: dict) -> dict[str, floa
     run.lr = lr = learning_rate(run.global_step, run.steps_per_epoch, cfg.epochs, cfg.lr, cfg.schedule,
                                 cfg.warmup_epochs, cfg.milestones, cfg.gamma, cfg.min_lr)
     for group in run.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     ctx = StepContext(epoch, step, run.global_step, info, cfg.batch_size,
                       torch.Generator().manual_seed(derive_seed(cfg.seed, "step", epoch, step)))
     batch = {k: v.to(info.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}

@@ -6,6 +6,7 @@
 # here, once, so no job depends on that list.
 
 from mgfm.eval.checks import check_eval_config
+from mgfm.eval.paths import RGB_STREAM, modality_streams
 from mgfm.core.layout import STREAMS as _ALL_STREAMS
 
 EVAL = config["eval"]
@@ -17,6 +18,8 @@ except ValueError as err:
     raise WorkflowError(str(err)) from None
 EVAL_MODALITIES = list(EVAL["modalities"])
 EVAL_STREAMS = list(EVAL["streams"])
+
+# streams per modality: eval.streams for skeleton, the one RGB encoder (stream "rgb") for rgb
 EVAL_DIR = f"{RESULTS}/eval"
 FEATURES_DIR = f"{RESULTS}/features"
 MODELS_DIR = f"{RESULTS}/models"
@@ -31,7 +34,7 @@ CLIPS_REPORT_TABLES = [f"{TABLES_DIR}/{name}.md" for name in IOD_TABLES.values()
 CLIPS_REPORT_FIGURES = [f"{FIGURES_DIR}/fig4_durations.png"]
 
 
-EVAL_WILDCARDS = {"modality": "skeleton|rgb", "eval_stream": "|".join(_ALL_STREAMS),
+EVAL_WILDCARDS = {"modality": "skeleton|rgb", "eval_stream": "|".join([*_ALL_STREAMS, RGB_STREAM]),
                   "ft_protocol": "semi_supervised|finetune|scratch"}
 
 
@@ -40,9 +43,13 @@ rule eval_linear_probe:
         **EVAL_WILDCARDS,
     input:
         features=lambda wc: [
-            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet" for s in EVAL_STREAMS for n in ("mg_train", "mg_test")
+            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"
+            for s in modality_streams(wc.modality, EVAL_STREAMS)
+            for n in ("mg_train", "mg_test")
         ],
-        encoders=lambda wc: [f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors" for s in EVAL_STREAMS],
+        encoders=lambda wc: [
+            f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors" for s in modality_streams(wc.modality, EVAL_STREAMS)
+        ],
         dataset=f"{DATASETS_DIR}/{{modality}}/mg_test",
         taxonomy=TABLES["taxonomy"],
     output:
@@ -72,7 +79,9 @@ rule eval_retrieval:
         **EVAL_WILDCARDS,
     input:
         features=lambda wc: [
-            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet" for s in EVAL_STREAMS for n in ("mg_train", "mg_test")
+            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"
+            for s in modality_streams(wc.modality, EVAL_STREAMS)
+            for n in ("mg_train", "mg_test")
         ],
         taxonomy=TABLES["taxonomy"],
     output:
@@ -125,7 +134,7 @@ rule eval_finetune:
 
 rule eval_ensemble:
     input:
-        [f"{EVAL_DIR}/finetune/{m}/{s}/{f}" for m in EVAL_MODALITIES for s in EVAL_STREAMS
+        [f"{EVAL_DIR}/finetune/{m}/{s}/{f}" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
          for f in ("metrics.json", "scores.npz")],
     output:
         f"{EVAL_DIR}/ensemble/metrics.json",
@@ -144,7 +153,7 @@ rule eval_ensemble:
 rule eval_emotion:
     input:
         features=[
-            f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m in EVAL_MODALITIES for s in EVAL_STREAMS
+            f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
         ],
         manifest=TABLES["manifest"],
     output:
@@ -169,7 +178,7 @@ rule eval_tables:
     input:
         [f"{EVAL_DIR}/{p}/{m}/metrics.json" for p in ("linear_probe", "retrieval") for m in EVAL_MODALITIES],
         [f"{EVAL_DIR}/{p}/{m}/{s}/metrics.json" for p in ("semi_supervised", "finetune", "scratch")
-         for m in EVAL_MODALITIES for s in EVAL_STREAMS],
+         for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)],
         f"{EVAL_DIR}/ensemble/metrics.json",
         f"{EVAL_DIR}/emotion/metrics.json",
     output:
@@ -195,7 +204,7 @@ rule eval_report:
         spotting_tables=[f"{TABLES_DIR}/{t}.md" for t in SPOTTING_TABLES],
         scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES],
         test_features=[
-            f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in EVAL_STREAMS
+            f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
         ],
         taxonomy=TABLES["taxonomy"],
         manifest=TABLES["manifest"],

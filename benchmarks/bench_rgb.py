@@ -1,0 +1,202 @@
+"""MG-FM-RGB pretraining cost on this machine: the demo- and paper-size student (eager vs torch.compile), analytic
+FLOPs per clip, the teacher with and without the target cache, and packed uint8 clip loading vs consumption.
+
+    python benchmarks/bench_rgb.py [--threads 2] [--demo-batch 32] [--paper-batch 2] [--steps 3] [--no-compile]
+                                   [--no-paper] [--paper-compile]
+
+Sizes are the ``rgb_pretrain`` sections of config.yaml (demo) and workflow/configs/paper.yaml (paper), resolved
+against the schema. The paper-size teacher is CLIP ViT-B/16 with random weights (same cost as the real ones).
+- step: one full Stage 1 training step (object pasting, teacher targets on the fly, trajectory-aware mask,
+  student forward + backward, AdamW), and one Stage 2 step from the target cache; clips/s = batch / median
+  step time after a warm-up step (compile: after the compiling step, timed separately).
+- FLOPs per clip (``mgfm.models.rgb.flops``: student forward + backward, teacher forward) x clips/s = the
+  achieved FLOP/s; a GPU run divides it by its peak to state its share.
+- teacher: targets of one clip computed vs read from the float16 cache (``teacher.cache``).
+- loader: batches of random clips read from a memory-mapped packed dataset and converted to float, clips/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.support: the synthetic datasets
+
+from mgfm.config.steps import resolve_step  # noqa: E402
+from mgfm.models.rgb.flops import clip_teacher_forward, train_step_per_clip  # noqa: E402
+from mgfm.models.rgb.student import SmileModel, StudentConfig  # noqa: E402
+from mgfm.models.rgb.targets import teacher_targets  # noqa: E402
+from mgfm.models.rgb.teacher import ClipTeacher, build_teacher  # noqa: E402
+from mgfm.train.loop import StepContext  # noqa: E402
+from mgfm.train.rgb_data import PackedRGBClips, to_unit  # noqa: E402
+from mgfm.train.rgb_masking import masked_count  # noqa: E402
+from mgfm.train.rgb_motion import MotionConfig  # noqa: E402
+from mgfm.train.rgb_pretrain import make_step  # noqa: E402
+
+CONFIGS = {"demo": ROOT / "config.yaml", "paper": ROOT / "workflow" / "configs" / "paper.yaml"}
+
+
+def section(size: str, stage: int) -> dict:
+    cfg = yaml.safe_load(CONFIGS[size].read_text()).get("rgb_pretrain", {})
+    return resolve_step(f"pretrain_rgb_stage{stage}", cfg)
+
+
+def teacher_of(p: dict, cfg: StudentConfig):
+    if p["teacher"]["kind"] == "clip":     # random weights: the cost of the real ones, no download
+        c = p["teacher"]["clip"]
+        return ClipTeacher(None, cfg.grid[1:], c["image_size"], c["patch_size"], c["hidden"], c["depth"], c["heads"],
+                           c["mlp_dim"])
+    return build_teacher(p["teacher"], cfg.grid[1:])
+
+
+def time_steps(model, step_fn, batch: dict, steps: int) -> tuple[float, list[float]]:
+    """(first step seconds, later step seconds) of forward + backward + AdamW."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for i in range(steps + 1):
+        ctx = StepContext(0, i, i, SimpleNamespace(rank=0, world=1), len(batch["x"]),
+                          torch.Generator().manual_seed(i))
+        t = time.perf_counter()
+        loss, _ = step_fn(model, batch, ctx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return times[0], times[1:]
+
+
+def bench_size(size: str, batch_size: int, steps: int, compile_too: bool) -> dict:
+    p1, p2 = section(size, 1), section(size, 2)
+    cfg = StudentConfig.from_section(p1["model"])
+    teacher = teacher_of(p1, cfg)
+    gen = np.random.default_rng(0)
+    x = torch.from_numpy(gen.integers(0, 255, (batch_size, cfg.num_frames, cfg.image_size, cfg.image_size, 3),
+                                      dtype=np.uint8))
+    batch = {"x": x, "index": torch.arange(batch_size)}
+    masked = masked_count(cfg.grid, p1["masking"]["ratio"])
+    if p1["teacher"]["kind"] == "clip":
+        c = p1["teacher"]["clip"]
+        t_flops = clip_teacher_forward(cfg, c["image_size"], c["patch_size"], c["hidden"], c["depth"], c["mlp_dim"])
+    else:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as fc:
+            teacher_targets(teacher, to_unit(x[:1]), cfg.tubelet_size)
+        t_flops = fc.get_total_flops()
+    flops = train_step_per_clip(cfg, masked, teacher.dim, t_flops)
+    out = {"size": size, "batch": batch_size, "tokens": cfg.num_tokens, "masked": masked,
+           "student_params": None, "flops_per_clip": flops}
+
+    # teacher: per clip on the fly vs from the cache
+    t = time.perf_counter()
+    targets = teacher_targets(teacher, to_unit(x), cfg.tubelet_size)
+    out["teacher_clips_per_s"] = batch_size / (time.perf_counter() - t)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = np.lib.format.open_memmap(Path(tmp) / "t.npy", mode="w+", dtype=np.float16,
+                                          shape=(batch_size * 4, *targets.shape[1:]))
+        cache[:batch_size] = targets.numpy().astype(np.float16)
+        cache.flush()
+        cache = np.load(Path(tmp) / "t.npy", mmap_mode="r")
+        t = time.perf_counter()
+        for _ in range(5):
+            torch.from_numpy(np.asarray(cache[np.arange(batch_size)], np.float32))
+        out["cache_clips_per_s"] = 5 * batch_size / (time.perf_counter() - t)
+        out["cache_bytes_per_clip"] = int(np.prod(targets.shape[1:]) * 2)
+
+        torch.manual_seed(0)
+        model = SmileModel(cfg, teacher.dim)
+        out["student_params"] = {"encoder": sum(q.numel() for q in model.encoder.parameters()),
+                                 "with_decoder": sum(q.numel() for q in model.parameters())}
+        motion = MotionConfig.from_section(p1["motion"])
+        stage1 = make_step(cfg, teacher, p1["masking"], 1, motion, None)
+        stage2 = make_step(cfg, teacher, p2["masking"], 2, None, cache)
+        first, rest = time_steps(model, stage1, batch, steps)
+        out["stage1_eager"] = {"first_s": first, "median_s": statistics.median(rest),
+                               "clips_per_s": batch_size / statistics.median(rest)}
+        first, rest = time_steps(model, stage2, batch, steps)
+        out["stage2_cached_eager"] = {"first_s": first, "median_s": statistics.median(rest),
+                                      "clips_per_s": batch_size / statistics.median(rest)}
+        if compile_too:
+            compiled = torch.compile(model)
+            first, rest = time_steps(compiled, stage2, batch, steps)
+            out["stage2_cached_compiled"] = {"first_s": first, "median_s": statistics.median(rest),
+                                             "clips_per_s": batch_size / statistics.median(rest)}
+    for key in ("stage1_eager", "stage2_cached_eager", "stage2_cached_compiled"):
+        if key in out:
+            per_clip = flops["total"] if key == "stage1_eager" else flops["student"]
+            out[key]["gflop_per_s"] = out[key]["clips_per_s"] * per_clip / 1e9
+    return out
+
+
+def bench_loader(size: str, n: int, batch_size: int) -> dict:
+    from tests.support.rgb import write_synthetic_rgb
+
+    cfg = StudentConfig.from_section(section(size, 1)["model"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ds"
+        write_synthetic_rgb(path, n, frames=cfg.num_frames, size=cfg.image_size)
+        data = PackedRGBClips(path)
+        rng = np.random.default_rng(0)
+        t = time.perf_counter()
+        done = 0
+        for _ in range(max(1, n // batch_size)):
+            b = data[rng.choice(n, batch_size, replace=False)]
+            to_unit(b["x"])
+            done += batch_size
+        return {"size": size, "clips": n, "clip_mb": cfg.num_frames * cfg.image_size ** 2 * 3 / 2 ** 20,
+                "clips_per_s": done / (time.perf_counter() - t)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--demo-batch", type=int, default=32)
+    ap.add_argument("--paper-batch", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--no-paper", action="store_true")
+    ap.add_argument("--paper-compile", action="store_true", help="also torch.compile the paper-size student (minutes)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"# device {dev}, torch threads {torch.get_num_threads()}")
+    results = {"demo": bench_size("demo", args.demo_batch, args.steps, not args.no_compile),
+               "loader_demo": bench_loader("demo", 512, args.demo_batch)}
+    if not args.no_paper:
+        results["paper"] = bench_size("paper", args.paper_batch, max(1, args.steps - 1), args.paper_compile)
+        results["loader_paper"] = bench_loader("paper", 32, 8)
+    print(json.dumps(results, indent=2))
+    d = results["demo"]
+    print(f"demo: stage 1 {d['stage1_eager']['clips_per_s']:.1f} clips/s, stage 2 (cached targets) "
+          f"{d['stage2_cached_eager']['clips_per_s']:.1f} clips/s; teacher {d['teacher_clips_per_s']:.1f} clips/s "
+          f"on the fly vs cache {d['cache_clips_per_s']:.0f} clips/s; loader / stage-1 consumption "
+          f"{results['loader_demo']['clips_per_s'] / d['stage1_eager']['clips_per_s']:.0f}x")
+    if "stage2_cached_compiled" in d:
+        print(f"demo compiled/eager (stage 2): {d['stage2_cached_compiled']['clips_per_s'] / d['stage2_cached_eager']['clips_per_s']:.2f}x "
+              f"(compile step {d['stage2_cached_compiled']['first_s']:.0f} s)")
+    if "paper" in results:
+        p = results["paper"]
+        print(f"paper: {p['flops_per_clip']['total'] / 1e9:.1f} GFLOP per clip per step (student "
+              f"{p['flops_per_clip']['student'] / 1e9:.1f}, teacher {p['flops_per_clip']['teacher'] / 1e9:.1f}); "
+              f"stage 1 {p['stage1_eager']['clips_per_s']:.2f} clips/s = {p['stage1_eager']['gflop_per_s']:.0f} "
+              f"GFLOP/s; loader {results['loader_paper']['clips_per_s']:.0f} clips/s")
+        if "stage2_cached_compiled" in p:
+            print(f"paper compiled/eager (stage 2): "
+                  f"{p['stage2_cached_compiled']['clips_per_s'] / p['stage2_cached_eager']['clips_per_s']:.2f}x "
+                  f"(compile step {p['stage2_cached_compiled']['first_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The MG-FM-RGB student: a VideoMAE ViT from ``transformers`` (tubelet embedding, fixed sinusoid positions,
+encoder over the visible tokens only) and a light decoder that predicts the teacher's features of the masked tokens.
+
+``transformers``' ``VideoMAEModel`` / ``VideoMAEDecoder`` are used as they are (researchers' VideoMAE checkpoints
+load into ``RGBEncoder.videomae`` unchanged); only the decoder's head is ours: it outputs the teacher's feature width
+instead of pixels (SMILE's semantic reconstruction). Inputs are (B, T, 3, H, W) float clips normalised with
+``IMAGENET_MEAN`` / ``IMAGENET_STD`` (``normalise_clips``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Student sizes: a resolved ``rgb_pretrain.model`` block (defaults live in the schema)."""
+
+    num_frames: int
+    image_size: int
+    patch_size: int
+    tubelet_size: int
+    hidden: int
+    depth: int
+    heads: int
+    mlp_ratio: float
+    decoder_hidden: int
+    decoder_depth: int
+    decoder_heads: int
+
+    def __post_init__(self) -> None:
+        if self.num_frames % self.tubelet_size or self.image_size % self.patch_size:
+            raise ValueError(f"rgb_pretrain.model: num_frames {self.num_frames} must be a multiple of tubelet_size "
+                             f"{self.tubelet_size} and image_size {self.image_size} of patch_size {self.patch_size}")
+        if self.hidden % self.heads or self.decoder_hidden % self.decoder_heads:
+            raise ValueError("rgb_pretrain.model: hidden and decoder_hidden must be divisible by their heads")
+
+    @classmethod
+    def from_section(cls, p: dict) -> StudentConfig:
+        unknown = sorted(set(p) - set(cls.__dataclass_fields__))
+        missing = sorted(set(cls.__dataclass_fields__) - set(p))
+        if unknown or missing:
+            raise ValueError(f"rgb_pretrain.model: unknown keys {unknown}, missing keys {missing}")
+        return cls(**p)
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token grid (t', h', w')."""
+        g = self.image_size // self.patch_size
+        return self.num_frames // self.tubelet_size, g, g
+
+    @property
+    def num_tokens(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hf_config(self):
+        from transformers import VideoMAEConfig
+
+        return VideoMAEConfig(
+            image_size=self.image_size, patch_size=self.patch_size, num_channels=3, num_frames=self.num_frames,
+            tubelet_size=self.tubelet_size, hidden_size=self.hidden, num_hidden_layers=self.depth,
+            num_attention_heads=self.heads, intermediate_size=int(self.hidden * self.mlp_ratio),
+            hidden_act="gelu", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, qkv_bias=True,
+            use_mean_pooling=False, decoder_num_attention_heads=self.decoder_heads,
+            decoder_hidden_size=self.decoder_hidden, decoder_num_hidden_layers=self.decoder_depth,
+            decoder_intermediate_size=int(self.decoder_hidden * self.mlp_ratio), norm_pix_loss=False)
+
+
+def normalise_clips(x: torch.Tensor) -> torch.Tensor:
+    """uint8 or [0, 1] float clips (B, T, 3, H, W) -> ImageNet-normalised float32."""
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 1, 3, 1, 1)
+    return (x - mean) / std
+
+
+class RGBEncoder(nn.Module):
+    """The VideoMAE encoder; ``encoder(x)`` = mean of the final (LayerNorm-ed) tokens, (B, hidden).
+
+    Keyword arguments are the ``StudentConfig`` fields (the model card's ``arch``), so ``load_encoder`` rebuilds it.
+    """
+
+    def __init__(self, **arch) -> None:
+        super().__init__()
+        from transformers import VideoMAEModel
+
+        self.cfg = StudentConfig(**arch)
+        self.videomae = VideoMAEModel(self.cfg.hf_config())
+        self.feature_dim = self.cfg.hidden
+
+    def tokens(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, 3, H, W) normalised clips -> tokens (B, L, hidden); with ``mask`` (B, N) bool (True = masked,
+        the same count per clip) only the visible ones, in token order."""
+        return self.videomae(pixel_values=x, bool_masked_pos=mask).last_hidden_state
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tokens(x).mean(dim=1)
+
+    def layer_of(self, name: str) -> int:
+        """Depth of parameter ``name`` for layer-wise lr decay: 0 embeddings, i + 1 encoder layer i, depth + 1
+        the final LayerNorm (and anything after it)."""
+        parts = name.split(".")
+        if "embeddings" in parts:
+            return 0
+        if "layer" in parts:
+            return int(parts[parts.index("layer") + 1]) + 1
+        return self.cfg.depth + 1
+
+
+class SmileModel(nn.Module):
+    """Student encoder + decoder: ``model(x, mask)`` -> predictions (B, n_masked, target_dim) of the masked tokens,
+    in token order (the order of ``targets[mask]``)."""
+
+    def __init__(self, cfg: StudentConfig, target_dim: int) -> None:
+        super().__init__()
+        from transformers.models.videomae.modeling_videomae import VideoMAEDecoder, get_sinusoid_encoding_table
+
+        self.cfg, self.target_dim = cfg, target_dim
+        self.encoder = RGBEncoder(**cfg.to_dict())
+        hf = cfg.hf_config()
+        hf._attn_implementation = "sdpa"   # the decoder is built outside a PreTrainedModel, which would set it
+        self.encoder_to_decoder = nn.Linear(cfg.hidden, cfg.decoder_hidden, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_hidden))
+        self.register_buffer("decoder_pos", get_sinusoid_encoding_table(cfg.num_tokens, cfg.decoder_hidden)[0],
+                             persistent=False)
+        self.decoder = VideoMAEDecoder(hf)
+        self.decoder.head = nn.Linear(cfg.decoder_hidden, target_dim)   # teacher features, not pixels
+        for m in [self.encoder_to_decoder, *self.decoder.modules()]:   # VideoMAE's init (xavier, zero bias)
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        n_mask = int(mask[0].sum())
+        if n_mask == 0 or bool((mask.sum(dim=1) != n_mask).any()):
+            raise ValueError("mask must hide the same, non-zero number of tokens in every clip")
+        vis = self.encoder_to_decoder(self.encoder.tokens(x, mask))
+        pos = self.decoder_pos.to(vis.dtype).expand(b, -1, -1)
+        pos_vis = pos[~mask].reshape(b, -1, pos.shape[-1])
+        pos_mask = pos[mask].reshape(b, n_mask, pos.shape[-1])
+        full = torch.cat([vis + pos_vis, self.mask_token.to(vis.dtype) + pos_mask], dim=1)
+        return self.decoder(full, n_mask).logits

@@ -1,0 +1,31 @@
+"""One way for every consumer of ``load_encoder`` (features, fine-tuning, probe checks) to open a packed dataset
+and feed its clips to an encoder, whatever the card's modality: skeleton clips are resampled and converted to
+the card's stream (``features.prepare_clips``), RGB clips are scaled and normalised (``rgb_features.prepare_rgb``)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def open_clips(path: str | os.PathLike, card: dict):
+    """The packed dataset at ``path`` as the card's encoder reads it; ``ds[rows]`` -> {"x", "valid_len", ...}."""
+    if card.get("modality") == "rgb":
+        from mgfm.train.rgb_data import PackedRGBClips
+
+        return PackedRGBClips(path, int(card["num_frames"]), int(card["image_size"]))
+    from mgfm.train.data import PackedClips
+
+    return PackedClips(path, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))
+
+
+def prepare_input(x: torch.Tensor, valid_len: torch.Tensor, card: dict) -> torch.Tensor:
+    """A batch of packed clips -> the encoder's input, exactly as at feature extraction."""
+    if card.get("modality") == "rgb":
+        from mgfm.train.rgb_features import prepare_rgb
+
+        return prepare_rgb(x)
+    from mgfm.train.features import prepare_clips
+
+    return prepare_clips(x, valid_len, card)

@@ -1,0 +1,217 @@
+"""MG-FM-RGB pretraining at tiny sizes: masks, synthetic motion, the student, both SMILE stages through the shared
+loop (artifacts, Stage 2 initialisation, resume identical after a kill, the teacher-target cache) and features."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mgfm.models.artifact import load_encoder
+from mgfm.models.rgb.student import SmileModel, StudentConfig
+from mgfm.train.rgb_masking import masked_count, trajectory_mask, tube_mask
+from mgfm.train.rgb_motion import MotionConfig, draw, render, select, trajectory_tokens
+
+from tests.support.rgb import write_synthetic_rgb
+
+pytest.importorskip("transformers")
+MODEL = {"num_frames": 8, "image_size": 64, "patch_size": 16, "tubelet_size": 2, "hidden": 32, "depth": 1, "heads": 2,
+         "mlp_ratio": 2.0, "decoder_hidden": 16, "decoder_depth": 1, "decoder_heads": 2}
+TRAIN = {"epochs": 3, "batch_size": 16, "lr": 0.001, "warmup_epochs": 0, "checkpoint_every": 2, "log_every_steps": 1}
+
+
+def _params(**teacher):
+    return {"model": MODEL, "teacher": {"kind": "onnx_backbone", "input_size": [64, 64], **teacher},
+            "stage1": TRAIN, "stage2": TRAIN}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rgb") / "pretrain"
+    write_synthetic_rgb(path, 32, seed=3)
+    return path
+
+
+def test_tube_mask_hides_the_same_positions_in_every_slice():
+    g = torch.Generator().manual_seed(0)
+    m = tube_mask(5, (4, 3, 3), 0.8, g)
+    assert m.shape == (5, 36) and (m.sum(1) == masked_count((4, 3, 3), 0.8)).all() and masked_count((4, 3, 3), 0.8) == 28
+    slices = m.view(5, 4, 9)
+    assert (slices == slices[:, :1]).all()
+    assert not (m[0] == m[1]).all()
+    with pytest.raises(ValueError, match="rgb_pretrain.masking.ratio"):
+        tube_mask(1, (2, 2, 2), 0.99, g)
+
+
+def test_trajectory_mask_hides_trajectories_first_and_leaves_a_fraction_visible():
+    g = torch.Generator().manual_seed(1)
+    traj = torch.zeros(400, 4, 4, 4, dtype=torch.bool)
+    traj[:, :, 1, :2] = True                                     # 8 of 64 tokens crossed by an object
+    mask, glimpses = trajectory_mask(traj, 0.75, 0.1, g)
+    assert (mask.sum(1) == 48).all()
+    flat = traj.reshape(400, -1)
+    visible_traj = (flat & ~mask).sum().item() / flat.sum().item()
+    assert 0.06 < visible_traj < 0.14                            # ~10 % of trajectory tokens stay visible
+    assert torch.equal(glimpses, flat & ~mask)
+    assert (mask & ~flat).sum(1).min() >= 48 - 8                 # the rest of the budget fills tube-wise
+    none, _ = trajectory_mask(traj, 0.75, 0.0, g)
+    assert (none | ~flat).all()                                  # visible fraction 0: every trajectory token hidden
+
+
+def test_synthetic_motion_pastes_moving_objects_reproducibly():
+    cfg = MotionConfig(2, (32.0, 128.0), 12.0, 6.0, 0.025, (0.8, 1.0), 224)
+    clips = torch.zeros(3, 8, 3, 64, 64)
+    d1 = draw(cfg, 6, 8, 64, torch.Generator().manual_seed(5))
+    d2 = draw(cfg, 6, 8, 64, torch.Generator().manual_seed(5))
+    assert all(torch.equal(d1[k], d2[k]) for k in d1)
+    part = select(d1, slice(0, None, 2))                         # rank 0 of 2 processes takes rows 0, 2, 4
+    out, cover = render(clips, part)
+    assert out.shape == clips.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+    assert (cover.flatten(2).amax(2) > 0.5).all()                # every frame shows an object
+    assert not torch.equal(cover[:, 0], cover[:, -1])            # and it moves
+    assert (part["centre"] >= 0).all() and (part["centre"] <= 64).all()
+    sides = part["side"]
+    assert float(sides.min()) >= 32 * 64 / 224 * 0.8 and float(sides.max()) <= 128 * 64 / 224 * 1.2
+    tokens = trajectory_tokens(cover, 2, 16)
+    assert tokens.shape == (3, 4, 4, 4) and tokens.any()
+
+
+def test_student_predicts_the_masked_tokens_only():
+    cfg = StudentConfig(**MODEL)
+    model = SmileModel(cfg, target_dim=24)
+    mask = tube_mask(2, cfg.grid, 0.75, torch.Generator().manual_seed(0))
+    pred = model(torch.randn(2, 8, 3, 64, 64), mask)
+    assert pred.shape == (2, 48, 24)
+    assert model.encoder(torch.randn(2, 8, 3, 64, 64)).shape == (2, 32)
+    bad = mask.clone()
+    bad[0, mask[0].nonzero()[0]] = False
+    with pytest.raises(ValueError, match="same, non-zero number"):
+        model(torch.randn(2, 8, 3, 64, 64), bad)
+
+
+def test_two_stages_artifacts_init_and_features(clips, tmp_path, monkeypatch):
+    from mgfm.core.feature_store import read_features
+    from mgfm.train import rgb_pretrain
+    from mgfm.train.features import extract_features
+
+    s1 = rgb_pretrain.pretrain_rgb(clips, 1, tmp_path / "stage1", _params(), seed=0)
+    card = json.loads((s1 / "card.json").read_text())
+    assert card["architecture"] == "videomae" and card["modality"] == "rgb" and card["stage"] == 1
+    assert card["teacher"]["kind"] == "onnx_backbone" and card["teacher"]["dim"] == 64
+    log = (s1 / "train_log.csv").read_text().splitlines()
+    assert len(log) == 4 and "trajectory_tokens" in log[0] and "trajectory_visible" in log[0]
+
+    seen = {}
+    real_fit = rgb_pretrain.fit
+
+    def spy(model, *a, **k):
+        seen["init"] = {n: t.detach().clone() for n, t in model.state_dict().items()}
+        return real_fit(model, *a, **k)
+
+    monkeypatch.setattr(rgb_pretrain, "fit", spy)
+    s2 = rgb_pretrain.pretrain_rgb(clips, 2, tmp_path / "stage2", _params(), seed=0, init=s1)
+    stage1 = load_file(str(s1 / rgb_pretrain.FULL_MODEL))
+    assert set(stage1) == set(seen["init"]) and all(torch.equal(stage1[n], seen["init"][n]) for n in stage1)
+    enc = load_encoder(s2)
+    assert enc.card["stage"] == 2 and enc.feature_dim == 32
+    out = extract_features(s2, clips, tmp_path / "f.parquet", params={})
+    meta, feats = read_features(out)
+    assert feats.shape == (32, 32) and np.isfinite(feats).all() and len(meta) == 32
+    with pytest.raises(ValueError, match="Stage 1 model folder"):
+        rgb_pretrain.pretrain_rgb(clips, 2, tmp_path / "x", _params(), seed=0)
+
+
+def test_resume_after_kill_is_identical(clips, tmp_path):
+    from mgfm.train.rgb_pretrain import pretrain_rgb
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_3(epoch, row):
+        if epoch == 3:
+            raise Killed
+
+    params = _params()
+    params["stage1"] = {**TRAIN, "epochs": 4}
+    ref = pretrain_rgb(clips, 1, tmp_path / "ref", params, seed=0)
+    with pytest.raises(Killed):
+        pretrain_rgb(clips, 1, tmp_path / "run", params, seed=0, on_epoch_end=kill_after_3)
+    resumed = pretrain_rgb(clips, 1, tmp_path / "run", params, seed=0)
+    a, b = load_file(str(ref / "smile_model.safetensors")), load_file(str(resumed / "smile_model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_target_cache_matches_on_the_fly_targets(clips, tmp_path):
+    from mgfm.models.rgb.targets import teacher_targets
+    from mgfm.models.rgb.teacher import build_teacher
+    from mgfm.config.steps import resolve_step
+    from mgfm.train.rgb_data import PackedRGBClips, to_unit
+    from mgfm.train.rgb_pretrain import cache_targets
+
+    p = resolve_step("pretrain_rgb_stage2", _params())
+    cfg = StudentConfig.from_section(p["model"])
+    teacher = build_teacher(p["teacher"], cfg.grid[1:])
+    data = PackedRGBClips(clips, 8, 64)
+    cache = cache_targets(teacher, data, cfg, tmp_path / "t.npy", "k1", 8, torch.device("cpu"))
+    direct = teacher_targets(teacher, to_unit(data[np.arange(32)]["x"]), 2).numpy()
+    assert cache.shape == direct.shape == (32, 64, 64)
+    np.testing.assert_allclose(np.asarray(cache, np.float32), direct, atol=2e-2, rtol=1e-2)
+    stamp = (tmp_path / "t.npy").stat().st_mtime_ns
+    cache_targets(teacher, data, cfg, tmp_path / "t.npy", "k1", 8, torch.device("cpu"))
+    assert (tmp_path / "t.npy").stat().st_mtime_ns == stamp                 # reused while the key matches
+    s2 = tmp_path / "cached"
+    (tmp_path / "s1").mkdir()
+    from mgfm.train.rgb_pretrain import pretrain_rgb
+
+    s1 = pretrain_rgb(clips, 1, tmp_path / "s1", _params(), seed=0)
+    pretrain_rgb(clips, 2, s2, _params(cache=True), seed=0, init=s1)
+    assert (s2 / "teacher_targets.npy").is_file()
+    on_fly = pretrain_rgb(clips, 2, tmp_path / "fly", _params(), seed=0, init=s1)
+    l_cache = json.loads((s2 / "card.json").read_text())["final_loss"]
+    l_fly = json.loads((on_fly / "card.json").read_text())["final_loss"]
+    assert l_cache == pytest.approx(l_fly, rel=1e-2)
+
+
+def test_dataset_mismatch_names_the_config_key(clips, tmp_path):
+    from mgfm.train.rgb_pretrain import pretrain_rgb
+
+    params = _params()
+    params["model"] = {**MODEL, "num_frames": 16}
+    with pytest.raises(ValueError, match=r"8 frames, the model expects 16 \(rgb_pretrain.model.num_frames\)"):
+        pretrain_rgb(clips, 1, tmp_path / "m", params, seed=0)
+
+
+def test_trajectory_mask_rows_are_those_of_the_global_batch():
+    traj = torch.rand(6, 2, 4, 4) > 0.6
+    whole, _ = trajectory_mask(traj, 0.75, 0.1, torch.Generator().manual_seed(2))
+    part, _ = trajectory_mask(traj[1::2], 0.75, 0.1, torch.Generator().manual_seed(2), slice(1, None, 2), 6)
+    assert torch.equal(part, whole[1::2])
+
+
+@pytest.mark.slow  # two torchrun launches
+def test_two_gloo_processes_match_one(clips, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from mgfm.train.checkpoint import CHECKPOINT_DIR, LAST
+
+    params = {**_params(), "stage1": {**TRAIN, "epochs": 2, "optimizer": "sgd", "momentum": 0.9, "lr": 0.05}}
+
+    def run(out, nproc):
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"] \
+            if nproc > 1 else [sys.executable, "-m"]
+        res = subprocess.run([*launcher, "mgfm", "pretrain", "rgb", "--stage", "1", "--dataset", str(clips),
+                              "--out", str(out), "--params", json.dumps(params), "--seed", "3", "--threads", "1",
+                              "--device", "cpu"], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        return torch.load(out / CHECKPOINT_DIR / LAST, weights_only=True)
+
+    one, two = run(tmp_path / "one", 1), run(tmp_path / "two", 2)
+    assert json.loads((tmp_path / "two" / "card.json").read_text())["world_size"] == 2
+    worst = max((one["model"][k].float() - two["model"][k].float()).abs().max().item() for k in one["model"])
+    assert worst < 1e-4, f"largest weight difference {worst}"

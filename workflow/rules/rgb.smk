@@ -1,0 +1,125 @@
+# Rules of the MG-FM-RGB branch (see docs/pretrain.md): SMILE Stage 1 and Stage 2 pretraining on the packed
+# `pretrain` RGB clips, each its own job (a Stage 2 change never reruns Stage 1), then frozen RGB features of
+# every evaluation dataset from the Stage 2 encoder, which the eval protocols read as modality rgb, stream rgb.
+# At paper scale the CLIP teacher is fetched first (pinned URL + sha256) and converted to safetensors.
+# GPUs as in pretrain.smk: resources.gpu > 1 launches torchrun; the model folders keep checkpoints/ between attempts.
+
+import os
+from pathlib import Path
+
+import mgfm.pose
+
+RGB_PRETRAIN = config["rgb_pretrain"]
+RGB_TEACHER = RGB_PRETRAIN["teacher"]
+RGB_FEATURE_DATASETS = RGB_PRETRAIN["feature_datasets"]
+# the teacher's file is an input, so a new teacher retrains both stages (the demo's is the packaged pose model)
+RGB_TEACHER_WEIGHTS = [RGB_TEACHER["weights"]] if RGB_TEACHER["kind"] == "clip" else [
+    RGB_TEACHER["onnx"] or str(Path(mgfm.pose.__file__).parent / "models" / "demo_wholebody.onnx")
+]
+
+if RGB_TEACHER["kind"] == "clip":
+    if not RGB_TEACHER["weights"]:
+        raise WorkflowError("rgb_pretrain.teacher.weights: the CLIP teacher needs a weights path")
+    if not os.path.exists(RGB_TEACHER["weights"]) and not (RGB_TEACHER["url"] and RGB_TEACHER["sha256"]):
+        raise WorkflowError(f"rgb_pretrain.teacher.weights: {RGB_TEACHER['weights']} does not exist and "
+                            "rgb_pretrain.teacher.url / sha256 are not both set, so it cannot be fetched")
+
+    rule fetch_rgb_teacher:
+        output:
+            RGB_TEACHER["weights"],
+        params:
+            url=RGB_TEACHER["url"],
+            sha256=RGB_TEACHER["sha256"],
+        log:
+            f"{LOGS}/pretrain/fetch_rgb_teacher.log",
+        conda:
+            "../../envs/mgfm.yaml"
+        shell:
+            "mgfm pretrain fetch-clip --url {params.url:q} --sha256 {params.sha256:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule pretrain_rgb_stage1:
+    input:
+        dataset=f"{RESULTS}/datasets/rgb/pretrain",
+        teacher=RGB_TEACHER_WEIGHTS,
+    output:
+        encoder=f"{RESULTS}/models/rgb/stage1/encoder.safetensors",
+        card=f"{RESULTS}/models/rgb/stage1/card.json",
+        model=f"{RESULTS}/models/rgb/stage1/smile_model.safetensors",
+    params:
+        cfg=params_json("pretrain_rgb_stage1"),
+        seed=config["seed"],
+        out=lambda wc, output: os.path.dirname(output.encoder),
+        launcher=torch_launcher,
+    threads: 1
+    resources:
+        gpu=1,
+        nodes=1,
+    log:
+        f"{LOGS}/pretrain/rgb_stage1.log",
+    benchmark:
+        f"{BENCH}/pretrain/rgb_stage1.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
+        " --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+
+
+rule pretrain_rgb_stage2:
+    input:
+        dataset=f"{RESULTS}/datasets/rgb/pretrain",
+        teacher=RGB_TEACHER_WEIGHTS,
+        stage1=rules.pretrain_rgb_stage1.output.model,
+    output:
+        encoder=f"{RESULTS}/models/rgb/rgb/encoder.safetensors",
+        card=f"{RESULTS}/models/rgb/rgb/card.json",
+    params:
+        cfg=params_json("pretrain_rgb_stage2"),
+        seed=config["seed"],
+        out=lambda wc, output: os.path.dirname(output.encoder),
+        init=lambda wc, input: os.path.dirname(input.stage1),
+        launcher=torch_launcher,
+    threads: 1
+    resources:
+        gpu=1,
+        nodes=1,
+    log:
+        f"{LOGS}/pretrain/rgb_stage2.log",
+    benchmark:
+        f"{BENCH}/pretrain/rgb_stage2.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
+        " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+
+
+rule extract_rgb_features:
+    input:
+        encoder=rules.pretrain_rgb_stage2.output.encoder,
+        card=rules.pretrain_rgb_stage2.output.card,
+        dataset=f"{RESULTS}/datasets/rgb/{{name}}",
+    output:
+        f"{RESULTS}/features/rgb/rgb/{{name}}.parquet",
+    wildcard_constraints:
+        name="|".join(RGB_FEATURE_DATASETS),
+    params:
+        cfg=params_json("extract_rgb_features"),
+        model=lambda wc, input: os.path.dirname(input.encoder),
+    threads: 1
+    log:
+        f"{LOGS}/features/rgb_{{name}}.log",
+    benchmark:
+        f"{BENCH}/features/rgb_{{name}}.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
+        " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+
+
+TARGETS["rgb"] = [
+    f"{RESULTS}/models/rgb/rgb/encoder.safetensors",
+    *expand(f"{RESULTS}/features/rgb/rgb/{{name}}.parquet", name=RGB_FEATURE_DATASETS),
+]

@@ -37,12 +37,16 @@ def test_results_folder_is_configurable_and_the_base_config_stays(tmp_path):
 
 
 def test_rgb_datasets_are_planned_only_for_an_rgb_consumer(tmp_path):
-    text = _dry(tmp_path, TINY_DEMO)
+    skeleton_only = merged(TINY_DEMO, {"eval": {"modalities": ["skeleton"]}})
+    text = _dry(tmp_path, skeleton_only)
     assert "rule skeleton_dataset:" in text
     assert "rule rgb_dataset:" not in text and "datasets/rgb/" not in text
     # still buildable on request
-    text = _dry(tmp_path, TINY_DEMO, "results/datasets/rgb/mg_test")
+    text = _dry(tmp_path, skeleton_only, "results/datasets/rgb/mg_test")
     assert "rule rgb_dataset:" in text
+    # and planned, with the RGB pretraining that reads them, when RGB is evaluated
+    text = _dry(tmp_path, merged(TINY_DEMO, {"eval": {"modalities": ["skeleton", "rgb"]}}))
+    assert "rule rgb_dataset:" in text and "rule pretrain_rgb_stage1:" in text
 
 
 def test_a_missing_required_key_is_an_error(tmp_path):

@@ -71,15 +71,15 @@ def register(subparsers) -> None:
                      help="1: synthetic motion + trajectory-aware masking; 2: original clips, tube masking")
     rgb.add_argument("--out", required=True, help="model folder (encoder.safetensors, card.json, smile_model...)")
     rgb.add_argument("--init", default=None, help="stage 2: the Stage 1 model folder")
-    rgb.add_argument("--params", type=json_object, default={}, help="the rgb_pretrain config section as JSON")
+    rgb.add_argument("--params", type=json_object, default={}, help=params_help("rgb_pretrain") + " (the keys of its stage, or the whole section)")
     rgb.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
     rgb.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     rgb.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     rgb.set_defaults(func=_pretrain_rgb)
 
     fc = pre_sub.add_parser("fetch-clip", help="download OpenAI CLIP (pinned sha256) -> vision tower safetensors")
-    fc.add_argument("--url", required=True)
-    fc.add_argument("--sha256", required=True)
+    fc.add_argument("--url", required=True, help="where to download the OpenAI CLIP checkpoint (config key rgb_pretrain.teacher.url)")
+    fc.add_argument("--sha256", required=True, help="sha256 the downloaded file must have (config key rgb_pretrain.teacher.sha256)")
     fc.add_argument("--out", required=True, help="safetensors file (config key rgb_pretrain.teacher.weights)")
     fc.set_defaults(func=_fetch_clip)
 

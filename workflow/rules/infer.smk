@@ -6,12 +6,14 @@
 import re as _re
 
 from mgfm.eval.paths import member_name as _member_name
+from mgfm.infer.bundle import WINDOW_MODALITIES as _WINDOW_MODALITIES
 from mgfm.infer.inputs import video_ids as _video_ids
 
 INFER = config["infer"]
 INFER_DIR = f"{RESULTS}/infer"
 CLASSIFIERS_DIR = f"{MODELS_DIR}/classifiers"
-INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES for s in EVAL_STREAMS]
+# spotting uses the modalities whose window clips it can build (skeleton); other evaluated modalities are skipped
+INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES if m in _WINDOW_MODALITIES for s in EVAL_STREAMS]
 SPOTTER = f"{MODELS_DIR}/spotter.json"
 SPOTTING_METRICS = f"{EVAL_DIR}/spotting/metrics.json"
 

@@ -119,7 +119,8 @@ rule extract_rgb_features:
         " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 
+# MG-FM-RGB is part of the default target only when RGB is evaluated (eval.modalities), like its datasets
 TARGETS["rgb"] = [
     f"{RESULTS}/models/rgb/rgb/encoder.safetensors",
     *expand(f"{RESULTS}/features/rgb/rgb/{{name}}.parquet", name=RGB_FEATURE_DATASETS),
-]
+] if RGB_DATASETS_NEEDED else []

@@ -70,7 +70,6 @@ def test_skele_rgb_ensemble_weights_from_validation(evaluated):
 
 
 def test_tables_fill_the_rgb_rows(evaluated, tmp_path):
-    from mgfm.eval.emotion import run_emotion  # noqa: F401  (emotion is covered by its own tests)
     from mgfm.tables.build import linear_probe_table, retrieval_table, ensemble_table, finetune_table
     from mgfm.eval.results import read_json
     from mgfm.tables.render import write_table

@@ -108,4 +108,3 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(results, indent=1) + "\n")
     return results
-from mgfm.config.steps import resolve_step

@@ -27,7 +27,6 @@ from mgfm.core.packed import PackedWriter, clip_metadata
 from mgfm.config import resolve
 from mgfm.datasets.skeleton import check_clips_inside_pose, load_catalog
 from mgfm.common.logs import Progress
-from mgfm.config import resolve
 from mgfm.data.video import open_reader
 from mgfm.core.layout import UPPER_BODY
 from mgfm.core.pose_store import read_pose

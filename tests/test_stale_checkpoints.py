@@ -137,7 +137,7 @@ def test_finetuning_is_not_resumed_on_a_retrained_encoder_or_new_data(tiny, capl
     save_file({k: v + 0.01 for k, v in weights.items()}, str(enc))
     with caplog.at_level(logging.INFO):
         _finetune(root, p)
-    assert "resuming" not in caplog.text
+    assert "resuming" not in caplog.text and "checkpoint of another setup" in caplog.text
     caplog.clear()
     # the training data is rebuilt in place with the same shape
     train = p["datasets"] / "skeleton" / "mg_train"
@@ -145,7 +145,7 @@ def test_finetuning_is_not_resumed_on_a_retrained_encoder_or_new_data(tiny, capl
     _write(train, data * 1.1, meta)
     with caplog.at_level(logging.INFO):
         _finetune(root, p)
-    assert "resuming" not in caplog.text
+    assert "resuming" not in caplog.text and "checkpoint of another setup" in caplog.text
 
 
 def test_rerun_of_a_finished_finetuning_retrains(tiny, caplog):

@@ -143,6 +143,9 @@ def _prepare_run_dir(run_dir: Path, scores_dir: Path, fingerprint: str, is_main:
     resumable = (run_dir / "checkpoints" / "last.pt").is_file() and stamp.is_file() \
         and stamp.read_text() == fingerprint
     if is_main and not resumable:       # scores of an earlier, finished or different run must not mix in
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            log.warning("%s: checkpoint of another setup (parameters, encoder, data or code); removed, training "
+                        "from scratch", run_dir / "checkpoints" / "last.pt")
         shutil.rmtree(scores_dir, ignore_errors=True)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         scores_dir.mkdir(parents=True)

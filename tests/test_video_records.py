@@ -35,6 +35,8 @@ def test_records_hold_the_source_not_labels_and_are_written_once(manifest, tmp_p
     assert not {"outcome", "split", "subset", "subject_id"} & set(rec)
     assert read_video_record(out / "web.json")["source"] is None
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    # a first record is as old as its manifest, so videos downloaded from it before records existed stay done
+    assert set(mtimes.values()) == {manifest.stat().st_mtime_ns}
     man = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     man.loc[1, "outcome"] = "lose"                  # a label: no record changes
     man.to_csv(manifest, index=False)

@@ -78,15 +78,21 @@ def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.
     except (OSError, ValueError):
         cache = {}
     before = json.dumps(cache, sort_keys=True)
+    # A record that did not exist yet gets the manifest's mtime, not now: a video downloaded from that row before
+    # records existed (newer than the manifest) is not redone, a missing or older one is. A changed record is new.
+    manifest_mtime = Path(manifest_path).stat().st_mtime_ns
     changed = []
     for row in manifest.to_dict("records"):
         record = video_record(row, manifest_dir, params.ytdlp_hosts, cache)
         text = json.dumps(record, indent=2, sort_keys=True) + "\n"
         path = record_path(records_dir, record["video_id"])
-        if path.is_file() and path.read_text() == text:
+        existed = path.is_file()
+        if existed and path.read_text() == text:
             continue
         with atomic_path(path) as tmp:
             Path(tmp).write_text(text)
+            if not existed:     # a first record is as old as the row it comes from (see below)
+                os.utime(tmp, ns=(manifest_mtime, manifest_mtime))
         changed.append(record["video_id"])
     if json.dumps(cache, sort_keys=True) != before:
         with atomic_path(cache_file) as tmp:

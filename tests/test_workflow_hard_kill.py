@@ -1,5 +1,5 @@
 """Recovery after a hard kill: Snakemake and its jobs killed with SIGKILL during pose and during pretraining, then
-the README's recovery command, end byte-identical to an uninterrupted run.
+the README's recovery command, end byte-identical to an uninterrupted run; then ``--forcerun`` retrains.
 
 A tiny demo (4 videos) with a tiny single-stream pretraining runs to the joint encoder three times over: once
 uninterrupted, once killed twice and recovered. Pose files, packed datasets and encoder weights are compared
@@ -107,3 +107,10 @@ def test_kill_during_pose_and_pretraining_then_recover(tmp_path):
     assert sorted(got) == sorted(want) and len(want) > 10
     differ = [name for name in want if got[name] != want[name]]
     assert not differ, f"not byte-identical after recovery: {differ}"
+
+
+    # --forcerun retrains: the finished run's checkpoint is set aside, never resumed; same bytes again
+    snakemake(work, TARGET, "--forcerun", "pretrain_skeleton")
+    log = (work / "logs" / "pretrain" / "skeleton_joint.log").read_text()
+    assert "resuming" not in log and "finished run" in log
+    assert (work / TARGET).read_bytes() == want[TARGET]

@@ -126,18 +126,26 @@ def load_checkpoint(model_dir: str | os.PathLike, fingerprint: str, epochs: int 
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a corrupt file must not block a fresh start, but say so
         log.warning("%s: unreadable checkpoint (%s); starting from scratch", path, err)
-        path.replace(path.with_suffix(".unreadable.pt"))
+        _set_aside(path, path.with_suffix(".unreadable.pt"))
         return None
     if state.get("fingerprint") != fingerprint:
         stale = path.with_suffix(".stale.pt")
         log.warning("%s was made with other parameters, stream or data; moved to %s and starting from scratch",
                     path, stale.name)
-        path.replace(stale)
+        _set_aside(path, stale)
         return None
     if epochs is not None and int(state.get("epoch", 0)) >= epochs:
         done = path.with_suffix(".finished.pt")
         log.warning("%s holds a finished run (epoch %s of %d); moved to %s and training again from scratch",
                     path, state.get("epoch"), epochs, done.name)
-        path.replace(done)
+        _set_aside(path, done)
         return None
     return state
+
+
+def _set_aside(path: Path, to: Path) -> None:
+    """Rename ``path`` to ``to``; under DDP every process decides the same, and the first one renames it."""
+    try:
+        path.replace(to)
+    except FileNotFoundError:
+        pass

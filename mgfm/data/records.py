@@ -89,10 +89,16 @@ def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.
         existed = path.is_file()
         if existed and path.read_text() == text:
             continue
-        with atomic_path(path) as tmp:
-            Path(tmp).write_text(text)
+        # written to a temporary sibling and renamed (atomic_path rescans the folder for stale parts on every
+        # call, quadratic over thousands of records)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            tmp.write_text(text)
             if not existed:     # a first record is as old as the row it comes from (see below)
                 os.utime(tmp, ns=(manifest_mtime, manifest_mtime))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         changed.append(record["video_id"])
     if json.dumps(cache, sort_keys=True) != before:
         with atomic_path(cache_file) as tmp:

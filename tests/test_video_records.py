@@ -29,7 +29,7 @@ def manifest(tmp_path, monkeypatch):
 
 def test_records_hold_the_source_not_labels_and_are_written_once(manifest, tmp_path):
     out = tmp_path / "results" / "dataset" / "videos"
-    assert write_video_records(manifest, out) == ["v0", "v1", "v2", "web"]
+    assert write_video_records(manifest, out, backdate_new=True) == ["v0", "v1", "v2", "web"]
     rec = read_video_record(out / "v1.json")
     assert rec["url"] == "raw/v1.mp4" and rec["base_dir"] == "data" and rec["source"]["bytes"] == 100
     assert not {"outcome", "split", "subset", "subject_id"} & set(rec)

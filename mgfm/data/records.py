@@ -61,11 +61,12 @@ def video_record(row: dict, manifest_dir: Path, ytdlp_hosts: tuple[str, ...], ca
 
 
 def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.PathLike,
-                        download_params: dict | None = None) -> list[str]:
+                        download_params: dict | None = None, backdate_new: bool = False) -> list[str]:
     """Write one record per manifest row into ``records_dir``, each only when its content changed.
 
     Returns the ids whose record was (re)written. Called by the workflow while it parses (so an unchanged
-    record is never touched, not even by a job) and usable on its own.
+    record is never touched, not even by a job) and usable on its own. ``backdate_new``: a record that did not
+    exist yet gets the manifest's mtime (what the workflow wants, below); a rule's output must not be backdated.
     """
     params = DownloadParams.from_config(download_params or {})
     manifest = load_manifest(manifest_path)
@@ -94,7 +95,7 @@ def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
         try:
             tmp.write_text(text)
-            if not existed:     # a first record is as old as the row it comes from (see below)
+            if backdate_new and not existed:    # a first record is as old as the row it comes from
                 os.utime(tmp, ns=(manifest_mtime, manifest_mtime))
             os.replace(tmp, path)
         finally:

@@ -100,7 +100,7 @@ if DATASET["source"] == "files":
     from mgfm.data.records import write_video_records
 
     try:
-        write_video_records(TABLES["manifest"], VIDEO_RECORDS, config["download"])
+        write_video_records(TABLES["manifest"], VIDEO_RECORDS, config["download"], backdate_new=True)
     except (OSError, ValueError) as err:
         raise WorkflowError(f"config key dataset.manifest: {err}") from None
 

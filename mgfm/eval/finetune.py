@@ -219,7 +219,8 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     weights = None if protocol == "scratch" else file_digest(Path(model_dir) / "encoder.safetensors")
     setup = {"protocol": protocol, "card": card, "encoder_sha256": weights, "train": cfg.to_dict(), "finetune": ft,
              "seed": seed, "global_seed": global_seed, "rows": [int(len(pool)), int(pool.sum()), int(len(val_rows))],
-             "params": params, "data": [dataset_digest(train_data), dataset_digest(test_data)],
+             "params": {k: v for k, v in params.items() if k != "seeds"},     # another seed list: same run
+             "data": [dataset_digest(train_data), dataset_digest(test_data)],
              "num_classes": num_classes, "code": code_version(*FINETUNE_CODE)}
     fingerprint = fingerprint_of(setup)
     _prepare_run_dir(run_dir, scores_dir, fingerprint, is_main)

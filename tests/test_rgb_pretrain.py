@@ -215,3 +215,31 @@ def test_two_gloo_processes_match_one(clips, tmp_path):
     assert json.loads((tmp_path / "two" / "card.json").read_text())["world_size"] == 2
     worst = max((one["model"][k].float() - two["model"][k].float()).abs().max().item() for k in one["model"])
     assert worst < 1e-4, f"largest weight difference {worst}"
+
+
+def test_rebuilt_rgb_dataset_at_the_same_path_is_not_resumed(tmp_path, caplog):
+    """The SMILE fingerprint holds the clips' content: after a killed run, a dataset rebuilt in place (same path,
+    count and shape, other pixels) sets the checkpoint aside and trains exactly as a clean run on the new data."""
+    import logging
+
+    from mgfm.train.rgb_pretrain import pretrain_rgb
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_2(epoch, row):
+        if epoch == 2:
+            raise Killed
+
+    ds = tmp_path / "pretrain"
+    write_synthetic_rgb(ds, 32, seed=3)
+    params = _params()
+    with pytest.raises(Killed):
+        pretrain_rgb(ds, 1, tmp_path / "m", params, seed=0, on_epoch_end=kill_after_2)
+    write_synthetic_rgb(ds, 32, seed=4)
+    with caplog.at_level(logging.WARNING, logger="mgfm.train.checkpoint"):
+        again = pretrain_rgb(ds, 1, tmp_path / "m", params, seed=0)
+    assert "other parameters, stream or data" in caplog.text
+    fresh = pretrain_rgb(ds, 1, tmp_path / "fresh", params, seed=0)
+    a, b = load_file(str(again / "smile_model.safetensors")), load_file(str(fresh / "smile_model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

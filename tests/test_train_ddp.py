@@ -58,6 +58,11 @@ def test_two_gloo_processes_match_one(tmp_path):
     moved = max((one["model"][k].float() - short[k].float()).abs().max().item() for k in short)
     print(f"weights moved up to {moved:.3g} in the second epoch; one vs two processes differ by {worst:.3g}")
     assert moved > 100 * worst
+    # a rerun of the finished two-process run: both ranks set the finished checkpoint aside and train again
+    _run([*common, "--out", str(tmp_path / "two")], 2)
+    assert (tmp_path / "two" / CHECKPOINT_DIR / "last.finished.pt").is_file()
+    again = torch.load(tmp_path / "two" / CHECKPOINT_DIR / LAST, weights_only=True)
+    assert all(torch.equal(again["model"][k], two["model"][k]) for k in two["model"])
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed support")

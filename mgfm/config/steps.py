@@ -16,6 +16,8 @@ from mgfm.config import ConfigError, resolve
 # step (rule name) -> (config section, top-level keys of it that the step reads; None = the whole section)
 STEPS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "download_video": ("download", None),
+    # the demo's per-video records: which urls are local files (mgfm.data.records)
+    "video_records": ("download", ("ytdlp_hosts",)),
     "pose": ("pose", None),
     "sample_clips": ("clips", ("prior", "quota", "tau", "retry_budget", "min_video_fraction")),
     "iod": ("clips", ("prior", "tau", "retry_budget", "iod_quotas", "iod_taus", "iod_tau_table_quota")),

@@ -51,10 +51,22 @@ def _exit_on_sigterm() -> None:
 
 
 def _download(args: argparse.Namespace) -> None:
-    from mgfm.data.download import download_video
+    from mgfm.data.download import download_record, download_video
 
     _exit_on_sigterm()
-    download_video(args.manifest, args.video_id, args.out_video, args.out_meta, args.params, threads=args.threads)
+    if args.record:
+        download_record(args.record, args.out_video, args.out_meta, args.params, threads=args.threads)
+    elif args.manifest and args.video_id:
+        download_video(args.manifest, args.video_id, args.out_video, args.out_meta, args.params, threads=args.threads)
+    else:
+        raise SystemExit("mgfm download: give --record, or --manifest and --video-id")
+
+
+def _records(args: argparse.Namespace) -> None:
+    from mgfm.data.records import write_video_records
+
+    changed = write_video_records(args.manifest, args.out, args.params)
+    log.info("%d video records written to %s", len(changed), args.out)
 
 
 def _probe(args: argparse.Namespace) -> None:
@@ -87,10 +99,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_probe)
 
     p = subparsers.add_parser("download", help="fetch, verify and normalise one manifest video")
-    p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
-    p.add_argument("--video-id", required=True, help="the manifest row (video_id) to download and normalise")
+    p.add_argument("--record", help="the video's record JSON (what the workflow passes; mgfm.data.records)")
+    p.add_argument("--manifest", help="manifest table (CSV or Parquet): one row per video (with --video-id)")
+    p.add_argument("--video-id", help="the manifest row (video_id) to download and normalise")
     p.add_argument("--out-video", required=True, help="normalised mp4 (25 fps H.264)")
     p.add_argument("--out-meta", required=True, help="metadata JSON beside it")
     p.add_argument("--params", type=json_object, default={}, help=params_help("download"))
     p.add_argument("--threads", type=int, default=1, help="ffmpeg encoder threads")
     p.set_defaults(func=_download)
+
+    p = sub.add_parser("records", help="write one download record per manifest row (only the changed ones)")
+    p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
+    p.add_argument("--out", required=True, help="records folder: one {video_id}.json per row")
+    p.add_argument("--params", type=json_object, default={}, help=params_help("download"))
+    p.set_defaults(func=_records)

@@ -303,10 +303,28 @@ def download_video(manifest_path: str | Path, video_id: str, out_video: str | Pa
 
     Returns the metadata ``{video_id, frames, fps, width, height, duration, source_sha256, ...}``.
     """
+    row = manifest_row(manifest_path, video_id)
+    return download_row(row, Path(manifest_path).resolve().parent, out_video, out_meta, params, threads)
+
+
+def download_record(record_path: str | Path, out_video: str | Path, out_meta: str | Path,
+                    params: DownloadParams | dict | None = None, threads: int = 1) -> dict:
+    """``download_video`` from a per-video record (``mgfm.data.records``) instead of the whole manifest."""
+    from mgfm.data.records import read_video_record
+
+    record = read_video_record(record_path)
+    return download_row(record, Path(record["base_dir"]).resolve(), out_video, out_meta, params, threads)
+
+
+def download_row(row: dict, base_dir: Path, out_video: str | Path, out_meta: str | Path,
+                 params: DownloadParams | dict | None = None, threads: int = 1) -> dict:
+    """Fetch, verify and normalise the video of one manifest row; relative local urls resolve against ``base_dir``."""
     if not isinstance(params, DownloadParams):
         params = DownloadParams.from_config(params or {})
     out_video, out_meta = Path(out_video), Path(out_meta)
-    row = manifest_row(manifest_path, video_id)
+    video_id = str(row["video_id"])
+    if not ID_PATTERN.fullmatch(video_id):
+        raise ValueError(f"invalid video id {video_id!r}: must match {ID_PATTERN.pattern}")
     # an earlier run's outputs must not survive a failure of this one, nor its temporaries a kill of it
     for stale in (out_meta, out_video):
         stale.unlink(missing_ok=True)
@@ -320,7 +338,7 @@ def download_video(manifest_path: str | Path, video_id: str, out_video: str | Pa
             workdir = Path(tmp)
             log.info("%s: fetching %s source %s", video_id, kind, _redact(row["url"]))
             if kind == "file":
-                fetched = fetch_file(row["url"], workdir, params, Path(manifest_path).resolve().parent)
+                fetched = fetch_file(row["url"], workdir, params, base_dir)
             elif kind == "http":
                 fetched = fetch_http(row["url"], workdir, params)
             else:

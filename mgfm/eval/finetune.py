@@ -141,6 +141,10 @@ def _training_rows(protocol: str, train_meta: pd.DataFrame, params: dict, split_
     return pool, np.flatnonzero(is_val)
 
 
+# the packages whose code shapes a fine-tuned classifier (the fingerprint's code version)
+FINETUNE_CODE = ("common", "config", "core", "models", "train", "eval")
+
+
 def _train_config(protocol: str, ft: dict, n_pool: int, run_seed: int):
     """The ``finetune.train`` block as a TrainConfig, its batch size set by ``fit_batch_size``."""
     from mgfm.train.loop import TrainConfig
@@ -156,6 +160,9 @@ def _prepare_run_dir(run_dir: Path, scores_dir: Path, fingerprint: str, is_main:
     resumable = (run_dir / "checkpoints" / "last.pt").is_file() and stamp.is_file() \
         and stamp.read_text() == fingerprint
     if is_main and not resumable:       # scores of an earlier, finished or different run must not mix in
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            log.warning("%s: checkpoint of another setup (parameters, encoder, data or code); removed, training "
+                        "from scratch", run_dir / "checkpoints" / "last.pt")
         shutil.rmtree(scores_dir, ignore_errors=True)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         scores_dir.mkdir(parents=True)
@@ -181,7 +188,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
                   run_dir: Path, seed: int, global_seed: int, device: str | None = None) -> dict:
     """One seed of one protocol: train, score test/val along the way, return the per-seed summary + scores."""
     from mgfm.models.artifact import load_encoder, read_card
-    from mgfm.train.checkpoint import fingerprint_of
+    from mgfm.train.checkpoint import code_version, dataset_digest, file_digest, fingerprint_of
     from mgfm.train.inputs import open_clips, prepare_input
     from mgfm.train.loop import fit
 
@@ -236,9 +243,13 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         val = predict(model, train_clips, val_rows, eval_bs)
         write_npz(scores_dir / f"epoch_{epoch:04d}.npz", test=test, val=val)
 
-    setup = {"protocol": protocol, "card": card, "train": cfg.to_dict(), "finetune": ft, "seed": seed,
-             "rows": [int(len(pool)), int(pool.sum()), int(len(val_rows))], "data": [str(train_data), str(test_data)],
-             "num_classes": num_classes}
+    # by content: the encoder's weights (a retrained encoder has the same card keys), both datasets, the code
+    weights = None if protocol == "scratch" else file_digest(Path(model_dir) / "encoder.safetensors")
+    setup = {"protocol": protocol, "card": card, "encoder_sha256": weights, "train": cfg.to_dict(), "finetune": ft,
+             "seed": seed, "global_seed": global_seed, "rows": [int(len(pool)), int(pool.sum()), int(len(val_rows))],
+             "params": {k: v for k, v in params.items() if k != "seeds"},     # another seed list: same run
+             "data": [dataset_digest(train_data), dataset_digest(test_data)],
+             "num_classes": num_classes, "code": code_version(*FINETUNE_CODE)}
     fingerprint = fingerprint_of(setup)
     _prepare_run_dir(run_dir, scores_dir, fingerprint, is_main)
     fit(model, LabeledClips(train_clips, pool, y_train), step, cfg, run_dir, fingerprint,

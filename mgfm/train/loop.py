@@ -163,7 +163,8 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: StepFn, cfg: TrainCon
         on_epoch_end: Callable[[int, dict], None] | None = None) -> FitResult:
     """Train ``model`` on ``dataset`` (``dataset[list_of_indices]`` returns a batch dict) with ``step_fn``.
 
-    Resumes from ``out_dir/checkpoints/last.pt`` when it carries the same ``fingerprint``. Every process
+    Resumes from ``out_dir/checkpoints/last.pt`` when it carries the same ``fingerprint`` and has not finished
+    all epochs (a finished run's checkpoint is set aside, so a rerun retrains). Every process
     must call ``fit``; only the main process writes files.
     """
     out_dir = Path(out_dir)
@@ -204,7 +205,7 @@ def _resume(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: Train
             fingerprint: str, desc: str, info: DistInfo) -> tuple[dict | None, int]:
     """Load ``last.pt`` when it carries ``fingerprint``: (checkpoint state or None, epochs already done)."""
     start_epoch = 0
-    state = load_checkpoint(out_dir, fingerprint)
+    state = load_checkpoint(out_dir, fingerprint, cfg.epochs)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -25,12 +25,14 @@ from mgfm.models.losses.decorrelation import DecorrelationWeights, multi_grained
 from mgfm.models.projectors import PretrainModel
 from mgfm.core.layout import STREAMS, to_stream
 from mgfm.train.augment import AugmentConfig, apply, draw, select_rows
-from mgfm.train.checkpoint import fingerprint_of
+from mgfm.train.checkpoint import code_version, dataset_digest, fingerprint_of
 from mgfm.train.data import PackedClips
 from mgfm.train.distributed import gather_with_grad
 from mgfm.train.loop import StepContext, TrainConfig, fit
 
 log = logging.getLogger(__name__)
+# the packages whose code shapes a pretrained encoder (the fingerprint's code version)
+CODE_PACKAGES = ("common", "config", "core", "models", "train")
 PROJECTOR_KEYS = ("projector_dims", "instance_projector_dims")
 
 
@@ -92,12 +94,15 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
     model = PretrainModel(encoder, **proj)
     model.gather_fn = lambda t: gather_with_grad(t, dim=1)
     data_desc = {"dataset": str(dataset), "name": Path(dataset).name, "num_clips": len(data),
-                 "clip_shape": list(data.data.shape[1:])}
+                 "clip_shape": list(data.data.shape[1:]), "content_sha256": dataset_digest(dataset)}
     # bookkeeping keys do not change the result, so changing them must not block a resume
     shaping = {k: v for k, v in train_cfg.to_dict().items() if k not in ("checkpoint_every", "log_every_steps",
                                                                        "num_workers")}
+    # the data by content, never by path: a dataset rebuilt in place with other values must not be resumed
     setup = {"model": {**enc_cfg.to_dict(), **proj}, "augment": aug.to_dict(), "loss": weights.to_dict(),
-             "train": shaping, "stream": stream, "data": data_desc}
+             "train": shaping, "stream": stream, "seed": seed,
+             "data": {k: data_desc[k] for k in ("num_clips", "clip_shape", "content_sha256")},
+             "code": code_version(*CODE_PACKAGES)}
     t0 = time.perf_counter()
     result = fit(model, data, make_step(stream, aug, weights, enc_cfg.num_frames), train_cfg, out,
                  fingerprint_of(setup), desc=f"pretrain skeleton/{stream}", device=device, on_epoch_end=on_epoch_end)

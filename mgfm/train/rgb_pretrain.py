@@ -13,6 +13,7 @@ float32. Outputs in the model folder: ``encoder.safetensors`` + ``card.json`` (`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -32,9 +33,9 @@ from mgfm.models.artifact import save_encoder
 from mgfm.models.rgb.student import SmileModel, StudentConfig, normalise_clips
 from mgfm.models.rgb.targets import teacher_targets
 from mgfm.models.rgb.teacher import build_teacher
-from mgfm.train.checkpoint import fingerprint_of
+from mgfm.train.checkpoint import code_version, dataset_digest, file_digest, fingerprint_of
 from mgfm.train.loop import StepContext, TrainConfig, fit
-from mgfm.train.pretrain import git_revision
+from mgfm.train.pretrain import CODE_PACKAGES, git_revision
 from mgfm.train.rgb_data import PackedRGBClips, to_unit
 from mgfm.train.rgb_masking import trajectory_mask, tube_mask
 from mgfm.train.rgb_motion import MotionConfig, draw, render, select, trajectory_tokens
@@ -104,6 +105,16 @@ def cache_targets(teacher: torch.nn.Module, data: PackedRGBClips, cfg: StudentCo
     return np.load(path, mmap_mode="r")
 
 
+def module_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's parameters and buffers (names, shapes, bytes): the teacher by content, not by path."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike, params: dict, seed: int,
                  init: str | os.PathLike | None = None, device: str | None = None, on_epoch_end=None) -> Path:
     """Run SMILE stage ``stage`` (1 or 2) on a packed RGB dataset; returns the model folder.
@@ -136,20 +147,23 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
             model.load_state_dict(load_file(str(weights)), strict=True)
         except RuntimeError as err:
             raise ValueError(f"{weights}: does not match rgb_pretrain.model: {err}") from err
-        init_desc = {"path": str(weights), "stage1_final_loss": json.loads((Path(init) / "card.json").read_text())
+        init_desc = {"path": str(weights), "sha256": file_digest(weights), "stage1_final_loss": json.loads((Path(init) / "card.json").read_text())
                      .get("final_loss") if (Path(init) / "card.json").is_file() else None}
     data_desc = {"dataset": str(dataset), "name": Path(dataset).name, "num_clips": len(data),
-                 "clip_shape": list(data.data.shape[1:])}
-    teacher_desc = {**params["teacher"], "dim": teacher.dim}
+                 "clip_shape": list(data.data.shape[1:]), "content_sha256": dataset_digest(dataset)}
+    teacher_desc = {**params["teacher"], "dim": teacher.dim, "weights_sha256": module_digest(teacher)}
     shaping = {k: v for k, v in train_cfg.to_dict().items() if k not in ("checkpoint_every", "log_every_steps",
                                                                        "num_workers")}
     setup = {"model": cfg.to_dict(), "teacher": {k: v for k, v in teacher_desc.items() if k != "cache"},
              "masking": masking, "motion": motion.to_dict() if motion else None, "train": shaping, "stage": stage,
-             "data": data_desc, "init": init_desc}
+             # the data, the teacher and the Stage 1 model by content, never by path (a rebuilt dataset, another
+             # teacher file or a retrained Stage 1 must not be resumed), and the code version
+             "data": {k: data_desc[k] for k in ("num_clips", "clip_shape", "content_sha256")},
+             "init": None if init_desc is None else init_desc["sha256"], "code": code_version(*CODE_PACKAGES)}
     cache = None
     if stage == 2 and params["teacher"]["cache"]:
         out.mkdir(parents=True, exist_ok=True)
-        key = fingerprint_of({"teacher": setup["teacher"], "data": data_desc, "model": cfg.to_dict()})
+        key = fingerprint_of({"teacher": setup["teacher"], "data": setup["data"], "model": cfg.to_dict()})
         t_cache = time.perf_counter()
         cache = cache_targets(teacher, data, cfg, out / TARGET_CACHE, key, train_cfg.batch_size, dev)
         log.info("pretrain rgb stage 2: teacher targets ready in %.1f s", time.perf_counter() - t_cache)

@@ -90,6 +90,20 @@ else:
     except DatasetError as err:
         raise WorkflowError(f"config key dataset.manifest: {err}") from None
 
+# Per-video download records (mgfm.data.records): what a video's download job reads instead of the whole
+# manifest, so an edited row reruns only that video's chain, and labels or splits rerun no download or pose.
+# A real dataset's records are written here, while the workflow is parsed, and only when their content changed
+# (a job would rewrite all of them and rerun everything after); the demo's come from a rule (download.smk),
+# since its manifest is itself an output.
+VIDEO_RECORDS = f"{RESULTS}/dataset/videos"
+if DATASET["source"] == "files":
+    from mgfm.data.records import write_video_records
+
+    try:
+        write_video_records(TABLES["manifest"], VIDEO_RECORDS, config["download"], backdate_new=True)
+    except (OSError, ValueError) as err:
+        raise WorkflowError(f"config key dataset.manifest: {err}") from None
+
 # What every table caption and the report's title name as the data: the demo and its seed, or the manifest and
 # its sha256 (so a changed manifest re-renders them). The config digest names the whole resolved config in the
 # report (which therefore is rebuilt, in seconds, after any config change; no other job reads it).

@@ -18,10 +18,33 @@ rule validate_dataset:
         " --taxonomy {input.taxonomy:q} --out {output:q} > {log:q} 2>&1"
 
 
+if DATASET["source"] == "demo":
+
+    # the demo corpus is one job that rewrites every video anyway, so its records may come from one job too
+    rule video_records:
+        input:
+            manifest=TABLES["manifest"],
+            validated=f"{RESULTS}/dataset/validated.json",
+        output:
+            expand(f"{VIDEO_RECORDS}/{{video_id}}.json", video_id=VIDEO_IDS),
+        params:
+            cfg=params_json("video_records"),
+            out=lambda wildcards, output: str(Path(output[0]).parent),
+        log:
+            f"{LOGS}/dataset/video_records.log",
+        conda:
+            "../../envs/mgfm.yaml"
+        shell:
+            "mgfm dataset records --manifest {input.manifest:q} --out {params.out:q} --params {params.cfg:q}"
+            " > {log:q} 2>&1"
+
+
 rule download_video:
+    # the video's own record, not the manifest or the validation: another row, a label or a split reruns
+    # nothing here (a real manifest's rows are checked when common.smk loads it; the demo's records follow the
+    # validation)
     input:
-        manifest=TABLES["manifest"],
-        validated=f"{RESULTS}/dataset/validated.json",
+        record=f"{VIDEO_RECORDS}/{{video_id}}.json",
     output:
         video=f"{RESULTS}/videos/{{video_id}}.mp4",
         meta=f"{RESULTS}/videos/{{video_id}}.json",
@@ -36,7 +59,7 @@ rule download_video:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm download --manifest {input.manifest:q} --video-id {wildcards.video_id:q}"
+        "mgfm download --record {input.record:q}"
         " --out-video {output.video:q} --out-meta {output.meta:q} --threads {threads}"
         " --params {params.cfg:q} > {log:q} 2>&1"
 

@@ -6,7 +6,9 @@ import re
 from snakemake.logging import logger
 
 POSE = config["pose"]
-# the shipped demo model, found beside the Snakefile whatever the working directory
+# the shipped demo model, found beside the Snakefile whatever the working directory. It is package data, not a
+# workflow file: the rule records it by content (params.model_sha256), never by its absolute path, so a work
+# folder or checkout moved elsewhere reruns no pose job, and a retrained demo model reruns them all
 POSE_DEMO_MODEL = str(Path(workflow.basedir) / "mgfm" / "pose" / "models" / "demo_wholebody.onnx")
 POSE_MODEL_DIR = f"{RESULTS}/models/pose"
 
@@ -17,9 +19,16 @@ if POSE["backend"] == "mmpose":
     POSE_MODEL_FILES = [f for f in (POSE["mmpose"]["checkpoint"], POSE["mmpose"]["det_checkpoint"]) if f]
 else:
     POSE_ENV = "../../envs/pose.yaml"
-    POSE_MODEL_FILES = [POSE["model"] or POSE_DEMO_MODEL]
+    POSE_MODEL_FILES = [POSE["model"]] if POSE["model"] else []
     if POSE["detector"]["model"]:
         POSE_MODEL_FILES.append(POSE["detector"]["model"])
+
+
+POSE_DEMO_SHA256 = ""
+if POSE["backend"] == "onnx" and not POSE["model"]:
+    from mgfm.pose.checksum import sha256_file
+
+    POSE_DEMO_SHA256 = sha256_file(POSE_DEMO_MODEL)
 
 
 if DATASET["source"] == "files" and POSE["backend"] == "onnx" and not POSE["model"]:
@@ -70,6 +79,7 @@ rule pose:
         video_id=VIDEO_ID_REGEX,
     params:
         cfg=params_json("pose"),
+        model_sha256=POSE_DEMO_SHA256,
     threads: 2
     log:
         f"{LOGS}/pose/{{video_id}}.log",

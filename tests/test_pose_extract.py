@@ -1,15 +1,11 @@
 """The onnx backend end to end on small synthetic videos: output format, batching, detector + tracking, errors."""
 
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
-import onnx
 import pyarrow.parquet as pq
 import pytest
 import torch
-from onnx import TensorProto, helper
 
 from mgfm.pose.demo_model.export import export_onnx
 from mgfm.pose.demo_model.net import DemoSimCCNet
@@ -19,40 +15,7 @@ from mgfm.pose.params import PoseParams
 from mgfm.core.pose_store import read_pose, read_pose_meta
 from mgfm.pose.tracking import PrimaryPersonTracker, keypoint_box
 
-
-def _write_video(path: Path, n: int = 40, w: int = 160, h: int = 120) -> Path:
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        frame = np.full((h, w, 3), 40, np.uint8)
-        x = 40 + i
-        frame[30:100, x:x + 30] = (rng.integers(100, 255, 3)).astype(np.uint8)
-        out.write(frame)
-    out.release()
-    meta = {"video_id": path.stem, "frames": n, "fps": 25.0, "width": w, "height": h, "duration": n / 25}
-    path.with_suffix(".json").write_text(json.dumps(meta))
-    return path
-
-
-def _detector(path: Path, boxes: list[list[float]]) -> Path:
-    """A stand-in RTMDet export: ignores its input, always returns ``boxes`` (xyxy + score in 640x640 space)."""
-    dets = np.asarray(boxes, np.float32).reshape(1, -1, 5)
-    nodes = [
-        helper.make_node("ReduceMax", ["input"], ["m"], keepdims=0),
-        helper.make_node("Mul", ["m", "zero"], ["z"]),
-        helper.make_node("Add", ["dets_c", "z"], ["dets"]),
-        helper.make_node("Identity", ["labels_c"], ["labels"]),
-    ]
-    inits = [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
-             helper.make_tensor("dets_c", TensorProto.FLOAT, list(dets.shape), dets.ravel().tolist()),
-             helper.make_tensor("labels_c", TensorProto.INT64, [1, dets.shape[1]], [0] * dets.shape[1])]
-    graph = helper.make_graph(nodes, "det", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 640, 640])],
-                              [helper.make_tensor_value_info("dets", TensorProto.FLOAT, list(dets.shape)),
-                               helper.make_tensor_value_info("labels", TensorProto.INT64, [1, dets.shape[1]])],
-                              inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save(model, str(path))
-    return path
+from tests.support.pose import stand_in_detector, write_video
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +24,7 @@ def work(tmp_path_factory):
     torch.manual_seed(0)
     model = root / "rand.onnx"
     export_onnx(DemoSimCCNet(input_size=(64, 48)), model, "rand-test")
-    return {"root": root, "model": model, "video": _write_video(root / "vid.mp4")}
+    return {"root": root, "model": model, "video": write_video(root / "vid.mp4")}
 
 
 def test_output_format_and_metadata(work, tmp_path):
@@ -93,7 +56,7 @@ def test_batch_size_does_not_change_results(work, tmp_path):
 
 
 def test_detector_with_nobody_gives_zero_scores(work, tmp_path):
-    det = _detector(tmp_path / "det.onnx", [[10, 10, 50, 50, 0.1]])  # below the score threshold: nobody
+    det = stand_in_detector(tmp_path / "det.onnx", [[10, 10, 50, 50, 0.1]])  # below the score threshold: nobody
     out = tmp_path / "nobody.parquet"
     extract_pose(work["video"], work["video"].with_suffix(".json"), out,
                  {"model": str(work["model"]), "detector": {"model": str(det)}})
@@ -104,7 +67,7 @@ def test_detector_with_nobody_gives_zero_scores(work, tmp_path):
 
 def test_detector_picks_the_primary_person(work, tmp_path):
     # frames are 160x120 -> letterbox ratio 4: boxes below are in the 640x640 detector input
-    det = _detector(tmp_path / "det2.onnx", [[0, 0, 60, 60, 0.9], [160, 80, 480, 440, 0.8]])
+    det = stand_in_detector(tmp_path / "det2.onnx", [[0, 0, 60, 60, 0.9], [160, 80, 480, 440, 0.8]])
     out = tmp_path / "det.parquet"
     extract_pose(work["video"], work["video"].with_suffix(".json"), out,
                  {"model": str(work["model"]), "batch_size": 8, "detector": {"model": str(det), "interval": 8}})

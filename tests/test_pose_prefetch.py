@@ -1,57 +1,19 @@
 """The pose stage's prefetch pipeline: same bytes as the sequential loop, bounded look-ahead, errors surface."""
 
 import hashlib
-import json
 import threading
 import time
-from pathlib import Path
 
-import cv2
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper
 
 from mgfm.pose.demo_model.export import export_onnx
 from mgfm.pose.demo_model.net import DemoSimCCNet
 from mgfm.pose.extract import extract_pose
 from mgfm.pose.video_reader import background
 
-
-def _write_video(path: Path, n: int = 40, w: int = 160, h: int = 120) -> Path:
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        frame = np.full((h, w, 3), 40, np.uint8)
-        x = 40 + i
-        frame[30:100, x:x + 30] = (rng.integers(100, 255, 3)).astype(np.uint8)
-        out.write(frame)
-    out.release()
-    meta = {"video_id": path.stem, "frames": n, "fps": 25.0, "width": w, "height": h, "duration": n / 25}
-    path.with_suffix(".json").write_text(json.dumps(meta))
-    return path
-
-
-def _detector(path: Path, boxes: list[list[float]]) -> Path:
-    """A stand-in RTMDet export: ignores its input, always returns ``boxes`` (xyxy + score in 640x640 space)."""
-    dets = np.asarray(boxes, np.float32).reshape(1, -1, 5)
-    nodes = [
-        helper.make_node("ReduceMax", ["input"], ["m"], keepdims=0),
-        helper.make_node("Mul", ["m", "zero"], ["z"]),
-        helper.make_node("Add", ["dets_c", "z"], ["dets"]),
-        helper.make_node("Identity", ["labels_c"], ["labels"]),
-    ]
-    inits = [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
-             helper.make_tensor("dets_c", TensorProto.FLOAT, list(dets.shape), dets.ravel().tolist()),
-             helper.make_tensor("labels_c", TensorProto.INT64, [1, dets.shape[1]], [0] * dets.shape[1])]
-    graph = helper.make_graph(nodes, "det", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 640, 640])],
-                              [helper.make_tensor_value_info("dets", TensorProto.FLOAT, list(dets.shape)),
-                               helper.make_tensor_value_info("labels", TensorProto.INT64, [1, dets.shape[1]])],
-                              inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save(model, str(path))
-    return path
+from tests.support.pose import stand_in_detector, write_video
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +22,7 @@ def work(tmp_path_factory):
     torch.manual_seed(0)
     model = root / "rand.onnx"
     export_onnx(DemoSimCCNet(input_size=(64, 48)), model, "rand-test")
-    return {"root": root, "model": model, "video": _write_video(root / "vid.mp4")}
+    return {"root": root, "model": model, "video": write_video(root / "vid.mp4")}
 
 
 
@@ -81,7 +43,7 @@ def test_prefetch_output_is_byte_identical_to_sequential(work, tmp_path, batch_s
 
 
 def test_prefetch_with_detector_is_byte_identical(work, tmp_path):
-    det = _detector(tmp_path / "det.onnx", [[100, 100, 400, 500, 0.9]])
+    det = stand_in_detector(tmp_path / "det.onnx", [[100, 100, 400, 500, 0.9]])
     shas = []
     for prefetch in (0, 2):
         out = tmp_path / f"d{prefetch}.parquet"

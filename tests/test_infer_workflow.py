@@ -17,10 +17,12 @@ from tests.support.workflow import repo_config, snakemake, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
 
-# 8 labeled videos of 30 s (3 test, 5 train of which one subject validates), short schedules, one seed
+# 8 labeled videos of 30 s (3 test, 5 train of which one subject validates), short schedules, one seed; the demo
+# evaluates skeleton and RGB, so spotting fuses both (MG-FM-RGB batches fit this demo's few pretraining clips)
 SMALL = {"dataset": {"demo": {"n_videos": 10, "n_labeled": 8, "n_subjects": 8, "labeled_duration_s": [30.0, 32.0],
                               "unlabeled_duration_s": [20.0, 22.0]}},
          "pretrain": {"train": {"epochs": 6, "batch_size": 16}},
+         "rgb_pretrain": {"stage1": {"batch_size": 8}, "stage2": {"batch_size": 8}},
          "eval": {"seeds": [0], "finetune": {"train": {"epochs": 8}}}}
 
 

@@ -69,7 +69,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     _threads(args.threads)
     members = [tuple(m.split(":", 2)) for m in args.member]
     build_spotter(args.models_dir, members, args.ensemble, args.manifest, args.annotations, args.pose_dir,
-                  args.params, args.tau, args.pose, args.download, args.fps)
+                  args.params, args.tau, args.pose, args.download, args.fps, args.videos_dir)
     return 0
 
 
@@ -134,6 +134,8 @@ def register_steps(subparsers) -> None:
     k.add_argument("--manifest", required=True, help="manifest table")
     k.add_argument("--annotations", required=True, help="annotation table (the duration prior, validation truth)")
     k.add_argument("--pose-dir", required=True, help="pose files of the validation videos (results/pose)")
+    k.add_argument("--videos-dir", default=None,
+                   help="normalised videos (results/videos): the RGB members' window frames")
     k.add_argument("--tau", type=float, required=True, help="face-anchor threshold (config key clips.tau)")
     k.add_argument("--fps", type=float, required=True, help="normalised frame rate (config key download.fps)")
     k.add_argument("--pose", type=json_object, required=True, help="the pose section, recorded for new videos")

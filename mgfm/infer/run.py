@@ -79,13 +79,14 @@ def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.
     """Spot one video from its pose file; write its outputs; return (window scores, ranked proposals, instances,
     metadata)."""
     t0 = time.perf_counter()
-    sc = score_video(video_id, pose_path, spotter, members, batch_size)
+    sc = score_video(video_id, pose_path, spotter, members, batch_size, video)
     props = proposals(sc.probs, sc.windows, spotter["merge"])
     inst = instances(props, float(spotter["threshold"]), sc.fps, spotter["class_names"])
     win = None
     if not sc.reason:
         win = win_probability(models_dir, pose_path, sc, spotter, batch_size)
-    timings = {**(timings or {}), "model_s": time.perf_counter() - t0}
+    timings = {**(timings or {}), **{f"windows_{k}": v for k, v in sc.timings.items()},
+               "model_s": time.perf_counter() - t0}
     meta = {"video_id": video_id, "source": str(video or pose_path), "fps": sc.fps, "n_frames": sc.n_frames,
             "duration_s": sc.n_frames / sc.fps if sc.fps else 0.0, "reason": sc.reason,
             "n_windows": int(len(sc.windows)), "n_visible_windows": int(sc.windows.visible.sum()),

@@ -116,15 +116,20 @@ def load_classifier(path: str | os.PathLike, name: str, num_classes: int) -> Mem
     check_layout(info, path / CLASSIFIER_NAME)
     if int(info["num_classes"]) != num_classes:
         raise BundleError(f"{path / CLASSIFIER_NAME}: {info['num_classes']} classes, the spotter has {num_classes}")
+    if info["modality"] == "rgb":              # before building the encoder, so the mismatch itself is named
+        from mgfm.infer.rgb_windows import check_rgb_card
+        from mgfm.models.artifact import read_card
+
+        try:
+            card = read_card(path)
+        except (FileNotFoundError, ValueError) as err:
+            raise BundleError(f"{path}: {err}") from err
+        check_rgb_card(card, info.get("clip_params") or {}, path / "card.json")
     try:
         encoder = load_encoder(path)
     except (FileNotFoundError, ValueError) as err:
         raise BundleError(f"{path}: {err}") from err
-    if info["modality"] == "rgb":
-        from mgfm.infer.rgb_windows import check_rgb_card
-
-        check_rgb_card(encoder.card, info.get("clip_params") or {}, path / "card.json")
-    elif int(encoder.card["num_joints"]) != len(UPPER_BODY):
+    if info["modality"] != "rgb" and int(encoder.card["num_joints"]) != len(UPPER_BODY):
         raise BundleError(f"{path / 'card.json'}: encoder reads {encoder.card['num_joints']} joints, this mgfm feeds "
                           f"{len(UPPER_BODY)}")
     head_path = path / HEAD_NAME

@@ -83,13 +83,16 @@ def test_mgfm_infer_on_files_reports_bad_ones_and_does_the_others(work, tmp_path
     broken.write_bytes(b"not a video at all")
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "mgfm", "infer", str(good), str(broken), str(blank), str(short),
-                           "--models", str(res / "models"), "--out", str(out), "--threads", "2"],
+                           "--models", str(res / "models"), "--out", str(out), "--threads", "2", "--annotated-video"],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 1, proc.stderr[-3000:]            # one failed video: exit 1, the others done
     assert "broken.mp4" in proc.stderr and "FAILED" in proc.stdout
     meta = json.loads((out / "demo008" / "instances.json").read_text())
     assert meta["reason"] == "" and meta["win_probability"] is not None and len(meta["instances"]) > 0
     assert meta["members"] == ["joint", "bone", "motion", "rgb"] and meta["timings_s"]["windows_rgb_s"] > 0
+    from mgfm.data.video import probe_video
+
+    assert probe_video(out / "demo008" / "annotated.mp4")["frames"] == meta["n_frames"]
     assert "real-time factor" in proc.stderr
     for name, why in (("blank", "no person visible"), ("short", "shorter than the shortest window")):
         m = json.loads((out / name / "instances.json").read_text())

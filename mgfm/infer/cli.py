@@ -33,7 +33,8 @@ def _run(args: argparse.Namespace) -> int:
     videos = video_files(args.videos, args.video_dir or [])
     if not videos:
         raise ValueError("no video given (mgfm infer VIDEO ... or --video-dir)")
-    results = infer_videos(videos, args.models, args.out, int(params["batch_size"]), threads=args.threads or 1)
+    results = infer_videos(videos, args.models, args.out, int(params["batch_size"]), threads=args.threads or 1,
+                           annotate=args.annotated_video)
     failed = [r for r in results if not r.ok]
     for r in results:
         state = "ok" if r.ok else "FAILED"
@@ -92,6 +93,8 @@ def register(subparsers) -> None:
     p.add_argument("--video-dir", action="append", help="a folder of videos (repeatable)")
     p.add_argument("--params", type=json_object, default={}, help=params_help("infer", "infer_spot"))
     p.add_argument("--threads", type=int, default=0, help="torch / ONNX Runtime / ffmpeg threads (0: library default)")
+    p.add_argument("--annotated-video", action="store_true",
+                   help="also write annotated.mp4 per video: the skeleton and the current instance's label drawn")
     p.set_defaults(func=_run)
     register_steps(subparsers)
 

@@ -72,3 +72,17 @@ def test_fusion_weights_are_the_skeleton_ones_or_the_multimodal_ones_when_rgb_is
     ens.write_text(json.dumps({"seeds": [0], "members": [*skel], "weights": [skel], "weights_multimodal": []}))
     with pytest.raises(BundleError, match="no weights_multimodal for seed 0"):
         fusion_weights(str(ens), 0, [*multi], {**mods, "rgb": "rgb"})
+
+
+def test_a_spotter_with_an_rgb_member_and_no_rgb_clip_settings_is_refused(tmp_path):
+    from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
+    from mgfm.infer.bundle import SPOTTER_FORMAT, load_spotter
+
+    (tmp_path / "classifiers" / "rgb" / "rgb").mkdir(parents=True)
+    spotter = {"format": SPOTTER_FORMAT, "layout": LAYOUT_NAME, "joints": list(UPPER_BODY),
+               "members": [{"name": "rgb", "modality": "rgb", "stream": "rgb"}]}
+    (tmp_path / "spotter.json").write_text(json.dumps(spotter))
+    with pytest.raises(BundleError, match=r"spotter\.json: RGB member 'rgb' but no rgb_clip_params"):
+        load_spotter(tmp_path)
+    (tmp_path / "spotter.json").write_text(json.dumps({**spotter, "rgb_clip_params": {"num_frames": 8, "size": 64}}))
+    assert load_spotter(tmp_path)["members"][0]["modality"] == "rgb"

@@ -158,6 +158,9 @@ def load_spotter(models_dir: str | os.PathLike) -> dict:
         if m["modality"] not in WINDOW_MODALITIES:
             raise BundleError(f"{path}: member {m['name']!r} is a {m['modality']} model; spotting builds windows of "
                               f"{', '.join(WINDOW_MODALITIES)} clips only")
+        if m["modality"] == "rgb" and not spotter.get("rgb_clip_params"):
+            raise BundleError(f"{path}: RGB member {m['name']!r} but no rgb_clip_params (the packed RGB clip "
+                              "settings the window clips are built with); rerun the workflow's infer_calibrate rule")
         d = classifier_dir(models_dir, m["modality"], m["stream"])
         if not d.is_dir():
             raise BundleError(f"{path}: member {m['name']!r} needs {d}, which is missing")

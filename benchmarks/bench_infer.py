@@ -1,6 +1,7 @@
 """Spotting speed: end-to-end real-time factor (video seconds per wall second) on raw video files with decode
-(ffmpeg normalisation), pose and model split out, and the classifier alone in windows/s, batched against one
-window at a time, measured in the same run.
+(ffmpeg normalisation), pose and model split out (the model part split again into the skeleton and the RGB
+windows: clip building + classifiers), and the classifiers alone in windows/s, batched against one window at a
+time, measured in the same run.
 
 Needs a models folder made by the workflow (``snakemake --cores all results/models/spotter.json``) and raw
 videos (the demo's are under results/demo/raw/). Usage:
@@ -23,21 +24,38 @@ from mgfm.infer.run import infer_videos
 from mgfm.infer.score import fused_probs, member_probs
 
 
+def random_clips(modality: str, spotter: dict, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random packed clips of a modality: skeleton (n, 3, T, V) float32, RGB (n, T, S, S, 3) uint8."""
+    if modality == "rgb":
+        p = spotter["rgb_clip_params"]
+        t, s = int(p["num_frames"]), int(p["size"])
+        return rng.integers(0, 256, (n, t, s, s, 3), dtype=np.uint8), np.full(n, t, np.int64)
+    t = int(spotter["clip_params"]["num_frames"])
+    return rng.normal(size=(n, 3, t, NUM_JOINTS)).astype(np.float32), np.full(n, t, np.int64)
+
+
 def classifier_rate(models: str, n: int, batch: int) -> tuple[float, float]:
     """(windows/s batched, windows/s one at a time) of every member + fusion on random clips."""
     spotter = load_spotter(models)
     members = load_members(models, spotter)
-    T = int(spotter["clip_params"].get("num_frames", members[0].card["num_frames"]))
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 3, T, NUM_JOINTS)).astype(np.float32)
-    vl = np.full(n, T, np.int64)
-    member_probs(members, x[:batch], vl[:batch], batch)                 # warm-up
+    by_mod = {mod: [m for m in members if m.modality == mod] for mod in {m.modality for m in members}}
+    clips = {mod: random_clips(mod, spotter, n, rng) for mod in by_mod}
+
+    def run(k: int, bs: int) -> None:
+        logits = {}
+        for mod, ms in by_mod.items():
+            x, vl = clips[mod]
+            logits.update(member_probs(ms, x[:k], vl[:k], bs))
+        fused_probs(logits, spotter["weights"])
+
+    run(batch, batch)                                                   # warm-up
     t0 = time.perf_counter()
-    fused_probs(member_probs(members, x, vl, batch), spotter["weights"])
+    run(n, batch)
     batched = n / (time.perf_counter() - t0)
     k = min(n, 64)
     t0 = time.perf_counter()
-    fused_probs(member_probs(members, x[:k], vl[:k], 1), spotter["weights"])
+    run(k, 1)
     single = k / (time.perf_counter() - t0)
     return batched, single
 
@@ -60,11 +78,12 @@ def main() -> None:
         wall = time.perf_counter() - t0
     ok = [r for r in results if r.ok]
     video_s = sum(r.duration_s for r in ok)
-    split = {k: sum(r.timings.get(k, 0.0) for r in ok) for k in ("decode_s", "pose_s", "model_s")}
+    split = {k: sum(r.timings.get(k, 0.0) for r in ok)
+             for k in ("decode_s", "pose_s", "model_s", "windows_skeleton_s", "windows_rgb_s")}
     print(f"end to end: {video_s:.1f} s of video in {wall:.1f} s, real-time factor {video_s / wall:.2f} "
           f"({args.threads} threads)")
     for k, v in split.items():
-        print(f"  {k[:-2]:7s} {v:6.1f} s  real-time factor {video_s / max(v, 1e-9):.2f}")
+        print(f"  {k[:-2]:16s} {v:6.1f} s  real-time factor {video_s / max(v, 1e-9):.2f}")
     failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"  FAILED {r.source}: {r.message}")

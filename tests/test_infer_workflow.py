@@ -17,10 +17,12 @@ from tests.support.workflow import repo_config, snakemake, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
 
-# 8 labeled videos of 30 s (3 test, 5 train of which one subject validates), short schedules, one seed
+# 8 labeled videos of 30 s (3 test, 5 train of which one subject validates), short schedules, one seed; the demo
+# evaluates skeleton and RGB, so spotting fuses both (MG-FM-RGB batches fit this demo's few pretraining clips)
 SMALL = {"dataset": {"demo": {"n_videos": 10, "n_labeled": 8, "n_subjects": 8, "labeled_duration_s": [30.0, 32.0],
                               "unlabeled_duration_s": [20.0, 22.0]}},
          "pretrain": {"train": {"epochs": 6, "batch_size": 16}},
+         "rgb_pretrain": {"stage1": {"batch_size": 8}, "stage2": {"batch_size": 8}},
          "eval": {"seeds": [0], "finetune": {"train": {"epochs": 8}}}}
 
 
@@ -38,8 +40,16 @@ def test_spotting_rules_write_models_metrics_table_and_pages(work):
     man = pd.read_csv(res / "demo" / "manifest.csv")
     test = set(man.loc[man["split"] == "test", "video_id"])
     assert spotter["validation_videos"] and not set(spotter["validation_videos"]) & test
-    assert [m["name"] for m in spotter["members"]] == ["joint", "bone", "motion"]
+    # every evaluated modality is a member, fused with the ensemble's Skele+RGB weights chosen on validation
+    assert [m["name"] for m in spotter["members"]] == ["joint", "bone", "motion", "rgb"]
+    ens = json.loads((res / "eval" / "ensemble" / "metrics.json").read_text())
+    assert spotter["weights"] == pytest.approx(ens["weights_multimodal"][0])
+    rgb_card = json.loads((res / "models" / "classifiers" / "rgb" / "rgb" / "card.json").read_text())
+    assert (rgb_card["num_frames"], rgb_card["image_size"]) == (spotter["rgb_clip_params"]["num_frames"],
+                                                              spotter["rgb_clip_params"]["size"])
     m = json.loads((res / "eval" / "spotting" / "metrics.json").read_text())
+    assert m["fusion"] == "Skele+RGB" and m["modalities"] == ["rgb", "skeleton"] and set(m["weights"]) == {
+        "joint", "bone", "motion", "rgb"}
     assert m["n_test_videos"] == len(test) and m["n_gt"] > 0
     assert set(m["ours"]["tiou"]) == {"0.3", "0.5", "0.7"}
     f1 = [m["ours"]["tiou"][t]["f1"] for t in ("0.3", "0.5", "0.7")]
@@ -53,6 +63,9 @@ def test_spotting_rules_write_models_metrics_table_and_pages(work):
         assert "<svg" in (res / "infer" / "test" / vid / "report.html").read_text()
     table = (res / "tables" / "table_spotting.md").read_text()
     assert "38.0" in table and "cited, not reproduced" in table
+    assert "MG-FM-Skele+RGB spotting (joint+bone+motion+rgb, fused)" in table
+    timings = json.loads((res / "infer" / "test" / sorted(test)[0] / "instances.json").read_text())["timings_s"]
+    assert timings["windows_rgb_s"] > 0 and timings["windows_skeleton_s"] > 0
 
 
 def _ffmpeg(*args: str) -> None:
@@ -70,12 +83,16 @@ def test_mgfm_infer_on_files_reports_bad_ones_and_does_the_others(work, tmp_path
     broken.write_bytes(b"not a video at all")
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "mgfm", "infer", str(good), str(broken), str(blank), str(short),
-                           "--models", str(res / "models"), "--out", str(out), "--threads", "2"],
+                           "--models", str(res / "models"), "--out", str(out), "--threads", "2", "--annotated-video"],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 1, proc.stderr[-3000:]            # one failed video: exit 1, the others done
     assert "broken.mp4" in proc.stderr and "FAILED" in proc.stdout
     meta = json.loads((out / "demo008" / "instances.json").read_text())
     assert meta["reason"] == "" and meta["win_probability"] is not None and len(meta["instances"]) > 0
+    assert meta["members"] == ["joint", "bone", "motion", "rgb"] and meta["timings_s"]["windows_rgb_s"] > 0
+    from mgfm.data.video import probe_video
+
+    assert probe_video(out / "demo008" / "annotated.mp4")["frames"] == meta["n_frames"]
     assert "real-time factor" in proc.stderr
     for name, why in (("blank", "no person visible"), ("short", "shorter than the shortest window")):
         m = json.loads((out / name / "instances.json").read_text())
@@ -95,6 +112,22 @@ def test_models_of_another_joint_layout_are_refused(work, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mgfm", "infer", str(work / "results" / "videos" / "demo008.mp4"),
                            "--models", str(models), "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 1 and "spotter.json" in proc.stderr and "joint subset of 42 joints" in proc.stderr
+
+
+def test_rgb_member_whose_card_does_not_read_the_packed_clips_is_refused(work, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(work / "results" / "models", models)
+    card_path = models / "classifiers" / "rgb" / "rgb" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["num_frames"] = 2 * card["num_frames"]
+    card_path.write_text(json.dumps(card))
+    proc = subprocess.run([sys.executable, "-m", "mgfm", "infer", str(work / "results" / "videos" / "demo008.mp4"),
+                           "--models", str(models), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 1 and str(card_path) in proc.stderr
+    assert f"RGB encoder reads {card['num_frames']} frames" in proc.stderr
+    assert f"{card['num_frames'] // 2} frames of" in proc.stderr
 
 
 def test_infer_target_spots_the_configured_videos_and_reruns_nothing_else(work, tmp_path):

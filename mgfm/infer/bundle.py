@@ -32,8 +32,9 @@ CLASSIFIER_FORMAT = "mgfm-classifier/1"
 SPOTTER_NAME = "spotter.json"
 CLASSIFIER_NAME = "classifier.json"
 HEAD_NAME = "head.safetensors"
-#: Modalities whose window clips ``mgfm.infer.score`` builds; an RGB member joins by adding its clip builder there.
-WINDOW_MODALITIES = ("skeleton",)
+#: Modalities whose window clips ``mgfm.infer.score`` builds: skeleton clips from the pose file
+#: (``mgfm.datasets.skeleton.clip_tensors``), RGB clips from the normalised video (``mgfm.infer.rgb_windows``).
+WINDOW_MODALITIES = ("skeleton", "rgb")
 
 
 class BundleError(ValueError):
@@ -115,11 +116,20 @@ def load_classifier(path: str | os.PathLike, name: str, num_classes: int) -> Mem
     check_layout(info, path / CLASSIFIER_NAME)
     if int(info["num_classes"]) != num_classes:
         raise BundleError(f"{path / CLASSIFIER_NAME}: {info['num_classes']} classes, the spotter has {num_classes}")
+    if info["modality"] == "rgb":              # before building the encoder, so the mismatch itself is named
+        from mgfm.infer.rgb_windows import check_rgb_card
+        from mgfm.models.artifact import read_card
+
+        try:
+            card = read_card(path)
+        except (FileNotFoundError, ValueError) as err:
+            raise BundleError(f"{path}: {err}") from err
+        check_rgb_card(card, info.get("clip_params") or {}, path / "card.json")
     try:
         encoder = load_encoder(path)
     except (FileNotFoundError, ValueError) as err:
         raise BundleError(f"{path}: {err}") from err
-    if int(encoder.card["num_joints"]) != len(UPPER_BODY):
+    if info["modality"] != "rgb" and int(encoder.card["num_joints"]) != len(UPPER_BODY):
         raise BundleError(f"{path / 'card.json'}: encoder reads {encoder.card['num_joints']} joints, this mgfm feeds "
                           f"{len(UPPER_BODY)}")
     head_path = path / HEAD_NAME
@@ -147,7 +157,10 @@ def load_spotter(models_dir: str | os.PathLike) -> dict:
     for m in spotter["members"]:
         if m["modality"] not in WINDOW_MODALITIES:
             raise BundleError(f"{path}: member {m['name']!r} is a {m['modality']} model; spotting builds windows of "
-                              f"{', '.join(WINDOW_MODALITIES)} clips only so far")
+                              f"{', '.join(WINDOW_MODALITIES)} clips only")
+        if m["modality"] == "rgb" and not spotter.get("rgb_clip_params"):
+            raise BundleError(f"{path}: RGB member {m['name']!r} but no rgb_clip_params (the packed RGB clip "
+                              "settings the window clips are built with); rerun the workflow's infer_calibrate rule")
         d = classifier_dir(models_dir, m["modality"], m["stream"])
         if not d.is_dir():
             raise BundleError(f"{path}: member {m['name']!r} needs {d}, which is missing")
@@ -155,6 +168,14 @@ def load_spotter(models_dir: str | os.PathLike) -> dict:
 
 
 def load_members(models_dir: str | os.PathLike, spotter: dict) -> list[Member]:
+    """Every member's classifier; an RGB member must also read the RGB clips the spotter builds."""
     k = len(spotter["class_names"])
-    return [load_classifier(classifier_dir(models_dir, m["modality"], m["stream"]), m["name"], k)
-            for m in spotter["members"]]
+    members = [load_classifier(classifier_dir(models_dir, m["modality"], m["stream"]), m["name"], k)
+               for m in spotter["members"]]
+    for m in members:
+        if m.modality == "rgb" and "rgb_clip_params" in spotter:
+            from mgfm.infer.rgb_windows import check_rgb_card
+
+            check_rgb_card(m.card, spotter["rgb_clip_params"],
+                           classifier_dir(models_dir, m.modality, m.stream) / "card.json")
+    return members

@@ -62,10 +62,26 @@ def spotter_hash(spotter: dict) -> str:
     return hashlib.sha256(json.dumps(spotter, sort_keys=True).encode()).hexdigest()
 
 
+def fusion_weights(ensemble_metrics: str, seed: int, names: list[str], modality_of: dict[str, str]) -> dict:
+    """The ensemble protocol's weights for ``seed``: the skeleton streams' (``weights``) when every member is a
+    skeleton stream, the Skele+RGB fusion's (``weights_multimodal``) when an RGB member is in."""
+    ens = read_json(ensemble_metrics, "ensemble metrics")
+    key = "weights" if set(modality_of.values()) == {"skeleton"} else "weights_multimodal"
+    used = dict(zip(ens["seeds"], ens.get(key) or []))
+    w = used.get(seed)
+    if w is None or set(w) != set(names):
+        raise BundleError(f"{ensemble_metrics}: no {key} for seed {seed} over members {sorted(names)} "
+                          f"(has seeds {ens['seeds']}, members {ens.get('members')}, "
+                          f"{key} for {len(ens.get(key) or [])} seeds)")
+    return {n: float(w[n]) for n in names}
+
+
 def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, str]], ensemble_metrics: str | None,
                   manifest: str, annotations: str, pose_dir: str | os.PathLike, params: dict, tau: float,
-                  pose_params: dict, download_params: dict, fps: float) -> dict:
-    """Write ``models_dir/spotter.json``; ``members``: (name, modality, stream) of the fine-tuned classifiers."""
+                  pose_params: dict, download_params: dict, fps: float,
+                  videos_dir: str | os.PathLike | None = None) -> dict:
+    """Write ``models_dir/spotter.json``; ``members``: (name, modality, stream) of the fine-tuned classifiers
+    (at least one skeleton stream; RGB members read the validation videos' frames from ``videos_dir``)."""
     from mgfm.data.contract import load_annotations, load_manifest
     from mgfm.infer.score import score_video
 
@@ -73,20 +89,23 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
     infos = {}
     for name, modality, stream in members:
         infos[name] = read_json(classifier_dir(models_dir, modality, stream) / CLASSIFIER_NAME, "classifier")
-    first = next(iter(infos.values()))
+    modality_of = {n: m for n, m, _ in members}
+    skeleton = [n for n in infos if modality_of[n] == "skeleton"]
+    if not skeleton:
+        raise BundleError(f"members {sorted(infos)}: spotting needs a skeleton stream (its clip settings, face "
+                          "test and class prior); config key eval.modalities")
+    first = infos[skeleton[0]]
     for name, info in infos.items():
         if info["validation_videos"] != first["validation_videos"] or info["class_names"] != first["class_names"]:
             raise BundleError(f"classifier {name!r}: other validation videos or classes than {members[0][0]!r}; "
                               "train every member with the same eval.seeds and eval.validation")
     weights = {n: 1.0 for n in infos}
     if ensemble_metrics:
-        ens = read_json(ensemble_metrics, "ensemble metrics")
-        used = dict(zip(ens["seeds"], ens["weights"]))
-        w = used.get(first["seed"])
-        if w is None or set(w) != set(infos):
-            raise BundleError(f"{ensemble_metrics}: no weights for seed {first['seed']} over members {sorted(infos)} "
-                              f"(has seeds {ens['seeds']}, members {ens.get('members')})")
-        weights = {n: float(w[n]) for n in infos}
+        weights = fusion_weights(ensemble_metrics, first["seed"], list(infos), modality_of)
+    rgb = [n for n in infos if modality_of[n] == "rgb"]
+    if rgb and videos_dir is None:
+        raise BundleError(f"RGB member {rgb[0]!r}: calibration reads the validation videos' frames; give the "
+                          "normalised videos folder (--videos-dir)")
     man = load_manifest(manifest)
     ann = load_annotations(annotations, man)
     train_ann = ann[ann["video_id"].isin(first["train_videos"])]
@@ -102,11 +121,15 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
         "min_visible": params["windows"]["min_visible"], "tau": tau, "merge": params["merge"],
         "clip_params": first["clip_params"], "pose": pose_params, "download": download_params,
         "validation_videos": first["validation_videos"], "tious": params["evaluate"]["tious"],
+        "modalities": sorted(set(modality_of.values())),
     }
+    if rgb:
+        spotter["rgb_clip_params"] = infos[rgb[0]]["clip_params"]
     loaded = load_members(models_dir, {**spotter, "members": spotter["members"]})
     props, base = [], []
     for vid in first["validation_videos"]:
-        sc = score_video(vid, Path(pose_dir) / f"{vid}.parquet", spotter, loaded, int(params["batch_size"]))
+        video = Path(videos_dir) / f"{vid}.mp4" if videos_dir is not None else None
+        sc = score_video(vid, Path(pose_dir) / f"{vid}.parquet", spotter, loaded, int(params["batch_size"]), video)
         if sc.reason:
             log.warning("validation video %s: %s", vid, sc.reason)
             continue

@@ -33,7 +33,8 @@ def _run(args: argparse.Namespace) -> int:
     videos = video_files(args.videos, args.video_dir or [])
     if not videos:
         raise ValueError("no video given (mgfm infer VIDEO ... or --video-dir)")
-    results = infer_videos(videos, args.models, args.out, int(params["batch_size"]), threads=args.threads or 1)
+    results = infer_videos(videos, args.models, args.out, int(params["batch_size"]), threads=args.threads or 1,
+                           annotate=args.annotated_video)
     failed = [r for r in results if not r.ok]
     for r in results:
         state = "ok" if r.ok else "FAILED"
@@ -69,7 +70,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     _threads(args.threads)
     members = [tuple(m.split(":", 2)) for m in args.member]
     build_spotter(args.models_dir, members, args.ensemble, args.manifest, args.annotations, args.pose_dir,
-                  args.params, args.tau, args.pose, args.download, args.fps)
+                  args.params, args.tau, args.pose, args.download, args.fps, args.videos_dir)
     return 0
 
 
@@ -92,6 +93,8 @@ def register(subparsers) -> None:
     p.add_argument("--video-dir", action="append", help="a folder of videos (repeatable)")
     p.add_argument("--params", type=json_object, default={}, help=params_help("infer", "infer_spot"))
     p.add_argument("--threads", type=int, default=0, help="torch / ONNX Runtime / ffmpeg threads (0: library default)")
+    p.add_argument("--annotated-video", action="store_true",
+                   help="also write annotated.mp4 per video: the skeleton and the current instance's label drawn")
     p.set_defaults(func=_run)
     register_steps(subparsers)
 
@@ -134,6 +137,8 @@ def register_steps(subparsers) -> None:
     k.add_argument("--manifest", required=True, help="manifest table")
     k.add_argument("--annotations", required=True, help="annotation table (the duration prior, validation truth)")
     k.add_argument("--pose-dir", required=True, help="pose files of the validation videos (results/pose)")
+    k.add_argument("--videos-dir", default=None,
+                   help="normalised videos (results/videos): the RGB members' window frames")
     k.add_argument("--tau", type=float, required=True, help="face-anchor threshold (config key clips.tau)")
     k.add_argument("--fps", type=float, required=True, help="normalised frame rate (config key download.fps)")
     k.add_argument("--pose", type=json_object, required=True, help="the pose section, recorded for new videos")

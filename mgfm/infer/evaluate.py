@@ -26,6 +26,12 @@ from mgfm.infer.spotting import proposals
 log = logging.getLogger("mgfm.infer")
 
 
+def fusion_label(spotter: dict) -> str:
+    """What was fused, as the tables name it: "Skele" (skeleton streams) or "Skele+RGB"."""
+    mods = {m["modality"] for m in spotter["members"]}
+    return "+".join(label for mod, label in (("skeleton", "Skele"), ("rgb", "RGB")) if mod in mods)
+
+
 def evaluate_spotting(models_dir: str | os.PathLike, manifest: str, annotations: str, pose_dir: str | os.PathLike,
                       videos_dir: str | os.PathLike | None, out_dir: str | os.PathLike, metrics_out: str | os.PathLike,
                       params: dict) -> dict:
@@ -77,6 +83,7 @@ def evaluate_spotting(models_dir: str | os.PathLike, manifest: str, annotations:
         "validation": spotter["calibration"], "validation_videos": spotter["validation_videos"],
         "window_frames": spotter["window_frames"], "stride_frames": spotter["stride_frames"],
         "members": [m["name"] for m in spotter["members"]], "weights": spotter["weights"],
+        "modalities": sorted({m["modality"] for m in spotter["members"]}), "fusion": fusion_label(spotter),
         "empty_videos": empty, "real_time_factor_model": video_s / max(model_s, 1e-9),
         "anchor": {"what": "best published online-recognition F1 on iMiGUE (MiGA challenge, 2025)", "f1": 38.03,
                    "status": "cited, not reproduced"},
@@ -84,7 +91,7 @@ def evaluate_spotting(models_dir: str | os.PathLike, manifest: str, annotations:
     }
     write_json(metrics_out, result)
     o, b = result["ours"]["tiou"], result["class_prior_baseline"]["tiou"]
-    log.info("spotting on %d test videos: F1 %s (class-prior baseline %s), mAP %.1f (%.1f); model real-time "
-             "factor %.1f", len(test), {t: round(o[t]["f1"], 1) for t in o}, {t: round(b[t]["f1"], 1) for t in b},
+    log.info("spotting (%s: %s) on %d test videos: F1 %s (class-prior baseline %s), mAP %.1f (%.1f); model real-time "
+             "factor %.1f", result["fusion"], "+".join(result["members"]), len(test), {t: round(o[t]["f1"], 1) for t in o}, {t: round(b[t]["f1"], 1) for t in b},
              result["ours"]["map_mean"], result["class_prior_baseline"]["map_mean"], result["real_time_factor_model"])
     return result

@@ -75,17 +75,27 @@ def write_outputs(out: Path, video_id: str, inst: pd.DataFrame, scores: VideoSco
 
 def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.PathLike, spotter: dict,
               members: list[Member], out_dir: str | os.PathLike, batch_size: int, video: str | None = None,
-              timings: dict | None = None) -> tuple[VideoScores, pd.DataFrame, pd.DataFrame, dict]:
-    """Spot one video from its pose file; write its outputs; return (window scores, ranked proposals, instances,
-    metadata)."""
+              timings: dict | None = None, annotate: bool = False) -> tuple[VideoScores, pd.DataFrame, pd.DataFrame,
+                                                                           dict]:
+    """Spot one video from its pose file; write its outputs (``annotate``: annotated.mp4 too, needs ``video``);
+    return (window scores, ranked proposals, instances, metadata)."""
     t0 = time.perf_counter()
-    sc = score_video(video_id, pose_path, spotter, members, batch_size)
+    sc = score_video(video_id, pose_path, spotter, members, batch_size, video)
     props = proposals(sc.probs, sc.windows, spotter["merge"])
     inst = instances(props, float(spotter["threshold"]), sc.fps, spotter["class_names"])
     win = None
     if not sc.reason:
         win = win_probability(models_dir, pose_path, sc, spotter, batch_size)
-    timings = {**(timings or {}), "model_s": time.perf_counter() - t0}
+    timings = {**(timings or {}), **{f"windows_{k}": v for k, v in sc.timings.items()},
+               "model_s": time.perf_counter() - t0}
+    if annotate and video is not None:
+        from mgfm.infer.annotate import write_annotated_video
+        from mgfm.infer.score import read_video_pose
+
+        t1 = time.perf_counter()
+        xy, score, _ = read_video_pose(pose_path)
+        write_annotated_video(video, xy, score, inst, sc.fps, Path(out_dir) / video_id / "annotated.mp4")
+        timings["annotate_s"] = time.perf_counter() - t1
     meta = {"video_id": video_id, "source": str(video or pose_path), "fps": sc.fps, "n_frames": sc.n_frames,
             "duration_s": sc.n_frames / sc.fps if sc.fps else 0.0, "reason": sc.reason,
             "n_windows": int(len(sc.windows)), "n_visible_windows": int(sc.windows.visible.sum()),
@@ -121,8 +131,9 @@ def prepare_video(src: Path, work: Path, video_id: str, spotter: dict, threads: 
 
 
 def infer_videos(videos: list[str], models_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 batch_size: int = 256, threads: int = 1) -> list[VideoResult]:
-    """Spot every video file; one failing video is reported and skipped, never stops the others."""
+                 batch_size: int = 256, threads: int = 1, annotate: bool = False) -> list[VideoResult]:
+    """Spot every video file; one failing video is reported and skipped, never stops the others.
+    ``annotate``: also the annotated video (``annotated.mp4``) of each."""
     spotter = load_spotter(models_dir)          # a wrong models folder fails here, naming the file
     members = load_members(models_dir, spotter)
     out_dir = Path(out_dir)
@@ -138,7 +149,7 @@ def infer_videos(videos: list[str], models_dir: str | os.PathLike, out_dir: str 
                 raise FileNotFoundError(f"{src}: no such file")
             video, pose, timings = prepare_video(Path(src), out_dir / vid / "work", vid, spotter, threads)
             _, _, inst, meta = spot_pose(vid, pose, models_dir, spotter, members, out_dir, batch_size, str(video),
-                                      timings)
+                                         timings, annotate)
             res = VideoResult(vid, str(src), True, meta["reason"], len(inst), meta["duration_s"], meta["timings_s"])
         except VIDEO_ERRORS as err:
             log.error("video %d/%d %s: skipped: %s", i, len(videos), src, err)

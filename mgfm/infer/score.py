@@ -1,7 +1,8 @@
-"""Per-window class probabilities of one video's pose file: the skeleton clips of every window built exactly as
-the packed datasets build them (``mgfm.datasets.skeleton.clip_tensors``), fed to each member exactly as
-fine-tuning fed it (``mgfm.train.features.prepare_clips``), fused with the ensemble's weights
-(``mgfm.eval.ensemble.fuse``). The win/lose estimate runs the emotion aggregator on the pretrained encoders'
+"""Per-window class probabilities of one video: the skeleton clips of every window built from its pose file
+exactly as the packed datasets build them (``mgfm.datasets.skeleton.clip_tensors``), the RGB clips (when an RGB
+member is in the spotter) from its normalised video exactly as the packed RGB datasets build them
+(``mgfm.infer.rgb_windows``), each fed to its members exactly as fine-tuning fed them
+(``mgfm.train.inputs.prepare_input``), fused with the ensemble's weights (``mgfm.eval.ensemble.fuse``). The win/lose estimate runs the emotion aggregator on the pretrained encoders'
 features of the visible, non-overlapping windows of the median length (the analogue of the sampled clips it
 was trained on).
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ class VideoScores:
     width: int
     height: int
     reason: str = ""     # why the timeline is empty (no person, too short, bad pose file), "" otherwise
+    timings: dict = field(default_factory=dict)    # seconds per modality's windows (skeleton_s, rgb_s)
 
 
 def read_video_pose(pose_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -52,16 +55,17 @@ def read_video_pose(pose_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
 
 @torch.inference_mode()
 def member_probs(members: list[Member], x: np.ndarray, valid_len: np.ndarray, batch_size: int) -> dict:
-    """Softmax-ready logits per member name, (n, K) each, batched."""
-    from mgfm.train.features import prepare_clips
+    """Softmax-ready logits per member name, (n, K) each, batched; ``x`` packed clips of the members' modality
+    (skeleton (n, C, T, V) float, RGB (n, T, S, S, 3) uint8)."""
+    from mgfm.train.inputs import prepare_input
 
     out = {}
     for m in members:
         chunks = []
         for s in range(0, len(x), batch_size):
-            xb = torch.from_numpy(x[s:s + batch_size])
+            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size]))
             vb = torch.from_numpy(valid_len[s:s + batch_size].astype(np.int64))
-            chunks.append(m.model(prepare_clips(xb, vb, m.card)).float().numpy())
+            chunks.append(m.model(prepare_input(xb, vb, m.card)).float().numpy())
         out[m.name] = np.concatenate(chunks) if chunks else np.zeros((0, len(m.info["class_names"])), np.float32)
     return out
 
@@ -74,11 +78,54 @@ def fused_probs(logits: dict[str, np.ndarray], weights: dict[str, float]) -> np.
     return fuse(logits, weights) / max(total, 1e-12)
 
 
-def score_video(video_id: str, pose_path: str | os.PathLike, spotter: dict, members: list[Member],
-                batch_size: int) -> VideoScores:
-    """Windows and fused probabilities of one video; an unusable video gets a reason and no visible window."""
+def window_logits(video_id: str, pose_path: str | os.PathLike, video: str | os.PathLike | None, spotter: dict,
+                  members: list[Member], starts: np.ndarray, ends: np.ndarray, size: tuple[int, int],
+                  batch_size: int) -> tuple[dict[str, np.ndarray], dict]:
+    """Logits (n, K) per member of the windows ``starts..ends``, each modality's clips built once for all its
+    members; and the seconds each modality took."""
     from mgfm.datasets.skeleton import clip_tensors
 
+    k = len(spotter["class_names"])
+    n = len(starts)
+    logits = {m.name: np.zeros((n, k), np.float32) for m in members}
+    timings = {}
+    skeleton = [m for m in members if m.modality == "skeleton"]
+    rgb = [m for m in members if m.modality == "rgb"]
+    if skeleton:
+        t0 = time.perf_counter()
+        xy, score, _ = read_video_pose(pose_path)
+        bar = Progress(n, f"skeleton windows {video_id}", unit="windows", logger=log)
+        for s in range(0, n, batch_size * 4):
+            x, vl, _ = clip_tensors(xy, score, starts[s:s + batch_size * 4], ends[s:s + batch_size * 4],
+                                    spotter["clip_params"], size)
+            for name, v in member_probs(skeleton, x, vl, batch_size).items():
+                logits[name][s:s + len(v)] = v
+            bar.update(len(x))
+        bar.close()
+        timings["skeleton_s"] = time.perf_counter() - t0
+    if rgb:
+        from mgfm.infer.rgb_windows import rgb_window_batches
+
+        if video is None:
+            raise ValueError(f"{pose_path}: the spotter has RGB members ({', '.join(m.name for m in rgb)}), which "
+                             "read the window frames from the normalised video, and no video was given")
+        t0 = time.perf_counter()
+        params = spotter["rgb_clip_params"]
+        bar = Progress(n, f"rgb windows {video_id}", unit="windows", logger=log)
+        for pos, clips in rgb_window_batches(video, pose_path, starts, ends, params, batch_size):
+            vl = np.minimum(ends[pos] - starts[pos] + 1, int(params["num_frames"]))
+            for name, v in member_probs(rgb, clips, vl, batch_size).items():
+                logits[name][pos] = v
+            bar.update(len(pos))
+        bar.close()
+        timings["rgb_s"] = time.perf_counter() - t0
+    return logits, timings
+
+
+def score_video(video_id: str, pose_path: str | os.PathLike, spotter: dict, members: list[Member],
+                batch_size: int, video: str | os.PathLike | None = None) -> VideoScores:
+    """Windows and fused probabilities of one video; an unusable video gets a reason and no visible window.
+    ``video``: the normalised video, needed when an RGB member is in the spotter."""
     meta = read_pose_meta(pose_path)
     track = load_anchor_track(video_id, pose_path)
     fps = float(meta.get("fps") or spotter["fps"])
@@ -100,19 +147,15 @@ def score_video(video_id: str, pose_path: str | os.PathLike, spotter: dict, memb
     probs = np.zeros((len(windows), k))
     reason = ""
     rows = np.flatnonzero(windows.visible)
+    timings = {}
     if len(rows) == 0:
         reason = (f"no person visible: no window has its face anchors >= tau={spotter['tau']} on "
                   f"{100 * spotter['min_visible']:.0f}% of its frames")
     else:
-        xy, score, _ = read_video_pose(pose_path)
-        bar = Progress(len(rows), f"windows {video_id}", unit="windows", logger=log)
-        for s in range(0, len(rows), batch_size * 4):
-            r = rows[s:s + batch_size * 4]
-            x, vl, _ = clip_tensors(xy, score, windows.start[r], windows.end[r], spotter["clip_params"], size)
-            probs[r] = fused_probs(member_probs(members, x, vl, batch_size), spotter["weights"])
-            bar.update(len(r))
-        bar.close()
-    return VideoScores(video_id, windows, probs, track.min_score, fps, n, *size, reason)
+        logits, timings = window_logits(video_id, pose_path, video, spotter, members, windows.start[rows],
+                                        windows.end[rows], size, batch_size)
+        probs[rows] = fused_probs(logits, spotter["weights"])
+    return VideoScores(video_id, windows, probs, track.min_score, fps, n, *size, reason, timings)
 
 
 @torch.inference_mode()

@@ -1,4 +1,5 @@
-"""The models inference needs that the paper's protocols do not keep: one fine-tuned classifier per stream and
+"""The models inference needs that the paper's protocols do not keep: one fine-tuned classifier per stream (every
+evaluated modality: the skeleton streams and the RGB encoder) and
 the emotion aggregator, each written as safetensors + JSON into the models folder.
 
 The classifier is the ``finetune`` protocol's model of the first configured seed (same training code, data,
@@ -36,7 +37,7 @@ def export_classifier(model_dir: str, train_data: str, test_data: str, taxonomy:
     from mgfm.eval.data import class_names_of, num_classes_of, validation_rows
     from mgfm.eval.finetune import Classifier, finetune_once
     from mgfm.models.artifact import load_encoder, read_card, save_encoder
-    from mgfm.train.data import PackedClips
+    from mgfm.train.inputs import open_clips
 
     params = copy.deepcopy(resolve_step("infer_classifier", params))
     params["finetune"]["keep_checkpoints"] = True        # the model is read back from the last checkpoint
@@ -51,7 +52,7 @@ def export_classifier(model_dir: str, train_data: str, test_data: str, taxonomy:
     model = Classifier(encoder, k, float(params["finetune"]["init_std"]))
     model.load_state_dict({key.removeprefix("module."): v for key, v in state.items()}, strict=True)
     card = read_card(model_dir)
-    train_meta = PackedClips(train_data).meta
+    train_meta = open_clips(train_data, card).meta        # skeleton or RGB clips, as the card's encoder reads them
     val = validation_rows(train_meta, float(params["validation"]["fraction"]), derive_seed(global_seed, "eval", seed))
     skel = read_info(train_data)
     info = {"format": CLASSIFIER_FORMAT, "modality": card.get("modality", "skeleton"), "stream": card["stream"],

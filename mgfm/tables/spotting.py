@@ -26,7 +26,8 @@ def spotting_tables(metrics: dict) -> tuple[Table, Table]:
     mid = "0.5" if "0.5" in tious else tious[len(tious) // 2]
     columns = ["Method", "Source"] + [f"F1@{t}" for t in tious] + [f"P@{mid}", f"R@{mid}", "mAP"]
     rows, records = [], []
-    for key, method in (("ours", "MG-FM-Skele spotting (" + "+".join(metrics["members"]) + ", fused)"),
+    fusion = metrics.get("fusion", "Skele")
+    for key, method in (("ours", f"MG-FM-{fusion} spotting (" + "+".join(metrics["members"]) + ", fused)"),
                         ("class_prior_baseline", "Class-prior baseline (same windows, merging, threshold)")):
         m = metrics[key]
         rows.append([method, "ours"] + [_fmt(m["tiou"][t]["f1"]) for t in tious]

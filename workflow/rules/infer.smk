@@ -5,15 +5,18 @@
 
 import re as _re
 
-from mgfm.eval.paths import member_name as _member_name
-from mgfm.infer.bundle import WINDOW_MODALITIES as _WINDOW_MODALITIES
+from mgfm.eval.paths import member_name as _member_name, modality_streams as _modality_streams
 from mgfm.infer.inputs import video_ids as _video_ids
 
 INFER = config["infer"]
 INFER_DIR = f"{RESULTS}/infer"
 CLASSIFIERS_DIR = f"{MODELS_DIR}/classifiers"
-# spotting uses the modalities whose window clips it can build (skeleton); other evaluated modalities are skipped
-INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES if m in _WINDOW_MODALITIES for s in EVAL_STREAMS]
+# spotting fuses a fine-tuned classifier of every evaluated modality and stream (skeleton streams, RGB when built)
+INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES for s in _modality_streams(m, EVAL_STREAMS)]
+# the win/lose aggregator reads the skeleton encoders' features of skeleton windows
+EMOTION_MEMBERS = [(n, m, s) for n, m, s in INFER_MEMBERS if m == "skeleton"]
+# RGB members read the window frames of the normalised videos (calibration: the validation videos)
+INFER_RGB = any(m == "rgb" for _, m, _ in INFER_MEMBERS)
 SPOTTER = f"{MODELS_DIR}/spotter.json"
 SPOTTING_METRICS = f"{EVAL_DIR}/spotting/metrics.json"
 
@@ -58,8 +61,8 @@ rule infer_classifier:
 
 rule infer_emotion:
     input:
-        features=[f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_MEMBERS],
-        encoders=[f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS],
+        features=[f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in EMOTION_MEMBERS],
+        encoders=[f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in EMOTION_MEMBERS],
         manifest=TABLES["manifest"],
     output:
         info=f"{MODELS_DIR}/emotion/emotion.json",
@@ -68,7 +71,7 @@ rule infer_emotion:
         cfg=params_json("infer_emotion"),
         seed=config["seed"],
         members=" ".join(f"--member {n}={FEATURES_DIR}/{m}/{s}/video_clips.parquet --encoder {n}={m}/{s}"
-                         for n, m, s in INFER_MEMBERS),
+                         for n, m, s in EMOTION_MEMBERS),
         dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/emotion.log",
@@ -88,6 +91,7 @@ rule infer_calibrate:
         manifest=TABLES["manifest"],
         annotations=TABLES["annotations"],
         pose=expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS),
+        videos=expand(f"{RESULTS}/videos/{{video_id}}.mp4", video_id=VIDEO_IDS) if INFER_RGB else [],
     output:
         SPOTTER,
     params:
@@ -97,6 +101,7 @@ rule infer_calibrate:
         pose=json.dumps(step_params("pose", config), sort_keys=True),
         download=json.dumps(step_params("download_video", config), sort_keys=True),
         members=" ".join(f"--member {n}:{m}:{s}" for n, m, s in INFER_MEMBERS),
+        videos=f"--videos-dir {RESULTS}/videos" if INFER_RGB else "",
         dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/calibrate.log",
@@ -107,7 +112,7 @@ rule infer_calibrate:
     shell:
         "mgfm infer-step calibrate --models-dir {params.dirs[models]} {params.members} --ensemble {input.ensemble:q} "
         "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]} "
-        "--tau {params.tau} --fps {params.fps} --pose {params.pose:q} --download {params.download:q} "
+        "{params.videos} --tau {params.tau} --fps {params.fps} --pose {params.pose:q} --download {params.download:q} "
         "--params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 #: Seconds each section may take on a GPU (paper size) and at small size. Sum on a GPU: 440 s (< 8 min with
 #: start-up); the shell wrapper adds a hard limit over everything. ``torch.compile`` dominates ``train``.
-LIMITS = {"env": (20, 60), "pose": (80, 150), "train": (210, 400), "rgb": (10, 30), "ddp": (40, 90),
+LIMITS = {"env": (20, 60), "pose": (70, 150), "train": (180, 400), "rgb": (60, 150), "ddp": (30, 90),
           "resume": (80, 180)}
 SECTIONS = tuple(LIMITS)
 
@@ -360,10 +360,13 @@ def _train_setup(size: str, device, batch: int | None = None):
     return model, opt, b, step_fn, ctx, {"batch": batch, **cfg.to_dict(), **proj}
 
 
-def _train_variant(size: str, device, compiled: bool, bf16: bool, steps: int) -> dict:
+def _train_variant(size: str, device, compiled: bool, bf16: bool, steps: int, setup=None, batch=None) -> dict:
+    """One timed variant of a training step: ``setup(size, device, batch)`` builds (model, optimizer, batch dict,
+    step function, context maker, description); the skeleton step by default."""
     import torch
 
-    model, opt, batch, step_fn, ctx, desc = _train_setup(size, device, TRAIN_BATCH[size])
+    setup = setup or _train_setup
+    model, opt, batch, step_fn, ctx, desc = setup(size, device, batch or TRAIN_BATCH[size])
     fwd = torch.compile(model) if compiled else model
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
@@ -400,7 +403,8 @@ def _train_variant(size: str, device, compiled: bool, bf16: bool, steps: int) ->
             "loss": round(loss, 4), "step_flops": flops, "peak_mem_gib": peak_mem}
 
 
-def section_train(part: Part, size: str) -> None:
+def _timed_variants(part: Part, size: str, setup, batch, describe: dict) -> None:
+    """Eager and compiled, bf16 and fp32 steps of one training step, with traced FLOPs against the bf16 peak."""
     import torch
 
     compile_ok = os.environ.get("MGFM_GPU_CHECK_NO_COMPILE", "") != "1"
@@ -408,9 +412,9 @@ def section_train(part: Part, size: str) -> None:
     device = _device()
     steps = TRAIN_STEPS[size]
     peak = bf16_peak_tflops(torch.cuda.get_device_name(0)) if device.type == "cuda" else None
-    _, _, _, _, _, desc = _train_setup(size, torch.device("cpu"), batch=2)
-    part.set(size=size, device=str(device), model=desc, bf16_peak_tflops=peak, steps_timed=steps,
-             stream="joint", flops_note="matmul/conv/attention FLOPs of forward+backward, traced by "
+    _, _, _, _, _, desc = setup(size, torch.device("cpu"), 2)
+    part.set(size=size, device=str(device), model=desc, bf16_peak_tflops=peak, steps_timed=steps, **describe,
+             flops_note="matmul/conv/attention FLOPs of forward+backward, traced by "
              "torch.utils.flop_counter at the timed batch; achieved = step_flops / step_s")
     flops = None
     for compiled in (False, True):
@@ -420,7 +424,7 @@ def section_train(part: Part, size: str) -> None:
                                   "skipped": "torch.compile switched off (--no-compile)"})
                 continue
             try:
-                row = _train_variant(size, device, compiled, bf16, steps)
+                row = _train_variant(size, device, compiled, bf16, steps, setup, batch)
             except Exception as err:  # one variant (say, compile on a host without a compiler) must not hide the rest
                 row = {"compiled": compiled, "dtype": "bf16" if bf16 else "fp32", "error": f"{type(err).__name__}: {err}"}
             else:
@@ -440,22 +444,60 @@ def section_train(part: Part, size: str) -> None:
                                      for r in errors)} if errors else {}))
 
 
+def section_train(part: Part, size: str) -> None:
+    _timed_variants(part, size, _train_setup, TRAIN_BATCH[size], {"stream": "joint"})
+
+
 # ---- rgb -----------------------------------------------------------------------------------------------
 
 #: Where an RGB student model would live; the section runs its training step once one of these exists.
-RGB_STUDENT_MODULES = ("mgfm.models.rgb_student", "mgfm.models.student", "mgfm.models.rgb")
+RGB_BATCH = {"paper": 32, "small": 4}
+
+
+def _rgb_setup(size: str, device, batch: int | None = None):
+    """The SMILE Stage II step (tube masking, teacher targets on the fly) at this size's rgb_pretrain config. The
+    device has no network, so a CLIP teacher is the CLIP ViT-B/16 structure with random weights: the same FLOPs."""
+    import torch
+    import yaml
+
+    from mgfm.config import resolve
+    from mgfm.models.rgb.student import SmileModel, StudentConfig
+    from mgfm.models.rgb.teacher import ClipTeacher, build_teacher
+    from mgfm.train.distributed import DistInfo
+    from mgfm.train.loop import StepContext, TrainConfig
+    from mgfm.train.rgb_pretrain import make_step
+
+    path = ROOT / ("workflow/configs/paper.yaml" if size == "paper" else "config.yaml")
+    block = resolve("rgb_pretrain", (yaml.safe_load(path.read_text()) or {}).get("rgb_pretrain") or {})
+    cfg = StudentConfig.from_section(block["model"])
+    tcfg = TrainConfig.from_params(block["stage2"], seed=0)
+    batch = batch or tcfg.batch_size
+    t = block["teacher"]
+    if t["kind"] == "clip":
+        c = t["clip"]
+        teacher = ClipTeacher(None, cfg.grid[1:], c["image_size"], c["patch_size"], c["hidden"], c["depth"],
+                              c["heads"], c["mlp_dim"])
+    else:
+        teacher = build_teacher(t, cfg.grid[1:])
+    teacher.to(device)
+    torch.manual_seed(0)
+    model = SmileModel(cfg, teacher.dim).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (batch, cfg.num_frames, cfg.image_size, cfg.image_size, 3), generator=g,
+                      dtype=torch.uint8).to(device)
+    b = {"x": x, "index": torch.arange(batch)}
+    step_fn = make_step(cfg, teacher, block["masking"], 2, None, None)
+    info = DistInfo(rank=0, world=1, local_rank=0, device=device, created_group=False)
+
+    def ctx(i: int) -> StepContext:
+        return StepContext(0, i, i, info, batch, torch.Generator().manual_seed(1000 + i))
+
+    return model, opt, b, step_fn, ctx, {"batch": batch, "stage": 2, "teacher": t["kind"], **cfg.to_dict()}
 
 
 def section_rgb(part: Part, size: str) -> None:
-    import importlib.util
-
-    found = [m for m in RGB_STUDENT_MODULES if importlib.util.find_spec(m) is not None]
-    if not found:
-        part.set(status="skipped", reason="no RGB student model in this tree (looked for "
-                 f"{', '.join(RGB_STUDENT_MODULES)}); MG-FM-RGB's student is not implemented yet")
-        return
-    part.set(status="error", reason=f"{found[0]} exists but this check has no training step for it yet: add one "
-             "here in the form of section_train")
+    _timed_variants(part, size, _rgb_setup, RGB_BATCH[size], {"stage": 2, "teacher_targets": "on the fly"})
 
 
 # ---- ddp -----------------------------------------------------------------------------------------------

@@ -64,8 +64,11 @@ def test_every_stage_left_its_artifacts(demo):
         skel, skel_meta = open_packed(res / "datasets" / "skeleton" / name)
         assert len(skel) > 0 and skel.dtype == np.float32 and skel_meta["clip_id"].is_unique
         assert np.isfinite(np.asarray(skel)).all()
-    # no RGB model reads the RGB clip datasets (eval.modalities has no rgb), so they are not built
-    assert not (res / "datasets" / "rgb").exists()
+    # the demo evaluates both modalities, so MG-FM-RGB reads packed RGB clips with the skeleton clips' rows
+    for name in ("pretrain", "mg_train", "mg_test", "video_clips"):
+        rgb, rgb_meta = open_packed(res / "datasets" / "rgb" / name)
+        skel_ids = open_packed(res / "datasets" / "skeleton" / name)[1]["clip_id"]
+        assert rgb.dtype == np.uint8 and rgb_meta["clip_id"].tolist() == skel_ids.tolist()
     for stream in STREAMS:
         assert (res / "models" / "skeleton" / stream / "encoder.safetensors").is_file()
     for stage in ("stage1", "rgb"):                     # SMILE Stage 1, and Stage 2 = the evaluated RGB encoder

@@ -98,7 +98,7 @@ def test_rule_writes_pose_files_in_our_schema(pose_run):
     from mgfm.core.pose_store import read_pose, read_pose_meta
 
     work, _, digest, log = pose_run
-    assert "rule pose:" in log and log.count("rule pose:") == len(VIDEO_IDS), log[-2000:]
+    assert log.count("(Rule: pose)") == len(VIDEO_IDS), log[-2000:]  # one finished pose job per video
     for vid in VIDEO_IDS:
         path = work / "results" / "pose" / f"{vid}.parquet"
         video_meta = json.loads((work / "results" / "videos" / f"{vid}.json").read_text())

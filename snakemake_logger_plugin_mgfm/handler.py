@@ -1,0 +1,215 @@
+"""The console handler: Snakemake's log records in, one line per finished job out.
+
+Snakemake announces a job twice before it is done (``job_info`` with its rule and wildcards, ``shellcmd``),
+then ``job_finished`` and a ``progress`` record with the counts. This handler remembers the first, prints one
+line when the last arrives, and leaves out the run's set-up chatter. Everything at WARNING or above is printed,
+as are messages it does not know (the workflow's own ``logger.info`` lines, "Nothing to be done"), so dropping a
+line is always a decision made here by name. A dry run (``-n``) and ``--logger-mgfm-full`` get Snakemake's own
+console, formatted by Snakemake's own formatter: the job-stats table, and the rule blocks and commands when
+``--quiet`` and ``-p`` ask for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from snakemake_interface_logger_plugins.base import LogHandlerBase
+from snakemake_interface_logger_plugins.common import LogEvent
+
+from snakemake_logger_plugin_mgfm import text
+
+# Snakemake's set-up messages (no event of their own): what a user of this workflow never acts on
+CHATTER_PREFIXES = (
+    "Assuming unrestricted shared filesystem usage",
+    "Building DAG of jobs...",
+    "Using shell:",
+    "Select jobs to execute...",
+)
+# said by Snakemake after a successful run's onsuccess handler: the final progress line carries both, so the
+# workflow's closing lines stay the last ones
+AFTER_SUCCESS_PREFIXES = ("Complete log(s):", "Elapsed time:")
+
+RED, YELLOW = "\033[31m", "\033[33m"
+RESET = "\033[0m"
+
+
+@dataclass
+class _Job:
+    label: str
+    started: float
+
+
+class OneLineConsole(LogHandlerBase):
+    """Snakemake's console with one line per finished job (see the module docstring)."""
+
+    def __post_init__(self) -> None:
+        # imported here: the plugin registry imports this package while Snakemake builds its parser
+        from snakemake.logging import DefaultFilter, DefaultFormatter
+
+        s = self.common_settings
+        self.full = bool(self.settings is not None and getattr(self.settings, "full", False))
+        self.stream: TextIO = sys.stdout if s.stdout else sys.stderr
+        self.color = not s.nocolor and os.environ.get("TERM") != "dumb" and self.stream.isatty()
+        self.snakemake_filter = DefaultFilter(s.quiet, s.debug_dag, s.verbose, s.dryrun, s.printshellcmds)
+        self.snakemake_formatter = DefaultFormatter(s.quiet, s.show_failed_logs)
+        self.quiet = {str(q).lower() for q in (s.quiet or ())}
+        self.started = time.time()
+        self.jobs: dict[int, _Job] = {}
+        self.finished: list[tuple[int, float | None]] = []   # (jobid, seconds) since the last progress
+        self.succeeded = False
+        self.last_was_job_info = False
+
+    # ---- LogHandlerBase: what this handler is -----------------------------------------------------------
+    @property
+    def writes_to_stream(self) -> bool:
+        return True
+
+    @property
+    def writes_to_file(self) -> bool:
+        return False
+
+    @property
+    def has_filter(self) -> bool:
+        return True
+
+    @property
+    def has_formatter(self) -> bool:
+        return True
+
+    @property
+    def needs_rulegraph(self) -> bool:
+        return False
+
+    # ---- records in -------------------------------------------------------------------------------------
+    def emit(self, record: logging.LogRecord) -> None:
+        # logging.Handler.handle() holds the handler's lock around this call: records come one at a time
+        try:
+            if self.full or self.common_settings.dryrun:
+                self._snakemake_console(record)
+            elif self._wanted(record):
+                self._one_line_console(record)
+        except Exception:
+            self.handleError(record)
+
+    def _snakemake_console(self, record: logging.LogRecord) -> None:
+        """Snakemake's own console (filter and formatter), less the banner and the set-up chatter."""
+        event = getattr(record, "event", None)
+        if not self.full and (event == LogEvent.WORKFLOW_STARTED or self._is_chatter(record)):
+            return
+        if not self.snakemake_filter.filter(record):
+            return
+        message = self.snakemake_formatter.format(record)
+        if not message or message == "None":
+            return
+        if event == LogEvent.JOB_INFO and not self.last_was_job_info:
+            message = "\n" + message
+        self.last_was_job_info = event == LogEvent.JOB_INFO
+        self._write(message, record.levelno)
+
+    def _wanted(self, record: logging.LogRecord) -> bool:
+        """The user's --quiet, --verbose and --debug-dag, for this console; warnings and errors always pass."""
+        if record.levelno >= logging.WARNING:
+            return True
+        if "all" in self.quiet:
+            return False
+        quietness = getattr(record, "quietness", None)
+        if quietness is not None and str(quietness).lower() in self.quiet:
+            return False
+        if record.levelno < logging.INFO:
+            return self.snakemake_filter.filter(record)
+        return True
+
+    def _one_line_console(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "event", None)
+        fields = vars(record)
+        if event in (LogEvent.WORKFLOW_STARTED, LogEvent.RESOURCES_INFO, LogEvent.JOB_STARTED,
+                     LogEvent.GROUP_INFO, LogEvent.RULEGRAPH):
+            if event == LogEvent.WORKFLOW_STARTED:
+                self.started = record.created
+            return
+        if event == LogEvent.JOB_INFO:
+            self.jobs[fields["jobid"]] = _Job(text.job_label(fields["rule_name"], fields.get("wildcards")),
+                                              record.created)
+            return
+        if event == LogEvent.SHELLCMD:
+            command = fields.get("cmd") or fields.get("shellcmd")
+            if self.common_settings.printshellcmds and command:
+                self._write(command, record.levelno)
+            return
+        if event == LogEvent.JOB_FINISHED:
+            job = self.jobs.get(fields["job_id"])
+            self.finished.append((fields["job_id"], record.created - job.started if job else None))
+            return
+        if event == LogEvent.PROGRESS:
+            self._progress(fields["done"], fields["total"], record.created)
+            return
+        if event == LogEvent.RUN_INFO and fields.get("stats"):
+            self._write(text.plan_line(fields["stats"]), record.levelno)
+            return
+        if event == LogEvent.JOB_ERROR:
+            self._job_error(fields, record)
+            return
+        if event == LogEvent.GROUP_ERROR:
+            self._write("\n".join(text.failed_group_block(fields, self.common_settings.show_failed_logs)),
+                        record.levelno)
+            return
+        if event is None and record.levelno < logging.WARNING:
+            if self._is_chatter(record):
+                return
+            if self.succeeded and record.getMessage().startswith(AFTER_SUCCESS_PREFIXES):
+                return
+        message = self.snakemake_formatter.format(record)
+        if message and message != "None":
+            self._write(message, record.levelno)
+
+    # ---- what each kind of record prints ----------------------------------------------------------------
+    def _progress(self, done: int, total: int, now: float) -> None:
+        if "progress" not in self.quiet:
+            first = done - len(self.finished) + 1
+            for number, (jobid, seconds) in enumerate(self.finished, start=first):
+                job = self.jobs.pop(jobid, None)
+                self._write(text.job_line(number, total, job.label if job else f"job {jobid}", seconds),
+                            logging.INFO)
+        self.finished = []
+        if total and done >= total:
+            self.succeeded = True
+            if "progress" not in self.quiet:
+                self._write(text.final_line(done, total, now - self.started, self._snakemake_log()),
+                            logging.INFO)
+
+    def _job_error(self, fields: dict, record: logging.LogRecord) -> None:
+        job = self.jobs.pop(fields["jobid"], None)
+        label = job.label if job else text.job_label(fields["rule_name"], None)
+        after = f" after {text.duration(record.created - job.started)}" if job else ""
+        lines = [f"FAILED {label}{after}"]
+        lines += text.failed_job_block(fields, self.common_settings.show_failed_logs)
+        if fields.get("indent"):
+            lines = ["    " + line for line in lines]
+        self._write("\n".join(lines), record.levelno)
+
+    # ---- helpers ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _is_chatter(record: logging.LogRecord) -> bool:
+        return getattr(record, "event", None) is None and record.levelno == logging.INFO and \
+            record.getMessage().startswith(CHATTER_PREFIXES)
+
+    @staticmethod
+    def _snakemake_log() -> str | None:
+        """The run's own log file (``.snakemake/log/...``), relative to the working directory when inside it."""
+        for handler in logging.getLogger("snakemake.logging").handlers:
+            if isinstance(handler, logging.FileHandler):
+                path = handler.baseFilename
+                rel = os.path.relpath(path)
+                return path if rel.startswith("..") else rel
+        return None
+
+    def _write(self, message: str, level: int) -> None:
+        if self.color and level >= logging.WARNING:
+            message = f"{RED if level >= logging.ERROR else YELLOW}{message}{RESET}"
+        self.stream.write(message + "\n")
+        self.stream.flush()

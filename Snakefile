@@ -34,8 +34,12 @@ include: "workflow/rules/infer.smk"
 
 
 onsuccess:
-    # the last lines of a successful run: where the report is and the headline numbers (logs/ holds the rest)
+    # the last lines of a successful run: where the report is and the headline numbers (logs/ holds the rest).
+    # Logged, not printed: the console of the default profile (logger plugin mgfm) writes from its own thread,
+    # so only going through the logger keeps these lines after the run's last progress line (and puts them in
+    # .snakemake/log/ too)
+    from snakemake.logging import logger
     from mgfm.tables.console import success_lines
 
     for line in success_lines(RESULTS, EVAL_MODALITIES, EVAL_STREAMS, DATASET_LABEL):
-        print(line)
+        logger.info(line)

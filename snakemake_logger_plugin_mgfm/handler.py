@@ -23,12 +23,14 @@ from snakemake_interface_logger_plugins.common import LogEvent
 
 from snakemake_logger_plugin_mgfm import text
 
-# Snakemake's set-up messages (no event of their own): what a user of this workflow never acts on
+# Snakemake's set-up messages (no event of their own): what a user of this workflow never acts on. "Config file
+# ... is extended": this workflow always takes the repository's config.yaml as the base of --configfile files
 CHATTER_PREFIXES = (
     "Assuming unrestricted shared filesystem usage",
     "Building DAG of jobs...",
     "Using shell:",
     "Select jobs to execute...",
+    "Config file ",
 )
 # said by Snakemake after a successful run's onsuccess handler: the final progress line carries both, so the
 # workflow's closing lines stay the last ones
@@ -195,8 +197,12 @@ class OneLineConsole(LogHandlerBase):
     # ---- helpers ----------------------------------------------------------------------------------------
     @staticmethod
     def _is_chatter(record: logging.LogRecord) -> bool:
-        return getattr(record, "event", None) is None and record.levelno == logging.INFO and \
-            record.getMessage().startswith(CHATTER_PREFIXES)
+        if getattr(record, "event", None) is not None or record.levelno != logging.INFO:
+            return False
+        message = record.getMessage()
+        if message.startswith("Config file "):
+            return "is extended by additional config specified via the command line" in message
+        return message.startswith(CHATTER_PREFIXES)
 
     @staticmethod
     def _snakemake_log() -> str | None:

@@ -73,16 +73,21 @@ def test_dry_run_console_is_quiet(tmp_path):
     assert len(text.splitlines()) < 140, text[-3000:]
 
 
-def test_run_console_has_a_few_lines_per_job(tmp_path):
+def test_run_console_has_one_line_per_job(tmp_path):
     write_config(tmp_path / "own.yaml", TINY_DEMO)
     proc = snakemake(tmp_path, "results/dataset/validated.json", configfiles=[tmp_path / "own.yaml"])
     text = output(proc)
     assert "--params" not in text and "mgfm demo generate" not in text
-    finished = re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)$", text, re.M)
-    assert finished == ["demo_corpus", "validate_dataset"]
-    assert len(text.splitlines()) < 60, text
-    # the run did not build the report: the closing lines say where the results are instead
-    assert "Done. Results are under results/" in text
+    lines = text.splitlines()
+    jobs = re.findall(r"^\[\d/2 +\d+%\] (\w+)  \d", text, re.M)
+    assert jobs == ["demo_corpus", "validate_dataset"], text
+    # the profile's line, Snakemake's note on conda, the plan, a line per job, the final progress line and the
+    # closing line: nothing else
+    assert lines[1:4] == ["Conda environments: ignored", "2 jobs to run (2 rules; `snakemake -n` lists them)",
+                          lines[3]] and len(lines) == 7, text
+    assert lines[-2].startswith("2 of 2 steps (100%) done in ")
+    # the run did not build the report: the closing line says where the results are instead, last
+    assert lines[-1].startswith("Done. Results are under results/"), text
 
 
 def test_demo_pose_model_on_a_files_dataset_warns(tmp_path):

@@ -167,6 +167,16 @@ def test_a_dry_run_keeps_snakemakes_job_table_and_rule_blocks(tmp_path):
     assert not any(JOB_LINE.match(line) for line in lines)
 
 
+@pytest.mark.pipeline
+def test_logger_mgfm_full_gives_snakemakes_own_console_back(tmp_path):
+    rc, lines = _run(tmp_path, "--logger-mgfm-full")
+    assert rc == 0, "\n".join(lines)
+    finished = [line for line in lines if re.fullmatch(r"Finished jobid: \d+ \(Rule: \w+\)", line)]
+    assert len(finished) == 4 and "4 of 4 steps (100%) done" in lines and "Building DAG of jobs..." in lines
+    assert not any(JOB_LINE.match(line) for line in lines)
+    assert lines[-4:-2] == ["Done. Open out/report.html", "  Headline Top-1: 42.0"]    # then Snakemake's log, time
+
+
 # ---- without Snakemake ---------------------------------------------------------------------------------------
 
 def test_counter_and_durations():

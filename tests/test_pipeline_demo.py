@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -89,6 +90,13 @@ def test_console_is_quiet_and_ends_with_the_report(demo):
     assert "--params" not in text and "Shell command" not in text
     assert len(text.encode()) < 40_000 and len(text.splitlines()) < 900
     assert "Done. Open results/report.html" in text and "Linear probe Top-1:" in text
+    # one line per job, and the closing lines (the report, one line per protocol) right after the final progress
+    lines = text.splitlines()
+    final = max(i for i, line in enumerate(lines) if re.match(r"\d+ of \d+ steps \(100%\) done", line))
+    total = int(lines[final].split()[0])
+    assert len([line for line in lines if re.match(r"\[ *\d+/\d+ +\d+%\] \w+", line)]) == total
+    assert lines[final + 1].startswith("Done. Open results/report.html")
+    assert lines[final + 2:] and all(line.startswith("  ") for line in lines[final + 2:]), lines[final:]
     assert (res / "figures" / "fig4_durations.png").is_file()
     assert not list(res.rglob("*.part*")), "a temporary file was left behind"
 

@@ -56,9 +56,10 @@ def final_line(done: int, total: int, seconds: float, snakemake_log: str | None)
 def plan_line(stats: Mapping[str, int]) -> str:
     """What a run is about to do, on one line, from the job-stats table (``snakemake -n`` prints the table)."""
     total = stats.get("total", sum(v for k, v in stats.items() if k != "total"))
-    rules = [k for k in stats if k != "total"]
-    return f"{total} job{'s' if total != 1 else ''} to run ({len(rules)} rule{'s' if len(rules) != 1 else ''}; " \
-           "`snakemake -n` lists them)"
+    rules = len([k for k in stats if k != "total"])
+    jobs_word = "job" if total == 1 else "jobs"
+    rules_word = "rule" if rules == 1 else "rules"
+    return f"{total} {jobs_word} to run ({rules} {rules_word}; `snakemake -n` lists them)"
 
 
 def log_tail(path: str | Path, lines: int = LOG_TAIL_LINES) -> list[str]:

@@ -207,15 +207,19 @@ def _record(event, msg=None, level=logging.INFO, created=0.0, **fields) -> loggi
     return record
 
 
+def _handler(quiet: set | None = None):
+    from snakemake_logger_plugin_mgfm import LogHandler
+
+    settings = SimpleNamespace(printshellcmds=False, nocolor=True, quiet=quiet or set(), debug_dag=False,
+                               verbose=False, show_failed_logs=True, stdout=False, dryrun=False)
+    return LogHandler(settings, None)
+
+
 def test_group_jobs_get_one_line_each_numbered_in_turn(capsys):
     """A group job finishes several jobs before one progress record: each still gets its line and number."""
     from snakemake_interface_logger_plugins.common import LogEvent
 
-    from snakemake_logger_plugin_mgfm import LogHandler
-
-    settings = SimpleNamespace(printshellcmds=False, nocolor=True, quiet=set(), debug_dag=False, verbose=False,
-                               show_failed_logs=True, stdout=False, dryrun=False)
-    handler = LogHandler(settings, None)
+    handler = _handler()
     for jobid, video in ((5, "v1"), (6, "v2")):
         handler.handle(_record(LogEvent.JOB_INFO, jobid=jobid, rule_name="pose", wildcards={"video": video},
                                created=100.0))
@@ -227,3 +231,19 @@ def test_group_jobs_get_one_line_each_numbered_in_turn(capsys):
     assert capsys.readouterr().err.splitlines() == ["[6/9  66%] pose video=v1  1.5 s",
                                                     "[7/9  77%] pose video=v2  3.0 s",
                                                     "a message of the workflow's own"]
+
+
+def test_quiet_progress_and_quiet_all_keep_warnings_and_errors(capsys):
+    from snakemake.settings.enums import Quietness
+    from snakemake_interface_logger_plugins.common import LogEvent
+
+    for quiet, expected in (({Quietness.PROGRESS}, ["a message of the workflow's own", "careful", "broken"]),
+                            ({Quietness.ALL}, ["careful", "broken"])):
+        handler = _handler(quiet)
+        handler.handle(_record(LogEvent.JOB_INFO, jobid=1, rule_name="pose", wildcards={}, created=1.0))
+        handler.handle(_record(LogEvent.JOB_FINISHED, job_id=1, created=2.0))
+        handler.handle(_record(LogEvent.PROGRESS, done=1, total=1, created=2.0))
+        handler.handle(_record(None, "a message of the workflow's own"))
+        handler.handle(_record(None, "careful", level=logging.WARNING))
+        handler.handle(_record(LogEvent.ERROR, "broken", level=logging.ERROR))
+        assert capsys.readouterr().err.splitlines() == expected, quiet

@@ -8,10 +8,10 @@ pure formatting and the handler's bookkeeping of group jobs are checked without 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from snakemake_logger_plugin_mgfm import text
-from tests.support.workflow import REPO
+from tests.support.workflow import REPO, output, snakemake
 
 PROFILE = REPO / "workflow" / "profiles" / "default"
 
@@ -62,19 +62,15 @@ PROFILE_LINE = "Using workflow specific profile"
 JOB_LINE = re.compile(r"^\[\s*(\d+)/(\d+)\s+(\d+)%\] (\S+)(?: (\S+=\S+))?  \d+(\.\d)? s$")
 
 
-def _cmd(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"), "--directory",
-            str(workdir), "--workflow-profile", str(PROFILE), "--cores", "1", *args]
-
-
 def _run(workdir: Path, *args: str) -> tuple[int, list[str]]:
-    """Run the throwaway workflow; return its exit code and every console line (stdout, then stderr)."""
-    (workdir / "Snakefile").write_text(SNAKEFILE)
-    proc = subprocess.run(_cmd(workdir, *args), cwd=workdir, capture_output=True, text=True, timeout=240)
-    return proc.returncode, (proc.stdout + proc.stderr).splitlines()
+    """Run the throwaway workflow under the default profile; its exit code and every console line."""
+    if not (workdir / "Snakefile").exists():
+        (workdir / "Snakefile").write_text(SNAKEFILE)
+    proc = snakemake(workdir, "--workflow-profile", str(PROFILE), *args, configfiles=(), cores=1, check=False,
+                     timeout=240, snakefile=workdir / "Snakefile")
+    return proc.returncode, output(proc).splitlines()
 
 
-@pytest.mark.pipeline
 def test_the_plugin_is_found_by_snakemake_where_snakemake_looks():
     """Snakemake lists top-level packages (pkgutil), which an import hook of an editable install hides."""
     code = ("from snakemake_interface_logger_plugins.registry import LoggerPluginRegistry as R; "
@@ -136,23 +132,20 @@ def test_workflow_errors_and_a_missing_input_are_printed(tmp_path):
 
 @pytest.mark.pipeline
 def test_a_locked_directory_is_reported(tmp_path):
-    (tmp_path / "Snakefile").write_text(SNAKEFILE)
-    first = subprocess.Popen(_cmd(tmp_path, "out/slow.txt"), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    """A second run while the first holds the lock (the first waits for a file the test makes afterwards)."""
+    first = threading.Thread(target=_run, args=(tmp_path, "out/slow.txt"), daemon=True)
+    first.start()
     try:
         deadline = time.monotonic() + 120
         while not (tmp_path / "logs" / "slow.log").exists():
-            assert first.poll() is None and time.monotonic() < deadline, "the first run never started its job"
+            assert first.is_alive() and time.monotonic() < deadline, "the first run never started its job"
             time.sleep(0.1)
         rc, lines = _run(tmp_path, "out/slow.txt")
         assert rc != 0 and any("Directory cannot be locked" in line for line in lines), "\n".join(lines)
     finally:
         (tmp_path / "go").touch()
-        try:
-            first.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            first.kill()
-            first.wait()
+        first.join(timeout=120)
+    assert (tmp_path / "out" / "slow.txt").exists()
 
 
 @pytest.mark.pipeline

@@ -44,16 +44,17 @@ def write_config(path: Path, config: dict) -> Path:
 
 def snakemake(workdir: Path, *args: str, configfiles: Sequence[Path] | None = None, cores: int | None = 2,
               profile: Path | None = None, env: dict | None = None, check: bool = True,
-              timeout: float = 600) -> subprocess.CompletedProcess:
+              timeout: float = 600, snakefile: Path = SNAKEFILE) -> subprocess.CompletedProcess:
     """Run the workflow in ``workdir`` (its working directory) with ``args`` (targets, flags).
 
     ``configfiles``: default ``workdir/config.yaml`` when it exists; ``()`` passes none. ``profile``: a
     workflow profile folder (then the profile sets the cores and ``cores`` is ignored). ``env``: variables set
-    on top of this process's environment.
+    on top of this process's environment. ``snakefile``: the repository's by default; a test's own small
+    workflow for what concerns Snakemake's handling of any workflow (the console).
     """
     if configfiles is None:
         configfiles = [workdir / "config.yaml"] if (workdir / "config.yaml").is_file() else []
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir)]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir)]
     if configfiles:
         cmd += ["--configfile", *map(str, configfiles)]
     if profile is not None:

@@ -23,17 +23,17 @@ from snakemake_interface_logger_plugins.common import LogEvent
 
 from snakemake_logger_plugin_mgfm import text
 
-# Snakemake's set-up messages (no event of their own): what a user of this workflow never acts on. "Config file
-# ... is extended": this workflow always takes the repository's config.yaml as the base of --configfile files
+# Snakemake's set-up messages (no event of their own): what a user of this workflow never acts on. Also left out
+# (see _is_chatter): "Config file ... is extended by additional config", as this workflow always takes the
+# repository's config.yaml as the base of --configfile files
 CHATTER_PREFIXES = (
     "Assuming unrestricted shared filesystem usage",
     "Building DAG of jobs...",
     "Using shell:",
     "Select jobs to execute...",
-    "Config file ",
 )
-# said by Snakemake after a successful run's onsuccess handler: the final progress line carries both, so the
-# workflow's closing lines stay the last ones
+# said by Snakemake after the onsuccess handler of a run whose jobs are all done: the final progress line
+# carries both, so the workflow's closing lines stay the last ones
 AFTER_SUCCESS_PREFIXES = ("Complete log(s):", "Elapsed time:")
 
 RED, YELLOW = "\033[31m", "\033[33m"
@@ -56,14 +56,15 @@ class OneLineConsole(LogHandlerBase):
         s = self.common_settings
         self.full = bool(self.settings is not None and getattr(self.settings, "full", False))
         self.stream: TextIO = sys.stdout if s.stdout else sys.stderr
-        self.color = not s.nocolor and os.environ.get("TERM") != "dumb" and self.stream.isatty()
+        isatty = getattr(self.stream, "isatty", None)
+        self.color = not s.nocolor and os.environ.get("TERM") != "dumb" and bool(isatty and isatty())
         self.snakemake_filter = DefaultFilter(s.quiet, s.debug_dag, s.verbose, s.dryrun, s.printshellcmds)
         self.snakemake_formatter = DefaultFormatter(s.quiet, s.show_failed_logs)
         self.quiet = {str(q).lower() for q in (s.quiet or ())}
         self.started = time.time()
         self.jobs: dict[int, _Job] = {}
         self.finished: list[tuple[int, float | None]] = []   # (jobid, seconds) since the last progress
-        self.succeeded = False
+        self.all_done = False
         self.last_was_job_info = False
 
     # ---- LogHandlerBase: what this handler is -----------------------------------------------------------
@@ -163,7 +164,7 @@ class OneLineConsole(LogHandlerBase):
         if event is None and record.levelno < logging.WARNING:
             if self._is_chatter(record):
                 return
-            if self.succeeded and record.getMessage().startswith(AFTER_SUCCESS_PREFIXES):
+            if self.all_done and record.getMessage().startswith(AFTER_SUCCESS_PREFIXES):
                 return
         message = self.snakemake_formatter.format(record)
         if message and message != "None":
@@ -179,7 +180,7 @@ class OneLineConsole(LogHandlerBase):
                             logging.INFO)
         self.finished = []
         if total and done >= total:
-            self.succeeded = True
+            self.all_done = True
             if "progress" not in self.quiet:
                 self._write(text.final_line(done, total, now - self.started, self._snakemake_log()),
                             logging.INFO)

@@ -62,6 +62,18 @@ def test_semi_supervised_subset_and_outputs(tiny):
     assert sorted(f.name for f in (out / "seed0" / "scores").glob("epoch_*.npz")) == ["epoch_0001.npz", "epoch_0002.npz"]
 
 
+def test_semi_supervised_epochs_override_only_that_protocol(tiny):
+    """semi_supervised.epochs sets the few-label run's schedule; finetune.train.epochs stays for the others."""
+    root, p = tiny
+    params = {**PARAMS, "semi_supervised": {"fraction": 0.25, "epochs": 3}}
+    res = _run(root, p, "semi_supervised", "joint", params, run="semi_epochs")
+    assert res["per_seed"][0]["last"]["epoch"] == 3
+    out = root / "semi_epochs" / "semi_supervised" / "skeleton" / "joint"
+    assert sorted(f.name for f in (out / "seed0" / "scores").glob("epoch_*.npz"))[-1] == "epoch_0003.npz"
+    full = _run(root, p, "finetune", "bone", params, run="semi_epochs")
+    assert full["per_seed"][0]["last"]["epoch"] == 2
+
+
 def test_finetune_changes_encoder_and_scratch_differs(tiny, finetuned):
     root, p = tiny
     full = finetuned["joint"]

@@ -188,7 +188,7 @@ def test_report(evaluated, tmp_path):
 
 # ---- honesty: what the tables and the report say is computed from the numbers --------------------------------
 from mgfm.tables.bib import REFERENCES  # noqa: E402
-from mgfm.tables.build import compare, pretraining_verdict, semi_supervised_verdict  # noqa: E402
+from mgfm.tables.build import compare, headline_results, pretraining_verdict, semi_supervised_verdict  # noqa: E402
 from mgfm.tables.figures import STREAM_COLORS, pretraining_figure, stream_color  # noqa: E402
 from mgfm.tables.render import CITATION  # noqa: E402
 from mgfm.tables.summary import dataset_label  # noqa: E402
@@ -227,6 +227,32 @@ def test_semi_supervised_verdict_against_the_majority_class():
     semi[("skeleton", "joint")]["results"]["last"]["top1"] = _ms(30.0)
     assert "skeleton/bone do(es) not beat it" in " ".join(semi_supervised_verdict(semi, base))
     assert compare(_ms(20.0, 5.0), _ms(18.0, 1.0)).endswith("within the seeds' spread")
+
+
+def test_headline_covers_every_modality_with_one_verdict_per_protocol(tmp_path):
+    """The headline reads each modality's own members (rgb's is "rgb"), and its verdicts judge all of them at
+    once, so "every model" never means "every skeleton model"."""
+    import json
+
+    def write(value: dict, *parts: str) -> None:
+        path = tmp_path.joinpath(*parts, "metrics.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+
+    last = lambda v: {"results": {"last": {"top1": _ms(v)}}}  # noqa: E731
+    for m, members in (("skeleton", ("joint",)), ("rgb", ("rgb",))):
+        write({"num_classes": 11, "chance_top1": 9.1, "majority_top1": 21.5,
+               "results": {s: {"last": {"top1": _ms(40.0)}} for s in members}}, "linear_probe", m)
+        for s in members:
+            write(last({"joint": 48.0, "rgb": 21.0}[s]), "finetune", m, s)
+            write(last({"joint": 35.0, "rgb": 22.0}[s]), "scratch", m, s)
+            write(last({"joint": 27.0, "rgb": 8.0}[s]), "semi_supervised", m, s)
+    rows, verdicts = headline_results(tmp_path, ["skeleton", "rgb"], ["joint"])
+    assert {"Fine-tuned, rgb/rgb", "From scratch, rgb/rgb", "Semi-supervised, rgb/rgb"} <= {r["result"] for r in rows}
+    assert sum(v.startswith("Fine-tuned vs from scratch") for v in verdicts) == 1
+    text = " ".join(verdicts)
+    assert "pretraining helps on skeleton/joint only" in text and "rgb/rgb 21.0 vs 22.0" in text
+    assert "rgb/rgb do(es) not beat it" in text and "Every semi-supervised model" not in text
 
 
 def test_tables_name_the_dataset_and_show_baselines(evaluated, tmp_path):

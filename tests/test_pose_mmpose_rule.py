@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,9 @@ def test_rule_writes_pose_files_in_our_schema(pose_run):
     from mgfm.core.pose_store import read_pose, read_pose_meta
 
     work, _, digest, log = pose_run
-    assert log.count("(Rule: pose)") == len(VIDEO_IDS), log[-2000:]  # one finished pose job per video
+    # one finished pose job per video: the console's line "[i/n  x%] pose video_id=<id>  <time>"
+    finished = re.findall(r"^\[\s*\d+/\d+\s+\d+%\] pose video_id=(\S+)", log, flags=re.M)
+    assert sorted(finished) == sorted(VIDEO_IDS), log[-2000:]
     for vid in VIDEO_IDS:
         path = work / "results" / "pose" / f"{vid}.parquet"
         video_meta = json.loads((work / "results" / "videos" / f"{vid}.json").read_text())

@@ -241,7 +241,7 @@ def pretraining_verdict(ft: dict, modalities: list[str], streams: list[str]) -> 
     what that says about pretraining on this dataset: computed, never assumed."""
     pairs = []
     for m in modalities:
-        for s in streams:
+        for s in modality_streams(m, streams):
             a = _last_top1(ft["finetune"].get((m, s), {}).get("results"))
             b = _last_top1(ft["scratch"].get((m, s), {}).get("results"))
             if a and b:
@@ -416,8 +416,9 @@ def headline_results(eval_dir: str | os.PathLike, modalities: list[str],
     eval_dir = Path(eval_dir)
     rows: list[dict] = []
     verdicts: list[str] = []
-    ft_all: dict[str, dict] = {"semi_supervised": {}, "finetune": {}, "scratch": {}}
-    verdict_baselines: list = []
+    # (modality, stream) -> metrics or None, per fine-tuning protocol, over every modality (for the verdicts)
+    ft: dict[str, dict] = {"semi_supervised": {}, "finetune": {}, "scratch": {}}
+    baselines: list[tuple[str, dict]] = []
 
     def metrics(*parts) -> dict | None:
         path = protocol_metrics(eval_dir, *parts)
@@ -438,17 +439,14 @@ def headline_results(eval_dir: str | os.PathLike, modalities: list[str],
                 rows.append({"result": f"Linear probe, {m}/{member}", "ours": _last_top1(r),
                              "paper": paper_top1("VIII", m, member), **base})
         members = modality_streams(m, streams)
-        ft = {p: {(m, s): metrics(p, m, s) for s in members} for p in ("semi_supervised", "finetune", "scratch")}
         for protocol, label, table in (("finetune", "Fine-tuned", "X"), ("scratch", "From scratch", None),
                                        ("semi_supervised", "Semi-supervised", "IX")):
             for s in members:
-                r = ft[protocol][(m, s)]
+                r = ft[protocol][(m, s)] = metrics(protocol, m, s)
                 if r and _last_top1(r["results"]):
                     rows.append({"result": f"{label}, {m}/{s}", "ours": _last_top1(r["results"]),
                                  "paper": paper_top1(table, m, s) if table else None, **base})
-            for key, r in ft[protocol].items():
-                ft_all[protocol][key] = r
-        verdict_baselines = verdict_baselines or topk_baselines(lp)
+        baselines = baselines or topk_baselines(lp)
         rt = metrics("retrieval", m)
         for s in members if rt else []:
             r = rt["results"].get(s)
@@ -456,11 +454,10 @@ def headline_results(eval_dir: str | os.PathLike, modalities: list[str],
                 rows.append({"result": f"Retrieval, {m}/{s}", "ours": {"mean": r["top1"], "std": 0.0, "n": 1},
                              "paper": paper_top1("XII", m, s), "chance": None, "majority": None})
     # one verdict per protocol over every modality evaluated ("every model" then means every one shown)
-    if all(ft_all["finetune"].values()) and all(ft_all["scratch"].values()):
-        names = list(dict.fromkeys(s for _, s in ft_all["finetune"]))
-        verdicts += pretraining_verdict(ft_all, modalities, names)
-    if ft_all["semi_supervised"] and all(ft_all["semi_supervised"].values()):
-        verdicts += semi_supervised_verdict(ft_all["semi_supervised"], verdict_baselines)
+    if ft["finetune"] and all(ft["finetune"].values()) and all(ft["scratch"].values()):
+        verdicts += pretraining_verdict(ft, modalities, streams)
+    if ft["semi_supervised"] and all(ft["semi_supervised"].values()):
+        verdicts += semi_supervised_verdict(ft["semi_supervised"], baselines)
     em = metrics("emotion")
     if em is not None:
         rows.append({"result": "Emotion (win/lose per video), accuracy (paper: RGB + skeleton model)",

@@ -145,14 +145,14 @@ def _training_rows(protocol: str, train_meta: pd.DataFrame, params: dict, split_
 FINETUNE_CODE = ("common", "config", "core", "models", "train", "eval")
 
 
-def _train_config(protocol: str, ft: dict, n_pool: int, run_seed: int, semi_epochs: int | None = None):
+def _train_config(protocol: str, params: dict, n_pool: int, run_seed: int):
     """The ``finetune.train`` block as a TrainConfig, its batch size set by ``fit_batch_size``; the semi-supervised
     protocol takes ``semi_supervised.epochs`` when it is set (a tenth of the labels is a tenth of the steps)."""
     from mgfm.train.loop import TrainConfig
 
-    train_params = dict(ft["train"])
-    if protocol == "semi_supervised" and semi_epochs is not None:
-        train_params["epochs"] = int(semi_epochs)
+    train_params = dict(params["finetune"]["train"])
+    if protocol == "semi_supervised" and params["semi_supervised"]["epochs"] is not None:
+        train_params["epochs"] = int(params["semi_supervised"]["epochs"])
     train_params["batch_size"] = fit_batch_size(int(train_params["batch_size"]), n_pool, protocol)
     return TrainConfig.from_params(train_params, seed=run_seed)
 
@@ -206,8 +206,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     test_rows = np.arange(len(test_clips))
 
     run_seed = derive_seed(global_seed, "eval", protocol, card["stream"], seed)
-    semi_epochs = params["semi_supervised"].get("epochs") if protocol == "semi_supervised" else None
-    cfg = _train_config(protocol, ft, len(pool), run_seed, semi_epochs)
+    cfg = _train_config(protocol, params, len(pool), run_seed)
     torch.manual_seed(derive_seed(run_seed, "init"))
     if protocol == "scratch":
         encoder = build_encoder(card)

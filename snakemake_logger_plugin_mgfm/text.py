@@ -26,7 +26,7 @@ def duration(seconds: float) -> str:
 
 
 def counter(done: int, total: int) -> str:
-    """``[ 37/134  28%]``: the job's number among all jobs of the run, padded so the lines stay aligned.
+    """``[ 37/134  27%]``: the job's number among all jobs of the run, padded so the lines stay aligned.
 
     The percentage is rounded down, so 100% means every job is done, as in Snakemake's own progress line.
     """
@@ -36,13 +36,13 @@ def counter(done: int, total: int) -> str:
 
 
 def job_label(rule: str, wildcards: Mapping[str, object] | None) -> str:
-    """``pose video=demo003``: the rule and the wildcards that tell its jobs apart."""
+    """``pose video_id=demo003``: the rule and the wildcards that tell its jobs apart."""
     parts = [rule] + [f"{name}={value}" for name, value in (wildcards or {}).items()]
     return " ".join(parts)
 
 
 def job_line(done: int, total: int, label: str, seconds: float | None) -> str:
-    """One finished job: ``[ 37/134  28%] pose video=demo003  2.1 s``."""
+    """One finished job: ``[ 37/134  27%] pose video_id=demo003  2.1 s``."""
     line = f"{counter(done, total)} {label}"
     return line if seconds is None else f"{line}  {duration(seconds)}"
 

@@ -33,9 +33,17 @@ def video_files(videos: list[str], folders: list[str]) -> list[str]:
 
 def video_ids(videos: list[str], video_dir: str) -> dict[str, str]:
     """Video id -> file of every listed video and every video of ``video_dir`` (config keys infer.videos,
-    infer.video_dir); two files that would get one id are an error (a rename resolves it)."""
+    infer.video_dir); two files that would get one id are an error (a rename resolves it), and so is a file
+    whose name a shell command or a Snakemake file pattern cannot take as written (``mgfm.config.paths``)."""
+    from mgfm.config.paths import describe, path_problem
+
     ids: dict[str, str] = {}
     for f in video_files(videos, [video_dir] if video_dir else []):
+        why = path_problem(f)
+        if why is not None:
+            key = "infer.videos" if f in videos else "infer.video_dir"
+            raise ValueError(f"config key {describe(key, f, why)} (or spot it with `mgfm infer`, which takes any "
+                             "file name)")
         vid = safe_id(f, set())
         if vid in ids:
             raise ValueError(f"config key infer.videos / infer.video_dir: {ids[vid]} and {f} both become video id "

@@ -42,7 +42,7 @@ rule sample_clips:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm clips sample --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
-        " --manifest {input.manifest:q} --annotations {input.annotations:q} --seed {params.seed}"
+        " --manifest {input.manifest:q} --annotations {input.annotations:q} --seed {params.seed:q}"
         " --out-clips {output.clips:q} --out-stats {output.stats:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 
@@ -64,7 +64,7 @@ rule iod:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm clips iod --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
-        " --manifest {input.manifest:q} --annotations {input.annotations:q} --seed {params.seed}"
+        " --manifest {input.manifest:q} --annotations {input.annotations:q} --seed {params.seed:q}"
         " --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 

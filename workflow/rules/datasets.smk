@@ -3,7 +3,6 @@
 # mg_train / mg_test read only the annotations (checked against the videos by the download stage).
 
 import os
-import shlex
 
 CLIP_DATASETS = list(DATASET_NAMES)
 
@@ -28,8 +27,8 @@ rule skeleton_dataset:
     params:
         cfg=params_json("skeleton_dataset"),
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
-        source=lambda wc, input: (f"--clips {shlex.quote(input.clips)}" if wc.name in SAMPLED_DATASETS
-                                  else f"--annotations {shlex.quote(input.annotations)}"),
+        source=lambda wc, input: (["--clips", input.clips] if wc.name in SAMPLED_DATASETS
+                                  else ["--annotations", input.annotations]),
     log:
         f"{LOGS}/datasets/skeleton_{{name}}.log",
     benchmark:
@@ -37,8 +36,8 @@ rule skeleton_dataset:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm datasets skeleton --name {wildcards.name} --pose-dir {params.pose_dir:q}"
-        " --manifest {input.manifest:q} {params.source} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
+        "mgfm datasets skeleton --name {wildcards.name:q} --pose-dir {params.pose_dir:q}"
+        " --manifest {input.manifest:q} {params.source:q} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 
 rule rgb_dataset:
@@ -53,8 +52,8 @@ rule rgb_dataset:
         cfg=params_json("rgb_dataset"),
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         video_dir=lambda wc, input: os.path.dirname(input.videos[0]),
-        source=lambda wc, input: (f"--clips {shlex.quote(input.clips)}" if wc.name in SAMPLED_DATASETS
-                                  else f"--annotations {shlex.quote(input.annotations)}"),
+        source=lambda wc, input: (["--clips", input.clips] if wc.name in SAMPLED_DATASETS
+                                  else ["--annotations", input.annotations]),
     log:
         f"{LOGS}/datasets/rgb_{{name}}.log",
     benchmark:
@@ -62,8 +61,8 @@ rule rgb_dataset:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm datasets rgb --name {wildcards.name} --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
-        " --manifest {input.manifest:q} {params.source} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
+        "mgfm datasets rgb --name {wildcards.name:q} --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
+        " --manifest {input.manifest:q} {params.source:q} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 
 # The RGB clip datasets (~290 GB at paper scale) are built only when an RGB model reads them, i.e. when

@@ -68,9 +68,9 @@ rule eval_linear_probe:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval linear-probe --modality {wildcards.modality} --features-dir {params.dirs[features]} "
-        "--models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} --taxonomy {input.taxonomy:q} "
-        "--out-dir {params.out_dir:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
+        "mgfm eval linear-probe --modality {wildcards.modality:q} --features-dir {params.dirs[features]:q} "
+        "--models-dir {params.dirs[models]:q} --datasets-dir {params.dirs[datasets]:q} --taxonomy {input.taxonomy:q} "
+        "--out-dir {params.out_dir:q} --params {params.cfg:q} --seed {params.seed:q} --threads {threads} "
         "> {log:q} 2>&1"
 
 
@@ -97,7 +97,7 @@ rule eval_retrieval:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval retrieval --modality {wildcards.modality} --features-dir {params.dirs[features]} "
+        "mgfm eval retrieval --modality {wildcards.modality:q} --features-dir {params.dirs[features]:q} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 
@@ -126,10 +126,10 @@ rule eval_finetune:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval finetune --protocol {wildcards.ft_protocol} --modality {wildcards.modality} "
-        "--stream {wildcards.eval_stream} --models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} "
+        "mgfm eval finetune --protocol {wildcards.ft_protocol:q} --modality {wildcards.modality:q} "
+        "--stream {wildcards.eval_stream:q} --models-dir {params.dirs[models]:q} --datasets-dir {params.dirs[datasets]:q} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
-        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule eval_ensemble:
@@ -146,7 +146,7 @@ rule eval_ensemble:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval ensemble --eval-dir {params.dirs[eval]} --out-dir {params.dirs[eval]}/ensemble "
+        "mgfm eval ensemble --eval-dir {params.dirs[eval]:q} --out-dir {params.dirs[eval]:q}/ensemble "
         "--params {params.cfg:q} > {log:q} 2>&1"
 
 
@@ -169,9 +169,9 @@ rule eval_emotion:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval emotion --features-dir {params.dirs[features]} --manifest {input.manifest:q} "
-        "--out-dir {params.dirs[eval]}/emotion --params {params.cfg:q} "
-        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "mgfm eval emotion --features-dir {params.dirs[features]:q} --manifest {input.manifest:q} "
+        "--out-dir {params.dirs[eval]:q}/emotion --params {params.cfg:q} "
+        "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule eval_tables:
@@ -192,7 +192,7 @@ rule eval_tables:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm tables render --eval-dir {params.dirs[eval]} --out-dir {params.dirs[tables]} --params {params.cfg:q} "
+        "mgfm tables render --eval-dir {params.dirs[eval]:q} --out-dir {params.dirs[tables]:q} --params {params.cfg:q} "
         "--dataset {params.dataset:q} > {log:q} 2>&1"
 
 
@@ -216,8 +216,8 @@ rule eval_report:
         dirs=EVAL_PATHS,
         cfg=params_json("eval_report"),
         seed=config["seed"],
-        extra=lambda wc, input: " ".join(f"--extra-table {t}" for t in input.clips_tables)
-        + " " + " ".join(f"--extra-figure {f}" for f in input.clips_figures),
+        extra=lambda wc, input: [*(a for t in input.clips_tables for a in ("--extra-table", t)),
+                                 *(a for f in input.clips_figures for a in ("--extra-figure", f))],
         dataset=DATASET_LABEL,
         digest=CONFIG_DIGEST,
         benchmarks=BENCH,
@@ -226,12 +226,12 @@ rule eval_report:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm tables report --out {output.report:q} --tables-dir {params.dirs[tables]} --eval-dir {params.dirs[eval]} "
-        "--features-dir {params.dirs[features]} --models-dir {params.dirs[models]} "
-        "--figures-dir {params.dirs[figures]} "
+        "mgfm tables report --out {output.report:q} --tables-dir {params.dirs[tables]:q} --eval-dir {params.dirs[eval]:q} "
+        "--features-dir {params.dirs[features]:q} --models-dir {params.dirs[models]:q} "
+        "--figures-dir {params.dirs[figures]:q} "
         "--taxonomy {input.taxonomy:q} --manifest {input.manifest:q} --annotations {input.annotations:q} "
-        "--dataset {params.dataset:q} --config-digest {params.digest} --benchmarks-dir {params.benchmarks:q} "
-        "{params.extra} --params {params.cfg:q} --seed {params.seed} > {log:q} 2>&1"
+        "--dataset {params.dataset:q} --config-digest {params.digest:q} --benchmarks-dir {params.benchmarks:q} "
+        "{params.extra:q} --params {params.cfg:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
 TARGETS["eval"] = [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS] + [

@@ -56,7 +56,7 @@ rule infer_classifier:
     shell:
         "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
         "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
-        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule infer_emotion:
@@ -70,16 +70,16 @@ rule infer_emotion:
     params:
         cfg=params_json("infer_emotion"),
         seed=config["seed"],
-        members=" ".join(f"--member {n}={FEATURES_DIR}/{m}/{s}/video_clips.parquet --encoder {n}={m}/{s}"
-                         for n, m, s in EMOTION_MEMBERS),
+        members=[a for n, m, s in EMOTION_MEMBERS for a in (
+            "--member", f"{n}={FEATURES_DIR}/{m}/{s}/video_clips.parquet", "--encoder", f"{n}={m}/{s}")],
         dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/emotion.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step train-emotion {params.members} --manifest {input.manifest:q} --models-dir {params.dirs[models]} "
-        "--params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "mgfm infer-step train-emotion {params.members:q} --manifest {input.manifest:q} --models-dir {params.dirs[models]:q} "
+        "--params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule infer_calibrate:
@@ -100,8 +100,8 @@ rule infer_calibrate:
         fps=config["download"]["fps"],
         pose=json.dumps(step_params("pose", config), sort_keys=True),
         download=json.dumps(step_params("download_video", config), sort_keys=True),
-        members=" ".join(f"--member {n}:{m}:{s}" for n, m, s in INFER_MEMBERS),
-        videos=f"--videos-dir {RESULTS}/videos" if INFER_RGB else "",
+        members=[a for n, m, s in INFER_MEMBERS for a in ("--member", f"{n}:{m}:{s}")],
+        videos=["--videos-dir", f"{RESULTS}/videos"] if INFER_RGB else [],
         dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/calibrate.log",
@@ -110,9 +110,9 @@ rule infer_calibrate:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step calibrate --models-dir {params.dirs[models]} {params.members} --ensemble {input.ensemble:q} "
-        "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]} "
-        "{params.videos} --tau {params.tau} --fps {params.fps} --pose {params.pose:q} --download {params.download:q} "
+        "mgfm infer-step calibrate --models-dir {params.dirs[models]:q} {params.members:q} --ensemble {input.ensemble:q} "
+        "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]:q} "
+        "{params.videos:q} --tau {params.tau:q} --fps {params.fps:q} --pose {params.pose:q} --download {params.download:q} "
         "--params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 
@@ -136,8 +136,8 @@ rule infer_spot:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step evaluate --models-dir {params.dirs[models]} --manifest {input.manifest:q} "
-        "--annotations {input.annotations:q} --pose-dir {params.dirs[pose]} --videos-dir {params.dirs[videos]} "
+        "mgfm infer-step evaluate --models-dir {params.dirs[models]:q} --manifest {input.manifest:q} "
+        "--annotations {input.annotations:q} --pose-dir {params.dirs[pose]:q} --videos-dir {params.dirs[videos]:q} "
         "--out-dir {output.pages:q} --metrics {output.metrics:q} --params {params.cfg:q} --threads {threads} "
         "> {log:q} 2>&1"
 
@@ -154,7 +154,7 @@ rule infer_table:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm tables spotting --metrics {input:q} --out-dir {params.dirs[tables]} > {log:q} 2>&1"
+        "mgfm tables spotting --metrics {input:q} --out-dir {params.dirs[tables]:q} > {log:q} 2>&1"
 
 
 rule infer_video:
@@ -175,7 +175,7 @@ rule infer_video:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer {input.video:q} --models {params.dirs[models]} --out {params.dirs[out]} --params {params.cfg:q} "
+        "mgfm infer {input.video:q} --models {params.dirs[models]:q} --out {params.dirs[out]:q} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 

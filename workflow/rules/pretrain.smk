@@ -44,8 +44,8 @@ rule pretrain_skeleton:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "{params.launcher} pretrain skeleton --dataset {input.dataset:q} --stream {wildcards.stream}"
-        " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "{params.launcher} pretrain skeleton --dataset {input.dataset:q} --stream {wildcards.stream:q}"
+        " --out {params.out:q} --params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule extract_features:

@@ -63,7 +63,7 @@ rule pretrain_rgb_stage1:
         "../../envs/mgfm.yaml"
     shell:
         "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
-        " --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        " --params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule pretrain_rgb_stage2:
@@ -92,7 +92,7 @@ rule pretrain_rgb_stage2:
         "../../envs/mgfm.yaml"
     shell:
         "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
-        " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        " --out {params.out:q} --params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule extract_rgb_features:

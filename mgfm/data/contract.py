@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -31,6 +32,10 @@ MANIFEST_REQUIRED = ("video_id", "url", "subject_id", "outcome", "subset", "spli
 MANIFEST_OPTIONAL = ("sha256",)
 ANNOTATION_REQUIRED = ("video_id", "class_id", "start_frame", "end_frame")
 TAXONOMY_REQUIRED = ("class_id", "name", "group")
+
+#: Schemes a manifest url may have besides none (a local path): the download stage fetches nothing else.
+URL_SCHEMES = ("file", "http", "https")
+URL_HELP = "use a local path, file://, http:// or https://"
 
 # At most this many problems are listed in one error; the first one always leads the message.
 MAX_LISTED_ERRORS = 20
@@ -160,6 +165,22 @@ def _check_unique(values: list, column: str, problems: _Problems) -> None:
             first_row.setdefault(value, i)
 
 
+def url_problem(url: str) -> str | None:
+    """Why a manifest ``url`` cannot be fetched, or None: an unsupported scheme, a control character, or
+    whitespace in an http(s) url (it must be percent-encoded there; a local file name may hold spaces)."""
+    bad = [c for c in url if not c.isprintable()]
+    if bad:
+        return f"holds a control character ({', '.join(f'U+{ord(c):04X}' for c in bad[:3])})"
+    scheme = urlsplit(url).scheme.lower()
+    if len(scheme) == 1 and url[1:3] in (":\\", ":/"):      # C:\ on Windows: a local path
+        return None
+    if scheme and scheme not in URL_SCHEMES:
+        return f"unsupported url scheme {scheme!r} ({URL_HELP})"
+    if scheme in ("http", "https") and any(c.isspace() for c in url):
+        return "holds whitespace (percent-encode it in an http(s) url: %20)"
+    return None
+
+
 def _finish(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     frame.attrs["source"] = str(path)  # index + 1 is the data row in that file
@@ -184,6 +205,8 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
             problems.add(i, "video_id", why)
         if not rec["url"]:
             problems.add(i, "url", "empty")
+        elif (why := url_problem(rec["url"])) is not None:
+            problems.add(i, "url", why)
         if rec["sha256"] and not SHA256_PATTERN.match(rec["sha256"]):
             problems.add(i, "sha256", f"not a 64-digit hex SHA-256: {rec['sha256']!r}")
         if not rec["subject_id"].strip():

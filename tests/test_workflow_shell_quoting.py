@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.support.workflow import REPO, TINY_DEMO, output, repo_config, snakemake, write_config
 

@@ -21,8 +21,10 @@ import pandas as pd
 
 from mgfm.config.steps import resolve_step
 from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
+from mgfm.config import resolve
 from mgfm.infer.bundle import (CLASSIFIER_NAME, SPOTTER_FORMAT, SPOTTER_NAME, BundleError, classifier_dir,
-                               load_members, read_json, write_json)
+                               load_members, read_emotion_info, read_json, write_json)
+from mgfm.infer.integrity import bundle_files, pose_model_digests, record_digests
 from mgfm.infer.metrics import _per_video
 from mgfm.infer.spotting import proposals
 from mgfm.infer.windows import window_lengths
@@ -144,6 +146,13 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
     spotter["calibration"] = choose_threshold(pd.concat(props, ignore_index=True), gt, tious)
     spotter["threshold"] = spotter["calibration"]["threshold"]
     spotter["baseline"] = choose_threshold(pd.concat(base, ignore_index=True), gt, tious)
+    # what ties the bundle together: every file inference loads, and the pose model the keypoints came from
+    encoders = read_emotion_info(models_dir)["encoders"].values()
+    spotter["digests"] = record_digests(models_dir, bundle_files(spotter["members"], encoders))
+    try:
+        spotter["pose_models"] = pose_model_digests(resolve("pose", pose_params))
+    except FileNotFoundError as err:
+        raise BundleError(f"--pose: {err}") from None
     write_json(Path(models_dir) / SPOTTER_NAME, spotter)
     log.info("spotter: windows %s frames, stride %d, threshold %.3f (validation mean F1 %.1f on %d videos), "
              "class-prior baseline %.1f", lengths, spotter["stride_frames"], spotter["threshold"],

@@ -167,6 +167,8 @@ rule infer_video:
         infer_video="|".join(_re.escape(v) for v in INFER_VIDEOS) or "(?!)",
     params:
         cfg=params_json("infer_spot"),
+        # the pose settings come from the user's config, never from the models folder
+        pose=json.dumps(step_params("pose", config), sort_keys=True),
         dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/video_{{infer_video}}.log",
@@ -176,7 +178,7 @@ rule infer_video:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm infer {input.video:q} --models {params.dirs[models]:q} --out {params.dirs[out]:q} --params {params.cfg:q} "
-        "--threads {threads} > {log:q} 2>&1"
+        "--pose {params.pose:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule infer:

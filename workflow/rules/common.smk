@@ -31,6 +31,12 @@ RESULTS = config["results"].rstrip("/")
 LOGS = "logs"
 BENCH = f"{RESULTS}/benchmarks"
 
+# a folder that cannot be written makes Snakemake fail in its own code when it removes an old output: said here
+from mgfm.common.disk import unwritable_message
+
+if (_unwritable := unwritable_message([RESULTS, LOGS])) is not None:
+    raise WorkflowError(_unwritable)
+
 # Stage targets: each rules file adds what the default target needs from it (rule all reads this lazily).
 TARGETS = {}
 

@@ -408,15 +408,18 @@ def read_video_meta(path: str | Path) -> dict:
 
 
 def check_downloaded_annotations(manifest_path: str | Path, annotations_path: str | Path,
-                                 taxonomy_path: str | Path, meta_paths: list[str | Path]) -> dict:
+                                 taxonomy_path: str | Path | None, meta_paths: list[str | Path]) -> dict:
     """Check that every annotated interval lies inside its normalised video; return a summary.
 
     ``meta_paths`` are the download stage's ``{video_id}.json`` files (all videos, or at least the annotated).
+    ``manifest_path``: the manifest or its label-free view (only subsets are read); ``taxonomy_path``: when
+    given, every class is checked too.
     """
     from mgfm.data.contract import check_annotations_in_videos, load_annotations, load_taxonomy
 
-    manifest = load_manifest(manifest_path)
-    annotations = load_annotations(annotations_path, manifest=manifest, taxonomy=load_taxonomy(taxonomy_path))
+    manifest = load_manifest(manifest_path, labels=False)
+    taxonomy = load_taxonomy(taxonomy_path) if taxonomy_path else None
+    annotations = load_annotations(annotations_path, manifest=manifest, taxonomy=taxonomy)
     metas = {}
     for path in map(Path, meta_paths):
         meta = read_video_meta(path)

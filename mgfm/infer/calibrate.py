@@ -108,7 +108,7 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
     if rgb and videos_dir is None:
         raise BundleError(f"RGB member {rgb[0]!r}: calibration reads the validation videos' frames; give the "
                           "normalised videos folder (--videos-dir)")
-    man = load_manifest(manifest)
+    man = load_manifest(manifest, labels=False)     # the manifest or its label-free view: no outcome is read
     ann = load_annotations(annotations, man)
     train_ann = ann[ann["video_id"].isin(first["train_videos"])]
     prior_s = ((train_ann["end_frame"] - train_ann["start_frame"] + 1) / fps).to_numpy()

@@ -43,7 +43,7 @@ def evaluate_spotting(models_dir: str | os.PathLike, manifest: str, annotations:
     params = resolve_step("infer_spot", params)
     spotter = load_spotter(models_dir)
     members = load_members(models_dir, spotter)
-    man = load_manifest(manifest)
+    man = load_manifest(manifest, labels=False)     # the manifest or its label-free view: no outcome is read
     ann = load_annotations(annotations, man)
     test = man.loc[(man["subset"] == "labeled") & (man["split"] == "test"), "video_id"].tolist()
     leak = sorted(set(test) & set(spotter["validation_videos"]))

@@ -41,6 +41,33 @@ if (_unwritable := unwritable_message([RESULTS, LOGS])) is not None:
 TARGETS = {}
 
 
+# ---- content records of large artifacts (mgfm.common.content) -------------------------------------------
+# A step that reads a large artifact (video, pose file, clip table, packed dataset, encoder, features) declares
+# it ancient() (its mtime never reruns anything) plus its content record, which the job making the artifact
+# writes and which changes only with the content: a rewrite with the same bytes reruns nothing, at any size.
+from mgfm.common.content import record_path as _record_path, refresh_records as _refresh_records
+
+
+def record_of(artifacts):
+    """The content record(s) of one artifact path or a list of them (patterns with wildcards too)."""
+    if isinstance(artifacts, (list, tuple)):
+        return [_record_path(a, RESULTS) for a in artifacts]
+    return _record_path(artifacts, RESULTS)
+
+
+def refresh_content(artifacts):
+    """Bring the records of these (concrete) artifacts up to date with their files, before any job runs: only
+    an artifact whose size or mtime changed is hashed; same content keeps its record's time, other content
+    (changed outside the workflow) makes the record new. Writes even in a dry run, like the video records, so
+    the dry run shows what the real run will do."""
+    _refresh_records([(a, record_of(a)) for a in artifacts], write=True)
+
+
+def recorded(command, artifact, record="{output.record:q}"):
+    """A rule's shell ``command`` followed, when it succeeded, by writing the content record of ``artifact``."""
+    return f"{command} && mgfm content record {artifact} {record} >> {{log:q}} 2>&1"
+
+
 def all_targets(wildcards):
     return [t for stage in TARGETS.values() for t in stage]
 
@@ -109,6 +136,19 @@ if DATASET["source"] == "files":
         write_video_records(TABLES["manifest"], VIDEO_RECORDS, config["download"], backdate_new=True)
     except (OSError, ValueError) as err:
         raise WorkflowError(f"config key dataset.manifest: {err}") from None
+
+# Label-free views of the tables (mgfm.data.views): what sampling, the pretraining datasets and pretraining read,
+# so a corrected outcome or class reruns none of them. A real dataset's are written here, only when their
+# content changes (written in a dry run too, like the records); the demo's come from a rule (download.smk).
+LABEL_FREE = f"{RESULTS}/dataset/label_free"
+VIDEO_VIEW, INTERVAL_VIEW = f"{LABEL_FREE}/videos.csv", f"{LABEL_FREE}/intervals.csv"
+if DATASET["source"] == "files":
+    from mgfm.data.views import write_views
+
+    try:
+        write_views(TABLES["manifest"], TABLES["annotations"], LABEL_FREE, backdate_new=True)
+    except (OSError, ValueError) as err:
+        raise WorkflowError(f"config keys dataset.manifest / dataset.annotations: {err}") from None
 
 # What every table caption and the report's title name as the data: the demo and its seed, or the manifest and
 # its sha256 (so a changed manifest re-renders them). The config digest names the whole resolved config in the

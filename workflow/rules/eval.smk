@@ -38,19 +38,29 @@ EVAL_WILDCARDS = {"modality": "skeleton|rgb", "eval_stream": "|".join([*_ALL_STR
                   "ft_protocol": "semi_supervised|finetune|scratch"}
 
 
+# the mg_train / mg_test feature tables and the encoders of one modality's evaluated streams (read by content:
+# ancient + their records, as every large artifact here)
+PROBE_FEATURES = lambda wc: [f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"  # noqa: E731
+                             for s in modality_streams(wc.modality, EVAL_STREAMS) for n in ("mg_train", "mg_test")]
+PROBE_ENCODERS = lambda wc: [f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors"  # noqa: E731
+                             for s in modality_streams(wc.modality, EVAL_STREAMS)]
+
+
+EMOTION_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m in EVAL_MODALITIES
+                    for s in modality_streams(m, EVAL_STREAMS)]
+TEST_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)]
+
+
 rule eval_linear_probe:
     wildcard_constraints:
         **EVAL_WILDCARDS,
     input:
-        features=lambda wc: [
-            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"
-            for s in modality_streams(wc.modality, EVAL_STREAMS)
-            for n in ("mg_train", "mg_test")
-        ],
-        encoders=lambda wc: [
-            f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors" for s in modality_streams(wc.modality, EVAL_STREAMS)
-        ],
-        dataset=f"{DATASETS_DIR}/{{modality}}/mg_test",
+        features=ancient(PROBE_FEATURES),
+        feature_records=lambda wc: record_of(PROBE_FEATURES(wc)),
+        encoders=ancient(PROBE_ENCODERS),
+        encoder_records=lambda wc: record_of(PROBE_ENCODERS(wc)),
+        dataset=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
+        dataset_record=record_of(f"{DATASETS_DIR}/{{modality}}/mg_test"),
         taxonomy=TABLES["taxonomy"],
     output:
         metrics=f"{EVAL_DIR}/linear_probe/{{modality}}/metrics.json",
@@ -78,11 +88,8 @@ rule eval_retrieval:
     wildcard_constraints:
         **EVAL_WILDCARDS,
     input:
-        features=lambda wc: [
-            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"
-            for s in modality_streams(wc.modality, EVAL_STREAMS)
-            for n in ("mg_train", "mg_test")
-        ],
+        features=ancient(PROBE_FEATURES),
+        feature_records=lambda wc: record_of(PROBE_FEATURES(wc)),
         taxonomy=TABLES["taxonomy"],
     output:
         f"{EVAL_DIR}/retrieval/{{modality}}/metrics.json",
@@ -106,10 +113,12 @@ rule eval_finetune:
     wildcard_constraints:
         **EVAL_WILDCARDS,
     input:
-        encoder=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors",
+        encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
+        encoder_record=record_of(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-        train=f"{DATASETS_DIR}/{{modality}}/mg_train",
-        test=f"{DATASETS_DIR}/{{modality}}/mg_test",
+        train=ancient(f"{DATASETS_DIR}/{{modality}}/mg_train"),
+        test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
+        dataset_records=record_of([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
     output:
         metrics=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/metrics.json",
@@ -152,9 +161,8 @@ rule eval_ensemble:
 
 rule eval_emotion:
     input:
-        features=[
-            f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
-        ],
+        features=ancient(EMOTION_FEATURES),
+        feature_records=record_of(EMOTION_FEATURES),
         manifest=TABLES["manifest"],
     output:
         f"{EVAL_DIR}/emotion/metrics.json",
@@ -203,9 +211,8 @@ rule eval_report:
         clips_figures=CLIPS_REPORT_FIGURES,
         spotting_tables=[f"{TABLES_DIR}/{t}.md" for t in SPOTTING_TABLES],
         scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES],
-        test_features=[
-            f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
-        ],
+        test_features=ancient(TEST_FEATURES),
+        test_feature_records=record_of(TEST_FEATURES),
         taxonomy=TABLES["taxonomy"],
         manifest=TABLES["manifest"],
         annotations=TABLES["annotations"],

@@ -32,16 +32,19 @@ rule infer_classifier:
     wildcard_constraints:
         **EVAL_WILDCARDS,
     input:
-        encoder=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors",
+        encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
+        encoder_record=record_of(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-        train=f"{DATASETS_DIR}/{{modality}}/mg_train",
-        test=f"{DATASETS_DIR}/{{modality}}/mg_test",
+        train=ancient(f"{DATASETS_DIR}/{{modality}}/mg_train"),
+        test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
+        dataset_records=record_of([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
     output:
         info=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/classifier.json",
         head=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/head.safetensors",
         encoder=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors",
         card=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/card.json",
+        record=record_of(f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
     params:
         cfg=params_json("infer_classifier"),
         seed=config["seed"],
@@ -54,15 +57,20 @@ rule infer_classifier:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
-        "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
-        "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
+        recorded(
+            "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
+            "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
+            "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
+            "{output.encoder:q}",
+        )
 
 
 rule infer_emotion:
     input:
-        features=[f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in EMOTION_MEMBERS],
-        encoders=[f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in EMOTION_MEMBERS],
+        features=ancient([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in EMOTION_MEMBERS]),
+        feature_records=record_of([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in EMOTION_MEMBERS]),
+        encoders=ancient([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in EMOTION_MEMBERS]),
+        encoder_records=record_of([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in EMOTION_MEMBERS]),
         manifest=TABLES["manifest"],
     output:
         info=f"{MODELS_DIR}/emotion/emotion.json",
@@ -85,13 +93,17 @@ rule infer_emotion:
 rule infer_calibrate:
     input:
         classifiers=[f"{CLASSIFIERS_DIR}/{m}/{s}/{f}" for _, m, s in INFER_MEMBERS
-                     for f in ("classifier.json", "head.safetensors", "encoder.safetensors", "card.json")],
+                     for f in ("classifier.json", "head.safetensors", "card.json")],
+        classifier_encoders=ancient([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
+        classifier_records=record_of([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
         emotion=rules.infer_emotion.output,
         ensemble=f"{EVAL_DIR}/ensemble/metrics.json",
-        manifest=TABLES["manifest"],
+        manifest=VIDEO_VIEW,                   # splits and subsets only: an outcome is no input of spotting
         annotations=TABLES["annotations"],
-        pose=expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS),
-        videos=expand(f"{RESULTS}/videos/{{video_id}}.mp4", video_id=VIDEO_IDS) if INFER_RGB else [],
+        pose=ancient(POSE_FILES),
+        pose_records=record_of(POSE_FILES),
+        videos=ancient(VIDEO_FILES) if INFER_RGB else [],
+        video_records=record_of(VIDEO_FILES) if INFER_RGB else [],
     output:
         SPOTTER,
     params:
@@ -119,10 +131,12 @@ rule infer_calibrate:
 rule infer_spot:
     input:
         spotter=SPOTTER,
-        manifest=TABLES["manifest"],
+        manifest=VIDEO_VIEW,
         annotations=TABLES["annotations"],
-        pose=expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS),
-        videos=expand(f"{RESULTS}/videos/{{video_id}}.mp4", video_id=VIDEO_IDS),
+        pose=ancient(POSE_FILES),
+        pose_records=record_of(POSE_FILES),
+        videos=ancient(VIDEO_FILES),
+        video_records=record_of(VIDEO_FILES),
     output:
         pages=directory(f"{INFER_DIR}/test"),
         metrics=SPOTTING_METRICS,
@@ -186,5 +200,7 @@ rule infer:
         [f"{INFER_DIR}/videos/{v}" for v in INFER_VIDEOS],
         [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS],
 
+
+refresh_content([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS])
 
 TARGETS["infer"] = [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS]

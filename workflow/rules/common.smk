@@ -137,9 +137,10 @@ if DATASET["source"] == "files":
     except (OSError, ValueError) as err:
         raise WorkflowError(f"config key dataset.manifest: {err}") from None
 
-# Label-free views of the tables (mgfm.data.views): what sampling, the pretraining datasets and pretraining read,
-# so a corrected outcome or class reruns none of them. A real dataset's are written here, only when their
-# content changes (written in a dry run too, like the records); the demo's come from a rule (download.smk).
+# Label-free views of the tables (mgfm.data.views): what sampling, MG-IoD, the figure, the packed datasets, the
+# annotation check and spotting read of the manifest (and sampling of the annotations), so a corrected outcome
+# or class reruns only what reads it. A real dataset's are written here, only when their content changes
+# (written in a dry run too, like the records); the demo's come from a rule (download.smk).
 LABEL_FREE = f"{RESULTS}/dataset/label_free"
 VIDEO_VIEW, INTERVAL_VIEW = f"{LABEL_FREE}/videos.csv", f"{LABEL_FREE}/intervals.csv"
 if DATASET["source"] == "files":

@@ -12,11 +12,11 @@ Two scorers of P/R/F1 (config key ``infer.evaluate.scorer``):
   ``compute_average_precision_detection``, run per class), reproduced exactly with its tie rules. Per class, the
   predictions are taken in the order of numpy's default argsort of their confidences (in row order), reversed:
   highest first; equal confidences come in whatever order that sort leaves them (numpy's sort is not stable:
-  without SIMD sorting and for up to 16 values that is the last row first, numpy's AVX2 / AVX-512 sorts on
-  x86-64 may order equal values otherwise from 4 values on). Each prediction walks the ground truths of its
-  class in its video by tIoU, highest first (the same reversed default argsort, so among equal tIoUs the last
-  row first where the sort is stable) and takes the first one that no earlier prediction took, if that tIoU
-  reaches the threshold: greedy and one-to-one.
+  without SIMD sorting and for arrays of up to 16 values that is the last row first, numpy's AVX2 / AVX-512
+  sorts on x86-64 may order equal values otherwise in arrays of 4 or more). Each prediction walks the ground
+  truths of its class in its video by tIoU, highest first (the same reversed default argsort, so among equal
+  tIoUs the last row first where the sort keeps row order) and takes the first one that no earlier prediction
+  took, if that tIoU reaches the threshold: greedy and one-to-one.
 * ``smg``: the rule of the start kit for online recognition on SMG by the MiGA challenge's organisers
   (github.com/mikecheninoulu/SMG, ``online recognition/SMG/THDutils.py``, ``tester_SMG``), so that F1 can be
   set beside the challenge's published online-recognition F1. Confidences are ignored. A ground truth is found
@@ -24,7 +24,8 @@ Two scorers of P/R/F1 (config key ``infer.evaluate.scorer``):
   overlap = (min end - max start) / (max end - min start) on the frame numbers as they are, without +1: the
   intersection over the hull span, negative when they are apart, 0/0 (never a hit) for one-frame segments on
   the same frame. Not one-to-one: one prediction may find several ground truths. Precision = found ground
-  truths / predictions, so it can exceed 100 %; recall = found / ground truths; F1 = 2PR / (P + R + 1e-7).
+  truths / predictions, so it (and F1) can exceed 100 %; recall = found / ground truths;
+  F1 = 2PR / (P + R + 1e-7).
 
 mAP is ActivityNet's under either scorer: per annotated class, the interpolated average precision of all
 proposals ranked as above (classes without a proposal score 0), averaged over the annotated classes; reported at

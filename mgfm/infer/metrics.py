@@ -301,11 +301,14 @@ def spotting_metrics(pred: pd.DataFrame, ranked: pd.DataFrame, gt: pd.DataFrame,
 
 
 def _mean_tree(runs: list) -> object:
-    """Leaf-wise mean of equally shaped metric dicts (numbers averaged, strings kept)."""
+    """Leaf-wise mean of equally shaped metric dicts (numbers averaged, counts that never change kept as they
+    are, strings kept)."""
     first = runs[0]
     if isinstance(first, dict):
         return {k: _mean_tree([r[k] for r in runs]) for k in first}
-    if isinstance(first, (int, float, np.integer, np.floating)) and not isinstance(first, bool):
+    if isinstance(first, (int, np.integer)) and all(r == first for r in runs):
+        return int(first)
+    if isinstance(first, (int, float, np.integer, np.floating)):
         return float(np.mean(runs))
     return first
 

@@ -76,12 +76,14 @@ def spotting_tables(metrics: dict) -> tuple[Table, Table]:
     ]
     if base_spread:
         f1 = base_spread["f1"][tious[0]]
+        f1_range = (f"{f1['min']:.1f} in every order" if f"{f1['min']:.1f}" == f"{f1['max']:.1f}"
+                    else f"{f1['min']:.1f}-{f1['max']:.1f}")
         notes.append(
             f"The class-prior baseline's proposals of one class share one confidence ({base_spread['n_tied']} of "
             "its proposals tie with another), so any order among them is arbitrary: its figures are means over "
             f"{base_spread['n_orders']} random orders of the tied proposals (seed {base_spread['seed']}), ± the "
             f"standard deviation; mAP ranged {base_spread['map_mean']['min']:.1f}-{base_spread['map_mean']['max']:.1f}"
-            f", F1@{tious[0]} {f1['min']:.1f}-{f1['max']:.1f}.")
+            f", F1@{tious[0]} {f1_range}.")
     exclusive = metrics["ours"].get("exclusive_ends")
     if exclusive:
         m = metrics["ours"]

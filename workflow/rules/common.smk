@@ -8,23 +8,26 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from mgfm.config import ConfigError, resolve_config
+from mgfm.config import ConfigError
+from mgfm.config.run import run_config
 from mgfm.config.steps import step_params
 from mgfm.core.constants import (DATASET_NAMES, EVAL_TABLES, IOD_TABLES, SAMPLED_DATASETS, SPOTTING_TABLES,
                                  TABLE_FORMATS, VIDEO_ID_REGEX)
 
 
-def _resolve_config(cfg):
-    """Validate every section against the package's schemas and fill in all defaults, in place."""
+def _run_config(cfg):
+    """The run's config, in place of Snakemake's own merge: schema defaults, then the --configfile files in order
+    (the demo config.yaml only when none is given), then --config; validated, every default filled in."""
+    settings = workflow.config_settings
     try:
-        resolved = resolve_config(cfg)
+        resolved = run_config(settings.configfiles, settings.config, DEMO_CONFIG)
     except ConfigError as err:
         raise WorkflowError(str(err)) from None
     cfg.clear()
     cfg.update(resolved)
 
 
-_resolve_config(config)
+_run_config(config)
 
 # every artifact goes under the configured results folder (config key `results`, default "results")
 RESULTS = config["results"].rstrip("/")

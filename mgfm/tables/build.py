@@ -367,11 +367,12 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
                             "ours_mean": res[m]["mean"] / 100, "ours_std": res[m]["std"] / 100, "n_seeds": res[m]["n"],
                             "status": "computed"})
 
+    models = emotion_models(em["members"])
     for prow in TABLES["XIII"].rows:
         model = prow.extra.get("model", "")
         if prow.kind != "cited" and prow.modality == "multimodal" and both:
-            rows.append([prow.method, "paper + ours", f"{model}; ours: {agg}-pooling+linear, frozen "
-                         f"{'+'.join(em['members'])}", paper_cell(prow.values["accuracy"]), *ours])
+            rows.append([prow.method, "paper + ours", f"{model}; ours: {agg}-pooling+linear, frozen {models}",
+                         paper_cell(prow.values["accuracy"]), *ours])
             add_ours(prow.method, prow.values["accuracy"])
             continue
         if prow.kind == "cited":
@@ -385,7 +386,7 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
         records.append({"method": prow.method, "metric": "accuracy", "paper": prow.values["accuracy"],
                         "ours_mean": None, "ours_std": None, "n_seeds": None, "status": status})
     if not both:
-        label = f"MG-FM-Skele ({'+'.join(em['members'])} clip features), {agg} aggregator"
+        label = f"{models} clip features, {agg} aggregator"
         rows.append([label, "ours (not in paper)", f"{agg}-pooling+linear, frozen skeleton", "—", *ours])
         add_ours(label, None)
     majority = em["majority_accuracy"] / 100
@@ -396,7 +397,14 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
         records.append({"method": blabel, "metric": "accuracy", "paper": None, "ours_mean": acc, "ours_std": 0.0,
                         "n_seeds": 1, "status": "baseline"})
     verdict = compare(res["accuracy"], {"mean": em["majority_accuracy"], "std": 0.0, "n": 1})
+    skeleton = [m for m in em["members"] if not (m == "rgb" or m.startswith("rgb-"))]
+    n_models = len(skeleton) + (1 if both else 0)
     notes = [_seeds_note(em["n_seeds"]),
+             f"Foundation models: {models}, {n_models} frozen encoder(s) "
+             + ("(the paper's two: MG-FM-Skele is the joint-stream encoder here, eval.emotion.skeleton_streams)."
+                if n_models == 2 and skeleton == ["joint"] else
+                "(the paper's model reads two: MG-FM-Skele and MG-FM-RGB; eval.emotion.skeleton_streams and "
+                "eval.modalities choose ours)."),
              "Fractions (as the paper prints them). Per video: frozen features of its sampled clips, padded to "
              f"{em['config']['max_clips']} clips with an attention mask; class-weighted cross-entropy.",
              f"Train videos {em['n_train_videos']} (win {em['train_counts']['win']}, lose "
@@ -406,6 +414,13 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
              + (" On this dataset the emotion model does not beat always answering the majority outcome."
                 if res["accuracy"]["mean"] <= em["majority_accuracy"] else "")]
     return Table(TABLE_NAMES["XIII"], caption(TABLES["XIII"], dataset), cols, rows, notes, records, number="XIII")
+
+
+def emotion_models(members: list[str]) -> str:
+    """The emotion model's frozen encoders in the paper's names: "MG-FM-Skele (joint) + MG-FM-RGB"."""
+    skeleton = [m for m in members if not (m == "rgb" or m.startswith("rgb-"))]
+    names = [f"MG-FM-Skele ({'+'.join(skeleton)})"] if skeleton else []
+    return " + ".join(names + ["MG-FM-RGB" for m in members if m == "rgb" or m.startswith("rgb-")])
 
 
 def headline_results(eval_dir: str | os.PathLike, modalities: list[str],

@@ -101,6 +101,6 @@ def parse_overrides(entries: Iterable[str]) -> dict:
         if not sep:
             raise ConfigError(f"--config {entry!r}: entries are KEY=VALUE")
         if not _CONFIG_KEY.match(key):
-            raise ConfigError(f"--config {entry!r}: the key must start with a letter or _ (a top-level config key)")
+            raise ConfigError(f"--config {entry!r}: the key must be a top-level config key (a letter or _, then letters, digits, _ or -)")
         out = merge(out, {key: None if value == "" else _scalar(value)})
     return out

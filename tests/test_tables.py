@@ -215,6 +215,7 @@ def test_report(evaluated, tmp_path):
         assert f"Table {number}" in html
     assert html.count("data:image/png;base64") >= 4
     assert "fig4_missing.png" in html                   # a missing input is named, not silently dropped
+    assert "<td><strong>Skeleton-based Method</strong></td>" in html   # the paper's group headings
     for name in ("confusion_best.png", "embedding_test.png", "probe_curves_skeleton.png"):
         assert (tmp_path / "figures" / name).is_file()
 

@@ -41,12 +41,11 @@ if DATASET["source"] == "demo":
 
 if DATASET["source"] == "files":
 
-    # one tiny job per video, run inside Snakemake (no process to start: thousands of them at paper scale);
-    # the record's text comes from the manifest at parse time, its name carries the text's digest
-    localrules:
-        video_record,
-
+    # one tiny job per video, run inside Snakemake on the machine that runs it (no process to start, no cluster
+    # submission: thousands of them at paper scale); the record's text comes from the manifest at parse time, its
+    # name carries the text's digest
     rule video_record:
+        localrule: True
         output:
             f"{VIDEO_RECORDS}/{{video_id}}.{{record_digest}}.json",
         wildcard_constraints:

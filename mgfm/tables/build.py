@@ -352,6 +352,9 @@ def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modali
               for s in modality_streams(m, streams)}
           for p in ("semi_supervised", "finetune", "scratch")}
     ens = read_json(protocol_metrics(eval_dir, "ensemble"))
+    if "equal_reports" not in ens["results"]:
+        raise ValueError(f"{protocol_metrics(eval_dir, 'ensemble')}: no per-epoch stream fusion (written by an older "
+                         "mgfm); rerun the fine-tuning and the ensemble (snakemake --forcerun eval_finetune)")
     written["IX"] = write_table(semi_supervised_table(ft, ens, modalities, baselines, dataset), out_dir)
     written["X"] = write_table(finetune_table(ft, ens, modalities, streams, baselines, dataset), out_dir)
     written["XI"] = write_table(ensemble_table(ens, modalities, baselines, dataset), out_dir)

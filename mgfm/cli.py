@@ -18,7 +18,7 @@ import traceback
 from mgfm.common.logs import setup_logging
 
 STAGE_PACKAGES = (
-    "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.datasets", "mgfm.train", "mgfm.eval",
+    "mgfm.config", "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.datasets", "mgfm.train", "mgfm.eval",
     "mgfm.infer", "mgfm.tables",
 )
 

@@ -184,6 +184,7 @@ def _seed_result(scores_dir: Path, y_test: np.ndarray, y_train: np.ndarray, pool
     covered = int(len(np.unique(y_train[pool])))
     return {"summary": {**summary, "classes_covered": covered, "n_train": int(len(pool))},
             "test_last": test_scores[-1], "val_last": val_scores[-1], "y_test": y_test, "y_val": y_train[val_rows],
+            "test_epochs": test_scores, "val_epochs": val_scores, "epochs": np.asarray(epochs, np.int64),
             "clip_id": test_meta["clip_id"].to_numpy().astype(str)}
 
 
@@ -284,8 +285,10 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
         if r is None:
             continue
         per_seed.append(r["summary"])
+        # every scored epoch too: Table X's stream fusion is reported at the same epochs as its members
         arrays.update({f"test_last_seed{seed}": r["test_last"], f"val_last_seed{seed}": r["val_last"],
-                       f"y_val_seed{seed}": r["y_val"]})
+                       f"y_val_seed{seed}": r["y_val"], f"test_epochs_seed{seed}": r["test_epochs"],
+                       f"val_epochs_seed{seed}": r["val_epochs"], f"epochs_seed{seed}": r["epochs"]})
         arrays.update(y_test=r["y_test"], clip_id=r["clip_id"])
         log.info("%s %s seed %d: last top1 %.2f, best-test top1 %.2f", protocol, card["stream"], seed,
                  r["summary"]["last"]["top1"], r["summary"]["best_test"]["top1"])
@@ -310,11 +313,16 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
 
 
 def load_scores(metrics_path: str | Path, seed: int) -> dict:
-    """The saved last-epoch test / validation logits of one seed of a fine-tuning run (for the ensemble)."""
+    """The saved test / validation logits of one seed of a fine-tuning run (for the ensemble): the last epoch's
+    (``test``, ``val``) and every scored epoch's (``test_epochs`` (E, N, K), ``val_epochs``, ``epochs``)."""
     metrics_path = Path(metrics_path)
     meta = read_json(metrics_path)
     z = np.load(metrics_path.parent / "scores.npz")
     if f"test_last_seed{seed}" not in z.files:
         raise ValueError(f"{metrics_path}: no scores for seed {seed} (seeds run: {meta.get('seeds')}); rerun it")
+    if f"test_epochs_seed{seed}" not in z.files:
+        raise ValueError(f"{metrics_path}: scores of an older mgfm without every scored epoch; rerun the fine-tuning")
     return {"test": z[f"test_last_seed{seed}"], "val": z[f"val_last_seed{seed}"], "y_test": z["y_test"],
-            "y_val": z[f"y_val_seed{seed}"], "clip_id": z["clip_id"], "meta": meta}
+            "y_val": z[f"y_val_seed{seed}"], "clip_id": z["clip_id"], "meta": meta,
+            "test_epochs": z[f"test_epochs_seed{seed}"], "val_epochs": z[f"val_epochs_seed{seed}"],
+            "epochs": z[f"epochs_seed{seed}"]}

@@ -8,23 +8,26 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from mgfm.config import ConfigError, resolve_config
+from mgfm.config import ConfigError
+from mgfm.config.run import run_config
 from mgfm.config.steps import step_params
 from mgfm.core.constants import (DATASET_NAMES, EVAL_TABLES, IOD_TABLES, SAMPLED_DATASETS, SPOTTING_TABLES,
                                  TABLE_FORMATS, VIDEO_ID_REGEX)
 
 
-def _resolve_config(cfg):
-    """Validate every section against the package's schemas and fill in all defaults, in place."""
+def _run_config(cfg):
+    """The run's config, in place of Snakemake's own merge: schema defaults, then the --configfile files in order
+    (the demo config.yaml only when none is given), then --config; validated, every default filled in."""
+    settings = workflow.config_settings
     try:
-        resolved = resolve_config(cfg)
+        resolved = run_config(settings.configfiles, settings.config, DEMO_CONFIG)
     except ConfigError as err:
         raise WorkflowError(str(err)) from None
     cfg.clear()
     cfg.update(resolved)
 
 
-_resolve_config(config)
+_run_config(config)
 
 # every artifact goes under the configured results folder (config key `results`, default "results")
 RESULTS = config["results"].rstrip("/")
@@ -92,17 +95,36 @@ else:
 
 # Per-video download records (mgfm.data.records): what a video's download job reads instead of the whole
 # manifest, so an edited row reruns only that video's chain, and labels or splits rerun no download or pose.
-# A real dataset's records are written here, while the workflow is parsed, and only when their content changed
-# (a job would rewrite all of them and rerun everything after); the demo's come from a rule (download.smk),
-# since its manifest is itself an output.
+# A real dataset's records are computed here from the manifest, in memory, and written by one small job per
+# video (video_record, download.smk) under a name carrying a digest of their content. So a changed row is a
+# new input of its download, an unchanged one plans nothing, and a dry run shows exactly what a run would do.
+# Parsing writes nothing but the local sources' digest cache, and not that in a dry run or in a job's own parse
+# (cluster jobs parse the workflow again). The demo's records come from one job (download.smk), since its
+# manifest is itself an output.
 VIDEO_RECORDS = f"{RESULTS}/dataset/videos"
+# a dry run (-n) must leave every file as it was
+DRY_RUN = bool(workflow.output_settings.dryrun)
 if DATASET["source"] == "files":
-    from mgfm.data.records import write_video_records
+    from mgfm.data.records import manifest_records, versioned_record_path
 
     try:
-        write_video_records(TABLES["manifest"], VIDEO_RECORDS, config["download"], backdate_new=True)
+        VIDEO_RECORD_TEXT = manifest_records(TABLES["manifest"], VIDEO_RECORDS, config["download"],
+                                             update_cache=workflow.is_main_process and not DRY_RUN)
     except (OSError, ValueError) as err:
         raise WorkflowError(f"config key dataset.manifest: {err}") from None
+    VIDEO_RECORD_PATHS = {vid: str(versioned_record_path(VIDEO_RECORDS, vid, text))
+                          for vid, text in VIDEO_RECORD_TEXT.items()}
+else:
+    VIDEO_RECORD_PATHS = {vid: f"{VIDEO_RECORDS}/{vid}.json" for vid in VIDEO_IDS}
+
+
+def video_record_input(wildcards):
+    """The download record a video's download job reads (its versioned name for a real dataset)."""
+    try:
+        return VIDEO_RECORD_PATHS[wildcards.video_id]
+    except KeyError:
+        raise WorkflowError(f"video {wildcards.video_id!r} is not in the manifest ({TABLES['manifest']})") from None
+
 
 # What every table caption and the report's title name as the data: the demo and its seed, or the manifest and
 # its sha256 (so a changed manifest re-renders them). The config digest names the whole resolved config in the

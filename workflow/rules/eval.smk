@@ -6,7 +6,7 @@
 # here, once, so no job depends on that list.
 
 from mgfm.eval.checks import check_eval_config
-from mgfm.eval.paths import RGB_STREAM, modality_streams
+from mgfm.eval.paths import RGB_STREAM, emotion_members, modality_streams
 from mgfm.core.layout import STREAMS as _ALL_STREAMS
 
 EVAL = config["eval"]
@@ -150,11 +150,13 @@ rule eval_ensemble:
         "--params {params.cfg:q} > {log:q} 2>&1"
 
 
+# the emotion model reads MG-FM-Skele (the streams of eval.emotion.skeleton_streams) and MG-FM-RGB
+EMOTION_MEMBERS = emotion_members(EVAL_MODALITIES, EVAL_STREAMS, EVAL["emotion"]["skeleton_streams"])
+
+
 rule eval_emotion:
     input:
-        features=[
-            f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
-        ],
+        features=[f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m, s in EMOTION_MEMBERS],
         manifest=TABLES["manifest"],
     output:
         f"{EVAL_DIR}/emotion/metrics.json",

@@ -13,8 +13,10 @@ INFER_DIR = f"{RESULTS}/infer"
 CLASSIFIERS_DIR = f"{MODELS_DIR}/classifiers"
 # spotting fuses a fine-tuned classifier of every evaluated modality and stream (skeleton streams, RGB when built)
 INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES for s in _modality_streams(m, EVAL_STREAMS)]
-# the win/lose aggregator reads the skeleton encoders' features of skeleton windows
-EMOTION_MEMBERS = [(n, m, s) for n, m, s in INFER_MEMBERS if m == "skeleton"]
+# the win/lose aggregator reads the features of skeleton windows from MG-FM-Skele's encoders, the streams of
+# eval.emotion.skeleton_streams (as the emotion protocol; windows have no RGB features here)
+INFER_EMOTION_MEMBERS = [(n, m, s) for n, m, s in INFER_MEMBERS
+                         if m == "skeleton" and s in EVAL["emotion"]["skeleton_streams"]]
 # RGB members read the window frames of the normalised videos (calibration: the validation videos)
 INFER_RGB = any(m == "rgb" for _, m, _ in INFER_MEMBERS)
 SPOTTER = f"{MODELS_DIR}/spotter.json"
@@ -61,8 +63,8 @@ rule infer_classifier:
 
 rule infer_emotion:
     input:
-        features=[f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in EMOTION_MEMBERS],
-        encoders=[f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in EMOTION_MEMBERS],
+        features=[f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS],
+        encoders=[f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS],
         manifest=TABLES["manifest"],
     output:
         info=f"{MODELS_DIR}/emotion/emotion.json",
@@ -71,7 +73,7 @@ rule infer_emotion:
         cfg=params_json("infer_emotion"),
         seed=config["seed"],
         members=" ".join(f"--member {n}={FEATURES_DIR}/{m}/{s}/video_clips.parquet --encoder {n}={m}/{s}"
-                         for n, m, s in EMOTION_MEMBERS),
+                         for n, m, s in INFER_EMOTION_MEMBERS),
         dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/emotion.log",

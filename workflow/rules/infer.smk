@@ -47,6 +47,8 @@ rule infer_classifier:
         seed=config["seed"],
         model_dir=lambda wc, input: Path(input.encoder).parent,
         out_dir=lambda wc, output: Path(output.info).parent,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/classifier_{{modality}}_{{eval_stream}}.log",
     benchmark:
@@ -54,7 +56,7 @@ rule infer_classifier:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
+        GPU_JOB + "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
         "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
@@ -103,6 +105,8 @@ rule infer_calibrate:
         members=" ".join(f"--member {n}:{m}:{s}" for n, m, s in INFER_MEMBERS),
         videos=f"--videos-dir {RESULTS}/videos" if INFER_RGB else "",
         dirs=INFER_PATHS,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/calibrate.log",
     benchmark:
@@ -110,7 +114,7 @@ rule infer_calibrate:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step calibrate --models-dir {params.dirs[models]} {params.members} --ensemble {input.ensemble:q} "
+        GPU_JOB + "mgfm infer-step calibrate --models-dir {params.dirs[models]} {params.members} --ensemble {input.ensemble:q} "
         "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]} "
         "{params.videos} --tau {params.tau} --fps {params.fps} --pose {params.pose:q} --download {params.download:q} "
         "--params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
@@ -129,6 +133,8 @@ rule infer_spot:
     params:
         cfg=params_json("infer_spot"),
         dirs=INFER_PATHS,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/spot_test.log",
     benchmark:
@@ -136,7 +142,7 @@ rule infer_spot:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step evaluate --models-dir {params.dirs[models]} --manifest {input.manifest:q} "
+        GPU_JOB + "mgfm infer-step evaluate --models-dir {params.dirs[models]} --manifest {input.manifest:q} "
         "--annotations {input.annotations:q} --pose-dir {params.dirs[pose]} --videos-dir {params.dirs[videos]} "
         "--out-dir {output.pages:q} --metrics {output.metrics:q} --params {params.cfg:q} --threads {threads} "
         "> {log:q} 2>&1"
@@ -168,6 +174,8 @@ rule infer_video:
     params:
         cfg=params_json("infer_spot"),
         dirs=INFER_PATHS,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/video_{{infer_video}}.log",
     benchmark:
@@ -175,7 +183,7 @@ rule infer_video:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer {input.video:q} --models {params.dirs[models]} --out {params.dirs[out]} --params {params.cfg:q} "
+        GPU_JOB + "mgfm infer {input.video:q} --models {params.dirs[models]} --out {params.dirs[out]} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 

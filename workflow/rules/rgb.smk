@@ -53,7 +53,7 @@ rule pretrain_rgb_stage1:
         launcher=torch_launcher,
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU,
         nodes=1,
     log:
         f"{LOGS}/pretrain/rgb_stage1.log",
@@ -62,7 +62,7 @@ rule pretrain_rgb_stage1:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
+        GPU_JOB + "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
         " --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
@@ -82,7 +82,7 @@ rule pretrain_rgb_stage2:
         launcher=torch_launcher,
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU,
         nodes=1,
     log:
         f"{LOGS}/pretrain/rgb_stage2.log",
@@ -91,7 +91,7 @@ rule pretrain_rgb_stage2:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
+        GPU_JOB + "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
         " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
@@ -108,6 +108,8 @@ rule extract_rgb_features:
         cfg=params_json("extract_rgb_features"),
         model=lambda wc, input: os.path.dirname(input.encoder),
     threads: 1
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/features/rgb_{{name}}.log",
     benchmark:
@@ -115,7 +117,7 @@ rule extract_rgb_features:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
+        GPU_JOB + "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
         " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 

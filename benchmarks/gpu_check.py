@@ -13,7 +13,7 @@ section's output tail is printed and kept in the JSON:
   crops + model + Parquet) with the shipped demo model at batch 1, 8, 32 and 64 beside decode-only frames/s of the
   same video, on onnxruntime's CUDA provider when it has one, else on its CPU provider; and the demo model's
   network (``DemoSimCCNet``, random weights: the same shapes and FLOPs) through torch on the GPU, model alone.
-  ``could_not`` says what was not possible here (on the lent image: onnxruntime's CUDA provider).
+  ``could_not`` says what was not possible here (on the target image: onnxruntime's CUDA provider).
 - ``train``: MG-FM-Skele (``paper.yaml``'s ``pretrain`` block at paper size, ``config.yaml``'s at small size):
   the real pretraining step (four-view augmentation, DSTE, projectors, decorrelation loss, backward, Adam) eager
   and ``torch.compile``-d, bf16 autocast and float32 (TF32 matmuls, as training runs it); clips/s and achieved

@@ -1,5 +1,5 @@
 """The GPU check (benchmarks/gpu_check.sh): its pieces here, and the whole check on CPU in a venv that holds only
-the lent GPU machine's packages plus the wheels `--prepare` makes, installed as the GPU run installs them."""
+the target GPU machine's packages plus the wheels `--prepare` makes, installed as the GPU run installs them."""
 
 import importlib.util
 import json

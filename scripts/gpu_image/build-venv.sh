@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build (once) a venv holding only the lent GPU machine's image packages that mgfm's GPU check imports
+# Build (once) a venv holding only the target GPU machine's image packages that mgfm's GPU check imports
 # (benchmarks/gpu_image_requirements.txt: the CPU build of our torch pin in place of the image's CUDA torch) and
 # print its directory. tests/test_gpu_check.py runs the check in it, with the carried wheels added the way the
 # GPU run adds them (pip --target + PYTHONPATH), so a package the check needs and the image lacks fails here.

@@ -453,7 +453,7 @@ def test_slurm_profile_sizes_every_gpu_rule(rules):
 
 
 def test_gpu_rules_start_through_the_gpu_slot_picker(rules):
-    """Each rule that declares a GPU starts its command through GPU_JOB (mgfm.common.gpu_slots), so that on a
+    """Each rule that declares a GPU starts its command through mgfm.common.gpu_slots, so that on a
     machine with several GPUs the job sees only the one(s) it was given."""
     wrong = [r.name for r in rules if "gpu" in r.resources and r.shellcmd
              and not r.shellcmd.startswith("python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- ")]

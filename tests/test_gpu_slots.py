@@ -84,7 +84,6 @@ def test_slurm_binding_and_cpu_machines_are_left_alone(tmp_path):
 # `--resources gpu=N` can have let all four start (or 3 s), and records whether the others were running then.
 SNAKEFILE = r'''
 GPU = 1
-GPU_JOB = "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
 
 rule all:
     input: expand("out/{i}.txt", i=range(4))
@@ -95,7 +94,7 @@ rule gpu_job:
     resources: gpu=GPU
     log: "logs/{i}.log"
     shell:
-        GPU_JOB + "sh -c 'touch started.{wildcards.i}; n=0; "
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- sh -c 'touch started.{wildcards.i}; n=0; "
         "while [ $(ls started.* | wc -l) -lt 4 ] && [ $n -lt 30 ]; do sleep 0.1; n=$((n+1)); done; "
         "echo $CUDA_VISIBLE_DEVICES $(ls started.* | wc -l) > {output}' 2> {log}"
 '''

@@ -6,8 +6,8 @@ they install system packages and start daemons; a plain `pytest` skips them (tes
 comes up in a fixture (scripts/slurm/up.sh: apt install when missing, the client commands moved to a private
 prefix off the default PATH, munged + slurmctld + slurmd, node idle) and goes down afterwards by the process ids
 it recorded (scripts/slurm/down.sh), unless it was already running before the tests. Every SLURM command these
-tests run, Snakemake's included, finds the client commands through SLURM_PATH. Skipped, with the reason, where no SLURM can be started: not root, no apt-get, or a
-slurm.conf that this repository did not write.
+tests run, Snakemake's included, finds the client commands through SLURM_PATH. Skipped, with the reason, where
+no SLURM can be started: not root, no apt-get, or a slurm.conf that this repository did not write.
 
 The profile is the repository's, adapted to the test node only in sizes: `cores` and the memory cap fit the
 node (2 CPUs), GPU requests are set to 0 (none here), per-video groups hold 2 videos so that 4 videos make 2 group

@@ -108,7 +108,8 @@ def acquire(count: int, gpus: list[str], folder: Path, poll_s: float = 1.0, time
         if got is not None:
             return got
         if timeout_s is not None and time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"no {count} free GPUs among {', '.join(gpus)} after {timeout_s:.0f} s (locks in {folder})")
+            raise TimeoutError(f"no {count} free GPUs among {', '.join(gpus)} after {timeout_s:.0f} s "
+                               f"(locks in {folder})")
         if not said:
             say(f"gpu_slots: waiting for {count} free GPU(s) among {', '.join(gpus)} (locks in {folder}); a Snakemake "
                 "run limits this with --resources gpu=N")

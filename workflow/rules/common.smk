@@ -41,18 +41,18 @@ def all_targets(wildcards):
 
 
 # ---- GPUs ------------------------------------------------------------------------------------------------
-# A rule whose code runs on a GPU when it has one declares `gpu=GPU` and starts its command with GPU_JOB. Here,
-# GPU is 1 on a machine with GPUs (`CUDA_VISIBLE_DEVICES`, or the driver's list) and 0 without, so a CPU machine
-# runs those jobs side by side as --cores allows; the default profile's `resources: {gpu: 1}` lets one GPU job
-# run at a time, and `--resources gpu=N` lets N (one per GPU). GPU_JOB (mgfm.common.gpu_slots) takes that many
-# free GPUs by lock file and shows the job only those; under SLURM it leaves SLURM's binding alone. The SLURM
-# profile sets every GPU rule's `gpu` itself (tests/test_envs.py checks it).
+# A rule whose code runs on a GPU when it has one declares `gpu=GPU` and starts its command with
+# `python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- `. GPU is 1 on a machine with GPUs
+# (`CUDA_VISIBLE_DEVICES`, or the driver's list) and 0 without, so a CPU machine runs those jobs side by side as
+# --cores allows; the default profile's `resources: {gpu: 1}` lets one GPU job run at a time, and
+# `--resources gpu=N` lets N (one per GPU). mgfm.common.gpu_slots takes that many free GPUs by lock file and shows
+# the job only those; under SLURM it leaves SLURM's binding alone. The SLURM profile sets every GPU rule's `gpu`
+# itself (tests/test_envs.py checks both).
 try:
     LOCAL_GPUS = len(candidate_gpus())
 except ValueError as _err:
     raise WorkflowError(str(_err)) from None
 GPU = 1 if LOCAL_GPUS else 0
-GPU_JOB = "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
 
 
 def _gres_gpus(gres):
@@ -80,7 +80,7 @@ def torch_launcher(wildcards, resources):
         if resources.get("gres"):
             srun += f" --gres={resources.gres}"
         # single quotes: expanded by each task's shell, with the step's SLURM_* variables
-        task = ('exec torchrun --nnodes="$SLURM_NTASKS" --nproc-per-node=' + str(per_node) +
+        task = (f'exec torchrun --nnodes="$SLURM_NTASKS" --nproc-per-node={per_node}'
                 ' --rdzv-backend=c10d --rdzv-id="$SLURM_JOB_ID" --rdzv-endpoint="$(scontrol show hostnames'
                 ' "$SLURM_JOB_NODELIST" | head -n1):$((29500 + SLURM_JOB_ID % 1000))" -m mgfm "$@"')
         return f"{srun} bash -c '{task}' torchrun"

@@ -128,7 +128,8 @@ rule eval_finetune:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "mgfm eval finetune --protocol {wildcards.ft_protocol} --modality {wildcards.modality} "
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "mgfm eval finetune --protocol {wildcards.ft_protocol} --modality {wildcards.modality} "
         "--stream {wildcards.eval_stream} --models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} > {log:q} 2>&1"

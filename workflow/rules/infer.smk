@@ -56,7 +56,8 @@ rule infer_classifier:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
         "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
@@ -114,7 +115,8 @@ rule infer_calibrate:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "mgfm infer-step calibrate --models-dir {params.dirs[models]} {params.members} --ensemble {input.ensemble:q} "
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "mgfm infer-step calibrate --models-dir {params.dirs[models]} {params.members} --ensemble {input.ensemble:q} "
         "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]} "
         "{params.videos} --tau {params.tau} --fps {params.fps} --pose {params.pose:q} --download {params.download:q} "
         "--params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
@@ -142,7 +144,8 @@ rule infer_spot:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "mgfm infer-step evaluate --models-dir {params.dirs[models]} --manifest {input.manifest:q} "
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "mgfm infer-step evaluate --models-dir {params.dirs[models]} --manifest {input.manifest:q} "
         "--annotations {input.annotations:q} --pose-dir {params.dirs[pose]} --videos-dir {params.dirs[videos]} "
         "--out-dir {output.pages:q} --metrics {output.metrics:q} --params {params.cfg:q} --threads {threads} "
         "> {log:q} 2>&1"
@@ -183,7 +186,8 @@ rule infer_video:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "mgfm infer {input.video:q} --models {params.dirs[models]} --out {params.dirs[out]} --params {params.cfg:q} "
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "mgfm infer {input.video:q} --models {params.dirs[models]} --out {params.dirs[out]} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 

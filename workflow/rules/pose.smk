@@ -92,7 +92,8 @@ rule pose:
     conda:
         POSE_ENV
     shell:
-        GPU_JOB + "mgfm pose extract --video {input.video:q} --meta {input.meta:q} --out {output:q}"
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "mgfm pose extract --video {input.video:q} --meta {input.meta:q} --out {output:q}"
         " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 

@@ -2,9 +2,10 @@
 # features of every evaluation dataset per stream.
 #
 # GPUs: the rules declare resources.gpu (GPU: 1 on a machine with GPUs, 0 without; a profile may raise it with
-# set-resources) and start through GPU_JOB, which shows each job only its own GPUs (common.smk). With gpu > 1 the
-# job runs `torchrun --standalone --nproc-per-node <gpu> -m mgfm ...` (DistributedDataParallel, one process per
-# GPU on one node); with 1 it is a plain process, which uses the GPU when there is one and the CPU otherwise.
+# set-resources) and start through mgfm.common.gpu_slots, which shows each job only its own GPUs (common.smk).
+# With gpu > 1 the job runs `torchrun --standalone --nproc-per-node <gpu> -m mgfm ...` (DistributedDataParallel,
+# one process per GPU on one node); with 1 it is a plain process, which uses the GPU when there is one and the CPU
+# otherwise.
 # With resources.nodes > 1 (SLURM) it runs one torchrun per node through srun, meeting at a c10d rendezvous on the
 # job's first node (torch_launcher).
 # The model folder keeps checkpoints/ between attempts, so a killed job resumes when it is started again
@@ -45,7 +46,8 @@ rule pretrain_skeleton:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "{params.launcher} pretrain skeleton --dataset {input.dataset:q} --stream {wildcards.stream}"
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "{params.launcher} pretrain skeleton --dataset {input.dataset:q} --stream {wildcards.stream}"
         " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
@@ -72,7 +74,8 @@ rule extract_features:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
         " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 

@@ -62,7 +62,8 @@ rule pretrain_rgb_stage1:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
         " --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
@@ -91,7 +92,8 @@ rule pretrain_rgb_stage2:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
         " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
@@ -117,7 +119,8 @@ rule extract_rgb_features:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        GPU_JOB + "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+        "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
         " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 

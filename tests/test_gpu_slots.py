@@ -81,7 +81,7 @@ def test_slurm_binding_and_cpu_machines_are_left_alone(tmp_path):
 # ---- through Snakemake and the default profile -------------------------------------------------------------
 
 # Four GPU jobs declared as the workflow's GPU rules declare them. Each job records the GPU it sees, waits until
-# `--resources gpu=N` can have let all four start (or 3 s), and records whether the others were running then.
+# all four have started (at most config `polls` x 0.1 s), and records how many had started by then.
 SNAKEFILE = r'''
 GPU = 1
 
@@ -92,10 +92,11 @@ rule all:
 rule gpu_job:
     output: "out/{i}.txt"
     resources: gpu=GPU
+    params: polls=config.get("polls", 30)
     log: "logs/{i}.log"
     shell:
         "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- sh -c 'touch started.{wildcards.i}; n=0; "
-        "while [ $(ls started.* | wc -l) -lt 4 ] && [ $n -lt 30 ]; do sleep 0.1; n=$((n+1)); done; "
+        "while [ $(ls started.* | wc -l) -lt 4 ] && [ $n -lt {params.polls} ]; do sleep 0.1; n=$((n+1)); done; "
         "echo $CUDA_VISIBLE_DEVICES $(ls started.* | wc -l) > {output}' 2> {log}"
 '''
 
@@ -115,17 +116,18 @@ def gpu_workflow(tmp_path: Path, *args: str, gpus: str = "0,1,2,3") -> list[tupl
 
 @pytest.mark.pipeline
 def test_four_gpu_workstation_runs_four_jobs_side_by_side(tmp_path):
-    rows = gpu_workflow(tmp_path, "--cores", "4", "--resources", "gpu=4")
+    rows = gpu_workflow(tmp_path, "--cores", "4", "--resources", "gpu=4", "--config", "polls=300")
     assert sorted(gpu for gpu, _ in rows) == ["0", "1", "2", "3"]        # one GPU each, all different
     assert all(started == 4 for _, started in rows)                       # all four ran at the same time
+    # (each job's wait ends as soon as all four have started; one at a time, none would see four)
 
 
 @pytest.mark.pipeline
 def test_default_profile_runs_one_gpu_job_at_a_time(tmp_path):
     t0 = time.perf_counter()
-    rows = gpu_workflow(tmp_path, "--cores", "4")
+    rows = gpu_workflow(tmp_path, "--cores", "4", "--config", "polls=10")
     assert [started for _, started in sorted(rows, key=lambda r: r[1])] == [1, 2, 3, 4], rows
-    assert time.perf_counter() - t0 > 4 * 3 * 0.9                         # each waited its 3 s alone
+    assert time.perf_counter() - t0 > 4 * 1.0 * 0.9                       # each waited its 1 s alone
 
 
 @pytest.mark.pipeline

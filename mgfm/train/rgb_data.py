@@ -42,6 +42,28 @@ class PackedRGBClips(Dataset):
                 "index": torch.from_numpy(idx)}
 
 
+class TargetsFromCache(Dataset):
+    """``PackedRGBClips`` batches plus ``"target"``: the cached teacher targets of the same clips (float16
+    (n, tokens, D), as stored), so the loader's workers read them beside the clips and they cross to the GPU
+    with the batch; the step converts them to float32 there."""
+
+    def __init__(self, clips: PackedRGBClips, cache: np.ndarray) -> None:
+        if len(cache) != len(clips):
+            raise ValueError(f"{clips.path}: {len(clips)} clips but the target cache holds {len(cache)}")
+        self.clips, self.cache = clips, cache
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, indices) -> dict:
+        batch = self.clips[indices]
+        idx = batch["index"].numpy()
+        order = np.argsort(idx)                       # memmap reads in file order
+        target = np.empty((len(idx), *self.cache.shape[1:]), self.cache.dtype)
+        target[order] = self.cache[idx[order]]
+        return {**batch, "target": torch.from_numpy(target)}
+
+
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """uint8 (B, T, S, S, 3) -> float32 (B, T, 3, S, S) in [0, 1]."""
     return x.permute(0, 1, 4, 2, 3).float().div_(255.0)

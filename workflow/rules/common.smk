@@ -8,6 +8,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from mgfm.common.gpu_slots import candidate_gpus
 from mgfm.config import ConfigError
 from mgfm.config.run import run_config
 from mgfm.config.steps import step_params
@@ -42,16 +43,50 @@ def all_targets(wildcards):
     return [t for stage in TARGETS.values() for t in stage]
 
 
+# ---- GPUs ------------------------------------------------------------------------------------------------
+# A rule whose code runs on a GPU when it has one declares `gpu=GPU` and starts its command with
+# `python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- `. GPU is 1 on a machine with GPUs
+# (`CUDA_VISIBLE_DEVICES`, or the driver's list) and 0 without, so a CPU machine runs those jobs side by side as
+# --cores allows; the default profile's `resources: {gpu: 1}` lets one GPU job run at a time, and
+# `--resources gpu=N` lets N (one per GPU). mgfm.common.gpu_slots takes that many free GPUs by lock file and shows
+# the job only those; under SLURM it leaves SLURM's binding alone. The SLURM profile sets every GPU rule's `gpu`
+# itself (tests/test_envs.py checks both).
+try:
+    LOCAL_GPUS = len(candidate_gpus())
+except ValueError as _err:
+    raise WorkflowError(str(_err)) from None
+GPU = 1 if LOCAL_GPUS else 0
+
+
+def _gres_gpus(gres):
+    """GPUs per node in a SLURM gres string ("gpu:8", "gpu:a100:4"); 0 when it names none."""
+    parts = str(gres or "").split(":")
+    return int(parts[-1]) if parts[0] == "gpu" and len(parts) > 1 and parts[-1].isdigit() else 0
+
+
 def torch_launcher(wildcards, resources):
-    """How a training job starts: a plain process, torchrun on one node, or srun + torchrun across nodes."""
+    """How a training job starts: a plain process, torchrun on one node, or srun + one torchrun per task.
+
+    The srun form (resources `nodes` > 1 or `tasks` > 1, with `mpi: srun` so the SLURM plugin runs this command
+    as it is): srun starts `tasks` agents over `nodes` nodes, each a torchrun with one process per GPU of its node
+    (`gres: gpu:N`; one process when the job has no GPUs), meeting at a c10d rendezvous on the first node. The
+    rendezvous values are read inside each srun task, where SLURM sets them: the SLURM plugin removes SLURM_*
+    variables from the rule's own environment, so `$SLURM_NNODES` there would be empty."""
     gpus, nodes = int(resources.gpu), int(resources.nodes)
-    # across nodes, GPUs are requested per node (gres) and torchrun starts one process per GPU it sees
-    if nodes > 1:
-        return (
-            "srun --ntasks-per-node=1 --kill-on-bad-exit=1 torchrun --nnodes=$SLURM_NNODES"
-            " --nproc-per-node=gpu --rdzv-backend=c10d --rdzv-id=$SLURM_JOB_ID"
-            " --rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500 -m mgfm"
-        )
+    tasks = int(resources.get("tasks", 1) or 1)
+    if nodes > 1 or tasks > 1:
+        tasks = max(tasks, nodes)
+        per_node = _gres_gpus(resources.get("gres")) or 1
+        srun = f"srun --nodes={nodes} --ntasks={tasks} --kill-on-bad-exit=1"
+        if resources.get("cpus_per_task"):
+            srun += f" --cpus-per-task={int(resources.cpus_per_task)}"
+        if resources.get("gres"):
+            srun += f" --gres={resources.gres}"
+        # single quotes: expanded by each task's shell, with the step's SLURM_* variables
+        task = (f'exec torchrun --nnodes="$SLURM_NTASKS" --nproc-per-node={per_node}'
+                ' --rdzv-backend=c10d --rdzv-id="$SLURM_JOB_ID" --rdzv-endpoint="$(scontrol show hostnames'
+                ' "$SLURM_JOB_NODELIST" | head -n1):$((29500 + SLURM_JOB_ID % 1000))" -m mgfm "$@"')
+        return f"{srun} bash -c '{task}' torchrun"
     if gpus > 1:
         return f"torchrun --standalone --nproc-per-node {gpus} -m mgfm"
     return "mgfm"

@@ -119,6 +119,8 @@ rule eval_finetune:
         cfg=lambda wc: params_json(f"eval_{wc.ft_protocol}"),
         seed=config["seed"],
         out_dir=lambda wc, output: Path(output.metrics).parent,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/eval/{{ft_protocol}}_{{modality}}_{{eval_stream}}.log",
     benchmark:
@@ -126,6 +128,7 @@ rule eval_finetune:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm eval finetune --protocol {wildcards.ft_protocol} --modality {wildcards.modality} "
         "--stream {wildcards.eval_stream} --models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "

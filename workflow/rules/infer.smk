@@ -49,6 +49,8 @@ rule infer_classifier:
         seed=config["seed"],
         model_dir=lambda wc, input: Path(input.encoder).parent,
         out_dir=lambda wc, output: Path(output.info).parent,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/classifier_{{modality}}_{{eval_stream}}.log",
     benchmark:
@@ -56,6 +58,7 @@ rule infer_classifier:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
         "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
@@ -105,6 +108,8 @@ rule infer_calibrate:
         members=" ".join(f"--member {n}:{m}:{s}" for n, m, s in INFER_MEMBERS),
         videos=f"--videos-dir {RESULTS}/videos" if INFER_RGB else "",
         dirs=INFER_PATHS,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/calibrate.log",
     benchmark:
@@ -112,6 +117,7 @@ rule infer_calibrate:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm infer-step calibrate --models-dir {params.dirs[models]} {params.members} --ensemble {input.ensemble:q} "
         "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]} "
         "{params.videos} --tau {params.tau} --fps {params.fps} --pose {params.pose:q} --download {params.download:q} "
@@ -131,6 +137,8 @@ rule infer_spot:
     params:
         cfg=params_json("infer_spot"),
         dirs=INFER_PATHS,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/spot_test.log",
     benchmark:
@@ -138,6 +146,7 @@ rule infer_spot:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm infer-step evaluate --models-dir {params.dirs[models]} --manifest {input.manifest:q} "
         "--annotations {input.annotations:q} --pose-dir {params.dirs[pose]} --videos-dir {params.dirs[videos]} "
         "--out-dir {output.pages:q} --metrics {output.metrics:q} --params {params.cfg:q} --threads {threads} "
@@ -170,6 +179,8 @@ rule infer_video:
     params:
         cfg=params_json("infer_spot"),
         dirs=INFER_PATHS,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/video_{{infer_video}}.log",
     benchmark:
@@ -177,6 +188,7 @@ rule infer_video:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm infer {input.video:q} --models {params.dirs[models]} --out {params.dirs[out]} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 

@@ -53,7 +53,7 @@ rule pretrain_rgb_stage1:
         launcher=torch_launcher,
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU,
         nodes=1,
     log:
         f"{LOGS}/pretrain/rgb_stage1.log",
@@ -62,6 +62,7 @@ rule pretrain_rgb_stage1:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
         " --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
@@ -82,7 +83,7 @@ rule pretrain_rgb_stage2:
         launcher=torch_launcher,
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU,
         nodes=1,
     log:
         f"{LOGS}/pretrain/rgb_stage2.log",
@@ -91,6 +92,7 @@ rule pretrain_rgb_stage2:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
         " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
@@ -108,6 +110,8 @@ rule extract_rgb_features:
         cfg=params_json("extract_rgb_features"),
         model=lambda wc, input: os.path.dirname(input.encoder),
     threads: 1
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/features/rgb_{{name}}.log",
     benchmark:
@@ -115,6 +119,7 @@ rule extract_rgb_features:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
         " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 

@@ -85,6 +85,20 @@ def normalise_clips(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def keep_on_device(module: nn.Module, name: str) -> None:
+    """Make the plain tensor attribute ``module.<name>`` a non-persistent buffer, so ``.to(device)`` moves it.
+
+    ``transformers``' VideoMAE keeps its fixed sinusoid position table as a plain CPU tensor and copies it to the
+    input's device on every forward: a host-to-device copy (and a sync) per step on a GPU. As a buffer it lives
+    on the model's device, and the per-forward copy stays on the GPU. Not persistent, so state dicts and saved
+    weights are unchanged."""
+    table = getattr(module, name)
+    if name in module._buffers or not torch.is_tensor(table):
+        return
+    delattr(module, name)
+    module.register_buffer(name, table, persistent=False)
+
+
 class RGBEncoder(nn.Module):
     """The VideoMAE encoder; ``encoder(x)`` = mean of the final (LayerNorm-ed) tokens, (B, hidden).
 
@@ -98,6 +112,7 @@ class RGBEncoder(nn.Module):
         self.cfg = StudentConfig(**arch)
         self.videomae = VideoMAEModel(self.cfg.hf_config())
         self.feature_dim = self.cfg.hidden
+        keep_on_device(self.videomae.embeddings, "position_embeddings")
 
     def tokens(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, 3, H, W) normalised clips -> tokens (B, L, hidden); with ``mask`` (B, N) bool (True = masked,

@@ -29,7 +29,8 @@ TOL = 1e-5
 def fixture():
     if SHARED is None:
         pytest.skip("no shared/ folder beside or above the repository (SMILE parity fixture)")
-    tensors, meta = SHARED / "fixtures" / "smile" / "smile_small.safetensors", SHARED / "fixtures" / "smile" / "smile_small.json"
+    folder = SHARED / "fixtures" / "smile"
+    tensors, meta = folder / "smile_small.safetensors", folder / "smile_small.json"
     assert tensors.is_file() and meta.is_file(), f"SMILE parity fixture missing under {SHARED}"
     return load_file(str(tensors)), json.loads(meta.read_text())
 

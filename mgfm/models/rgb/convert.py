@@ -218,3 +218,34 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], key: str, pat
         for name, value in theirs.items():
             own[name].copy_(value)
     return fresh
+
+
+DECODER_PARTS = ("decoder.", "encoder_to_decoder.", "mask_token")
+
+
+def start_pretraining_from(model: nn.Module, init: Mapping, key: str = "rgb_pretrain.init") -> dict:
+    """Load ``init`` (``rgb_pretrain.init``: checkpoint, sha256, decoder) into a ``SmileModel``; returns what was
+    loaded, for the model card."""
+    path = init["checkpoint"]
+    state = to_pretrain_state(read_checkpoint(path, init["sha256"], f"{key}.checkpoint"), f"{key}.checkpoint")
+    skip = () if init["decoder"] else DECODER_PARTS
+    try:
+        fresh = load_into(model, state, f"{key}.checkpoint", path, optional=skip, ignored=skip)
+    except CheckpointError as err:
+        if init["decoder"] and "decoder" in str(err):
+            raise CheckpointError(f"{err}; to load the encoder only, set {key}.decoder: false") from err
+        raise
+    return {"checkpoint": str(path), "sha256": init["sha256"], "decoder": bool(init["decoder"]),
+            "fresh": fresh}
+
+
+def start_finetuning_from(encoder: nn.Module, init: Mapping, key: str = "eval.finetune.rgb.init") -> dict:
+    """Load ``init`` (checkpoint, sha256) into a fine-tuning ``RGBEncoder``: the encoder's tensors, and fc_norm when
+    the file has one (else it starts as initialised); the file's head and a pretraining file's final norm are left
+    out (the encoder pools with fc_norm). Returns what was loaded."""
+    path = init["checkpoint"]
+    state = to_classifier_state(read_checkpoint(path, init["sha256"], f"{key}.checkpoint"), f"{key}.checkpoint")
+    state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    ignored = ("videomae.layernorm.",) if getattr(encoder, "pooling", "mean") == "fc_norm" else ()
+    fresh = load_into(encoder, state, f"{key}.checkpoint", path, optional=("fc_norm.",), ignored=ignored)
+    return {"checkpoint": str(path), "sha256": init["sha256"], "fresh": fresh}

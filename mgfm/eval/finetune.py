@@ -212,7 +212,7 @@ def build_classifier(protocol: str, model_dir: str | os.PathLike, card: dict, nu
 
         recipe = ft["rgb"]
         encoder, weights, init = finetuning_encoder(protocol, model_dir, card, recipe, load_weights)
-        model = Classifier(encoder, num_classes, float(ft["init_std"]))
+        model = Classifier(encoder, num_classes, float(recipe["head_init_std"]))
         if recipe["layer_decay"] < 1:
             model.layer_decay = float(recipe["layer_decay"])
         return model, weights, init

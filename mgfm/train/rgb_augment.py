@@ -183,6 +183,7 @@ def rand_augment(x: torch.Tensor, num_ops: int, magnitude: float, magnitude_std:
     """SMILE's RandAugment on clips (B, T, C, H, W) in [0, 1]: per clip ``num_ops`` ops drawn with replacement,
     each applied with probability 0.5 at magnitude ~ N(magnitude, magnitude_std) clipped to [0, 10]."""
     b = x.shape[0]
+    x = x.clone()
     for _ in range(num_ops):
         op = torch.randint(len(OPS), (b,), generator=generator)
         used = torch.rand(b, generator=generator) < 0.5
@@ -191,8 +192,7 @@ def rand_augment(x: torch.Tensor, num_ops: int, magnitude: float, magnitude_std:
         for k in torch.unique(op[used]).tolist():
             rows = torch.nonzero(used & (op == k)).squeeze(1)
             dev_rows = rows.to(x.device)
-            x = x.index_copy(0, dev_rows, apply_op(OPS[k], x.index_select(0, dev_rows), mag[rows] / MAX_LEVEL,
-                                                   sign[rows]))
+            x[dev_rows] = apply_op(OPS[k], x[dev_rows], mag[rows] / MAX_LEVEL, sign[rows])
     return x
 
 

@@ -36,14 +36,6 @@ CLIPS_REPORT_FIGURES = [f"{FIGURES_DIR}/fig4_durations.png"]
 
 EVAL_WILDCARDS = {"modality": "skeleton|rgb", "eval_stream": "|".join([*_ALL_STREAMS, RGB_STREAM]),
                   "ft_protocol": "semi_supervised|finetune|scratch"}
-# the SMILE / VideoMAE checkpoint RGB fine-tuning starts from instead of MG-FM-RGB (pinned by sha256 in the params)
-RGB_FINETUNE_INIT = EVAL["finetune"]["rgb"]["init"]["checkpoint"]
-
-
-def finetune_init(wildcards):
-    """The RGB fine-tuning checkpoint as an input of the jobs that read it (none for skeleton or from scratch)."""
-    used = wildcards.modality == "rgb" and getattr(wildcards, "ft_protocol", "finetune") != "scratch"
-    return [RGB_FINETUNE_INIT] if RGB_FINETUNE_INIT and used else []
 
 
 rule eval_linear_probe:

@@ -16,16 +16,18 @@ class PackedRGBClips(Dataset):
     """``ds[list_of_indices]`` -> {"x": uint8 (n, T, S, S, 3), "valid_len", "index": int64 (n,)}: one memmap read per batch,
     converted to float on the training device (``to_student``), so a batch crosses to the GPU as uint8."""
 
-    def __init__(self, path: str | os.PathLike, num_frames: int | None = None, image_size: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, num_frames: int | None = None, image_size: int | None = None,
+                 larger: bool = False) -> None:
+        """``larger``: clips may hold more frames / pixels than the model takes (its reader picks the views)."""
         self.path = Path(path)
         self.data, self.meta = open_packed(self.path)
         if self.data.ndim != 5 or self.data.shape[-1] != 3 or self.data.dtype != np.uint8:
             raise ValueError(f"{self.path}: RGB data must be uint8 (N, T, S, S, 3), got {self.data.dtype} "
                              f"{self.data.shape}")
         _, t, s, _, _ = self.data.shape
-        if num_frames is not None and t != num_frames:
+        if num_frames is not None and (t < num_frames if larger else t != num_frames):
             raise ValueError(f"{self.path}: {t} frames, the model expects {num_frames} (rgb_pretrain.model.num_frames)")
-        if image_size is not None and s != image_size:
+        if image_size is not None and (s < image_size if larger else s != image_size):
             raise ValueError(f"{self.path}: {s} px frames, the model expects {image_size} "
                              "(rgb_pretrain.model.image_size)")
         self.valid_len = self.meta["valid_len"].to_numpy().astype(np.int64)

@@ -31,6 +31,7 @@ from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
 from mgfm.core.packed import read_info
 from mgfm.models.artifact import save_encoder
+from mgfm.models.rgb.convert import start_pretraining_from
 from mgfm.models.rgb.student import SmileModel, StudentConfig, normalise_clips
 from mgfm.models.rgb.targets import teacher_targets
 from mgfm.models.rgb.teacher import build_teacher
@@ -176,6 +177,8 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
     torch.manual_seed(derive_seed(train_cfg.seed, "init"))
     model = SmileModel(cfg, teacher.dim)
     init_desc = None
+    if stage == 1 and params["init"]["checkpoint"]:       # SMILE's / VideoMAE's weights instead of random ones
+        init_desc = start_pretraining_from(model, params["init"])
     if stage == 2:
         if init is None:
             raise ValueError("SMILE stage 2 starts from stage 1: pass the Stage 1 model folder (--init)")
@@ -198,7 +201,8 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
              # the data, the teacher and the Stage 1 model by content, never by path (a rebuilt dataset, another
              # teacher file or a retrained Stage 1 must not be resumed), and the code version
              "data": {k: data_desc[k] for k in ("num_clips", "clip_shape", "content_sha256")},
-             "init": None if init_desc is None else init_desc["sha256"], "code": code_version(*CODE_PACKAGES)}
+             "init": None if init_desc is None else {k: init_desc.get(k) for k in ("sha256", "decoder")},
+             "code": code_version(*CODE_PACKAGES)}
     # under torchrun the process group starts here, before the target cache (fit joins the same group)
     info = init_distributed(device)
     try:

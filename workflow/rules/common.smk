@@ -168,3 +168,11 @@ from mgfm.tables.summary import dataset_label
 
 DATASET_LABEL = dataset_label(DATASET["source"], TABLES["manifest"], DATASET["demo"]["seed"])
 CONFIG_DIGEST = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finetune_init(wildcards):
+    """The SMILE / VideoMAE checkpoint that RGB fine-tuning starts from (eval.finetune.rgb.init, pinned by sha256 in
+    the params), as an input of the jobs that read it: none for skeleton streams or the from-scratch baseline."""
+    path = config["eval"]["finetune"]["rgb"]["init"]["checkpoint"]
+    used = wildcards.modality == "rgb" and getattr(wildcards, "ft_protocol", "finetune") != "scratch"
+    return [path] if path and used else []

@@ -111,6 +111,7 @@ rule eval_finetune:
         train=f"{DATASETS_DIR}/{{modality}}/mg_train",
         test=f"{DATASETS_DIR}/{{modality}}/mg_test",
         taxonomy=TABLES["taxonomy"],
+        init=finetune_init,
     output:
         metrics=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/metrics.json",
         scores=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/scores.npz",

@@ -39,6 +39,7 @@ rule infer_classifier:
         train=f"{DATASETS_DIR}/{{modality}}/mg_train",
         test=f"{DATASETS_DIR}/{{modality}}/mg_test",
         taxonomy=TABLES["taxonomy"],
+        init=finetune_init,
     output:
         info=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/classifier.json",
         head=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/head.safetensors",

@@ -12,6 +12,8 @@ import mgfm.pose
 RGB_PRETRAIN = config["rgb_pretrain"]
 RGB_TEACHER = RGB_PRETRAIN["teacher"]
 RGB_FEATURE_DATASETS = RGB_PRETRAIN["feature_datasets"]
+# a SMILE / VideoMAE checkpoint Stage 1 starts from (pinned by sha256 in the params), an input when set
+RGB_INIT_CHECKPOINT = [RGB_PRETRAIN["init"]["checkpoint"]] if RGB_PRETRAIN["init"]["checkpoint"] else []
 # the teacher's file is an input, so a new teacher retrains both stages (the demo's is the packaged pose model)
 RGB_TEACHER_WEIGHTS = [RGB_TEACHER["weights"]] if RGB_TEACHER["kind"] == "clip" else [
     RGB_TEACHER["onnx"] or str(Path(mgfm.pose.__file__).parent / "models" / "demo_wholebody.onnx")
@@ -42,6 +44,7 @@ rule pretrain_rgb_stage1:
     input:
         dataset=f"{RESULTS}/datasets/rgb/pretrain",
         teacher=RGB_TEACHER_WEIGHTS,
+        init=RGB_INIT_CHECKPOINT,
     output:
         encoder=f"{RESULTS}/models/rgb/stage1/encoder.safetensors",
         card=f"{RESULTS}/models/rgb/stage1/card.json",

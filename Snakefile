@@ -8,9 +8,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# The repository's config.yaml (the demo) is always the base, wherever --directory points; --configfile files are
-# merged on top of it key by key, and every key neither sets comes from the schemas (mgfm/config/schemas/).
-configfile: os.path.join(workflow.basedir, "config.yaml")
+# No configfile directive: common.smk builds the run's config with mgfm.config.run.run_config, from the schema
+# defaults (mgfm/config/schemas/), then each --configfile in order (the repository's config.yaml, the demo,
+# only when none is given, wherever --directory points), then --config. `mgfm config show` prints the same.
+DEMO_CONFIG = os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -36,6 +36,22 @@ GROUP_LINE = re.compile(r"Group job (\S+) \(jobs in lexicogr\. order\):")
 TOP_RULE_LINE = re.compile(r"^(local)?rule (\w+):")
 
 
+def declared_local_rules() -> set[str]:
+    """Rules whose jobs Snakemake runs itself, never submitted (`localrule: True`): a dry run prints them as
+    plain rules, so they are read from the rule files."""
+    local, rule = set(), None
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for line in path.read_text().splitlines():
+            if m := re.match(r"^\s*rule (\w+):", line):
+                rule = m.group(1)
+            elif rule and re.match(r"^\s+localrule:\s*True", line):
+                local.add(rule)
+    return local
+
+
+LOCAL_RULES = declared_local_rules()
+
+
 def write_tables(folder: Path, n_videos: int) -> dict[str, str]:
     """A manifest/annotations/taxonomy triple in the dataset contract's format, shaped like iMiGUE-3K."""
     n_train, n_test = round(n_videos * 248 / 3484), round(n_videos * 93 / 3484)
@@ -92,7 +108,7 @@ def dry_run(workdir: Path, dataset: dict, profile: str | None) -> dict:
         elif t := TOP_RULE_LINE.match(line):
             top_level[t.group(2)] += 1
             # the default target has no command: snakemake finishes it locally, nothing is submitted
-            local_jobs += bool(t.group(1)) or t.group(2) == "all"
+            local_jobs += bool(t.group(1)) or t.group(2) == "all" or t.group(2) in LOCAL_RULES
         elif t := re.match(r"^\s+(local)?rule (\w+):", line):
             jobs[t.group(2)] += 1
     for rule, n in top_level.items():

@@ -18,7 +18,8 @@ import traceback
 from mgfm.common.logs import setup_logging
 
 STAGE_PACKAGES = (
-    "mgfm.common", "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.datasets", "mgfm.train", "mgfm.eval",
+    "mgfm.common", "mgfm.config", "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.datasets",
+    "mgfm.train", "mgfm.eval",
     "mgfm.infer", "mgfm.tables",
 )
 

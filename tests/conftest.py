@@ -24,9 +24,9 @@ def slurm_opted_in() -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if slurm_opted_in():
-        # last: once a SLURM client is installed, every Snakemake start waits ~10 s for `scontrol` (the SLURM
-        # executor plugin probes the cluster) after the test cluster is stopped, so the rest of the suite runs
-        # first, on the machine as it was
+        # last, so the rest of the suite runs first on the machine as it was (scripts/slurm/up.sh keeps the
+        # SLURM client commands off the default PATH: the SLURM executor plugin probes `scontrol` at every
+        # Snakemake start when it finds `sinfo`, ~10 s each without a running controller)
         items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
         return
     skip = pytest.mark.skip(reason=f"starting SLURM (apt install, daemons) is opt-in: set {SLURM_OPT_IN}=1 "

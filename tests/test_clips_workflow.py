@@ -3,6 +3,7 @@ everything after it, but neither pose extraction nor the MG-instance datasets.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from mgfm.core.packed import open_packed
+from mgfm.data.records import manifest_records, versioned_record_path, write_versioned_record
 from mgfm.core.pose_store import read_pose_meta
 
 from tests.support.clips import write_corpus
@@ -62,8 +64,12 @@ def workflow(tmp_path_factory):
     # the pose rule's model input is the shipped demo model beside the Snakefile: the pose files copied in
     # below are newer than it, so the pose rule has nothing to do (checked on the log below)
     assert DEMO_POSE_MODEL.is_file(), DEMO_POSE_MODEL
+    # the per-video download records (rule video_record), as a run writes them: names carry their content's digest
+    with contextlib.chdir(work):
+        for vid, text in manifest_records(corpus["manifest"], res / "dataset" / "videos").items():
+            write_versioned_record(versioned_record_path(res / "dataset" / "videos", vid, text), text)
     stamp(work.glob("data/*.csv"), 3600)
-    stamp([res / "dataset" / "validated.json"], 3000)
+    stamp([res / "dataset" / "validated.json", *res.glob("dataset/videos/*.json")], 3000)
     stamp(res.glob("videos/*"), 2400)
     for vid in ids:
         (res / "pose" / f"{vid}.parquet").write_bytes((corpus["pose_dir"] / f"{vid}.parquet").read_bytes())

@@ -204,3 +204,62 @@ def test_every_path_like_key_is_checked():
         for key, text in walk(load_schema(section), ""):
             if words.search(text) and not key.endswith(("_url", "url", "sha256", "node", "user_agent")):
                 assert key in PATH_KEYS.get(section, ()), f"{section}.{key} looks like a path: {text[:80]}"
+
+
+# ---- the config a run sees (mgfm.config.run): defaults, then its files in order, then --config -------------------
+from mgfm.config.run import merge, parse_overrides, run_config  # noqa: E402
+
+DEMO = ROOT / "config.yaml"
+PAPER = ROOT / "workflow" / "configs" / "paper.yaml"
+
+
+def test_a_config_file_replaces_the_demo():
+    """paper.yaml resolves to itself plus the schema defaults: none of the demo's values reach it (its semi-
+    supervised epochs, pretraining warm-up, teacher input size were the demo's before)."""
+    paper = run_config([PAPER], None, DEMO)
+    assert paper == resolve_config(yaml.safe_load(PAPER.read_text()))
+    assert paper["eval"]["semi_supervised"]["epochs"] is None and paper["pretrain"]["train"]["warmup_epochs"] == 0
+    assert paper["rgb_pretrain"]["teacher"]["input_size"] == [] and paper["eval"]["emotion"]["skeleton_streams"] == ["joint"]
+    # no file given: the demo
+    assert run_config([], None, DEMO) == resolve_config(yaml.safe_load(DEMO.read_text()))
+
+
+def test_files_merge_in_order_then_overrides(tmp_path):
+    own = tmp_path / "own.yaml"
+    own.write_text("pretrain:\n  train:\n    epochs: 3\nclips:\n  iod_quotas: [5]\n")
+    cfg = run_config([DEMO, own], parse_overrides(["seed=5", "results=out/x"]), DEMO)
+    demo = run_config([], None, DEMO)
+    assert cfg["pretrain"]["train"]["epochs"] == 3                          # own on top, key by key
+    assert cfg["pretrain"]["train"]["batch_size"] == demo["pretrain"]["train"]["batch_size"]   # the demo's below
+    assert cfg["clips"]["iod_quotas"] == [5] and cfg["seed"] == 5 and cfg["results"] == "out/x"  # lists replace
+    alone = run_config([own], None, DEMO)
+    assert alone["pretrain"]["train"]["batch_size"] == defaults("pretrain")["train"]["batch_size"]
+    assert merge({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2]}}) == {"a": {"b": 1, "c": [2]}}
+
+
+def test_overrides_parse_as_snakemake_does_and_errors_name_the_file(tmp_path):
+    assert parse_overrides(["seed=7", "xx=0.5", "ff=True", "ss=abc", "nn="]) == {"seed": 7, "xx": 0.5, "ff": True,
+                                                                             "ss": "abc", "nn": None}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_overrides(["seed"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: the top level must be a mapping"):
+        run_config([bad], None, DEMO)
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot be read"):
+        run_config([tmp_path / "missing.yaml"], None, DEMO)
+    bad.write_text("clips:\n  tua: 0.3\n")
+    with pytest.raises(ConfigError, match="clips.tua: unknown key"):
+        run_config([bad], None, DEMO)
+
+
+def test_config_show_prints_what_a_run_resolves(capsys, tmp_path):
+    from mgfm.cli import main
+
+    assert main(["config", "show", "--configfile", str(PAPER), "--config", "seed=3"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown == run_config([PAPER], {"seed": 3}, DEMO)
+    assert main(["config", "show", "--section", "skeleton"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == {"skeleton": run_config([], None, DEMO)["skeleton"]}
+    assert main(["config", "show", "--workflow-dir", str(tmp_path)]) == 1
+    assert "no demo config" in capsys.readouterr().err

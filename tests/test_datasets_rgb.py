@@ -9,7 +9,7 @@ from mgfm.core.packed import open_packed
 from mgfm.datasets.rgb import build_rgb_dataset, clip_boxes, crop_resize, frame_boxes, sample_indices
 from mgfm.clips.sample import sample_clips
 from mgfm.datasets.skeleton import build_skeleton_dataset
-from mgfm.core.layout import NUM_KEYPOINTS, UPPER_BODY
+from mgfm.core.layout import LEFT_SHOULDER, LEFT_WRIST, NUM_KEYPOINTS, RIGHT_SHOULDER, RIGHT_WRIST, UPPER_BODY
 
 from tests.support.clips import write_corpus
 
@@ -50,6 +50,30 @@ def test_clip_box_is_the_median_square_with_margin_and_falls_back_to_full():
     assert crops[1].tolist() == [40, 0, 240, 240]
     crops, used = clip_boxes(boxes, ok, np.array([0]), np.array([19]), 1.5, (320, 240), "full", "keypoints")
     assert crops[0].tolist() == [40, 0, 240, 240] and used.tolist() == ["full"]
+
+
+def test_keypoint_box_grows_to_the_upper_body_the_shoulders_imply():
+    """Arms scored below the threshold must not shrink the crop to the face: with ``upper_body`` the box covers
+    ``upper_body`` shoulder widths around the shoulders (shoulder line at 35 % of the height); frames without both
+    shoulders keep the keypoint box; 0 turns it off."""
+    n = 4
+    xy = np.zeros((n, NUM_KEYPOINTS, 2))
+    score = np.zeros((n, NUM_KEYPOINTS))
+    xy[:, 0] = (120, 40)                       # nose
+    xy[:, 1], xy[:, 2] = (115, 35), (125, 35)  # eyes
+    xy[:, LEFT_SHOULDER], xy[:, RIGHT_SHOULDER] = (140, 80), (100, 80)   # shoulder width 40
+    xy[:, LEFT_WRIST], xy[:, RIGHT_WRIST] = (150, 150), (90, 150)       # hands on the table, scored low
+    score[:, [0, 1, 2, LEFT_SHOULDER, RIGHT_SHOULDER]] = 0.9
+    score[:, [LEFT_WRIST, RIGHT_WRIST]] = 0.1
+    score[3, RIGHT_SHOULDER] = 0.1             # one frame without both shoulders
+    tight, ok = frame_boxes(xy, score, np.zeros((n, 4)), np.zeros(n), "keypoints", 0.3)
+    grown, ok2 = frame_boxes(xy, score, np.zeros((n, 4)), np.zeros(n), "keypoints", 0.3, upper_body=2.0)
+    assert ok.all() and ok2.all()
+    np.testing.assert_allclose(tight[0], [100, 35, 140, 80])
+    # 2 x 40 = 80 px: x 120 +- 40, y from 80 - 0.35 * 80 = 52 to 80 + 0.65 * 80 = 132; union with the keypoints
+    np.testing.assert_allclose(grown[0], [80, 35, 160, 132])
+    np.testing.assert_allclose(grown[3], tight[3])
+    assert grown[0, 3] > 120, "the grown box reaches down to where the hands are"
 
 
 def test_rgb_dataset_reads_the_right_frames_and_shares_clip_ids(tmp_path):

@@ -35,10 +35,13 @@ def still_person(n, shoulder_l=(200.0, 100.0), shoulder_r=(100.0, 100.0), score=
     return xy, np.full((n, NUM_KEYPOINTS), score, np.float32)
 
 
+SHOULDER = {"scale": "shoulder_width"}
+
+
 def test_normalisation_centres_on_shoulders_and_scales_by_their_width():
     xy, score = still_person(50)
-    data, valid_len, source = clip_tensors(xy, score, np.array([0, 40]), np.array([19, 44]), {"num_frames": 16},
-                                           (320, 240))
+    data, valid_len, source = clip_tensors(xy, score, np.array([0, 40]), np.array([19, 44]),
+                                           {"num_frames": 16, **SHOULDER}, (320, 240))
     assert data.shape == (2, 3, 16, NUM_JOINTS) and data.dtype == np.float32
     assert valid_len.tolist() == [16, 5] and source.tolist() == ["clip", "clip"]
     ls, rs = SUBSET_SHOULDERS
@@ -60,7 +63,7 @@ def test_reference_is_robust_to_bad_frames_and_falls_back():
     xy[13, RIGHT_SHOULDER] = (-500, 0)  # confident outlier: the median ignores one frame
     # clip 2 has no confident shoulders at all: uses the video's reference
     score[60:80, [LEFT_SHOULDER, RIGHT_SHOULDER]] = 0.04
-    data, _, source = clip_tensors(xy, score, np.array([0, 60]), np.array([29, 79]), {"num_frames": 30},
+    data, _, source = clip_tensors(xy, score, np.array([0, 60]), np.array([29, 79]), {"num_frames": 30, **SHOULDER},
                                    (320, 240))
     assert source.tolist() == ["clip", "video"]
     ls = SUBSET_SHOULDERS[0]
@@ -69,8 +72,38 @@ def test_reference_is_robust_to_bad_frames_and_falls_back():
     assert data[1, 0, 0, ls] == 0 and data[1, 2, 0, ls] == pytest.approx(0.04)
     # no confident shoulder anywhere in the video: image centre and a third of the shorter side
     score[:, [LEFT_SHOULDER, RIGHT_SHOULDER]] = 0.0
-    data, _, source = clip_tensors(xy, score, np.array([0]), np.array([9]), {"num_frames": 10}, (320, 240))
+    data, _, source = clip_tensors(xy, score, np.array([0]), np.array([9]), {"num_frames": 10, **SHOULDER},
+                                   (320, 240))
     assert source.tolist() == ["image"] and np.allclose(data[0, :2, 0, 0], [(0 - 160) / 80, (0 - 120) / 80])
+
+
+def test_default_scale_is_the_image_centred_on_the_shoulders():
+    """The paper's reading (schema default): centred on the shoulder midpoint, divided by the frame's longer side,
+    so the same framing gives the same numbers at any resolution; without a frame size it is an error."""
+    xy, score = still_person(50)
+    data, _, source = clip_tensors(xy, score, np.array([0]), np.array([19]), {"num_frames": 16}, (320, 240))
+    ls, rs = SUBSET_SHOULDERS
+    assert source.tolist() == ["clip"]
+    assert np.allclose(data[0, 0, :, ls], 50 / 320) and np.allclose(data[0, 0, :, rs], -50 / 320)
+    assert np.allclose(data[0, :2, 0, 0], [(0 - 150) / 320, (0 - 100) / 320])
+    big, _, _ = clip_tensors(xy * 4, score, np.array([0]), np.array([19]), {"num_frames": 16}, (1280, 960))
+    np.testing.assert_allclose(big, data, atol=1e-6)
+    # no confident shoulder anywhere: the image centre, still the image's scale
+    score[:, [LEFT_SHOULDER, RIGHT_SHOULDER]] = 0.0
+    data, _, source = clip_tensors(xy, score, np.array([0]), np.array([9]), {"num_frames": 10}, (320, 240))
+    assert source.tolist() == ["image"] and np.allclose(data[0, :2, 0, 0], [-160 / 320, -120 / 320])
+    with pytest.raises(ValueError, match="frame size unknown.*skeleton.scale"):
+        clip_tensors(xy, score, np.array([0]), np.array([9]), {"num_frames": 10}, (0, 0))
+
+
+def test_default_long_clips_are_truncated():
+    xy, score = still_person(200)
+    xy[:, LEFT_SHOULDER, 1] = np.arange(200)        # the left shoulder's y counts frames
+    xy[:, RIGHT_SHOULDER, 1] = np.arange(200)
+    data, vl, _ = clip_tensors(xy, score, np.array([10]), np.array([109]), {"num_frames": 8, **SHOULDER}, (320, 240))
+    ls = SUBSET_SHOULDERS[0]
+    # the first 8 of 100 frames, relative to the median midpoint of those 8 (frame 13.5), in shoulder widths
+    assert vl.tolist() == [8] and np.allclose(data[0, 1, :, ls], (np.arange(10, 18) - 13.5) / 100)
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,8 @@ CONDA_ALIASES = {
     "opencv-python-headless": {"opencv", "py-opencv"},
     "opencv-python": {"opencv", "py-opencv"},
     "pillow": {"pillow"},
+    # onnxruntime's CUDA build installs the same `onnxruntime` package (envs/pose-gpu.yaml)
+    "onnxruntime": {"onnxruntime-gpu"},
 }
 
 
@@ -85,6 +87,8 @@ CONFIG_VARIANTS = {
     "demo": {},
     # the paper's pose backend picks its own environment (envs/mmpose.yaml)
     "pose-mmpose": {"pose": {"backend": "mmpose", "mmpose": {"fetch": False}}},
+    # the onnx backend on a GPU runs in envs/pose-gpu.yaml (onnxruntime-gpu)
+    "pose-cuda": {"pose": {"device": "cuda"}},
 }
 
 
@@ -236,8 +240,9 @@ def command_module(shellcmd: str) -> str:
     from mgfm.cli import build_parser
 
     # `mgfm ...`, or a launcher in front of it (`torchrun ... -m mgfm ...`, `srun ... python -m mgfm ...`)
-    # or a launcher chosen by a params function that ends in `mgfm` (`{params.launcher} pretrain skeleton ...`)
-    m = re.search(r"(?:^|\s)mgfm\s+(.*)", shellcmd) or re.match(r"\s*\{params\.\w+\}\s+(.*)", shellcmd)
+    # or a launcher chosen by a params function that ends in `mgfm` (`{params.launcher} pretrain skeleton ...`),
+    # each possibly behind the GPU slot picker (`python -m mgfm.common.gpu_slots --gpus N -- ...`)
+    m = re.search(r"(?:^|\s)mgfm\s+(.*)", shellcmd) or re.search(r"(?:^|\s)\{params\.\w+\}\s+(.*)", shellcmd)
     assert m, f"shell command does not run `mgfm`: {shellcmd[:80]!r}"
     words = [w for w in m.group(1).split() if not w.startswith("-") and "{" not in w]
     parser = build_parser()
@@ -438,7 +443,18 @@ def test_slurm_profile_names_only_existing_rules(rules):
 
 
 def test_slurm_profile_sizes_every_gpu_rule(rules):
-    """A rule that declares a GPU gets explicit cluster resources (memory, run time) in the SLURM profile."""
+    """A rule that declares a GPU gets explicit cluster resources (memory, run time) in the SLURM profile,
+    its `gpu` count included: the rule's own default follows the GPUs of the machine that parses the workflow
+    (common.smk's GPU), which for a cluster is the login node."""
     profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
-    missing = [r.name for r in rules if "gpu" in r.resources and r.name not in profile.get("set-resources", {})]
-    assert not missing, f"GPU rules without set-resources in the SLURM profile: {missing}"
+    sized = profile.get("set-resources", {})
+    missing = [r.name for r in rules if "gpu" in r.resources and "gpu" not in sized.get(r.name, {})]
+    assert not missing, f"GPU rules without a gpu count in the SLURM profile's set-resources: {missing}"
+
+
+def test_gpu_rules_start_through_the_gpu_slot_picker(rules):
+    """Each rule that declares a GPU starts its command through mgfm.common.gpu_slots, so that on a
+    machine with several GPUs the job sees only the one(s) it was given."""
+    wrong = [r.name for r in rules if "gpu" in r.resources and r.shellcmd
+             and not r.shellcmd.startswith("python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- ")]
+    assert not wrong, f"GPU rules not started through mgfm.common.gpu_slots: {wrong}"

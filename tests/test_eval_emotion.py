@@ -79,3 +79,25 @@ def test_emotion_members_must_match(tmp_path):
     members = {"joint": str(p["features"] / "skeleton" / "joint" / "video_clips.parquet"), "bone": str(short)}
     with pytest.raises(ValueError, match="other clips"):
         run_emotion(members, str(p["manifest"]), {"seeds": [0]}, str(tmp_path / "out"))
+
+
+def test_two_foundation_models_by_default():
+    """Table XIII's model reads MG-FM-Skele (the joint-stream encoder unless eval.emotion.skeleton_streams says
+    otherwise) and MG-FM-RGB; all three streams give the four-encoder variant; a stream not evaluated is an
+    error naming the key."""
+    from mgfm.config import resolve
+    from mgfm.eval.checks import check_eval_config
+    from mgfm.eval.paths import emotion_members
+    from mgfm.tables.build import emotion_models
+
+    default = resolve("eval", {})["emotion"]["skeleton_streams"]
+    streams = ["joint", "bone", "motion"]
+    two = emotion_members(["skeleton", "rgb"], streams, default)
+    assert two == [("skeleton", "joint"), ("rgb", "rgb")] and emotion_models(["joint", "rgb"]) == \
+        "MG-FM-Skele (joint) + MG-FM-RGB"
+    four = emotion_members(["skeleton", "rgb"], streams, ["motion", "joint", "bone"])
+    assert four == [("skeleton", "joint"), ("skeleton", "bone"), ("skeleton", "motion"), ("rgb", "rgb")]
+    assert emotion_members(["skeleton"], streams, default) == [("skeleton", "joint")]
+    with pytest.raises(ValueError, match=r"eval\.emotion\.skeleton_streams: stream 'bone' is not in eval\.streams"):
+        check_eval_config(resolve("eval", {"streams": ["joint"], "emotion": {"skeleton_streams": ["bone"]}}),
+                          streams)

@@ -84,10 +84,12 @@ def test_matching_needs_the_class_and_the_tiou_and_is_one_to_one():
 
 
 def test_average_precision():
-    assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([True, False, True]), 2) == pytest.approx(
-        0.5 * 1.0 + 0.5 * (2 / 3))
-    assert average_precision(np.array([]), np.array([], bool), 3) == 0.0
-    assert np.isnan(average_precision(np.array([0.5]), np.array([False]), 0))
+    assert average_precision(np.array([True, False, True]), 2) == pytest.approx(0.5 * 1.0 + 0.5 * (2 / 3))
+    assert average_precision(np.array([[True, False, True], [False, False, False]]), 2).tolist() == \
+        [pytest.approx(0.5 * 1.0 + 0.5 * (2 / 3)), 0.0]
+    assert average_precision(np.array([], bool), 3) == 0.0
+    with pytest.raises(ValueError, match="n_gt=0"):
+        average_precision(np.array([False]), 0)
 
 
 def test_threshold_is_chosen_on_the_given_videos_maximising_mean_f1():
@@ -132,3 +134,68 @@ def test_spotting_table_puts_ours_beside_the_baseline_and_cites_miga():
     assert main.rows[2][:3] == ["MiGA challenge best (2025), iMiGUE online recognition", "cited, not reproduced",
                                 "38.0"]
     assert [r[0] for r in per_class.rows] == ["a", "b"] and per_class.rows[1][-1] == "100.0"
+
+
+def test_threshold_choice_follows_the_scorer():
+    gt = _frame([("v", 0, 9, 1), ("v", 12, 21, 1)], conf=False)
+    # one wide proposal finds both instances by the SMG rule (overlap 9/21 with either): precision 200 %, F1 133
+    props = _frame([("v", 0, 21, 1, 0.9), ("v", 0, 9, 1, 0.3), ("v", 30, 39, 1, 0.2)])
+    smg = choose_threshold(props, gt, [0.3], scorer="smg")
+    assert smg["threshold"] == pytest.approx(0.9) and smg["f1"] == pytest.approx(100 * 2 * 2 * 1 / (3 + 1e-7))
+    # one-to-one: the wide one takes one instance (tIoU 10/22 with both: the last), the exact one the other
+    one = choose_threshold(props, gt, [0.3])
+    assert one["threshold"] == pytest.approx(0.3) and one["f1"] == 100 and one["scorer"] == "activitynet"
+    with pytest.raises(ValueError, match="infer.evaluate.scorer"):
+        choose_threshold(props, gt, [0.3], scorer="miga")
+
+
+def _table_metrics(scorer: str = "activitynet") -> dict:
+    from mgfm.infer.metrics import tie_order_metrics
+
+    gt = _frame([("v", 0, 9, 1), ("v", 20, 29, 0), ("v", 40, 49, 0)], conf=False)
+    ours_pred = _frame([("v", 0, 9, 1, 0.9)])
+    ours = spotting_metrics(ours_pred, ours_pred, gt, [0.3, 0.5, 0.7], ["a", "b"], scorer)
+    exc = spotting_metrics(ours_pred, ours_pred, gt, [0.3, 0.5, 0.7], ["a", "b"], scorer, inclusive=False)
+    ours["exclusive_ends"] = {"f1": {t: r["f1"] for t, r in exc["tiou"].items()},
+                              **{k: exc[k] for k in ("map_mean", "map_activitynet", "map_thumos")}}
+    ranked = _frame([("v", 10 * k, 10 * k + 9, 0, 0.5) for k in range(6)])
+    base = tie_order_metrics(ranked, 0.5, gt, [0.3, 0.5, 0.7], ["a", "b"], scorer, 20, 11)
+    return {"tious": [0.3, 0.5, 0.7], "ours": ours, "class_prior_baseline": base, "members": ["joint"],
+            "n_test_videos": 1, "n_gt": 3, "threshold": 0.4, "baseline_threshold": 0.5, "scorer": scorer,
+            "validation_videos": ["w"], "window_frames": [10], "stride_frames": 5, "weights": {"joint": 1.0},
+            "fusion": "Skele"}
+
+
+def test_spotting_table_shows_the_standard_averages_and_the_baseline_over_tie_orders():
+    from mgfm.tables.spotting import spotting_tables
+
+    metrics = _table_metrics()
+    main, _ = spotting_tables(metrics)
+    assert main.columns[-3:] == ["mAP", "mAP@0.5:0.95", "mAP@0.3:0.7"]
+    ours, base = metrics["ours"], metrics["class_prior_baseline"]
+    assert main.rows[0][-3:] == [f"{ours[k]:.1f}" for k in ("map_mean", "map_activitynet", "map_thumos")]
+    spread = base["tie_orders"]
+    assert main.rows[1][0].endswith("mean of 20 tie orders)")
+    assert main.rows[1][-2] == f"{base['map_activitynet']:.1f} ± {spread['map_activitynet']['sd']:.1f}"
+    assert main.records[1]["map_thumos_sd"] == spread["map_thumos"]["sd"]
+    notes = " ".join(main.notes)
+    assert f"means over 20 random orders of the tied proposals (seed {spread['seed']})" in notes
+    assert f"mAP ranged {spread['map_mean']['min']:.1f}-{spread['map_mean']['max']:.1f}" in notes
+    exc = ours["exclusive_ends"]
+    assert f"ours would score F1@0.3 {exc['f1']['0.3']:.1f} (here {ours['tiou']['0.3']['f1']:.1f})" in notes
+    assert "ActivityNet's detection evaluation, one-to-one" in notes
+    smg, per_class = spotting_tables(_table_metrics("smg"))
+    assert "start kit's rule (infer.evaluate.scorer: smg)" in " ".join(smg.notes) and "smg scorer" in per_class.title
+
+
+def test_console_line_names_the_scorer_and_the_baseline_spread():
+    from mgfm.infer.evaluate import spotting_summary
+
+    m = _table_metrics()
+    line = spotting_summary({**m, "members": ["joint", "bone"]})
+    base = m["class_prior_baseline"]
+    assert line.startswith("spotting (Skele: joint+bone) on 1 test videos, activitynet scorer: F1@0.3/0.5/0.7 ")
+    assert f"mAP@0.5:0.95 {m['ours']['map_activitynet']:.1f}," in line
+    assert (f"class-prior baseline (mean of 20 tie orders) F1 {base['tiou']['0.3']['f1']:.1f} / "
+            f"{base['tiou']['0.5']['f1']:.1f} / {base['tiou']['0.7']['f1']:.1f}, mAP {base['map_mean']:.1f} ± "
+            f"{base['tie_orders']['map_mean']['sd']:.1f}") in line

@@ -4,6 +4,7 @@ loop (artifacts, Stage 2 initialisation, resume identical after a kill, the teac
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -243,3 +244,56 @@ def test_rebuilt_rgb_dataset_at_the_same_path_is_not_resumed(tmp_path, caplog):
     fresh = pretrain_rgb(ds, 1, tmp_path / "fresh", params, seed=0)
     a, b = load_file(str(again / "smile_model.safetensors")), load_file(str(fresh / "smile_model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_targets_from_cache_are_the_rows_of_the_batch(clips):
+    from mgfm.train.rgb_data import PackedRGBClips, TargetsFromCache
+
+    data = PackedRGBClips(clips, 8, 64)
+    cache = np.arange(32 * 3 * 2, dtype=np.float16).reshape(32, 3, 2)
+    batch = TargetsFromCache(data, cache)[[7, 2, 30]]
+    assert batch["index"].tolist() == [7, 2, 30] and batch["target"].dtype == torch.float16
+    assert torch.equal(batch["target"], torch.from_numpy(cache[[7, 2, 30]]))
+    assert torch.equal(batch["x"], data[[7, 2, 30]]["x"])
+    with pytest.raises(ValueError, match="target cache holds 5"):
+        TargetsFromCache(data, cache[:5])
+
+
+@pytest.mark.slow  # three torchrun-style launches
+def test_target_cache_under_two_gloo_processes(clips, tmp_path):
+    """Stage 2 with the target cache under torchrun: rank 0 builds the cache once, after the process group
+    started; the other rank waits, then both train from the Dataset's targets; the weights match one process."""
+    import os
+    import subprocess
+    import sys
+
+    from mgfm.train.checkpoint import CHECKPOINT_DIR, LAST
+    from mgfm.train.rgb_pretrain import TARGET_CACHE, pretrain_rgb
+
+    s2 = {**TRAIN, "epochs": 2, "optimizer": "sgd", "momentum": 0.9, "lr": 0.05}
+    params = {**_params(cache=True), "stage2": s2}
+    s1 = pretrain_rgb(clips, 1, tmp_path / "s1", {**_params(), "stage1": {**TRAIN, "epochs": 1}}, seed=0)
+
+    def run(out, nproc):
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"] \
+            if nproc > 1 else [sys.executable, "-m"]
+        res = subprocess.run([*launcher, "mgfm", "pretrain", "rgb", "--stage", "2", "--dataset", str(clips),
+                              "--init", str(s1), "--out", str(out), "--params", json.dumps(params), "--seed", "3",
+                              "--threads", "1", "--device", "cpu"], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        return res.stdout + res.stderr, torch.load(out / CHECKPOINT_DIR / LAST, weights_only=True)
+
+    log_one, one = run(tmp_path / "one", 1)
+    log_two, two = run(tmp_path / "two", 2)
+    assert json.loads((tmp_path / "two" / "card.json").read_text())["world_size"] == 2
+    assert log_two.count("teacher targets ready") == 2  # each rank has its targets ...
+    finals = [line for line in log_two.splitlines() if re.search(r"teacher targets: 32 clip in ", line)]
+    assert len(finals) == 1, log_two[-3000:]              # ... and one process ran the teacher over every clip
+    cache_one = np.load(tmp_path / "one" / TARGET_CACHE)
+    cache_two = np.load(tmp_path / "two" / TARGET_CACHE)
+    assert np.array_equal(cache_one, cache_two)
+    leftovers = [p.name for p in (tmp_path / "two").iterdir() if p.name.startswith(".") or ".tmp" in p.name]
+    assert not leftovers, leftovers
+    worst = max((one["model"][k].float() - two["model"][k].float()).abs().max().item() for k in one["model"])
+    assert worst < 1e-4, f"largest weight difference {worst}"

@@ -276,7 +276,7 @@ def test_emotion(monkeypatch, features, tmp_path):
     table = features["features"] / "skeleton" / "joint" / "video_clips.parquet"
     with pytest.raises(Stop):
         emotion.run_emotion({"skeleton/joint": str(table)}, str(features["manifest"]), {}, str(tmp_path))
-    assert asdict(seen["aggregator"][0][3]) == defaults("eval")["emotion"]
+    assert _plain(asdict(seen["aggregator"][0][3])) == defaults("eval")["emotion"]
 
 
 def test_ensemble(monkeypatch, tmp_path):
@@ -324,4 +324,4 @@ def test_infer_emotion(monkeypatch, features, tmp_path):
     with pytest.raises(Stop):
         export_emotion({"joint": str(table)}, {"joint": "skeleton/joint"}, str(features["manifest"]), {},
                        str(tmp_path))
-    assert asdict(seen["aggregator"][0][3]) == defaults("eval")["emotion"]
+    assert _plain(asdict(seen["aggregator"][0][3])) == defaults("eval")["emotion"]

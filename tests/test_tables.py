@@ -77,6 +77,16 @@ def test_the_copied_numbers_are_in_the_paper_text():
             assert f"| {setting:g} | {n} | {p}{unit} |" in lines, (setting, n, p)
 
 
+@pytest.mark.skipif(not PAPER.is_file(), reason="the paper text (shared/paper/, beside the repository) is absent")
+def test_group_headings_are_the_papers():
+    """Each group heading is a heading line of the paper text (a row whose other cells are empty)."""
+    lines = [ln.strip() for ln in PAPER.read_text().splitlines()]
+    headings = {r.section for t in TABLES.values() for r in t.rows if r.section}
+    assert headings == {"Ours", "RGB-based Methods", "Skeleton-based Method"}
+    for heading in headings:
+        assert any(ln.startswith(f"| {heading} |") and not ln[len(heading) + 4:].strip("| ") for ln in lines), heading
+
+
 def test_cited_rows_are_the_briefs():
     cited = {r.method.split(" [")[0].split(" (")[0] for t in TABLES.values() for r in t.rows if r.kind == "cited"}
     for name in ("P&C", "U-S-VAE Z", "Temporal Relational + RGB", "Temporal Shift + RGB", "CLIP-MG", "MMGesture",
@@ -164,6 +174,29 @@ def test_tables_have_paper_and_ours(evaluated):
     assert len(computed) and not (computed["ours_mean"] == computed["paper"]).any()
     x = pd.read_csv(written["X"]["csv"])
     assert x["method"].str.contains("from scratch").any()
+    # a validation split is used: IX and X report the validation-selected epoch too, and X's multi-stream row has
+    # every report of its streams (best seen included), computed from the per-epoch fusion
+    ens = read_json(root / "eval" / "ensemble" / "metrics.json")
+    for number in ("IX", "X"):
+        header, _ = markdown_rows(written[number]["md"].read_text())
+        assert {"Top-1 (%) ours (best seen)", "Top-1 (%) ours (last epoch)", "Top-1 (%) ours (val-selected)"} \
+            <= set(header), (number, header)
+    three = x[(x["method"] == "MG-FM-Skele (3-stream) (Ours)") & (x["metric"] == "top1")].set_index("report")
+    assert set(three.index) == {"best_test", "last", "val_selected"} and (three["status"] == "computed").all()
+    for report in ("best_test", "last", "val_selected"):
+        assert three.loc[report, "ours_mean"] == pytest.approx(ens["results"]["equal_reports"][report]["top1"]["mean"])
+    assert three.loc["best_test", "ours_mean"] >= three.loc["last", "ours_mean"]
+    assert ens["results"]["equal_reports"]["last"]["top1"]["mean"] == pytest.approx(
+        ens["results"]["equal"]["top1"]["mean"])
+    # the paper's group headings above their rows, ours and the baselines under their own
+    md = written["X"]["md"].read_text()
+    order = [md.index(f"| **{h}** |") for h in ("RGB-based Methods", "Skeleton-based Method", "Ours, not in the paper",
+                                                "Baselines")]
+    assert order == sorted(order) and md.index("| **Skeleton-based Method** |") < md.index("| MG-FM-Skele (joint) (Ours)")
+    assert "| **Ours** |" in written["VIII"]["md"].read_text() and "**" not in written["XII"]["md"].read_text()
+    assert "\\multicolumn" in written["X"]["tex"].read_text()
+    assert set(x["group"].dropna()) == {"RGB-based Methods", "Skeleton-based Method", "Ours, not in the paper",
+                                        "Baselines"}
     ix = written["IX"]["md"].read_text()
     assert "Classes covered" in ix and "/4" in ix
     xii = written["XII"]["md"].read_text()
@@ -182,6 +215,7 @@ def test_report(evaluated, tmp_path):
         assert f"Table {number}" in html
     assert html.count("data:image/png;base64") >= 4
     assert "fig4_missing.png" in html                   # a missing input is named, not silently dropped
+    assert "<td><strong>Skeleton-based Method</strong></td>" in html   # the paper's group headings
     for name in ("confusion_best.png", "embedding_test.png", "probe_curves_skeleton.png"):
         assert (tmp_path / "figures" / name).is_file()
 

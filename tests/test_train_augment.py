@@ -3,6 +3,7 @@ undetected joints kept at 0, determinism, per-row draws, config from the schema.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -53,11 +54,11 @@ def test_shape_and_determinism():
     assert not torch.equal(a, run(cfg, x, valid, seed=1))
 
 
-@pytest.mark.parametrize("min_frames", [64, 4])
-def test_crop_resize_is_usdrls(min_frames):
-    """Crop length floor(L * U(0.1, 1)) clamped to [min(min_frames, L), L], integer start, then exactly
-    F.interpolate(bilinear, align_corners=False) of the cropped frames to T."""
-    cfg = config(OFF, crop={"min_frames": min_frames})
+@pytest.mark.parametrize("min_frames, min_fraction", [(64, 0.0), (4, 0.0), (1, 0.5)])
+def test_crop_resize_is_usdrls(min_frames, min_fraction):
+    """Crop length floor(L * U(0.1, 1)) clamped to [min(L, max(min_frames, ceil(min_fraction L))), L], integer
+    start, then exactly F.interpolate(bilinear, align_corners=False) of the cropped frames to T."""
+    cfg = config(OFF, crop={"min_frames": min_frames, "min_fraction": min_fraction})
     x, valid = time_clips(n=8, t=30, valid=torch.tensor([30, 7, 1, 19, 30, 12, 25, 2]))
     x[:, :2] = torch.randn(8, 2, 30, V) * (x[:, :2] > -999)
     d = draw(cfg, 8, 16, V, torch.Generator().manual_seed(5))
@@ -65,7 +66,8 @@ def test_crop_resize_is_usdrls(min_frames):
     lengths = set()
     for k in range(4):
         for i, n in enumerate(valid.tolist()):
-            length = min(max(int(n * (0.1 + 0.9 * d["crop"][k, i].item())), min(min_frames, n)), n)
+            floor = min(n, max(min_frames, math.ceil(min_fraction * n)))
+            length = min(max(int(n * (0.1 + 0.9 * d["crop"][k, i].item())), floor), n)
             start = int(d["start"][k, i].item() * (n - length + 1))
             crop = x[i, :, start:start + length].permute(0, 2, 1).reshape(1, 3 * V, length, 1)
             want = F.interpolate(crop, size=(16, 1), mode="bilinear", align_corners=False).reshape(3, V, 16)
@@ -75,6 +77,38 @@ def test_crop_resize_is_usdrls(min_frames):
         assert all(n == length for n, length in lengths)          # clips shorter than 64 frames are never cut
     else:
         assert any(length < n for n, length in lengths)
+    if min_fraction:
+        assert all(length >= math.ceil(min_fraction * n) for n, length in lengths)
+
+
+def imigue_valid_lengths(n: int, seed: int = 0) -> torch.Tensor:
+    """valid_len of n iMiGUE-like clips at 25 fps cut to T = 64: MG durations log-normal around the
+    release's 2.55 s mean, clipped to its 0.18-80.92 s range (reference facts)."""
+    g = torch.Generator().manual_seed(seed)
+    seconds = torch.exp(torch.randn(n, generator=g) * 0.8 + math.log(2.55) - 0.32).clamp(0.18, 80.92)
+    return (seconds * 25).round().clamp(1, 64).long()
+
+
+def shortened_fraction(section: dict, valid: torch.Tensor) -> float:
+    """Share of the views whose crop keeps fewer frames than the clip has."""
+    from mgfm.train.augment import crop_positions
+
+    cfg = config(OFF, **section)
+    d = draw(cfg, len(valid), 64, V, torch.Generator().manual_seed(3))
+    pos = crop_positions(cfg, valid.float().view(1, -1), d, 64)          # (K, n, 64) source frames
+    span = pos.amax(-1) - pos.amin(-1)
+    return float((span < valid.float().view(1, -1) - 1.5).float().mean())
+
+
+def test_crop_shortens_imigue_length_clips():
+    """On clips of at most T = 64 frames USDRL's absolute 64-frame floor never crops; the relative floor of the
+    schema default and the paper config crops nearly every view, and never below half the clip."""
+    valid = imigue_valid_lengths(2000)
+    assert (valid == 64).float().mean() > 0.2 and valid.float().mean() < 60    # long ones truncated, most short
+    assert shortened_fraction({"crop": {"min_frames": 64, "min_fraction": 0.0}}, valid) == 0.0
+    paper = yaml.safe_load(PAPER.read_text())["pretrain"]["augment"]
+    for crop in ({}, paper["crop"]):
+        assert shortened_fraction({"crop": crop}, valid) > 0.85, crop
 
 
 def test_speed_jitter_warps_time_non_uniformly():
@@ -241,7 +275,8 @@ def test_bad_inputs():
 def test_config_comes_from_the_resolved_section_only():
     section = resolve("pretrain", {"augment": {"speed": {"p": 0.1}}})["augment"]
     cfg = AugmentConfig.from_section(section)
-    assert cfg.speed_p == 0.1 and cfg.crop_ratio == (0.1, 1.0) and cfg.crop_min_frames == 64
+    assert cfg.speed_p == 0.1 and cfg.crop_ratio == (0.1, 1.0) and cfg.crop_min_frames == 1
+    assert cfg.crop_min_fraction == 0.5
     assert cfg.corrupt_p == 0.5 and cfg.corrupt_rate == 0.6 and cfg.corrupt_zero_p == 0.5 and cfg.shear == 1.0
     del section["shear"]["magnitude"]
     with pytest.raises(ValueError, match=r"augment\.shear\.magnitude missing"):

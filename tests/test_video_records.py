@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pandas as pd
 import pytest
 
-from mgfm.data.records import read_video_record, write_video_records
+from mgfm.data.records import (manifest_records, read_video_record, versioned_record_path, write_versioned_record,
+                               write_video_records)
 
 
 @pytest.fixture
@@ -60,3 +62,30 @@ def test_bad_record_names_the_file(tmp_path):
     bad.write_text(json.dumps({"video_id": "v2"}))
     with pytest.raises(ValueError, match="v1.json: video record lacks"):
         read_video_record(bad)
+
+
+def test_manifest_records_write_nothing_and_versioned_names_carry_the_content(manifest, tmp_path):
+    """What the workflow computes while it parses: every row's record, no file written (a dry run's promise) unless
+    the digest cache is asked to be kept; a record's versioned name changes exactly when its content does."""
+    out = tmp_path / "results" / "dataset" / "videos"
+    texts = manifest_records(manifest, out, update_cache=False)
+    assert sorted(texts) == ["v0", "v1", "v2", "web"] and not (tmp_path / "results").exists()
+    paths = {vid: versioned_record_path(out, vid, text) for vid, text in texts.items()}
+    assert all(re.fullmatch(rf"{vid}\.[0-9a-f]{{16}}\.json", p.name) for vid, p in paths.items())
+    for vid, text in texts.items():
+        write_versioned_record(paths[vid], text)
+    assert read_video_record(paths["v1"])["url"] == "raw/v1.mp4"
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())
+    # a label changes nothing; another url changes that video's name only, and its old version goes
+    man = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    man.loc[1, "outcome"] = "lose"
+    man.loc[2, "url"] = "./raw/v2.mp4"
+    man.to_csv(manifest, index=False)
+    again = manifest_records(manifest, out)
+    moved = {vid: versioned_record_path(out, vid, text) for vid, text in again.items()}
+    assert [vid for vid in texts if moved[vid] != paths[vid]] == ["v2"]
+    write_versioned_record(moved["v2"], again["v2"])
+    assert not paths["v2"].exists() and moved["v2"].exists() and paths["v1"].exists()
+    assert (out.parent / "source_digests.json").is_file()       # kept when asked (a real run's parse)
+    with pytest.raises(ValueError, match="the name must be"):
+        write_versioned_record(paths["v1"], again["v2"])

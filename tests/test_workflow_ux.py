@@ -1,7 +1,7 @@
-"""What a user of the workflow sees: the results folder is a config key, the repository's config.yaml stays the
-base under --directory, stages nobody reads are not planned (RGB datasets), a missing required key stops the
-run, and the console stays quiet (no job's JSON params, a bounded number of lines per job). Dry runs of a
-4-video demo; one real two-job run for the console of an actual run."""
+"""What a user of the workflow sees: the results folder is a config key, a config file replaces the demo (whose
+values reach a run only when it lists the repository's config.yaml), stages nobody reads are not planned (RGB
+datasets), a missing required key stops the run, and the console stays quiet (no job's JSON params, a bounded
+number of lines per job). Dry runs of a 4-video demo; one real two-job run for the console of an actual run."""
 
 from __future__ import annotations
 
@@ -10,29 +10,44 @@ import re
 
 import pytest
 
-from tests.support.workflow import TINY_DEMO, merged, output, snakemake, write_config
+from tests.support.workflow import REPO, TINY_DEMO, merged, output, snakemake, write_config
 
 pytestmark = pytest.mark.pipeline
 
 
-def _dry(workdir, config: dict, *args: str) -> str:
-    """A dry run that prints each job's rule block and command (overriding the quiet default profile)."""
+DEMO = REPO / "config.yaml"
+
+
+def _dry(workdir, config: dict, *args: str, base: bool = True) -> str:
+    """A dry run that prints each job's rule block and command (overriding the quiet default profile); ``base``:
+    the repository's config.yaml (the demo) first, then ``config`` on top."""
     write_config(workdir / "own.yaml", config)
-    proc = snakemake(workdir, "-n", "-p", "--quiet=host", *args, configfiles=[workdir / "own.yaml"])
+    files = [DEMO, workdir / "own.yaml"] if base else [workdir / "own.yaml"]
+    proc = snakemake(workdir, "-n", "-p", "--quiet=host", *args, configfiles=files)
     return output(proc)
+
+
+def _pretrain_params(text: str) -> list[dict]:
+    return [json.loads(m) for m in re.findall(r"mgfm pretrain skeleton .*?--params '(\{.*?\})'", text)]
 
 
 def _outputs(text: str) -> list[str]:
     return [o.strip() for line in re.findall(r"^\s+output: (.+)$", text, re.M) for o in line.split(",")]
 
 
-def test_results_folder_is_configurable_and_the_base_config_stays(tmp_path):
-    text = _dry(tmp_path, merged(TINY_DEMO, {"results": "out/own"}))
+def test_results_folder_is_configurable_and_a_config_file_replaces_the_demo(tmp_path):
+    text = _dry(tmp_path, merged(TINY_DEMO, {"results": "out/own"}), base=False)
     outs = _outputs(text)
     assert outs and all(o.startswith("out/own/") for o in outs), [o for o in outs if not o.startswith("out/own/")]
-    # own.yaml sets no pretraining key: the repository's config.yaml (the demo's 20 epochs) is the base, not the
-    # paper-scale schema default, although --directory is a folder without a config.yaml
-    params = [json.loads(m) for m in re.findall(r"mgfm pretrain skeleton .*?--params '(\{.*?\})'", text)]
+    # own.yaml sets no pretraining key and the demo is not listed: the schema's paper-scale default, never the
+    # demo's 20 epochs
+    params = _pretrain_params(text)
+    assert params and all(p["train"]["epochs"] == 451 for p in params)
+    # listed first, the demo is the base and own.yaml goes on top
+    params = _pretrain_params(_dry(tmp_path, merged(TINY_DEMO, {"results": "out/own"})))
+    assert params and all(p["train"]["epochs"] == 20 for p in params)
+    # no config file at all: the repository's config.yaml, wherever --directory points
+    params = _pretrain_params(output(snakemake(tmp_path, "-n", "-p", "--quiet=host", configfiles=())))
     assert params and all(p["train"]["epochs"] == 20 for p in params)
 
 
@@ -66,7 +81,7 @@ def test_tables_and_report_name_the_dataset(tmp_path):
 def test_dry_run_console_is_quiet(tmp_path):
     """With the default profile: no command, no params, no rule blocks; the job table and a few lines."""
     write_config(tmp_path / "own.yaml", TINY_DEMO)
-    text = output(snakemake(tmp_path, "-n", configfiles=[tmp_path / "own.yaml"]))
+    text = output(snakemake(tmp_path, "-n", configfiles=[DEMO, tmp_path / "own.yaml"]))
     assert "--params" not in text and "Shell command" not in text and "input:" not in text
     jobs = int(re.search(r"^total\s+(\d+)$", text, re.M).group(1))
     assert jobs > 30
@@ -75,7 +90,7 @@ def test_dry_run_console_is_quiet(tmp_path):
 
 def test_run_console_has_one_line_per_job(tmp_path):
     write_config(tmp_path / "own.yaml", TINY_DEMO)
-    proc = snakemake(tmp_path, "results/dataset/validated.json", configfiles=[tmp_path / "own.yaml"])
+    proc = snakemake(tmp_path, "results/dataset/validated.json", configfiles=[DEMO, tmp_path / "own.yaml"])
     text = output(proc)
     assert "--params" not in text and "mgfm demo generate" not in text
     lines = text.splitlines()

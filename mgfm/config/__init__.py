@@ -19,11 +19,12 @@ import difflib
 import functools
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
+
+if TYPE_CHECKING:  # jsonschema is imported where validation runs, so model and training code imports without it
+    from jsonschema.exceptions import ValidationError
 
 from mgfm.config.paths import path_errors
 from mgfm.config.strict import strict_types
@@ -56,6 +57,8 @@ def load_schema(section: str) -> dict:
 
 def _with_defaults(validator_class):
     """Extend a validator so that ``properties`` first fills each missing key with a copy of its default."""
+    from jsonschema import validators
+
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def fill_then_validate(validator, properties, instance, schema):
@@ -68,7 +71,13 @@ def _with_defaults(validator_class):
     return validators.extend(validator_class, {"properties": fill_then_validate})
 
 
-_DefaultFillingValidator = _with_defaults(strict_types(Draft202012Validator))
+@functools.lru_cache(maxsize=1)
+def _default_filling_validator():
+    """The Draft 2020-12 validator that fills defaults and takes only Python ints as integers (built on first
+    use: config loading needs jsonschema, importing the package does not)."""
+    from jsonschema import Draft202012Validator
+
+    return _with_defaults(strict_types(Draft202012Validator))
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -107,7 +116,7 @@ def _describe(error: ValidationError, prefix: str) -> str:
 
 
 def _errors(schema: dict, instance: dict) -> Iterator[ValidationError]:
-    validator = _DefaultFillingValidator(schema)
+    validator = _default_filling_validator()(schema)
     return iter(sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path]))
 
 

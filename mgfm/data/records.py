@@ -10,13 +10,22 @@ an unchanged record keeps its mtime and Snakemake reruns exactly the videos whos
 Local sources are hashed once and then remembered by (size, mtime_ns) in ``source_digests.json`` beside the
 records folder; a copy of the work folder whose files got new mtimes re-hashes them, finds the same digests
 and changes no record.
+
+Two ways to the files: the demo's single job writes ``{video_id}.json`` for every video
+(``write_video_records``, its manifest is itself an output). A real dataset's records are computed while the
+workflow is parsed (``manifest_records``, which writes nothing but the digest cache, and not even that in a dry
+run) and written by one small job per video (``write_versioned_record``) under a name that carries a digest of
+the content, ``{video_id}.{digest}.json``: a changed row is a new file, so its download (and all after it)
+reruns whatever rerun triggers are in use, a dry run shows exactly that, and an unchanged row plans nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 from mgfm.common.atomic import atomic_path
@@ -26,6 +35,9 @@ from mgfm.data.download import DownloadParams, local_path, sha256_file, source_k
 log = logging.getLogger(__name__)
 RECORD_FIELDS = ("video_id", "url", "sha256", "synthetic", "base_dir", "source")
 DIGEST_CACHE = "source_digests.json"
+DIGEST_CHARS = 16
+#: {video_id}.{digest}.json: the id is everything before the last dot-separated 16 hex digits
+VERSIONED_NAME = re.compile(rf"^(?P<video_id>.+)\.(?P<digest>[0-9a-f]{{{DIGEST_CHARS}}})\.json$")
 
 
 def record_path(records_dir: str | os.PathLike, video_id: str) -> Path:
@@ -60,12 +72,82 @@ def video_record(row: dict, manifest_dir: Path, ytdlp_hosts: tuple[str, ...], ca
     return record
 
 
+def record_text(record: dict) -> str:
+    """The exact bytes of a record file (sorted keys: equal content, equal text, equal digest)."""
+    return json.dumps(record, indent=2, sort_keys=True) + "\n"
+
+
+def record_digest(text: str) -> str:
+    """The content digest a versioned record's name carries."""
+    return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_CHARS]
+
+
+def versioned_record_path(records_dir: str | os.PathLike, video_id: str, text: str) -> Path:
+    """``{records_dir}/{video_id}.{digest of text}.json``."""
+    return Path(records_dir) / f"{video_id}.{record_digest(text)}.json"
+
+
+def _load_cache(cache_file: Path) -> dict:
+    try:
+        return json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(cache_file: Path, cache: dict, before: str) -> None:
+    if json.dumps(cache, sort_keys=True) != before:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache_file) as tmp:
+            Path(tmp).write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+
+
+def manifest_records(manifest_path: str | os.PathLike, records_dir: str | os.PathLike,
+                     download_params: dict | None = None, update_cache: bool = True) -> dict[str, str]:
+    """video_id -> record text of every manifest row, computed without writing any record.
+
+    Local sources are hashed through the digest cache beside ``records_dir``; ``update_cache`` False (a dry
+    run, or a job's own parse of the workflow) writes nothing at all, so new hashes are then not remembered.
+    """
+    params = DownloadParams.from_config(download_params or {})
+    manifest = load_manifest(manifest_path)
+    manifest_dir = Path(manifest_path).resolve().parent
+    cache_file = Path(records_dir).parent / DIGEST_CACHE
+    cache = _load_cache(cache_file)
+    before = json.dumps(cache, sort_keys=True)
+    texts = {}
+    for row in manifest.to_dict("records"):
+        record = video_record(row, manifest_dir, params.ytdlp_hosts, cache)
+        texts[record["video_id"]] = record_text(record)
+    if update_cache:
+        _save_cache(cache_file, cache, before)
+    return texts
+
+
+def write_versioned_record(path: str | os.PathLike, text: str) -> None:
+    """Write one versioned record (its name must carry the digest of ``text``) and remove the video's older
+    versions beside it, so the folder holds one record per video."""
+    path = Path(path)
+    m = VERSIONED_NAME.match(path.name)
+    if not m or m["digest"] != record_digest(text):
+        raise ValueError(f"{path}: the name must be {{video_id}}.{record_digest(text)}.json for this content")
+    record = json.loads(text)
+    if record.get("video_id") != m["video_id"]:
+        raise ValueError(f"{path}: record of video {record.get('video_id')!r}, expected {m['video_id']!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+    for other in path.parent.iterdir():
+        old = VERSIONED_NAME.match(other.name)
+        if other != path and old and old["video_id"] == m["video_id"]:
+            other.unlink(missing_ok=True)
+
+
 def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.PathLike,
                         download_params: dict | None = None, backdate_new: bool = False) -> list[str]:
     """Write one record per manifest row into ``records_dir``, each only when its content changed.
 
-    Returns the ids whose record was (re)written. Called by the workflow while it parses (so an unchanged
-    record is never touched, not even by a job) and usable on its own. ``backdate_new``: a record that did not
+    Returns the ids whose record was (re)written. The demo's records job (``mgfm dataset records``) calls it;
+    usable on its own. ``backdate_new``: a record that did not
     exist yet gets the manifest's mtime (what the workflow wants, below); a rule's output must not be backdated.
     """
     params = DownloadParams.from_config(download_params or {})
@@ -74,10 +156,7 @@ def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.
     records_dir = Path(records_dir)
     records_dir.mkdir(parents=True, exist_ok=True)
     cache_file = records_dir.parent / DIGEST_CACHE
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        cache = {}
+    cache = _load_cache(cache_file)
     before = json.dumps(cache, sort_keys=True)
     # A record that did not exist yet gets the manifest's mtime, not now: a video downloaded from that row before
     # records existed (newer than the manifest) is not redone, a missing or older one is. A changed record is new.
@@ -85,7 +164,7 @@ def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.
     changed = []
     for row in manifest.to_dict("records"):
         record = video_record(row, manifest_dir, params.ytdlp_hosts, cache)
-        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+        text = record_text(record)
         path = record_path(records_dir, record["video_id"])
         existed = path.is_file()
         if existed and path.read_text() == text:
@@ -101,9 +180,7 @@ def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.
         finally:
             tmp.unlink(missing_ok=True)
         changed.append(record["video_id"])
-    if json.dumps(cache, sort_keys=True) != before:
-        with atomic_path(cache_file) as tmp:
-            Path(tmp).write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+    _save_cache(cache_file, cache, before)
     if changed:
         log.info("video records: %d of %d written to %s", len(changed), len(manifest), records_dir)
     return changed
@@ -119,6 +196,8 @@ def read_video_record(path: str | os.PathLike) -> dict:
     missing = [k for k in RECORD_FIELDS if k not in record]
     if missing:
         raise ValueError(f"{path}: video record lacks {missing}")
-    if record["video_id"] != path.stem:
-        raise ValueError(f"{path}: record of video {record['video_id']!r}, expected {path.stem!r}")
+    versioned = VERSIONED_NAME.match(path.name)
+    expected = versioned["video_id"] if versioned and record["video_id"] != path.stem else path.stem
+    if record["video_id"] != expected:
+        raise ValueError(f"{path}: record of video {record['video_id']!r}, expected {expected!r}")
     return record

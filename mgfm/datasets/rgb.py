@@ -3,8 +3,10 @@
 - Frames: T frames spread evenly over the interval (frame start + floor((t + 0.5) * n / T)); a clip shorter than
   T frames repeats frames, valid_len = min(n, T) distinct frames.
 - Crop (``crop: person``): one square box per clip, so the crop does not jitter: per frame, the box of the
-  confident upper-body keypoints (``box_source: keypoints``, tight around what the skeleton branch sees) or the
-  pose file's person box (``bbox``); the clip's box is the per-coordinate median over its frames, squared and
+  confident upper-body keypoints (``box_source: keypoints``, tight around what the skeleton branch sees), grown to
+  at least the upper body that the shoulders imply (``upper_body_box`` shoulder widths: arms the pose model scores
+  low must not zoom the crop onto the face, where no hand gesture is visible), or the pose file's person box
+  (``bbox``); the clip's box is the per-coordinate median over its frames, squared and
   enlarged by ``margin``; parts outside the image are black. A clip with no usable frame falls back to the
   full-frame crop (``box_source`` column records ``keypoints`` / ``bbox`` / ``full``). ``crop: full`` takes the
   central square of the frame (the person sits centrally in press conferences). Then resized to S x S (area).
@@ -28,7 +30,7 @@ from mgfm.config import resolve
 from mgfm.datasets.skeleton import check_clips_inside_pose, load_catalog
 from mgfm.common.logs import Progress
 from mgfm.data.video import open_reader
-from mgfm.core.layout import UPPER_BODY
+from mgfm.core.layout import LEFT_SHOULDER, RIGHT_SHOULDER, UPPER_BODY
 from mgfm.core.pose_store import read_pose
 
 log = logging.getLogger("mgfm.clips")
@@ -37,6 +39,9 @@ log = logging.getLogger("mgfm.clips")
 SEEK_GAP = 300
 #: Frames of a video whose confident keypoints are fewer than this give no box.
 MIN_BOX_JOINTS = 3
+#: Where the shoulder line sits in the upper-body box (fraction of its height from the top): the head above,
+#: the arms and hands on a table or lap below.
+SHOULDER_LINE = 0.35
 
 
 def sample_indices(starts: np.ndarray, ends: np.ndarray, num_frames: int) -> np.ndarray:
@@ -48,8 +53,12 @@ def sample_indices(starts: np.ndarray, ends: np.ndarray, num_frames: int) -> np.
 
 
 def frame_boxes(xy: np.ndarray, score: np.ndarray, bbox: np.ndarray, det_score: np.ndarray, source: str,
-                min_score: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame person box (N, 4) x0, y0, x1, y1 and whether the frame has one (N,)."""
+                min_score: float, upper_body: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame person box (N, 4) x0, y0, x1, y1 and whether the frame has one (N,).
+
+    With ``source`` keypoints and ``upper_body`` > 0, a frame whose shoulders are both confident gets the union of
+    its keypoint box and an upper-body box ``upper_body`` shoulder widths wide and tall, centred on the shoulders
+    horizontally with the shoulder line at ``SHOULDER_LINE`` of its height."""
     if source == "bbox":
         ok = (det_score > 0) & (bbox[:, 2] > bbox[:, 0]) & (bbox[:, 3] > bbox[:, 1])
         return bbox.astype(np.float64), ok
@@ -58,7 +67,16 @@ def frame_boxes(xy: np.ndarray, score: np.ndarray, bbox: np.ndarray, det_score: 
     lo = np.where(conf[..., None], pts, np.inf).min(axis=1)
     hi = np.where(conf[..., None], pts, -np.inf).max(axis=1)
     ok = conf.sum(axis=1) >= MIN_BOX_JOINTS
-    return np.concatenate([np.where(ok[:, None], lo, 0), np.where(ok[:, None], hi, 0)], axis=1), ok
+    boxes = np.concatenate([np.where(ok[:, None], lo, 0), np.where(ok[:, None], hi, 0)], axis=1)
+    if upper_body > 0:
+        left, right = xy[:, LEFT_SHOULDER].astype(np.float64), xy[:, RIGHT_SHOULDER].astype(np.float64)
+        both = ok & (score[:, LEFT_SHOULDER] >= min_score) & (score[:, RIGHT_SHOULDER] >= min_score)
+        side = upper_body * np.linalg.norm(left - right, axis=1)
+        cx, cy = (left[:, 0] + right[:, 0]) / 2, (left[:, 1] + right[:, 1]) / 2
+        body = np.stack([cx - side / 2, cy - SHOULDER_LINE * side, cx + side / 2, cy + (1 - SHOULDER_LINE) * side], 1)
+        boxes[both, :2] = np.minimum(boxes[both, :2], body[both, :2])
+        boxes[both, 2:] = np.maximum(boxes[both, 2:], body[both, 2:])
+    return boxes, ok
 
 
 def clip_boxes(boxes: np.ndarray, ok: np.ndarray, starts: np.ndarray, ends: np.ndarray, margin: float,
@@ -143,7 +161,7 @@ def build_rgb_dataset(name: str, out_dir: str | os.PathLike, video_dir: str | os
             first = reader[0].shape
             size = (int(first[1]), int(first[0]))
             boxes, ok = frame_boxes(pose.xy, pose.score, pose.bbox, pose.det_score, p["box_source"],
-                                    p["box_min_score"])
+                                    p["box_min_score"], p["upper_body_box"])
             crops, used = clip_boxes(boxes, ok, starts, ends, p["margin"], size, p["crop"], p["box_source"])
             idx = sample_indices(starts, ends, T)
             # which (clip, step) pairs each frame feeds, frames in decoding order

@@ -3,17 +3,20 @@
 One code path, ``clip_tensors``, turns any (video, start, end) into the model input, for sampled clips and
 annotated MG instances alike:
 - joints: ``mgfm.core.layout.UPPER_BODY`` (63: body 0-10, ten face landmarks, both hands);
-- person-centric coordinates: minus the shoulder midpoint, divided by the shoulder width, both the median over
-  the clip's frames where both shoulders are confident (a per-clip reference keeps the person's own motion, such
-  as leaning back, inside the clip, and the median ignores a few bad frames). A clip without one confident
-  shoulder frame uses the video's median reference; a video without any uses the image centre and a third of the
-  shorter image side (``norm_source`` records which);
+- person-centric coordinates (paper: "normalized to a canonical image scale and centered with respect to the
+  shoulder reference"): minus the shoulder midpoint, the median over the clip's frames where both shoulders are
+  confident (a per-clip reference keeps the person's own motion, such as leaning back, inside the clip, and the
+  median ignores a few bad frames), then divided by the image's longer side (``scale: image``: a canonical
+  image whose longer side is 1, aspect kept, the same numbers at 720p and 1080p) or by the clip's median
+  shoulder width (``scale: shoulder_width``, the other reading: every person the same size). A clip without
+  one confident shoulder frame uses the video's median reference; a video without any uses the image centre
+  (and, for shoulder-width scaling, a third of the shorter image side); ``norm_source`` records which;
 - joints scored below ``joint_min_score`` get coordinates 0 (the reference point): an undetected joint's guessed
   position is noise, and its score channel still says it is missing;
 - channels (x, y, score); fixed length T: a clip of n <= T frames is copied and zero-padded (score 0 marks the
-  padding too), valid_len = n; a longer clip is resampled to T frames spread evenly over the whole interval
-  (``long_clips: resample``, default: an 80 s MG keeps its whole course) or cut to its first T frames
-  (``truncate``, the paper's wording); valid_len = T.
+  padding too), valid_len = n; a longer clip is cut to its first T frames (``long_clips: truncate``, the
+  paper's "padded or truncated to a fixed temporal length") or resampled to T frames spread evenly over the
+  whole interval (``resample``: an 80 s MG keeps its whole course); valid_len = T.
 """
 
 from __future__ import annotations
@@ -74,13 +77,23 @@ def shoulder_reference(xy: np.ndarray, score: np.ndarray, valid: np.ndarray, min
     return centre, scale
 
 
+def check_image_size(scale: str, image_size: tuple[int, int], where: str) -> None:
+    """Image-scale normalisation (``skeleton.scale``) needs the frame size (the pose file's width and height)."""
+    if scale == "image" and min(image_size) <= 0:
+        raise ValueError(f"{where}: frame size unknown (width x height {image_size[0]} x {image_size[1]} in the "
+                         "pose file's metadata); skeleton.scale 'image' divides by it: re-run pose, or set "
+                         "skeleton.scale: shoulder_width")
+
+
 def clip_tensors(xy: np.ndarray, score: np.ndarray, starts: np.ndarray, ends: np.ndarray, params: dict,
                  image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model inputs of a video's clips: (n, 3, T, 63) float32, valid_len (n,), norm_source (n,).
 
     ``xy`` (N, 133, 2) and ``score`` (N, 133) are the video's pose rows, row f = frame f; clips must lie inside.
+    ``image_size`` (width, height) of the video's frames.
     """
     p = resolve("skeleton", params)
+    check_image_size(p["scale"], image_size, "skeleton clips")
     T = p["num_frames"]
     sub = list(UPPER_BODY)
     vxy = xy[:, sub].astype(np.float32)
@@ -98,6 +111,8 @@ def clip_tensors(xy: np.ndarray, score: np.ndarray, starts: np.ndarray, ends: np
         else:
             w, h = image_size
             centre[missing], scale[missing], source[missing] = (w / 2, h / 2), min(w, h) / 3, "image"
+    if p["scale"] == "image":
+        scale = np.full(len(rows), float(max(image_size)), np.float32)
     out = np.zeros((len(rows), 3, T, NUM_JOINTS), np.float32)
     norm = (cxy - centre[:, None, None, :]) / scale[:, None, None, None]
     keep = (cs >= p["joint_min_score"]) & np.isfinite(norm).all(axis=-1)
@@ -165,6 +180,7 @@ def build_skeleton_dataset(name: str, out_dir: str | os.PathLike, pose_dir: str 
     with PackedWriter(out_dir, (len(catalog), 3, T, NUM_JOINTS), np.float32) as writer:
         for vid, rows in groups:
             xy, score, size = _pose_rows(vid, Path(pose_dir) / f"{vid}.parquet", name)
+            check_image_size(p["scale"], size, f"dataset {name}: video {vid}: {Path(pose_dir) / f'{vid}.parquet'}")
             sel = catalog.iloc[rows]
             data, vl, src = clip_tensors(xy, score, sel["start_frame"].to_numpy(), sel["end_frame"].to_numpy(), p,
                                          size)

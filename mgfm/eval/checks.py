@@ -45,6 +45,12 @@ def check_eval_config(eval_cfg: dict, pretrained_streams: Iterable[str]) -> None
     pretrained = list(pretrained_streams)
     if "streams" in eval_cfg:
         check_streams(eval_cfg["streams"], pretrained)
+    emotion = eval_cfg.get("emotion")
+    if emotion is not None and "streams" in eval_cfg:
+        for s in emotion["skeleton_streams"]:
+            if s not in eval_cfg["streams"]:
+                raise ValueError(f"config key eval.emotion.skeleton_streams: stream {s!r} is not in eval.streams "
+                                 f"= {eval_cfg['streams']}")
     ensemble = eval_cfg.get("ensemble")
     if ensemble is None:
         return

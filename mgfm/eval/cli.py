@@ -90,12 +90,13 @@ def _finetune(args: argparse.Namespace) -> int:
 
 def _emotion(args: argparse.Namespace) -> int:
     from mgfm.eval.emotion import run_emotion
-    from mgfm.eval.paths import feature_table, member_name, modality_streams
+    from mgfm.eval.paths import emotion_members, feature_table, member_name
 
     params = _check(args, "eval_emotion")
     _threads(args)
     members = {member_name(m, s): str(feature_table(args.features_dir, m, s, "video_clips"))
-               for m in params["modalities"] for s in modality_streams(m, params["streams"])}
+               for m, s in emotion_members(params["modalities"], params["streams"],
+                                           params["emotion"]["skeleton_streams"])}
     run_emotion(members, args.manifest, params, args.out_dir, args.seed)
     return 0
 

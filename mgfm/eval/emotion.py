@@ -1,7 +1,9 @@
 """MG-based emotion recognition (paper Table XIII): win/lose of a labeled video from its clips' frozen features.
 
-Per video, the features of its sampled clips (``video_clips`` tables; the streams/modalities given are
-concatenated per clip) are ordered by start frame, padded to ``max_clips`` with a boolean attention mask
+The paper's model reads two frozen foundation models: MG-FM-Skele, here the encoder(s) of
+``eval.emotion.skeleton_streams`` (the joint stream by default; all three streams give the four-encoder
+variant), and MG-FM-RGB. Per video, the features of its sampled clips (``video_clips`` tables; the members
+given are concatenated per clip) are ordered by start frame, padded to ``max_clips`` with a boolean attention mask
 (videos with more clips keep ``max_clips`` evenly spaced ones), and one lightweight aggregator maps the
 sequence to two logits: ``mean`` (masked mean, then a linear layer) or ``attention`` (a learned score per
 clip, masked softmax pooling, then a linear layer). The classes are imbalanced (paper train 199 win / 49
@@ -34,6 +36,7 @@ AGGREGATORS = ("mean", "attention")
 class EmotionConfig:
     """``eval.emotion``, resolved by mgfm.config (defaults live in the eval schema only)."""
 
+    skeleton_streams: tuple[str, ...]
     max_clips: int
     aggregator: str
     epochs: int
@@ -52,7 +55,8 @@ class EmotionConfig:
     @classmethod
     def from_params(cls, p: dict | None) -> EmotionConfig:
         """From a (partial) ``eval.emotion``: validated and completed by the eval schema."""
-        return cls(**resolve("eval", {"emotion": p or {}})["emotion"])
+        section = resolve("eval", {"emotion": p or {}})["emotion"]
+        return cls(**{**section, "skeleton_streams": tuple(section["skeleton_streams"])})
 
 
 @dataclass

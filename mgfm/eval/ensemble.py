@@ -72,11 +72,29 @@ def _weights(select: str, cfg: dict, val: dict[str, np.ndarray], y_val: np.ndarr
     raise ValueError(f"config key eval.ensemble.select must be config or validation, got {select!r}")
 
 
+def equal_fusion_reports(loaded: dict[str, dict], paths: dict[str, str]) -> dict:
+    """The equal-weight fusion at every epoch its members were scored, reported as each member is (best test
+    Top-1 seen, last epoch, validation-selected epoch): Table X's multi-stream row beside its streams'."""
+    from mgfm.eval.selection import summarize_epochs
+
+    names = list(loaded)
+    epochs = loaded[names[0]]["epochs"]
+    for n in names[1:]:
+        if not np.array_equal(loaded[n]["epochs"], epochs):
+            raise ValueError(f"{paths[n]}: member {n!r} was scored at epochs {loaded[n]['epochs'].tolist()}, "
+                             f"{names[0]!r} at {epochs.tolist()}; fine-tune every member with the same schedule")
+    first = loaded[names[0]]
+    test = fuse({n: loaded[n]["test_epochs"] for n in names})
+    val = fuse({n: loaded[n]["val_epochs"] for n in names}) if len(first["y_val"]) else None
+    return summarize_epochs([int(e) for e in epochs], test, first["y_test"], val, first["y_val"])
+
+
 def run_ensemble(members: dict[str, str], params: dict, out_dir: str,
                  modality_of: dict[str, str] | None = None) -> dict:
     """Fuse fine-tuned members ({name: finetune metrics.json}) per seed, last-epoch scores; write metrics.json.
 
-    Two fusions of the skeleton members: equal weights (Table X's multi-stream row) and the weighted one whose
+    Two fusions of the skeleton members: equal weights (Table X's multi-stream row, also at every scored epoch:
+    ``equal_reports`` holds its best-seen, last and validation-selected numbers) and the weighted one whose
     weights come from ``eval.ensemble.weights`` (select: config) or a grid search on the validation split.
     With RGB members too (``modality_of`` names each member's modality), Table XI's Skele+RGB fusion of every
     member (``multimodal_weighted`` / ``multimodal_equal``), weights chosen the same way, never on test.
@@ -112,6 +130,7 @@ def run_ensemble(members: dict[str, str], params: dict, out_dir: str,
         wt = topk_accuracy(fuse({n: test[n] for n in skeleton}, weights), y_test)
         single = {n: topk_accuracy(s, y_test) for n, s in test.items()}
         row = {"equal": {"top1": eq[1], "top5": eq[5]}, "weighted": {"top1": wt[1], "top5": wt[5]},
+               "equal_reports": equal_fusion_reports({n: loaded[n] for n in skeleton}, members),
                **{n: {"top1": a[1], "top5": a[5]} for n, a in single.items()}}
         if multimodal:
             w_all = _weights(select, cfg, {n: s["val"] for n, s in loaded.items()}, y_val)

@@ -39,12 +39,19 @@ def frozen(module: torch.nn.Module, what: str = "encoder"):
         raise RuntimeError(f"{what}: weights changed while the encoder was meant to be frozen")
 
 
+#: Spot-check tolerance (relative to the largest cached magnitude) by how the cached features were computed:
+#: float32 throughout, or on a GPU with TF32 matmuls (10-bit mantissa inputs, ~1e-3 per product, compounding
+#: over the encoder's layers). A stale table (another encoder or dataset) differs by a large fraction.
+TOLERANCE = {"float32": 1e-3, "tf32": 2e-2}
+
+
 def verify_cached_features(model_dir: str, dataset: str, features: str, n_clips: int = 8,
-                           tolerance: float = 1e-3) -> float:
-    """Re-encode ``n_clips`` evenly spaced clips of ``dataset`` with the frozen encoder and compare them with
-    the cached table ``features``; returns the largest relative difference, raises ValueError above
-    ``tolerance`` (relative to the largest cached magnitude)."""
-    from mgfm.core.feature_store import read_features
+                           tolerance: float | None = None) -> float:
+    """Re-encode ``n_clips`` evenly spaced clips of ``dataset`` with the frozen encoder (on the CPU, in float32)
+    and compare them with the cached table ``features``; returns the largest relative difference, raises
+    ValueError above ``tolerance`` (relative to the largest cached magnitude; default by the precision the table
+    records, ``TOLERANCE``)."""
+    from mgfm.core.feature_store import read_feature_info, read_features
     from mgfm.models.artifact import load_encoder
     from mgfm.train.inputs import open_clips, prepare_input
 
@@ -52,6 +59,8 @@ def verify_cached_features(model_dir: str, dataset: str, features: str, n_clips:
     card = encoder.card
     clips = open_clips(dataset, card)
     meta, cached = read_features(features)
+    if tolerance is None:
+        tolerance = TOLERANCE.get(read_feature_info(features).get("precision", "float32"), TOLERANCE["tf32"])
     pos = {c: i for i, c in enumerate(meta["clip_id"])}
     rows = np.unique(np.linspace(0, len(clips) - 1, min(n_clips, len(clips))).round().astype(int))
     ids = clips.meta["clip_id"].to_numpy()[rows]

@@ -14,6 +14,17 @@ def modality_streams(modality: str, streams) -> list[str]:
     return list(streams) if modality == "skeleton" else [RGB_STREAM]
 
 
+def emotion_members(modalities, streams, skeleton_streams) -> list[tuple[str, str]]:
+    """(modality, stream) of each encoder whose clip features the emotion model reads: MG-FM-Skele as the
+    streams of config key eval.emotion.skeleton_streams (those of eval.streams, in that order), MG-FM-RGB's one
+    encoder when rgb is evaluated."""
+    members = []
+    for m in modalities:
+        chosen = [s for s in streams if s in skeleton_streams] if m == "skeleton" else [RGB_STREAM]
+        members += [(m, s) for s in chosen]
+    return members
+
+
 def feature_table(features_dir: str | Path, modality: str, stream: str, name: str) -> Path:
     return Path(features_dir) / modality / stream / f"{name}.parquet"
 

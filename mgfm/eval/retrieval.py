@@ -29,7 +29,7 @@ def nearest(gallery: np.ndarray, queries: np.ndarray, k: int = 5, chunk: int = 1
     if gallery.shape[1] != queries.shape[1]:
         raise ValueError(f"gallery dim {gallery.shape[1]} != query dim {queries.shape[1]}")
     k = min(k, len(gallery))
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = torch.device(device or "cpu")  # its rule reserves no GPU: a GPU only when asked
     g = l2_normalize(torch.from_numpy(np.array(gallery, dtype=np.float32)).to(dev))
     idx = np.empty((len(queries), k), dtype=np.int64)
     sim = np.empty((len(queries), k), dtype=np.float32)

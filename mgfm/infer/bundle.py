@@ -210,11 +210,17 @@ def load_spotter(models_dir: str | os.PathLike, check_digests: bool = True) -> d
     return spotter
 
 
-def load_members(models_dir: str | os.PathLike, spotter: dict) -> list[Member]:
-    """Every member's classifier; an RGB member must also read the RGB clips the spotter builds."""
+def load_members(models_dir: str | os.PathLike, spotter: dict, device: str | None = None) -> list[Member]:
+    """Every member's classifier, on ``device`` (default: the GPU when one is visible); an RGB member must also
+    read the RGB clips the spotter builds."""
+    from mgfm.common.accel import pick_device
+
     k = len(spotter["class_names"])
+    dev = pick_device(device)
     members = [load_classifier(classifier_dir(models_dir, m["modality"], m["stream"]), m["name"], k, m)
                for m in spotter["members"]]
+    for m in members:
+        m.model.to(dev)
     for m in members:
         if m.modality == "rgb" and "rgb_clip_params" in spotter:
             from mgfm.infer.rgb_windows import check_rgb_card

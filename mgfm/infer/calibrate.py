@@ -1,11 +1,13 @@
 """The spotter description: window lengths from the training duration prior, fusion weights from the ensemble
 protocol, and the confidence threshold chosen on the classifiers' validation videos (never on test).
 
-Threshold choice: all proposals of the validation videos (``mgfm.infer.spotting.proposals``) are matched once
-per tIoU in confidence order; because greedy matching in that order never changes a higher-confidence match
-when lower ones are dropped, the hits at any threshold are a prefix count, so every candidate threshold is
-scored exactly. The chosen one maximises the mean F1 over ``infer.evaluate.tious``; ties keep the lower
-threshold. The class-prior baseline gets its own threshold the same way.
+Threshold choice: all proposals of the validation videos (``mgfm.infer.spotting.proposals``) are scored once
+per tIoU by the evaluation's scorer (``infer.evaluate.scorer``, ``mgfm.infer.metrics``): one-to-one matching in
+confidence order never changes a higher-confidence match when lower ones are dropped, and the SMG rule finds an
+instance once the best proposal that finds it is kept, so the hits at any threshold are counted from one pass
+and every candidate threshold is scored exactly. The chosen one maximises the mean F1 over
+``infer.evaluate.tious``; ties keep the higher threshold. The class-prior baseline gets its own threshold the
+same way.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from mgfm.config import resolve
 from mgfm.infer.bundle import (CLASSIFIER_NAME, SPOTTER_FORMAT, SPOTTER_NAME, BundleError, classifier_dir,
                                load_members, read_emotion_info, read_json, write_json)
 from mgfm.infer.integrity import bundle_files, pose_model_digests, record_digests
-from mgfm.infer.metrics import _per_video
+from mgfm.infer.metrics import check_scorer, cumulative_hits, f1_score
 from mgfm.infer.spotting import proposals
 from mgfm.infer.windows import window_lengths
 
@@ -37,25 +39,21 @@ def prior_probs(probs: np.ndarray, visible: np.ndarray, class_prior: np.ndarray)
     return np.broadcast_to(np.where(visible[:, None], class_prior[None, :], 0.0), probs.shape).copy()
 
 
-def choose_threshold(props: pd.DataFrame, gt: pd.DataFrame, tious: list[float]) -> dict:
-    """The threshold maximising mean F1 over ``tious`` on ``props`` (all videos, column video_id) vs ``gt``."""
-    conf = props["confidence"].to_numpy()
-    order = np.argsort(-conf, kind="stable")
-    hits = np.stack([_per_video(props, gt, t)[order] for t in tious]) if len(props) else np.zeros((len(tious), 0))
-    cum = np.cumsum(hits, axis=1)
-    n_pred = np.arange(1, len(order) + 1)
-    # candidate cut after prediction i (keep the first i+1); only where the next confidence is lower
-    sorted_conf = conf[order]
-    last_of_value = np.append(sorted_conf[1:] < sorted_conf[:-1], True) if len(order) else np.zeros(0, bool)
-    best = {"threshold": float(sorted_conf[0] + 1e-6) if len(order) else 1.0, "f1": 0.0}
+def choose_threshold(props: pd.DataFrame, gt: pd.DataFrame, tious: list[float],
+                     scorer: str = "activitynet") -> dict:
+    """The threshold maximising mean F1 (by ``scorer``) over ``tious`` on ``props`` (all videos, column
+    video_id) vs ``gt``."""
+    sorted_conf, cum = cumulative_hits(props, gt, tious, check_scorer(scorer))
+    n = len(sorted_conf)
+    # candidate cut after proposal i (keep the first i+1); only where the next confidence is lower
+    last_of_value = np.append(sorted_conf[1:] < sorted_conf[:-1], True) if n else np.zeros(0, bool)
+    best = {"threshold": float(sorted_conf[0] + 1e-6) if n else 1.0, "f1": 0.0}
     n_gt = len(gt)
+    f1 = 100 * f1_score(cum / np.arange(1, n + 1), cum / max(n_gt, 1), scorer).mean(axis=0) if n else np.zeros(0)
     for i in np.flatnonzero(last_of_value):
-        p = cum[:, i] / n_pred[i]
-        r = cum[:, i] / max(n_gt, 1)
-        f1 = float(np.mean(np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0))) * 100
-        if f1 > best["f1"] + 1e-12:
-            best = {"threshold": float(sorted_conf[i]), "f1": f1, "n_kept": int(i + 1)}
-    best["n_proposals"], best["n_gt"] = int(len(order)), int(n_gt)
+        if f1[i] > best["f1"] + 1e-12:
+            best = {"threshold": float(sorted_conf[i]), "f1": float(f1[i]), "n_kept": int(i + 1)}
+    best["n_proposals"], best["n_gt"], best["scorer"] = int(n), int(n_gt), scorer
     return best
 
 
@@ -123,6 +121,7 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
         "min_visible": params["windows"]["min_visible"], "tau": tau, "merge": params["merge"],
         "clip_params": first["clip_params"], "pose": pose_params, "download": download_params,
         "validation_videos": first["validation_videos"], "tious": params["evaluate"]["tious"],
+        "scorer": params["evaluate"]["scorer"], "seed": first["seed"],
         "modalities": sorted(set(modality_of.values())),
     }
     if rgb:
@@ -143,9 +142,10 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
                          "a threshold (config key eval.validation.fraction)")
     gt = ann[ann["video_id"].isin(first["validation_videos"])]
     tious = params["evaluate"]["tious"]
-    spotter["calibration"] = choose_threshold(pd.concat(props, ignore_index=True), gt, tious)
+    scorer = spotter["scorer"]
+    spotter["calibration"] = choose_threshold(pd.concat(props, ignore_index=True), gt, tious, scorer)
     spotter["threshold"] = spotter["calibration"]["threshold"]
-    spotter["baseline"] = choose_threshold(pd.concat(base, ignore_index=True), gt, tious)
+    spotter["baseline"] = choose_threshold(pd.concat(base, ignore_index=True), gt, tious, scorer)
     # what ties the bundle together: every file inference loads, and the pose model the keypoints came from
     encoders = read_emotion_info(models_dir)["encoders"].values()
     spotter["digests"] = record_digests(models_dir, bundle_files(spotter["members"], encoders))

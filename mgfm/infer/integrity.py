@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mgfm.core.layout import STREAMS
+from mgfm.infer.metrics import SCORERS
 
 MODALITY_STREAMS = {"skeleton": tuple(STREAMS), "rgb": ("rgb",)}
 #: The one pose backend whose settings a models folder may supply: it loads ONNX files (data), runs no code.
@@ -56,6 +57,7 @@ SPOTTER_SCHEMA = {
         "tious": {"type": "array", "minItems": 1, "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}},
         "merge": _OBJECT, "clip_params": _OBJECT, "rgb_clip_params": _OBJECT, "pose": _OBJECT, "download": _OBJECT,
         "validation_videos": _NAMES,
+        "scorer": {"enum": list(SCORERS)}, "seed": {"type": "integer"},
         "baseline": {"type": "object", "required": ["threshold"], "properties": {"threshold": _NUMBER}},
         "digests": {"type": "object", "additionalProperties": _SHA256},
         "pose_models": {"type": "object", "required": ["model", "detector"],
@@ -95,7 +97,8 @@ def schema_problems(instance: object, schema: dict) -> list[str]:
     from mgfm.config.strict import strict_types
 
     lines = []
-    for err in sorted(strict_types(Draft202012Validator)(schema).iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+    errors = strict_types(Draft202012Validator)(schema).iter_errors(instance)
+    for err in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path).lstrip(".")
         value = repr(err.instance)
         value = value if len(value) <= 60 else value[:57] + "..."

@@ -37,7 +37,7 @@ def window_crops(pose_path: str | os.PathLike, starts: np.ndarray, ends: np.ndar
 
     pose = read_pose(pose_path, columns=["frame", "bbox", "det_score", "x", "y", "score"])
     boxes, ok = frame_boxes(pose.xy, pose.score, pose.bbox, pose.det_score, params["box_source"],
-                            float(params["box_min_score"]))
+                            float(params["box_min_score"]), float(params.get("upper_body_box", 0.0)))
     crops, _ = clip_boxes(boxes, ok, starts, ends, float(params["margin"]), image_size, params["crop"],
                           params["box_source"])
     return crops

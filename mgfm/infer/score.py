@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mgfm.clips.visibility import load_anchor_track
+from mgfm.common.accel import pick_device
 from mgfm.common.logs import Progress
 from mgfm.core.pose_store import read_pose, read_pose_meta
 from mgfm.infer.bundle import BundleError, Member, emotion_dir
@@ -60,11 +61,12 @@ def member_probs(members: list[Member], x: np.ndarray, valid_len: np.ndarray, ba
 
     out = {}
     for m in members:
+        dev = next(m.model.parameters()).device  # where load_members put it
         chunks = []
         for s in range(0, len(x), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size]))
-            vb = torch.from_numpy(valid_len[s:s + batch_size].astype(np.int64))
-            chunks.append(m.model(prepare_input(xb, vb, m.card)).float().numpy())
+            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size])).to(dev)
+            vb = torch.from_numpy(valid_len[s:s + batch_size].astype(np.int64)).to(dev)
+            chunks.append(m.model(prepare_input(xb, vb, m.card)).float().cpu().numpy())
         out[m.name] = np.concatenate(chunks) if chunks else np.zeros((0, len(m.info["class_names"])), np.float32)
     return out
 
@@ -189,10 +191,11 @@ def win_probability(models_dir: str | os.PathLike, pose_path: str | os.PathLike,
     x, vl, _ = clip_tensors(xy, score, w.start[picked], w.end[picked], spotter["clip_params"],
                             (scores.width, scores.height))
     feats = []
+    dev = pick_device()  # the encoders on the GPU when there is one; the small aggregator stays on the CPU
     for name in info["members"]:
-        enc = load_encoder(Path(models_dir) / info["encoders"][name])
-        f = [enc(prepare_clips(torch.from_numpy(x[s:s + batch_size]),
-                               torch.from_numpy(vl[s:s + batch_size].astype(np.int64)), enc.card)).float()
+        enc = load_encoder(Path(models_dir) / info["encoders"][name], device=dev)
+        f = [enc(prepare_clips(torch.from_numpy(x[s:s + batch_size]).to(dev),
+                               torch.from_numpy(vl[s:s + batch_size].astype(np.int64)).to(dev), enc.card)).float().cpu()
              for s in range(0, len(x), batch_size)]
         feats.append(torch.cat(f))
     feat = torch.cat(feats, dim=1)

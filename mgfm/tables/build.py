@@ -25,6 +25,9 @@ METRIC_LABEL = {"top1": "Top-1 (%)", "top5": "Top-5 (%)", "accuracy": "Accuracy"
                 "Balanced acc.", "macro_f1": "Macro-F1"}
 REPORT_SHORT = {"best_test": "best seen", "last": "last epoch", "val_selected": "val-selected", "value": ""}
 TABLE_NAMES = EVAL_TABLES
+#: group headings of our rows in tables where the paper prints group headings
+EXTRA_GROUP = "Ours, not in the paper"
+BASELINE_GROUP = "Baselines"
 
 
 def fmt(ms: dict | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -59,6 +62,8 @@ def topk_table(ptable: PaperTable, lookup, reports: list[str], extra: list[tuple
     (cited, not built) is written once per row, in its first "ours" cell.
     """
     extra_columns = extra_columns or {}
+    groups: dict[int, str] = {}
+    group: str | None = None
     cols = ["Method", "Source"]
     for m in ptable.metrics:
         cols.append(f"{METRIC_LABEL[m]} paper")
@@ -80,7 +85,7 @@ def topk_table(ptable: PaperTable, lookup, reports: list[str], extra: list[tuple
                     ms = (ours.get(r) or {}).get(m) if ours else None
                     cells.append(fmt(ms))
                     status = "computed" if ms is not None else "not available"
-                records.append({"method": label, "source": source, "metric": m, "report": r,
+                records.append({"method": label, "source": source, "group": group, "metric": m, "report": r,
                                 "paper": paper.get(m) if paper else None,
                                 "ours_mean": ms["mean"] if ms else None, "ours_std": ms["std"] if ms else None,
                                 "n_seeds": ms["n"] if ms else None, "status": status})
@@ -88,18 +93,30 @@ def topk_table(ptable: PaperTable, lookup, reports: list[str], extra: list[tuple
             [""] * len(extra_columns)
         rows.append(cells)
 
+    def start_group(heading: str | None) -> None:
+        # the paper's group headings ("RGB-based Methods", ...) above their rows; where the paper has them, our
+        # own rows and the baselines get one too, so they never sit under one of the paper's
+        nonlocal group
+        if heading is not None and heading != group:
+            groups[len(rows)] = heading
+        group = heading
+
+    sectioned = any(prow.section for prow in ptable.rows)
     for prow in ptable.rows:
+        start_group(prow.section)
         if prow.kind == "cited":
             add(prow.method, "paper", prow.values, CITED, prow)
         else:
             add(prow.method, "paper + ours", prow.values, lookup(prow), prow)
     for label, ours in extra:
+        start_group(EXTRA_GROUP if sectioned else None)
         add(label, "ours (not in paper)", {}, ours, label)
     for label, values in baselines:
+        start_group(BASELINE_GROUP if sectioned else None)
         ours = {r: {m: {"mean": v, "std": 0.0, "n": 1} for m, v in values.items() if v is not None} for r in reports}
         add(label, "baseline", {}, ours, ("baseline", label))
     name = TABLE_NAMES[ptable.number]
-    return Table(name, caption(ptable, dataset), cols, rows, notes, records, number=ptable.number)
+    return Table(name, caption(ptable, dataset), cols, rows, notes, records, number=ptable.number, groups=groups)
 
 
 def topk_baselines(lp: dict) -> list[tuple[str, dict]]:
@@ -152,15 +169,22 @@ def linear_probe_table(lp: dict[str, dict], modalities: list[str], dataset: str 
     any_lp = next(iter(lp.values()))
     return topk_table(TABLES["VIII"], lookup, _reports_of(any_lp["results"]), [], [
         _seeds_note(any_lp["n_seeds"]),
-        "best seen = best test Top-1 over the evaluations every "
-        f"{any_lp['config']['eval_every']} epochs (the public reference's protocol, selected on test); last "
-        "epoch = the classifier after the final epoch; val-selected = the epoch with the best Top-1 on "
-        "validation subjects held out of the training split.",
+        reports_note(any_lp["config"]["eval_every"], "classifier", _has_val(any_lp["results"])),
         f"3-stream: {any_lp['fusion_method']}.",
         f"Chance Top-1 = {any_lp['chance_top1']:.2f}%, majority-class Top-1 = {any_lp['majority_top1']:.2f}% "
         f"({any_lp['num_classes']} classes, {any_lp['n_test']} test instances).",
         *_probe_verdict(any_lp),
     ], baselines=topk_baselines(any_lp), dataset=dataset)
+
+
+def reports_note(eval_every: int, model: str, validation: bool) -> str:
+    """What the report columns mean (one sentence, the validation column only when there is one)."""
+    text = (f"best seen = best test Top-1 over the evaluations every {eval_every} epochs (the public reference's "
+            f"protocol, selected on test); last epoch = the {model} after the final epoch")
+    if validation:
+        return text + ("; val-selected = the epoch with the best Top-1 on validation subjects held out of the "
+                       "training split.")
+    return text + " (no validation split: eval.validation.fraction is 0)."
 
 
 def _probe_verdict(lp: dict) -> list[str]:
@@ -176,8 +200,8 @@ def _finetune_lookup(ft: dict, ens: dict, protocol: str, modalities: list[str]):
         st = _status(prow, modalities)
         if st:
             return st
-        if prow.member == "3-stream":
-            return {"last": ens["results"]["equal"]}
+        if prow.member == "3-stream":         # the equal-weight fusion, reported as its members are
+            return ens["results"]["equal_reports"]
         r = ft[protocol].get((prow.modality, prow.member))
         return r["results"] if r else "not available (stream not evaluated)"
     return lookup
@@ -191,6 +215,7 @@ def semi_supervised_table(ft: dict, ens: dict, modalities: list[str], baselines:
     return topk_table(TABLES["IX"], _finetune_lookup(ft, ens, "semi_supervised", modalities),
                       _reports_of(any_semi["results"]), [], [
         _seeds_note(any_semi["n_seeds"]),
+        reports_note(any_semi["config"]["finetune"]["eval_every"], "fine-tuned model", _has_val(any_semi["results"])),
         f"Labeled subset: the training instances shuffled with a fixed seed, first "
         f"int({any_semi['config']['semi_supervised']['fraction']} N) kept (per seed); it may miss classes: "
         "'Classes covered' gives, per seed, how many of the classes it contains.",
@@ -229,7 +254,9 @@ def finetune_table(ft: dict, ens: dict, modalities: list[str], streams: list[str
     return topk_table(TABLES["X"], _finetune_lookup(ft, ens, "finetune", modalities), _reports_of(any_ft["results"]),
                       scratch_rows, [
         _seeds_note(any_ft["n_seeds"]),
-        "MG-FM-Skele (3-stream): equal-weight fusion of the fine-tuned streams' last-epoch softmax scores.",
+        reports_note(any_ft["config"]["finetune"]["eval_every"], "fine-tuned model", _has_val(any_ft["results"])),
+        "MG-FM-Skele (3-stream): equal-weight fusion of the fine-tuned streams' softmax scores at each scored "
+        "epoch, reported as the streams are (best seen, last epoch, validation-selected).",
         "'from scratch' rows: the same architecture, randomly initialised, trained with the same data, epochs "
         "and optimiser.",
         *pretraining_verdict(ft, modalities, streams),
@@ -325,6 +352,9 @@ def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modali
               for s in modality_streams(m, streams)}
           for p in ("semi_supervised", "finetune", "scratch")}
     ens = read_json(protocol_metrics(eval_dir, "ensemble"))
+    if "equal_reports" not in ens["results"]:
+        raise ValueError(f"{protocol_metrics(eval_dir, 'ensemble')}: no per-epoch stream fusion (written by an older "
+                         "mgfm); rerun the fine-tuning and the ensemble (snakemake --forcerun eval_finetune)")
     written["IX"] = write_table(semi_supervised_table(ft, ens, modalities, baselines, dataset), out_dir)
     written["X"] = write_table(finetune_table(ft, ens, modalities, streams, baselines, dataset), out_dir)
     written["XI"] = write_table(ensemble_table(ens, modalities, baselines, dataset), out_dir)
@@ -340,8 +370,11 @@ def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modali
 
 
 def _has_val(results: dict) -> bool:
-    first = next(iter(results.values()))
-    return first.get("val_selected") is not None
+    """Whether a validation split selected an epoch: ``results`` is one run's {report: ...} (fine-tuning) or
+    {member: {report: ...}} (the linear probe's streams and fusion)."""
+    if "last" in results:
+        return results.get("val_selected") is not None
+    return any(r.get("val_selected") is not None for r in results.values())
 
 
 def _covered(semi: dict, prow: PaperRow) -> str:
@@ -367,11 +400,12 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
                             "ours_mean": res[m]["mean"] / 100, "ours_std": res[m]["std"] / 100, "n_seeds": res[m]["n"],
                             "status": "computed"})
 
+    models = emotion_models(em["members"])
     for prow in TABLES["XIII"].rows:
         model = prow.extra.get("model", "")
         if prow.kind != "cited" and prow.modality == "multimodal" and both:
-            rows.append([prow.method, "paper + ours", f"{model}; ours: {agg}-pooling+linear, frozen "
-                         f"{'+'.join(em['members'])}", paper_cell(prow.values["accuracy"]), *ours])
+            rows.append([prow.method, "paper + ours", f"{model}; ours: {agg}-pooling+linear, frozen {models}",
+                         paper_cell(prow.values["accuracy"]), *ours])
             add_ours(prow.method, prow.values["accuracy"])
             continue
         if prow.kind == "cited":
@@ -385,7 +419,7 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
         records.append({"method": prow.method, "metric": "accuracy", "paper": prow.values["accuracy"],
                         "ours_mean": None, "ours_std": None, "n_seeds": None, "status": status})
     if not both:
-        label = f"MG-FM-Skele ({'+'.join(em['members'])} clip features), {agg} aggregator"
+        label = f"{models} clip features, {agg} aggregator"
         rows.append([label, "ours (not in paper)", f"{agg}-pooling+linear, frozen skeleton", "—", *ours])
         add_ours(label, None)
     majority = em["majority_accuracy"] / 100
@@ -396,7 +430,14 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
         records.append({"method": blabel, "metric": "accuracy", "paper": None, "ours_mean": acc, "ours_std": 0.0,
                         "n_seeds": 1, "status": "baseline"})
     verdict = compare(res["accuracy"], {"mean": em["majority_accuracy"], "std": 0.0, "n": 1})
+    skeleton = [m for m in em["members"] if not (m == "rgb" or m.startswith("rgb-"))]
+    n_models = len(skeleton) + (1 if both else 0)
     notes = [_seeds_note(em["n_seeds"]),
+             f"Foundation models: {models}, {n_models} frozen encoder(s) "
+             + ("(the paper's two: MG-FM-Skele is the joint-stream encoder here, eval.emotion.skeleton_streams)."
+                if n_models == 2 and skeleton == ["joint"] else
+                "(the paper's model reads two: MG-FM-Skele and MG-FM-RGB; eval.emotion.skeleton_streams and "
+                "eval.modalities choose ours)."),
              "Fractions (as the paper prints them). Per video: frozen features of its sampled clips, padded to "
              f"{em['config']['max_clips']} clips with an attention mask; class-weighted cross-entropy.",
              f"Train videos {em['n_train_videos']} (win {em['train_counts']['win']}, lose "
@@ -406,6 +447,13 @@ def emotion_table(em: dict, modalities: list[str], dataset: str | None = None) -
              + (" On this dataset the emotion model does not beat always answering the majority outcome."
                 if res["accuracy"]["mean"] <= em["majority_accuracy"] else "")]
     return Table(TABLE_NAMES["XIII"], caption(TABLES["XIII"], dataset), cols, rows, notes, records, number="XIII")
+
+
+def emotion_models(members: list[str]) -> str:
+    """The emotion model's frozen encoders in the paper's names: "MG-FM-Skele (joint) + MG-FM-RGB"."""
+    skeleton = [m for m in members if not (m == "rgb" or m.startswith("rgb-"))]
+    names = [f"MG-FM-Skele ({'+'.join(skeleton)})"] if skeleton else []
+    return " + ".join(names + ["MG-FM-RGB" for m in members if m == "rgb" or m.startswith("rgb-")])
 
 
 def headline_results(eval_dir: str | os.PathLike, modalities: list[str],

@@ -21,7 +21,7 @@ class PaperRow:
     kind: str = "ours"                          # ours | cited
     modality: str | None = None                 # ours: skeleton | rgb | multimodal
     member: str | None = None                   # ours: a stream, "3-stream", or "ensemble"
-    section: str | None = None                  # group heading the paper prints above the row
+    section: str | None = None                  # group heading the paper prints above the row, as printed
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -69,19 +69,19 @@ TABLE_X = PaperTable("X", "Supervised recognition: fine-tuning on all labeled tr
     PaperRow("CLIP-MG [clip-mg]", _tk(61.82, None), "cited", section="RGB-based Methods"),
     PaperRow("MMGesture (RGB-only) [mmgesture]", _tk(66.62, None), "cited", section="RGB-based Methods"),
     PaperRow("MG-FM-RGB (Ours)", _tk(69.42, 93.08), modality="rgb", member="rgb", section="RGB-based Methods"),
-    PaperRow("BlockGCN (joint) [blockgcn]", _tk(51.94, 82.96), "cited", section="Skeleton-based Methods"),
-    PaperRow("BlockGCN (bone)", _tk(52.09, 82.74), "cited", section="Skeleton-based Methods"),
-    PaperRow("BlockGCN (motion)", _tk(52.18, 81.81), "cited", section="Skeleton-based Methods"),
-    PaperRow("BlockGCN (4-stream)", _tk(57.85, 86.51), "cited", section="Skeleton-based Methods"),
-    PaperRow("PoseC3D (joint) [posec3d]", _tk(56.13, 85.40), "cited", section="Skeleton-based Methods"),
+    PaperRow("BlockGCN (joint) [blockgcn]", _tk(51.94, 82.96), "cited", section="Skeleton-based Method"),
+    PaperRow("BlockGCN (bone)", _tk(52.09, 82.74), "cited", section="Skeleton-based Method"),
+    PaperRow("BlockGCN (motion)", _tk(52.18, 81.81), "cited", section="Skeleton-based Method"),
+    PaperRow("BlockGCN (4-stream)", _tk(57.85, 86.51), "cited", section="Skeleton-based Method"),
+    PaperRow("PoseC3D (joint) [posec3d]", _tk(56.13, 85.40), "cited", section="Skeleton-based Method"),
     PaperRow("MG-FM-Skele (joint) (Ours)", _tk(53.16, 85.45), modality="skeleton", member="joint",
-             section="Skeleton-based Methods"),
+             section="Skeleton-based Method"),
     PaperRow("MG-FM-Skele (bone) (Ours)", _tk(52.73, 85.14), modality="skeleton", member="bone",
-             section="Skeleton-based Methods"),
+             section="Skeleton-based Method"),
     PaperRow("MG-FM-Skele (motion) (Ours)", _tk(51.62, 82.76), modality="skeleton", member="motion",
-             section="Skeleton-based Methods"),
+             section="Skeleton-based Method"),
     PaperRow("MG-FM-Skele (3-stream) (Ours)", _tk(57.52, 86.78), modality="skeleton", member="3-stream",
-             section="Skeleton-based Methods"),
+             section="Skeleton-based Method"),
 ))
 
 TABLE_XI = PaperTable("XI", "Ensembles of fine-tuned models (weighted score fusion, Eq. 20)", ("top1", "top5"), (

@@ -28,6 +28,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     records: list[dict] | None = None          # raw values for the CSV (default: the display cells)
     number: str = ""                           # "VIII": Markdown's heading says "Table VIII: <title>"
+    groups: dict[int, str] = field(default_factory=dict)   # row index -> group heading printed above that row
 
     @property
     def heading(self) -> str:
@@ -37,6 +38,9 @@ class Table:
         for i, row in enumerate(self.rows):
             if len(row) != len(self.columns):
                 raise ValueError(f"table {self.name}: row {i} has {len(row)} cells for {len(self.columns)} columns")
+        bad = [i for i in self.groups if not 0 <= i < len(self.rows)]
+        if bad:
+            raise ValueError(f"table {self.name}: group headings before rows {bad}, which do not exist")
 
 
 def _md_cell(text: str) -> str:
@@ -46,7 +50,10 @@ def _md_cell(text: str) -> str:
 def to_markdown(table: Table) -> str:
     lines = [f"### {table.heading}", "", "| " + " | ".join(_md_cell(c) for c in table.columns) + " |",
              "|" + "|".join("---" for _ in table.columns) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    for i, row in enumerate(table.rows):
+        if i in table.groups:       # a group heading as the paper prints it: a row with only its first cell
+            lines.append(f"| **{_md_cell(table.groups[i])}** |" + " |" * (len(table.columns) - 1))
+        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
     if table.notes:
         lines.append("")
         lines += [f"- {n}" for n in table.notes]
@@ -79,7 +86,10 @@ def to_latex(table: Table) -> str:
     lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex_cell(table.title)}}}",
              f"\\label{{tab:{table.name}}}", f"\\begin{{tabular}}{{{spec}}}",
              r"\hline", " & ".join(_tex(c) for c in table.columns) + r" \\", r"\hline"]
-    lines += [" & ".join(_tex_cell(c) for c in row) + r" \\" for row in table.rows]
+    for i, row in enumerate(table.rows):
+        if i in table.groups:
+            lines.append(f"\\multicolumn{{{len(table.columns)}}}{{l}}{{\\textit{{{_tex_cell(table.groups[i])}}}}} \\\\")
+        lines.append(" & ".join(_tex_cell(c) for c in row) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
     if table.notes:
         lines.append(r"\par\footnotesize " + " ".join(_tex(n) for n in table.notes))

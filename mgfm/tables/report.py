@@ -94,7 +94,8 @@ def _cell(c: str) -> str:
         cls = "cited"
     elif c.startswith("not built") or c.startswith("not available") or c.startswith("not evaluated"):
         cls = "missing"
-    return f'<span class="{cls}">{html.escape(c)}</span>' if cls else html.escape(c)
+    text = BOLD.sub(r"<strong>\1</strong>", html.escape(c))      # a group heading is bold
+    return f'<span class="{cls}">{text}</span>' if cls else text
 
 
 def _img(path: Path, caption: str) -> str:

@@ -20,41 +20,87 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.1f}"
 
 
+#: The mAP columns: ours (mean over the configured tIoUs), ActivityNet's average, THUMOS14's average.
+MAP_COLUMNS = (("map_mean", "mAP"), ("map_activitynet", "mAP@0.5:0.95"), ("map_thumos", "mAP@0.3:0.7"))
+
+
+def _rule_note(scorer: str) -> str:
+    if scorer == "smg":
+        return ("P/R/F1 by the SMG / MiGA start kit's rule (infer.evaluate.scorer: smg): an instance is found when "
+                "a prediction of its class overlaps it by more than the tIoU, overlap = intersection over the hull "
+                "span of the raw frame numbers; confidences ignored, not one-to-one (one prediction may find "
+                "several instances, so precision may exceed 100), F1 = 2PR / (P + R + 1e-7).")
+    return ("A prediction counts when its class matches and its temporal IoU with an instance no more confident "
+            "prediction took reaches the threshold (ActivityNet's detection evaluation, one-to-one, its tie rules "
+            "included).")
+
+
 def spotting_tables(metrics: dict) -> tuple[Table, Table]:
     """(main table, per-class table) from the spotting metrics JSON."""
     tious = [f"{t:g}" for t in metrics["tious"]]
     mid = "0.5" if "0.5" in tious else tious[len(tious) // 2]
-    columns = ["Method", "Source"] + [f"F1@{t}" for t in tious] + [f"P@{mid}", f"R@{mid}", "mAP"]
+    scorer = metrics.get("scorer", "activitynet")
+    columns = (["Method", "Source"] + [f"F1@{t}" for t in tious] + [f"P@{mid}", f"R@{mid}"]
+               + [label for _, label in MAP_COLUMNS])
     rows, records = [], []
     fusion = metrics.get("fusion", "Skele")
+    base_spread = metrics["class_prior_baseline"].get("tie_orders")
+    base_label = "Class-prior baseline (same windows, merging, threshold" + (
+        f"; mean of {base_spread['n_orders']} tie orders)" if base_spread else ")")
     for key, method in (("ours", f"MG-FM-{fusion} spotting (" + "+".join(metrics["members"]) + ", fused)"),
-                        ("class_prior_baseline", "Class-prior baseline (same windows, merging, threshold)")):
+                        ("class_prior_baseline", base_label)):
         m = metrics[key]
+        spread = m.get("tie_orders")
+        maps = [_fmt(m[k]) + (f" ± {spread[k]['sd']:.1f}" if spread else "") for k, _ in MAP_COLUMNS]
         rows.append([method, "ours"] + [_fmt(m["tiou"][t]["f1"]) for t in tious]
-                    + [_fmt(m["tiou"][mid]["precision"]), _fmt(m["tiou"][mid]["recall"]), _fmt(m["map_mean"])])
-        records.append({"method": method, "source": "ours", **{f"f1_{t}": m["tiou"][t]["f1"] for t in tious},
-                        f"precision_{mid}": m["tiou"][mid]["precision"], f"recall_{mid}": m["tiou"][mid]["recall"],
-                        "map": m["map_mean"]})
+                    + [_fmt(m["tiou"][mid]["precision"]), _fmt(m["tiou"][mid]["recall"])] + maps)
+        record = {"method": method, "source": "ours", **{f"f1_{t}": m["tiou"][t]["f1"] for t in tious},
+                  f"precision_{mid}": m["tiou"][mid]["precision"], f"recall_{mid}": m["tiou"][mid]["recall"],
+                  "map": m["map_mean"], "map_activitynet": m["map_activitynet"], "map_thumos": m["map_thumos"]}
+        if spread:
+            record.update({f"{k}_sd": spread[k]["sd"] for k, _ in MAP_COLUMNS})
+        records.append(record)
     rows.append([MIGA_ANCHOR["method"], "cited, not reproduced", _fmt(MIGA_ANCHOR["f1"])]
                 + ["—"] * (len(columns) - 3))
     records.append({"method": MIGA_ANCHOR["method"], "source": "cited, not reproduced",
                     "cited_f1": MIGA_ANCHOR["f1"]})
     notes = [
-        f"{metrics['n_test_videos']} labeled test videos, {metrics['n_gt']} annotated instances; a prediction "
-        "counts when its class matches and its temporal IoU with an unmatched instance reaches the threshold.",
+        f"{metrics['n_test_videos']} labeled test videos, {metrics['n_gt']} annotated instances. " + _rule_note(scorer),
         f"Confidence threshold {metrics['threshold']:.3f} (baseline {metrics['baseline_threshold']:.3f}) chosen on "
-        f"the validation videos {', '.join(metrics['validation_videos'])}, never on test; mAP ranks all "
-        f"proposals and averages over the classes and over tIoU {', '.join(tious)}.",
+        f"the validation videos {', '.join(metrics['validation_videos'])}, never on test. mAP: ActivityNet's "
+        "interpolated AP per annotated class over all proposals ranked by confidence, averaged over the classes; "
+        f"mAP averages tIoU {', '.join(tious)}, mAP@0.5:0.95 is ActivityNet's average over 0.5:0.05:0.95, "
+        "mAP@0.3:0.7 THUMOS14's over 0.3:0.1:0.7.",
         f"Windows of {metrics['window_frames']} frames every {metrics['stride_frames']} frames; fusion weights "
         + ", ".join(f"{k} {v:.2f}" for k, v in metrics["weights"].items()) + ".",
-        "The MiGA figure is the challenge's F1 on the real iMiGUE (its own matching rule), cited for scale only.",
     ]
+    if base_spread:
+        f1 = base_spread["f1"][tious[0]]
+        f1_range = (f"{f1['min']:.1f} in every order" if f"{f1['min']:.1f}" == f"{f1['max']:.1f}"
+                    else f"{f1['min']:.1f}-{f1['max']:.1f}")
+        notes.append(
+            f"The class-prior baseline's proposals of one class share one confidence ({base_spread['n_tied']} of "
+            "its proposals tie with another), so any order among them is arbitrary: its figures are means over "
+            f"{base_spread['n_orders']} random orders of the tied proposals (seed {base_spread['seed']}), ± the "
+            f"standard deviation; mAP ranged {base_spread['map_mean']['min']:.1f}-{base_spread['map_mean']['max']:.1f}"
+            f", F1@{tious[0]} {f1_range}.")
+    exclusive = metrics["ours"].get("exclusive_ends")
+    if exclusive:
+        m = metrics["ours"]
+        notes.append(
+            "Frames are inclusive: an instance of frames s..e is ActivityNet's segment [s, e + 1), e - s + 1 frames "
+            "long. Read as exclusive ends (raw frame numbers given to ActivityNet's code), every segment loses a "
+            f"frame and ours would score F1@{tious[0]} {exclusive['f1'][tious[0]]:.1f} (here "
+            f"{m['tiou'][tious[0]]['f1']:.1f}), mAP {exclusive['map_mean']:.1f} ({m['map_mean']:.1f}), "
+            f"mAP@0.5:0.95 {exclusive['map_activitynet']:.1f} ({m['map_activitynet']:.1f}).")
+    notes.append("The MiGA figure is the challenge's F1 on the real iMiGUE (scored with its organisers' start-kit "
+                 "rule, infer.evaluate.scorer: smg here), cited for scale only.")
     main = Table(SPOTTING_TABLE, "Micro-gesture spotting in untrimmed video (a protocol beside the paper's)",
                  columns, rows, notes, records)
     pc = metrics["ours"]["per_class"][mid]
     prows = [[name, str(v["n_gt"]), str(v["n_pred"]), _fmt(v["precision"]), _fmt(v["recall"]), _fmt(v["f1"])]
              for name, v in sorted(pc.items())]
-    per_class = Table(PER_CLASS_TABLE, f"Spotting per class at tIoU {mid} (ours)",
+    per_class = Table(PER_CLASS_TABLE, f"Spotting per class at tIoU {mid} (ours, {scorer} scorer)",
                       ["Class", "Instances", "Predicted", "P", "R", "F1"], prows,
                       ["Classes that are neither annotated in the test videos nor predicted are left out."])
     return main, per_class

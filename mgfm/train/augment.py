@@ -1,7 +1,9 @@
 """Four-view skeleton augmentations of MG-FM-Skele, vectorised over the batch and driven by a seeded generator.
 
 USDRL's recipe is the base: every view is a temporal crop-resize (crop length floor(L * U(ratio)), at least
-min(min_frames, L) frames, random integer start, bilinear resize to T as ``F.interpolate(align_corners=False)``)
+min(L, max(min_frames, ceil(min_fraction * L))) frames, random integer start, bilinear resize to T as
+``F.interpolate(align_corners=False)``; USDRL's floor is an absolute 64 frames, made for NTU clips of up to 300
+frames, which never shortens a clip of at most 64: iMiGUE-3K's clips need the floor relative to L)
 followed by exactly ONE spatial augmentation: joint corruption (probability ``corrupt_p``) or else shear.
 Corruption picks round(rate * V) joints (15 of 25 = 60 % in USDRL) and either zeroes them (every channel, so
 they become undetected; probability ``corrupt_zero_p``) or multiplies their coordinates by a random matrix
@@ -38,6 +40,7 @@ class AugmentConfig:
     num_views: int
     crop_ratio: tuple[float, float]
     crop_min_frames: int
+    crop_min_fraction: float
     corrupt_p: float
     corrupt_rate: float
     corrupt_zero_p: float
@@ -58,6 +61,8 @@ class AugmentConfig:
             raise ValueError(f"augment.crop.ratio must satisfy 0 < low <= high <= 1, got {self.crop_ratio}")
         if self.crop_min_frames < 1:
             raise ValueError(f"augment.crop.min_frames must be >= 1, got {self.crop_min_frames}")
+        if not 0 <= self.crop_min_fraction <= 1:
+            raise ValueError(f"augment.crop.min_fraction must be in [0, 1], got {self.crop_min_fraction}")
         if self.num_views < 2:
             raise ValueError(f"augment.num_views must be >= 2, got {self.num_views}")
         if self.speed_max < 1:
@@ -85,6 +90,7 @@ class AugmentConfig:
         return cls(
             num_views=int(g("num_views")),
             crop_ratio=tuple(g("crop", "ratio")), crop_min_frames=int(g("crop", "min_frames")),
+            crop_min_fraction=float(g("crop", "min_fraction")),
             corrupt_p=g("joint_corruption", "p"), corrupt_rate=g("joint_corruption", "rate"),
             corrupt_zero_p=g("joint_corruption", "zero_p"),
             confidence_aware=bool(g("joint_corruption", "confidence_aware")),
@@ -155,7 +161,8 @@ def _check_valid(x: torch.Tensor, valid_len: torch.Tensor) -> None:
 def crop_positions(cfg: AugmentConfig, valid: torch.Tensor, d: dict, num_frames: int) -> torch.Tensor:
     """Source frame (fractional) of every output frame (K, n, T'): USDRL's crop-resize, speed warp, frame drop."""
     lo, hi = cfg.crop_ratio
-    shortest = valid.clamp(max=cfg.crop_min_frames)
+    floor = torch.clamp(torch.ceil(valid * cfg.crop_min_fraction), min=cfg.crop_min_frames)
+    shortest = torch.minimum(floor, valid)
     length = torch.minimum(torch.maximum(torch.floor(valid * (lo + (hi - lo) * d["crop"])), shortest), valid)
     start = torch.minimum(torch.floor(d["start"] * (valid - length + 1)), valid - length)   # randint(0, L-len]
     # bilinear resize with align_corners=False: output frame i samples (i + 0.5) * len / T' - 0.5 of the crop;

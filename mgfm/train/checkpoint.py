@@ -87,18 +87,30 @@ def code_version(*packages: str) -> str:
 
 
 def rng_state() -> dict:
-    """Python and torch (CPU, and CUDA when present) RNG states, as tensors and plain tuples."""
+    """Python and torch RNG states: the CPU's, and on a GPU this process's own device's (not every visible one's:
+    a run resumed on another number of GPUs restores it onto whichever device each process has)."""
     state = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore ``rng_state()``'s states; the CUDA one onto the current device, when this process has a GPU.
+
+    Older checkpoints hold a list with every visible device's state: the current device's entry is used when
+    the list has one, else the first (on resume with more GPUs than the run that saved it)."""
     random.setstate(_tuples(state["python"]))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None or not torch.cuda.is_available():
+        return
+    if isinstance(cuda, (list, tuple)):
+        if not cuda:
+            return
+        index = torch.cuda.current_device()
+        cuda = cuda[index] if index < len(cuda) else cuda[0]
+    torch.cuda.set_rng_state(cuda)
 
 
 def _tuples(x):

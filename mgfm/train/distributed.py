@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from mgfm.common.accel import enable_tf32
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -38,6 +40,7 @@ def init_distributed(device: str | None = None) -> DistInfo:
     dev = torch.device(f"cuda:{local_rank}" if want_cuda else "cpu")
     if want_cuda:
         torch.cuda.set_device(dev)
+        enable_tf32()  # what autocast leaves in float32 (losses, targets, fp32 runs)
     created = False
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if want_cuda else "gloo")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mgfm.common.accel import pick_device
 from mgfm.common.logs import Progress
 from mgfm.core.feature_store import write_features
 from mgfm.models.artifact import load_encoder
@@ -50,12 +51,18 @@ def encode_dataset(encoder: torch.nn.Module, data: PackedClips, batch_size: int,
     return out
 
 
+def matmul_precision(device: torch.device) -> str:
+    """'tf32' when float32 matmuls on ``device`` may use TF32 tensor cores, else 'float32' (recorded with the
+    features, so a spot check on another device knows how close to expect them)."""
+    return "tf32" if device.type == "cuda" and torch.get_float32_matmul_precision() != "highest" else "float32"
+
+
 def extract_features(model_dir: str | os.PathLike, dataset: str | os.PathLike, out: str | os.PathLike,
                      batch_size: int | None = None, device: str | None = None, params: dict | None = None) -> Path:
     """Write ``out`` (mgfm.core.feature_store format) with the frozen features of every clip of ``dataset``.
 
     ``batch_size`` overrides ``params`` (the pretrain section's ``features`` block, resolved by mgfm.config)."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = pick_device(device)  # the GPU when the job has one (TF32 for its float32 matmuls)
     encoder = load_encoder(model_dir, device=dev)
     card = encoder.card
     rgb = card.get("modality") == "rgb"
@@ -81,7 +88,8 @@ def extract_features(model_dir: str | os.PathLike, dataset: str | os.PathLike, o
         clip = data.meta["clip_id"].iloc[bad]
         raise RuntimeError(f"{dataset}: non-finite feature for meta row {bad} (clip_id {clip})")
     meta = data.meta
-    info = {"card": card, "dataset": name, "dataset_path": str(dataset), "model_dir": str(model_dir)}
+    info = {"card": card, "dataset": name, "dataset_path": str(dataset), "model_dir": str(model_dir),
+            "device": dev.type, "precision": matmul_precision(dev)}
     write_features(out, meta, feats, info)
     log.info("features: wrote %s (%d clips x %d)", out, *feats.shape)
     return Path(out)

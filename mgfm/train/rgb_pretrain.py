@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from mgfm.common.atomic import atomic_path
@@ -31,13 +32,15 @@ from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
 from mgfm.core.packed import read_info
 from mgfm.models.artifact import save_encoder
+from mgfm.models.rgb.convert import start_pretraining_from
 from mgfm.models.rgb.student import SmileModel, StudentConfig, normalise_clips
 from mgfm.models.rgb.targets import teacher_targets
 from mgfm.models.rgb.teacher import build_teacher
 from mgfm.train.checkpoint import code_version, dataset_digest, file_digest, fingerprint_of
+from mgfm.train.distributed import DistInfo, init_distributed
 from mgfm.train.loop import StepContext, TrainConfig, fit
 from mgfm.train.pretrain import CODE_PACKAGES, git_revision
-from mgfm.train.rgb_data import PackedRGBClips, to_unit
+from mgfm.train.rgb_data import PackedRGBClips, TargetsFromCache, to_unit
 from mgfm.train.rgb_masking import trajectory_mask, tube_mask
 from mgfm.train.rgb_motion import MotionConfig, draw, render, select, trajectory_tokens
 
@@ -68,7 +71,9 @@ def make_step(cfg: StudentConfig, teacher: torch.nn.Module, masking: dict, stage
                 terms["trajectory_visible"] = glimpses.float().sum() / traj.sum().clamp(min=1).cpu()
             else:
                 mask = tube_mask(ctx.global_batch, grid, masking["ratio"], ctx.generator)[rows]
-            if cache is not None:
+            if "target" in batch:  # served by the Dataset (TargetsFromCache): read by the loader's workers
+                target = batch["target"].float()
+            elif cache is not None:
                 target = torch.from_numpy(np.asarray(cache[batch["index"].cpu().numpy()], np.float32)).to(x.device)
             else:
                 teacher.to(x.device)
@@ -81,12 +86,24 @@ def make_step(cfg: StudentConfig, teacher: torch.nn.Module, masking: dict, stage
     return step
 
 
+def open_cache(path: Path, key: str) -> np.ndarray | None:
+    """The target cache at ``path`` (memory-mapped) when its ``.json`` says it was made for ``key``, else None."""
+    meta = path.with_suffix(".json")
+    try:
+        if path.is_file() and json.loads(meta.read_text()).get("key") == key:
+            return np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def cache_targets(teacher: torch.nn.Module, data: PackedRGBClips, cfg: StudentConfig, path: Path, key: str,
                   batch_size: int, device: torch.device) -> np.ndarray:
     """Teacher targets of every clip (float16 (N, tokens, D)) at ``path``, reused while ``key`` matches."""
     meta = path.with_suffix(".json")
-    if path.is_file() and meta.is_file() and json.loads(meta.read_text()).get("key") == key:
-        return np.load(path, mmap_mode="r")
+    cached = open_cache(path, key)
+    if cached is not None:
+        return cached
     teacher.to(device)
     first = teacher_targets(teacher, to_unit(data[[0]]["x"]).to(device), cfg.tubelet_size)
     n = len(data)
@@ -107,6 +124,30 @@ def cache_targets(teacher: torch.nn.Module, data: PackedRGBClips, cfg: StudentCo
     with atomic_path(meta) as tmp:
         tmp.write_text(json.dumps({"key": key}) + "\n")
     return np.load(path, mmap_mode="r")
+
+
+def shared_target_cache(teacher: torch.nn.Module, data: PackedRGBClips, cfg: StudentConfig, path: Path, key: str,
+                        batch_size: int, info: DistInfo, poll_s: float = 2.0) -> np.ndarray:
+    """The target cache of a run of one or more processes: built once, by rank 0 on its own device, while the
+    other ranks wait for its key file (not in a collective, whose timeout a long build would exceed; torchrun
+    stops them if rank 0 fails), then a barrier, then every rank maps the same file."""
+    if info.is_main:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cache_targets(teacher, data, cfg, path, key, batch_size, info.device)
+    else:
+        said = False
+        while open_cache(path, key) is None:
+            if not said:
+                log.info("rank %d: waiting for rank 0 to write the teacher targets to %s", info.rank, path)
+                said = True
+            time.sleep(poll_s)
+    if info.world > 1:
+        dist.barrier(device_ids=[info.local_rank]) if info.device.type == "cuda" else dist.barrier()
+    cache = open_cache(path, key)
+    if cache is None:
+        raise RuntimeError(f"{path}: the teacher-target cache is missing after rank 0 wrote it (is {path.parent} "
+                           "shared by every process?)")
+    return cache
 
 
 def module_digest(module: torch.nn.Module) -> str:
@@ -136,11 +177,12 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
     motion = MotionConfig.from_section(params["motion"]) if stage == 1 else None
     data = PackedRGBClips(dataset, cfg.num_frames, cfg.image_size)
     teacher = build_teacher(params["teacher"], cfg.grid[1:])
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     torch.manual_seed(derive_seed(train_cfg.seed, "init"))
     model = SmileModel(cfg, teacher.dim)
     init_desc = None
+    if stage == 1 and params["init"]["checkpoint"]:       # SMILE's / VideoMAE's weights instead of random ones
+        init_desc = start_pretraining_from(model, params["init"])
     if stage == 2:
         if init is None:
             raise ValueError("SMILE stage 2 starts from stage 1: pass the Stage 1 model folder (--init)")
@@ -163,17 +205,25 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
              # the data, the teacher and the Stage 1 model by content, never by path (a rebuilt dataset, another
              # teacher file or a retrained Stage 1 must not be resumed), and the code version
              "data": {k: data_desc[k] for k in ("num_clips", "clip_shape", "content_sha256")},
-             "init": None if init_desc is None else init_desc["sha256"], "code": code_version(*CODE_PACKAGES)}
-    cache = None
-    if stage == 2 and params["teacher"]["cache"]:
-        out.mkdir(parents=True, exist_ok=True)
-        key = fingerprint_of({"teacher": setup["teacher"], "data": setup["data"], "model": cfg.to_dict()})
-        t_cache = time.perf_counter()
-        cache = cache_targets(teacher, data, cfg, out / TARGET_CACHE, key, train_cfg.batch_size, dev)
-        log.info("pretrain rgb stage 2: teacher targets ready in %.1f s", time.perf_counter() - t_cache)
-    t0 = time.perf_counter()
-    result = fit(model, data, make_step(cfg, teacher, masking, stage, motion, cache), train_cfg, out,
-                 fingerprint_of(setup), desc=f"pretrain rgb/stage{stage}", device=device, on_epoch_end=on_epoch_end)
+             "init": None if init_desc is None else {k: init_desc.get(k) for k in ("sha256", "decoder")},
+             "code": code_version(*CODE_PACKAGES)}
+    # under torchrun the process group starts here, before the target cache (fit joins the same group)
+    info = init_distributed(device)
+    try:
+        train_data = data
+        if stage == 2 and params["teacher"]["cache"]:
+            key = fingerprint_of({"teacher": setup["teacher"], "data": setup["data"], "model": cfg.to_dict()})
+            t_cache = time.perf_counter()
+            cache = shared_target_cache(teacher, data, cfg, out / TARGET_CACHE, key, train_cfg.batch_size, info)
+            train_data = TargetsFromCache(data, cache)
+            log.info("pretrain rgb stage 2: teacher targets ready in %.1f s", time.perf_counter() - t_cache)
+        t0 = time.perf_counter()
+        result = fit(model, train_data, make_step(cfg, teacher, masking, stage, motion, None), train_cfg, out,
+                     fingerprint_of(setup), desc=f"pretrain rgb/stage{stage}", device=device,
+                     on_epoch_end=on_epoch_end)
+    finally:
+        if info.created_group and dist.is_initialized():
+            dist.destroy_process_group()
     if result.dist.is_main:
         try:
             dataset_info = read_info(dataset)

@@ -2,7 +2,12 @@
 # Bring up a single-node SLURM cluster on this machine from Debian's packages, as root, without systemd.
 #
 # What it does (idempotent: a second call with the cluster up only checks that the node is idle):
-#   1. installs slurmctld, slurmd, slurm-client and munge with apt when any is missing (apt-get update once);
+#   1. installs slurmctld, slurmd, slurm-client and munge with apt when any is missing (apt-get update once),
+#      and moves the client commands (sinfo, scontrol, sbatch, srun, ...) out of the default PATH into a private
+#      prefix, $MGFM_SLURM_PREFIX/bin (default /opt/mgfm-slurm/bin), with dpkg-divert, so that package upgrades
+#      keep them there. Only the SLURM tests put that folder on their PATH: nothing else on this machine sees a
+#      SLURM client. (Snakemake's SLURM executor plugin, installed with mgfm, runs `scontrol show config` at
+#      every Snakemake start when `sinfo` is on the PATH; without a running controller that costs ~10 s each.)
 #   2. writes a minimal /etc/slurm/slurm.conf for one node (this machine's CPUs, most of its memory) and
 #      refuses to touch a slurm.conf that this script did not write;
 #   3. starts munged (as the munge user), slurmctld and slurmd, records their process ids in
@@ -13,6 +18,7 @@
 set -euo pipefail
 
 STATE=${MGFM_SLURM_STATE:-/var/lib/mgfm-slurm}
+PREFIX=${MGFM_SLURM_PREFIX:-/opt/mgfm-slurm}
 WAIT=${MGFM_SLURM_WAIT:-30}
 CONF=/etc/slurm/slurm.conf
 MARKER="# written by mgfm scripts/slurm/up.sh"
@@ -25,7 +31,20 @@ cannot() { say "$*"; exit 2; }
 
 alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
-node_state() { sinfo -h -n localhost -o '%t' 2>/dev/null | head -n1 || true; }
+node_state() { "$PREFIX/bin/sinfo" -h -n localhost -o '%t' 2>/dev/null | head -n1 || true; }
+
+# the client commands of slurm-client, diverted from /usr/bin to $PREFIX/bin (dpkg-divert --rename moves an
+# installed file, and makes dpkg install later versions there); idempotent
+private_clients() {
+    mkdir -p "$PREFIX/bin"
+    local file name
+    while read -r file; do
+        name=${file##*/}
+        [[ $(dpkg-divert --truename "$file") == "$PREFIX/bin/$name" ]] && continue
+        dpkg-divert --quiet --package mgfm-slurm --divert "$PREFIX/bin/$name" --rename --add "$file"
+    done < <(dpkg -L slurm-client | grep -E '^/usr/bin/[^/]+$')
+    [[ -x $PREFIX/bin/sinfo ]] || { say "no sinfo in $PREFIX/bin after diverting slurm-client's commands"; return 1; }
+}
 
 wait_idle() {
     local deadline=$((SECONDS + WAIT)) state=""
@@ -42,6 +61,9 @@ wait_idle() {
 }
 
 # ---- already up? ---------------------------------------------------------------------------------------
+if [[ -f $STATE/pids ]] && dpkg-query -W -f='${Status}' slurm-client 2>/dev/null | grep -q "install ok installed"; then
+    private_clients
+fi
 if [[ -f $STATE/pids ]]; then
     # shellcheck disable=SC1091
     source "$STATE/pids"
@@ -68,6 +90,7 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$STATE/apt.log" 2>&1 \
         || cannot "apt-get install ${missing[*]} failed (see $STATE/apt.log)"
 fi
+private_clients
 
 # ---- configuration -------------------------------------------------------------------------------------
 mkdir -p "$STATE/ctld" "$STATE/d" /etc/slurm

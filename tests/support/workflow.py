@@ -47,7 +47,9 @@ def snakemake(workdir: Path, *args: str, configfiles: Sequence[Path] | None = No
               timeout: float = 600, snakefile: Path = SNAKEFILE) -> subprocess.CompletedProcess:
     """Run the workflow in ``workdir`` (its working directory) with ``args`` (targets, flags).
 
-    ``configfiles``: default ``workdir/config.yaml`` when it exists; ``()`` passes none. ``profile``: a
+    ``configfiles``: default ``workdir/config.yaml`` when it exists; ``()`` passes none, and then the run uses the
+    repository's config.yaml (the demo). A given file replaces the demo, whose values reach the run only from
+    a file that holds them: ``repo_config(change)`` written out, or ``[REPO / "config.yaml", own]``. ``profile``: a
     workflow profile folder (then the profile sets the cores and ``cores`` is ignored). ``env``: variables set
     on top of this process's environment. ``snakefile``: the repository's by default; a test's own small
     workflow for what concerns Snakemake's handling of any workflow (the console).

@@ -8,23 +8,27 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from mgfm.config import ConfigError, resolve_config
+from mgfm.common.gpu_slots import candidate_gpus
+from mgfm.config import ConfigError
+from mgfm.config.run import run_config
 from mgfm.config.steps import step_params
 from mgfm.core.constants import (DATASET_NAMES, EVAL_TABLES, IOD_TABLES, SAMPLED_DATASETS, SPOTTING_TABLES,
                                  TABLE_FORMATS, VIDEO_ID_REGEX)
 
 
-def _resolve_config(cfg):
-    """Validate every section against the package's schemas and fill in all defaults, in place."""
+def _run_config(cfg):
+    """The run's config, in place of Snakemake's own merge: schema defaults, then the --configfile files in order
+    (the demo config.yaml only when none is given), then --config; validated, every default filled in."""
+    settings = workflow.config_settings
     try:
-        resolved = resolve_config(cfg)
+        resolved = run_config(settings.configfiles, settings.config, DEMO_CONFIG)
     except ConfigError as err:
         raise WorkflowError(str(err)) from None
     cfg.clear()
     cfg.update(resolved)
 
 
-_resolve_config(config)
+_run_config(config)
 
 # every artifact goes under the configured results folder (config key `results`, default "results")
 RESULTS = config["results"].rstrip("/")
@@ -72,16 +76,50 @@ def all_targets(wildcards):
     return [t for stage in TARGETS.values() for t in stage]
 
 
+# ---- GPUs ------------------------------------------------------------------------------------------------
+# A rule whose code runs on a GPU when it has one declares `gpu=GPU` and starts its command with
+# `python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- `. GPU is 1 on a machine with GPUs
+# (`CUDA_VISIBLE_DEVICES`, or the driver's list) and 0 without, so a CPU machine runs those jobs side by side as
+# --cores allows; the default profile's `resources: {gpu: 1}` lets one GPU job run at a time, and
+# `--resources gpu=N` lets N (one per GPU). mgfm.common.gpu_slots takes that many free GPUs by lock file and shows
+# the job only those; under SLURM it leaves SLURM's binding alone. The SLURM profile sets every GPU rule's `gpu`
+# itself (tests/test_envs.py checks both).
+try:
+    LOCAL_GPUS = len(candidate_gpus())
+except ValueError as _err:
+    raise WorkflowError(str(_err)) from None
+GPU = 1 if LOCAL_GPUS else 0
+
+
+def _gres_gpus(gres):
+    """GPUs per node in a SLURM gres string ("gpu:8", "gpu:a100:4"); 0 when it names none."""
+    parts = str(gres or "").split(":")
+    return int(parts[-1]) if parts[0] == "gpu" and len(parts) > 1 and parts[-1].isdigit() else 0
+
+
 def torch_launcher(wildcards, resources):
-    """How a training job starts: a plain process, torchrun on one node, or srun + torchrun across nodes."""
+    """How a training job starts: a plain process, torchrun on one node, or srun + one torchrun per task.
+
+    The srun form (resources `nodes` > 1 or `tasks` > 1, with `mpi: srun` so the SLURM plugin runs this command
+    as it is): srun starts `tasks` agents over `nodes` nodes, each a torchrun with one process per GPU of its node
+    (`gres: gpu:N`; one process when the job has no GPUs), meeting at a c10d rendezvous on the first node. The
+    rendezvous values are read inside each srun task, where SLURM sets them: the SLURM plugin removes SLURM_*
+    variables from the rule's own environment, so `$SLURM_NNODES` there would be empty."""
     gpus, nodes = int(resources.gpu), int(resources.nodes)
-    # across nodes, GPUs are requested per node (gres) and torchrun starts one process per GPU it sees
-    if nodes > 1:
-        return (
-            "srun --ntasks-per-node=1 --kill-on-bad-exit=1 torchrun --nnodes=$SLURM_NNODES"
-            " --nproc-per-node=gpu --rdzv-backend=c10d --rdzv-id=$SLURM_JOB_ID"
-            " --rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500 -m mgfm"
-        )
+    tasks = int(resources.get("tasks", 1) or 1)
+    if nodes > 1 or tasks > 1:
+        tasks = max(tasks, nodes)
+        per_node = _gres_gpus(resources.get("gres")) or 1
+        srun = f"srun --nodes={nodes} --ntasks={tasks} --kill-on-bad-exit=1"
+        if resources.get("cpus_per_task"):
+            srun += f" --cpus-per-task={int(resources.cpus_per_task)}"
+        if resources.get("gres"):
+            srun += f" --gres={resources.gres}"
+        # single quotes: expanded by each task's shell, with the step's SLURM_* variables
+        task = (f'exec torchrun --nnodes="$SLURM_NTASKS" --nproc-per-node={per_node}'
+                ' --rdzv-backend=c10d --rdzv-id="$SLURM_JOB_ID" --rdzv-endpoint="$(scontrol show hostnames'
+                ' "$SLURM_JOB_NODELIST" | head -n1):$((29500 + SLURM_JOB_ID % 1000))" -m mgfm "$@"')
+        return f"{srun} bash -c '{task}' torchrun"
     if gpus > 1:
         return f"torchrun --standalone --nproc-per-node {gpus} -m mgfm"
     return "mgfm"
@@ -125,17 +163,36 @@ else:
 
 # Per-video download records (mgfm.data.records): what a video's download job reads instead of the whole
 # manifest, so an edited row reruns only that video's chain, and labels or splits rerun no download or pose.
-# A real dataset's records are written here, while the workflow is parsed, and only when their content changed
-# (a job would rewrite all of them and rerun everything after); the demo's come from a rule (download.smk),
-# since its manifest is itself an output.
+# A real dataset's records are computed here from the manifest, in memory, and written by one small job per
+# video (video_record, download.smk) under a name carrying a digest of their content. So a changed row is a
+# new input of its download, an unchanged one plans nothing, and a dry run shows exactly what a run would do.
+# Parsing writes nothing but the local sources' digest cache, and not that in a dry run or in a job's own parse
+# (cluster jobs parse the workflow again). The demo's records come from one job (download.smk), since its
+# manifest is itself an output.
 VIDEO_RECORDS = f"{RESULTS}/dataset/videos"
+# a dry run (-n) must leave every file as it was
+DRY_RUN = bool(workflow.output_settings.dryrun)
 if DATASET["source"] == "files":
-    from mgfm.data.records import write_video_records
+    from mgfm.data.records import manifest_records, versioned_record_path
 
     try:
-        write_video_records(TABLES["manifest"], VIDEO_RECORDS, config["download"], backdate_new=True)
+        VIDEO_RECORD_TEXT = manifest_records(TABLES["manifest"], VIDEO_RECORDS, config["download"],
+                                             update_cache=workflow.is_main_process and not DRY_RUN)
     except (OSError, ValueError) as err:
         raise WorkflowError(f"config key dataset.manifest: {err}") from None
+    VIDEO_RECORD_PATHS = {vid: str(versioned_record_path(VIDEO_RECORDS, vid, text))
+                          for vid, text in VIDEO_RECORD_TEXT.items()}
+else:
+    VIDEO_RECORD_PATHS = {vid: f"{VIDEO_RECORDS}/{vid}.json" for vid in VIDEO_IDS}
+
+
+def video_record_input(wildcards):
+    """The download record a video's download job reads (its versioned name for a real dataset)."""
+    try:
+        return VIDEO_RECORD_PATHS[wildcards.video_id]
+    except KeyError:
+        raise WorkflowError(f"video {wildcards.video_id!r} is not in the manifest ({TABLES['manifest']})") from None
+
 
 # Label-free views of the tables (mgfm.data.views): what sampling, MG-IoD, the figure, the packed datasets, the
 # annotation check and spotting read of the manifest (and sampling of the annotations), so a corrected outcome
@@ -158,3 +215,11 @@ from mgfm.tables.summary import dataset_label
 
 DATASET_LABEL = dataset_label(DATASET["source"], TABLES["manifest"], DATASET["demo"]["seed"])
 CONFIG_DIGEST = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finetune_init(wildcards):
+    """The SMILE / VideoMAE checkpoint that RGB fine-tuning starts from (eval.finetune.rgb.init, pinned by sha256 in
+    the params), as an input of the jobs that read it: none for skeleton streams or the from-scratch baseline."""
+    path = config["eval"]["finetune"]["rgb"]["init"]["checkpoint"]
+    used = wildcards.modality == "rgb" and getattr(wildcards, "ft_protocol", "finetune") != "scratch"
+    return [path] if path and used else []

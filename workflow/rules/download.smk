@@ -57,12 +57,35 @@ if DATASET["source"] == "demo":
             " --out {params.out:q} > {log:q} 2>&1"
 
 
+if DATASET["source"] == "files":
+
+    # one tiny job per video, run inside Snakemake on the machine that runs it (no process to start, no cluster
+    # submission: thousands of them at paper scale); the record's text comes from the manifest at parse time, its
+    # name carries the text's digest
+    rule video_record:
+        localrule: True
+        output:
+            f"{VIDEO_RECORDS}/{{video_id}}.{{record_digest}}.json",
+        wildcard_constraints:
+            video_id=VIDEO_ID_REGEX,
+            record_digest="[0-9a-f]{16}",
+        params:
+            record=lambda wildcards: VIDEO_RECORD_TEXT[wildcards.video_id],
+        log:
+            f"{LOGS}/dataset/records/{{video_id}}.{{record_digest}}.log",
+        run:
+            from mgfm.data.records import write_versioned_record
+
+            write_versioned_record(output[0], params.record)
+            Path(log[0]).write_text(f"wrote {output[0]}\n")
+
+
 rule download_video:
     # the video's own record, not the manifest or the validation: another row, a label or a split reruns
     # nothing here (a real manifest's rows are checked when common.smk loads it; the demo's records follow the
     # validation)
     input:
-        record=f"{VIDEO_RECORDS}/{{video_id}}.json",
+        record=video_record_input,
     output:
         video=f"{RESULTS}/videos/{{video_id}}.mp4",
         meta=f"{RESULTS}/videos/{{video_id}}.json",

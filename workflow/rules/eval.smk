@@ -6,7 +6,7 @@
 # here, once, so no job depends on that list.
 
 from mgfm.eval.checks import check_eval_config
-from mgfm.eval.paths import RGB_STREAM, modality_streams
+from mgfm.eval.paths import RGB_STREAM, emotion_members, modality_streams
 from mgfm.core.layout import STREAMS as _ALL_STREAMS
 
 EVAL = config["eval"]
@@ -46,8 +46,6 @@ PROBE_ENCODERS = lambda wc: [f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensor
                              for s in modality_streams(wc.modality, EVAL_STREAMS)]
 
 
-EMOTION_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m in EVAL_MODALITIES
-                    for s in modality_streams(m, EVAL_STREAMS)]
 TEST_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)]
 
 
@@ -120,6 +118,7 @@ rule eval_finetune:
         test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
         dataset_records=record_of([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
+        init=finetune_init,
     output:
         metrics=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/metrics.json",
         scores=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/scores.npz",
@@ -128,6 +127,8 @@ rule eval_finetune:
         cfg=lambda wc: params_json(f"eval_{wc.ft_protocol}"),
         seed=config["seed"],
         out_dir=lambda wc, output: Path(output.metrics).parent,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/eval/{{ft_protocol}}_{{modality}}_{{eval_stream}}.log",
     benchmark:
@@ -135,6 +136,7 @@ rule eval_finetune:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm eval finetune --protocol {wildcards.ft_protocol:q} --modality {wildcards.modality:q} "
         "--stream {wildcards.eval_stream:q} --models-dir {params.dirs[models]:q} --datasets-dir {params.dirs[datasets]:q} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
@@ -157,6 +159,11 @@ rule eval_ensemble:
     shell:
         "mgfm eval ensemble --eval-dir {params.dirs[eval]:q} --out-dir {params.dirs[eval]:q}/ensemble "
         "--params {params.cfg:q} > {log:q} 2>&1"
+
+
+# the emotion model reads MG-FM-Skele (the streams of eval.emotion.skeleton_streams) and MG-FM-RGB
+EMOTION_MEMBERS = emotion_members(EVAL_MODALITIES, EVAL_STREAMS, EVAL["emotion"]["skeleton_streams"])
+EMOTION_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m, s in EMOTION_MEMBERS]
 
 
 rule eval_emotion:

@@ -13,8 +13,10 @@ INFER_DIR = f"{RESULTS}/infer"
 CLASSIFIERS_DIR = f"{MODELS_DIR}/classifiers"
 # spotting fuses a fine-tuned classifier of every evaluated modality and stream (skeleton streams, RGB when built)
 INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES for s in _modality_streams(m, EVAL_STREAMS)]
-# the win/lose aggregator reads the skeleton encoders' features of skeleton windows
-EMOTION_MEMBERS = [(n, m, s) for n, m, s in INFER_MEMBERS if m == "skeleton"]
+# the win/lose aggregator reads the features of skeleton windows from MG-FM-Skele's encoders, the streams of
+# eval.emotion.skeleton_streams (as the emotion protocol; windows have no RGB features here)
+INFER_EMOTION_MEMBERS = [(n, m, s) for n, m, s in INFER_MEMBERS
+                         if m == "skeleton" and s in EVAL["emotion"]["skeleton_streams"]]
 # RGB members read the window frames of the normalised videos (calibration: the validation videos)
 INFER_RGB = any(m == "rgb" for _, m, _ in INFER_MEMBERS)
 SPOTTER = f"{MODELS_DIR}/spotter.json"
@@ -39,6 +41,7 @@ rule infer_classifier:
         test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
         dataset_records=record_of([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
+        init=finetune_init,
     output:
         info=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/classifier.json",
         head=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/head.safetensors",
@@ -50,6 +53,8 @@ rule infer_classifier:
         seed=config["seed"],
         model_dir=lambda wc, input: Path(input.encoder).parent,
         out_dir=lambda wc, output: Path(output.info).parent,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/classifier_{{modality}}_{{eval_stream}}.log",
     benchmark:
@@ -58,6 +63,7 @@ rule infer_classifier:
         "../../envs/mgfm.yaml"
     shell:
         recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
             "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
             "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
             "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
@@ -67,10 +73,10 @@ rule infer_classifier:
 
 rule infer_emotion:
     input:
-        features=ancient([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in EMOTION_MEMBERS]),
-        feature_records=record_of([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in EMOTION_MEMBERS]),
-        encoders=ancient([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in EMOTION_MEMBERS]),
-        encoder_records=record_of([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in EMOTION_MEMBERS]),
+        features=ancient([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS]),
+        feature_records=record_of([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS]),
+        encoders=ancient([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS]),
+        encoder_records=record_of([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS]),
         manifest=TABLES["manifest"],
     output:
         info=f"{MODELS_DIR}/emotion/emotion.json",
@@ -78,7 +84,7 @@ rule infer_emotion:
     params:
         cfg=params_json("infer_emotion"),
         seed=config["seed"],
-        members=[a for n, m, s in EMOTION_MEMBERS for a in (
+        members=[a for n, m, s in INFER_EMOTION_MEMBERS for a in (
             "--member", f"{n}={FEATURES_DIR}/{m}/{s}/video_clips.parquet", "--encoder", f"{n}={m}/{s}")],
         dirs=INFER_PATHS,
     log:
@@ -115,6 +121,8 @@ rule infer_calibrate:
         members=[a for n, m, s in INFER_MEMBERS for a in ("--member", f"{n}:{m}:{s}")],
         videos=["--videos-dir", f"{RESULTS}/videos"] if INFER_RGB else [],
         dirs=INFER_PATHS,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/calibrate.log",
     benchmark:
@@ -122,6 +130,7 @@ rule infer_calibrate:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm infer-step calibrate --models-dir {params.dirs[models]:q} {params.members:q} --ensemble {input.ensemble:q} "
         "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]:q} "
         "{params.videos:q} --tau {params.tau:q} --fps {params.fps:q} --pose {params.pose:q} --download {params.download:q} "
@@ -143,6 +152,8 @@ rule infer_spot:
     params:
         cfg=params_json("infer_spot"),
         dirs=INFER_PATHS,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/spot_test.log",
     benchmark:
@@ -150,6 +161,7 @@ rule infer_spot:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm infer-step evaluate --models-dir {params.dirs[models]:q} --manifest {input.manifest:q} "
         "--annotations {input.annotations:q} --pose-dir {params.dirs[pose]:q} --videos-dir {params.dirs[videos]:q} "
         "--out-dir {output.pages:q} --metrics {output.metrics:q} --params {params.cfg:q} --threads {threads} "
@@ -184,6 +196,8 @@ rule infer_video:
         # the pose settings come from the user's config, never from the models folder
         pose=json.dumps(step_params("pose", config), sort_keys=True),
         dirs=INFER_PATHS,
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/infer/video_{{infer_video}}.log",
     benchmark:
@@ -191,6 +205,7 @@ rule infer_video:
     conda:
         "../../envs/mgfm.yaml"
     shell:
+        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
         "mgfm infer {input.video:q} --models {params.dirs[models]:q} --out {params.dirs[out]:q} --params {params.cfg:q} "
         "--pose {params.pose:q} --threads {threads} > {log:q} 2>&1"
 

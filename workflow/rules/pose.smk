@@ -18,7 +18,9 @@ if POSE["backend"] == "mmpose":
     # an empty checkpoint key is reported by `mgfm pose extract` itself, naming the key
     POSE_MODEL_FILES = [f for f in (POSE["mmpose"]["checkpoint"], POSE["mmpose"]["det_checkpoint"]) if f]
 else:
-    POSE_ENV = "../../envs/pose.yaml"
+    # onnxruntime's CPU and GPU builds install the same `onnxruntime` package: each has its own environment, and
+    # pose.device: cuda picks the GPU one (with device auto a job that finds no CUDA provider says so and uses CPU)
+    POSE_ENV = "../../envs/pose-gpu.yaml" if POSE["device"] == "cuda" else "../../envs/pose.yaml"
     POSE_MODEL_FILES = [POSE["model"]] if POSE["model"] else []
     if POSE["detector"]["model"]:
         POSE_MODEL_FILES.append(POSE["detector"]["model"])
@@ -83,6 +85,8 @@ rule pose:
         cfg=params_json("pose"),
         model_sha256=POSE_DEMO_SHA256,
     threads: 2
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/pose/{{video_id}}.log",
     benchmark:
@@ -91,6 +95,7 @@ rule pose:
         POSE_ENV
     shell:
         recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
             "mgfm pose extract --video {input.video:q} --meta {input.meta:q} --out {output.pose:q}"
             " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1",
             "{output.pose:q}",

@@ -1,11 +1,13 @@
 # Rules of the pretrain stage (see README.md): one MG-FM-Skele pretraining job per input stream, then frozen
 # features of every evaluation dataset per stream.
 #
-# GPUs: the rule declares resources.gpu (default 1; a profile may raise it with set-resources). With gpu > 1 the
-# job runs `torchrun --standalone --nproc-per-node <gpu> -m mgfm ...` (DistributedDataParallel, one process per
-# GPU on one node); with 1 it is a plain process, which uses the GPU when there is one and the CPU otherwise.
+# GPUs: the rules declare resources.gpu (GPU: 1 on a machine with GPUs, 0 without; a profile may raise it with
+# set-resources) and start through mgfm.common.gpu_slots, which shows each job only its own GPUs (common.smk).
+# With gpu > 1 the job runs `torchrun --standalone --nproc-per-node <gpu> -m mgfm ...` (DistributedDataParallel,
+# one process per GPU on one node); with 1 it is a plain process, which uses the GPU when there is one and the CPU
+# otherwise.
 # With resources.nodes > 1 (SLURM) it runs one torchrun per node through srun, meeting at a c10d rendezvous on the
-# job's first node.
+# job's first node (torch_launcher).
 # The model folder keeps checkpoints/ between attempts, so a killed job resumes when it is started again
 # (only encoder.safetensors and card.json are declared outputs, so Snakemake never deletes the checkpoints).
 
@@ -37,7 +39,7 @@ rule pretrain_skeleton:
         launcher=torch_launcher,
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU,
         nodes=1,
     log:
         f"{LOGS}/pretrain/skeleton_{{stream}}.log",
@@ -47,6 +49,7 @@ rule pretrain_skeleton:
         "../../envs/mgfm.yaml"
     shell:
         recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
             "{params.launcher} pretrain skeleton --dataset {input.dataset:q} --stream {wildcards.stream:q}"
             " --out {params.out:q} --params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
             "{output.encoder:q}",
@@ -70,6 +73,8 @@ rule extract_features:
         cfg=params_json("extract_features"),
         model=lambda wc, input: os.path.dirname(input.encoder),
     threads: 1
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/features/skeleton_{{stream}}_{{name}}.log",
     benchmark:
@@ -78,6 +83,7 @@ rule extract_features:
         "../../envs/mgfm.yaml"
     shell:
         recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
             "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output.features:q}"
             " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1",
             "{output.features:q}",

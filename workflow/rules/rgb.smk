@@ -12,6 +12,8 @@ import mgfm.pose
 RGB_PRETRAIN = config["rgb_pretrain"]
 RGB_TEACHER = RGB_PRETRAIN["teacher"]
 RGB_FEATURE_DATASETS = RGB_PRETRAIN["feature_datasets"]
+# a SMILE / VideoMAE checkpoint Stage 1 starts from (pinned by sha256 in the params), an input when set
+RGB_INIT_CHECKPOINT = [RGB_PRETRAIN["init"]["checkpoint"]] if RGB_PRETRAIN["init"]["checkpoint"] else []
 # the teacher's file is an input, so a new teacher retrains both stages (the demo's is the packaged pose model)
 RGB_TEACHER_WEIGHTS = [RGB_TEACHER["weights"]] if RGB_TEACHER["kind"] == "clip" else [
     RGB_TEACHER["onnx"] or str(Path(mgfm.pose.__file__).parent / "models" / "demo_wholebody.onnx")
@@ -43,6 +45,7 @@ rule pretrain_rgb_stage1:
         dataset=ancient(f"{RESULTS}/datasets/rgb/pretrain"),
         dataset_record=record_of(f"{RESULTS}/datasets/rgb/pretrain"),
         teacher=RGB_TEACHER_WEIGHTS,
+        init=RGB_INIT_CHECKPOINT,
     output:
         encoder=f"{RESULTS}/models/rgb/stage1/encoder.safetensors",
         card=f"{RESULTS}/models/rgb/stage1/card.json",
@@ -55,7 +58,7 @@ rule pretrain_rgb_stage1:
         launcher=torch_launcher,
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU,
         nodes=1,
     log:
         f"{LOGS}/pretrain/rgb_stage1.log",
@@ -65,6 +68,7 @@ rule pretrain_rgb_stage1:
         "../../envs/mgfm.yaml"
     shell:
         recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
             "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
             " --params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
             "{output.model:q}",
@@ -90,7 +94,7 @@ rule pretrain_rgb_stage2:
         launcher=torch_launcher,
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU,
         nodes=1,
     log:
         f"{LOGS}/pretrain/rgb_stage2.log",
@@ -100,6 +104,7 @@ rule pretrain_rgb_stage2:
         "../../envs/mgfm.yaml"
     shell:
         recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
             "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
             " --out {params.out:q} --params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
             "{output.encoder:q}",
@@ -122,6 +127,8 @@ rule extract_rgb_features:
         cfg=params_json("extract_rgb_features"),
         model=lambda wc, input: os.path.dirname(input.encoder),
     threads: 1
+    resources:
+        gpu=GPU,
     log:
         f"{LOGS}/features/rgb_{{name}}.log",
     benchmark:
@@ -130,6 +137,7 @@ rule extract_rgb_features:
         "../../envs/mgfm.yaml"
     shell:
         recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
             "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output.features:q}"
             " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1",
             "{output.features:q}",

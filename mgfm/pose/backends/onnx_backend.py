@@ -33,6 +33,10 @@ def make_session(path: str | os.PathLike, threads: int, device: str = "auto"):
     if device == "cuda" and "CUDAExecutionProvider" not in available:
         raise RuntimeError("config key pose.device is 'cuda' but onnxruntime has no CUDAExecutionProvider "
                            "(install onnxruntime-gpu)")
+    if device == "auto" and "CUDAExecutionProvider" not in available and _gpu_visible():
+        log.warning("%s: a GPU is visible but this onnxruntime has no CUDAExecutionProvider (the CPU build is "
+                    "installed): pose runs on the CPU. Set config key pose.device to 'cuda' to run the pose rule in "
+                    "envs/pose-gpu.yaml (onnxruntime-gpu)", path)
     use_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
     # under torchrun / a SLURM array with several GPUs per node, each process takes its own card
     cuda = ("CUDAExecutionProvider", {"device_id": int(os.environ.get("LOCAL_RANK", "0"))})
@@ -45,6 +49,16 @@ def make_session(path: str | os.PathLike, threads: int, device: str = "auto"):
                                "CUDAExecutionProvider (CUDA/cuDNN libraries missing or mismatched; see its log)")
         log.warning("%s: CUDAExecutionProvider is installed but did not start; running on CPU", path)
     return session
+
+
+def _gpu_visible() -> bool:
+    """Whether this process may use an NVIDIA GPU (CUDA_VISIBLE_DEVICES, else the driver's list), without torch."""
+    from mgfm.common.gpu_slots import candidate_gpus
+
+    try:
+        return bool(candidate_gpus())
+    except ValueError:
+        return False
 
 
 def read_sidecar(model_path: Path) -> dict:
@@ -82,6 +96,9 @@ class OnnxPoseEstimator:
         # mmdeploy exports often fix the batch to 1: then we feed crops one at a time
         self.max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         self.output_names = [o.name for o in session.get_outputs()][:2]
+        # on a GPU, IO binding: one host-to-device copy of the whole batch, outputs allocated on the device and
+        # copied back once, instead of the session staging each run's inputs and outputs itself
+        self.io_binding = session.get_providers()[0] == "CUDAExecutionProvider"
 
     @staticmethod
     def input_size_of(session) -> tuple[int, int] | None:
@@ -112,11 +129,21 @@ class OnnxPoseEstimator:
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.max_batch is None or len(x) <= self.max_batch:
+            return self._run_batch(x)
+        parts = [self._run_batch(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _run_batch(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.io_binding:
             out = self.session.run(self.output_names, {self.input_name: x})
             return out[0], out[1]
-        parts = [self.session.run(self.output_names, {self.input_name: x[i:i + self.max_batch]})
-                 for i in range(0, len(x), self.max_batch)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x))
+        for name in self.output_names:
+            binding.bind_output(name)
+        self.session.run_with_iobinding(binding)
+        out = binding.copy_outputs_to_cpu()
+        return out[0], out[1]
 
 
 class OnnxPersonDetector:

@@ -170,12 +170,23 @@ def test_a_float_for_an_integer_key_is_refused_on_the_command_line_too(tmp_path,
     assert "eval.emotion.epochs: expected integer, got 5.0" in capsys.readouterr().err
 
 
+def test_a_nullable_integer_key_takes_null_or_an_integer_only():
+    """`type: [integer, "null"]` keys (semi-supervised epochs, RGB fine-tuning overrides) are strict too."""
+    assert resolve("eval", {"semi_supervised": {"epochs": None}})["semi_supervised"]["epochs"] is None
+    assert resolve("eval", {"semi_supervised": {"epochs": 7}})["semi_supervised"]["epochs"] == 7
+    for bad in (5.0, True):
+        with pytest.raises(ConfigError, match=r"eval\.semi_supervised\.epochs: expected \['integer', 'null'\]"):
+            resolve("eval", {"semi_supervised": {"epochs": bad}})
+
+
 @pytest.mark.parametrize(("values", "key"), [
     ({"results": "res$(touch x)"}, "config.results"),
     ({"dataset": {"manifest": "data/`id`.csv"}}, "dataset.manifest"),
     ({"clips": {"prior": "p{x}.csv"}}, "clips.prior"),
     ({"infer": {"videos": ["a.mp4", "b'c.mp4"]}}, "infer.videos[1]"),
     ({"pose": {"mmpose": {"config": "cfg;rm.py"}}}, "pose.mmpose.config"),
+    ({"rgb_pretrain": {"init": {"checkpoint": "smile$(id).pth"}}}, "rgb_pretrain.init.checkpoint"),
+    ({"eval": {"finetune": {"rgb": {"init": {"checkpoint": "k400`id`.pth"}}}}}, "eval.finetune.rgb.init.checkpoint"),
 ])
 def test_path_keys_refuse_shell_and_pattern_characters_naming_the_key(values, key):
     with pytest.raises(ConfigError, match=re.escape(key) + r": .* is refused: it holds"):

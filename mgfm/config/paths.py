@@ -25,7 +25,8 @@ PATH_KEYS: dict[str, tuple[str, ...]] = {
     "pose": ("model", "detector.model", "mmpose.config", "mmpose.checkpoint", "mmpose.det_config",
              "mmpose.det_checkpoint"),
     "clips": ("prior",),
-    "rgb_pretrain": ("teacher.weights", "teacher.onnx"),
+    "rgb_pretrain": ("teacher.weights", "teacher.onnx", "init.checkpoint"),
+    "eval": ("finetune.rgb.init.checkpoint",),
     "infer": ("videos[]", "video_dir"),
 }
 

@@ -1,17 +1,20 @@
 """Content records (mgfm.common.content) and the label-free views of the tables (mgfm.data.views), as functions:
-what is hashed when, what a record's time becomes, and that a view changes only with label-free content."""
+what is hashed when, what a record's time becomes, that a dry refresh writes nothing, and that a view (and a
+versioned view's name) changes only with label-free content."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pandas as pd
 import pytest
 
 from mgfm.common.content import describe, record_path, refresh_record, write_record
-from mgfm.data.views import INTERVAL_VIEW, VIDEO_VIEW, write_views
+from mgfm.data.views import (INTERVAL_VIEW, VIDEO_VIEW, versioned_view_path, view_texts, write_versioned_view,
+                             write_views)
 
 
 def _old(path, seconds=1000):
@@ -73,13 +76,18 @@ def test_dry_refresh_writes_nothing(artifact):
     assert rec.read_text() == text and rec.stat().st_mtime_ns == t
 
 
-def test_an_artifact_without_a_record_gets_one_as_old_as_itself(artifact):
+def test_an_artifact_without_a_record_gets_a_new_one_and_an_unreadable_record_keeps_its_time(artifact):
     a, rec = artifact
-    t = _old(a)
-    assert refresh_record(a, rec) == "created"
-    assert rec.stat().st_mtime_ns == t
+    _old(a)
+    before = time.time_ns()
+    assert refresh_record(a, rec, write=False) == "created" and not rec.exists()      # a dry run: nothing
+    assert refresh_record(a, rec) == "created"                  # nothing says what its readers read: they rerun
+    assert rec.stat().st_mtime_ns >= before
     rec.write_text("")                                                         # `snakemake --touch` made it empty
-    assert refresh_record(a, rec) == "created" and json.loads(rec.read_text())["sha256"]
+    t = _old(rec)
+    assert refresh_record(a, rec, write=False) == "repaired" and rec.read_text() == ""
+    assert refresh_record(a, rec) == "repaired" and json.loads(rec.read_text())["sha256"]
+    assert rec.stat().st_mtime_ns == t                                         # up to date, as --touch meant
 
 
 def test_a_folder_is_recorded_by_its_files_names_and_digests(tmp_path):
@@ -124,22 +132,42 @@ def _tables(root):
 
 def test_views_change_only_with_label_free_content(tmp_path):
     man, ann = _tables(tmp_path)
+    tables = (tmp_path / "manifest.csv", tmp_path / "annotations.csv")
     out = tmp_path / "views"
-    assert write_views(tmp_path / "manifest.csv", tmp_path / "annotations.csv", out) == [VIDEO_VIEW, INTERVAL_VIEW]
+    assert write_views(*tables, out) == [VIDEO_VIEW, INTERVAL_VIEW]
     videos = pd.read_csv(out / VIDEO_VIEW, dtype=str, keep_default_na=False)
     assert list(videos.columns) == ["video_id", "subject_id", "subset", "split"] and videos["split"].tolist()[2] == ""
     assert list(pd.read_csv(out / INTERVAL_VIEW).columns) == ["video_id", "start_frame", "end_frame"]
     stamps = {p: _old(out / p) for p in (VIDEO_VIEW, INTERVAL_VIEW)}
+    names = {n: versioned_view_path(out, n, t) for n, t in view_texts(*tables).items()}
     man.loc[0, "outcome"], man.loc[1, "url"], ann.loc[0, "class_id"] = "lose", "moved/b.mp4", 1   # labels, sources
-    man.to_csv(tmp_path / "manifest.csv", index=False)
-    ann.to_csv(tmp_path / "annotations.csv", index=False)
-    assert write_views(tmp_path / "manifest.csv", tmp_path / "annotations.csv", out) == []
+    man.to_csv(tables[0], index=False)
+    ann.to_csv(tables[1], index=False)
+    assert write_views(*tables, out) == []
     assert {p: (out / p).stat().st_mtime_ns for p in stamps} == stamps
+    assert {n: versioned_view_path(out, n, t) for n, t in view_texts(*tables).items()} == names   # same names
     ann.loc[1, "end_frame"] = 31                                                     # an interval: the prior
-    ann.to_csv(tmp_path / "annotations.csv", index=False)
-    assert write_views(tmp_path / "manifest.csv", tmp_path / "annotations.csv", out, write=False) == [INTERVAL_VIEW]
-    assert (out / INTERVAL_VIEW).stat().st_mtime_ns == stamps[INTERVAL_VIEW]          # a dry run writes nothing
-    assert write_views(tmp_path / "manifest.csv", tmp_path / "annotations.csv", out) == [INTERVAL_VIEW]
+    ann.to_csv(tables[1], index=False)
+    texts = view_texts(*tables)
+    assert versioned_view_path(out, VIDEO_VIEW, texts[VIDEO_VIEW]) == names[VIDEO_VIEW]
+    assert versioned_view_path(out, INTERVAL_VIEW, texts[INTERVAL_VIEW]) != names[INTERVAL_VIEW]
+    assert write_views(*tables, out) == [INTERVAL_VIEW]
+
+
+def test_a_versioned_view_is_named_by_its_content_and_replaces_its_older_version(tmp_path):
+    _tables(tmp_path)
+    texts = view_texts(tmp_path / "manifest.csv", tmp_path / "annotations.csv")
+    first = versioned_view_path(tmp_path / "v", INTERVAL_VIEW, texts[INTERVAL_VIEW])
+    assert re.fullmatch(r"intervals\.[0-9a-f]{16}\.csv", first.name)
+    write_versioned_view(first, texts[INTERVAL_VIEW])
+    videos = versioned_view_path(tmp_path / "v", VIDEO_VIEW, texts[VIDEO_VIEW])
+    write_versioned_view(videos, texts[VIDEO_VIEW])
+    other = texts[INTERVAL_VIEW] + "v2,1,2\n"
+    second = versioned_view_path(tmp_path / "v", INTERVAL_VIEW, other)
+    write_versioned_view(second, other)
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == sorted([second.name, videos.name])
+    with pytest.raises(ValueError, match="must be"):
+        write_versioned_view(first, other)                                           # a name that lies
 
 
 def test_the_clips_stage_reads_a_view_exactly_as_the_table(tmp_path):

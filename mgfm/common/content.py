@@ -12,10 +12,12 @@ the sha256 of its files' names and digests), and a step that reads the artifact 
   reruns what reads it, as before;
 - when the workflow is parsed, ``refresh_records`` compares each artifact with its record. Only an artifact
   whose size or mtime differs from the recorded one is hashed again. Same content: the record's stat is
-  updated and its mtime kept, so nothing reruns. Other content (the file was changed outside the workflow):
-  the record is rewritten as new, so every reader reruns. An artifact without a readable record (made before
-  records existed, or given an empty one by ``snakemake --touch``) gets one dated like the artifact, so
-  nothing reruns for that either.
+  updated and its mtime kept, so nothing reruns. Other content (the file was changed outside the workflow), or
+  no record at all (results made before records existed, or a removed record): the record is written as new,
+  so every reader reruns (nothing says what they read). An unreadable record (an empty one of
+  ``snakemake --touch``, which marks everything up to date) is rewritten with its mtime kept.
+
+``refresh_record(write=False)`` writes nothing and says what a write would do (a dry run plans with that).
 """
 
 from __future__ import annotations
@@ -125,19 +127,22 @@ def _read(record_file: Path) -> dict | None:
 
 def refresh_record(artifact: str | os.PathLike, record_file: str | os.PathLike, write: bool = True) -> str | None:
     """Bring one record up to date with its artifact (see the module docstring); return what happened: None
-    (nothing to do), "created", "restat" (same content, the record's time kept) or "changed" (other content).
-    ``write=False`` writes nothing and returns what a write would do."""
+    (nothing to do), "restat" (same content, the record's time kept), "repaired" (an unreadable record
+    rewritten, its time kept), "created" (no record: a new one) or "changed" (other content: a new record).
+    "created" and "changed" make the record newer than anything that read the artifact. ``write=False``
+    writes nothing and returns what a write would do."""
     artifact, record_file = Path(artifact), Path(record_file)
     if not artifact.exists():
         return None                          # the job that makes it runs, and writes the record
-    record = _read(record_file) if record_file.exists() else None
-    if record is None:
-        # made before records existed (or an empty record of `snakemake --touch`): nothing says the content
-        # changed since what reads it ran, so the record is dated like the artifact
+    if not record_file.exists():
         if write:
-            mtime = max((f[2] for f in _current_stat(artifact)), default=artifact.stat().st_mtime_ns)
-            _write(record_file, describe(artifact), mtime)
+            _write(record_file, describe(artifact))
         return "created"
+    record = _read(record_file)
+    if record is None:                       # e.g. `snakemake --touch` made it empty: kept as up to date
+        if write:
+            _write(record_file, describe(artifact), record_file.stat().st_mtime_ns)
+        return "repaired"
     if _current_stat(artifact) == _stat(record):
         return None
     new = describe(artifact, record)
@@ -146,8 +151,13 @@ def refresh_record(artifact: str | os.PathLike, record_file: str | os.PathLike, 
             _write(record_file, new, record_file.stat().st_mtime_ns)
         return "restat"
     if write:                                # changed outside the workflow: newer than anything that read it
-        _write(record_file, new, max(time.time_ns(), record_file.stat().st_mtime_ns + 1))
+        _write(record_file, new, _newer_than(record_file))
     return "changed"
+
+
+def _newer_than(record_file: Path) -> int:
+    """A record time after now and after the record's present one (clocks of network file systems may lag)."""
+    return max(time.time_ns(), record_file.stat().st_mtime_ns + 1)
 
 
 def refresh_records(pairs: Iterable[tuple[str, str]], write: bool = True) -> dict[str, list[str]]:
@@ -157,8 +167,8 @@ def refresh_records(pairs: Iterable[tuple[str, str]], write: bool = True) -> dic
         outcome = refresh_record(artifact, record_file, write)
         if outcome is not None:
             done.setdefault(outcome, []).append(str(artifact))
-    if done.get("changed"):
-        shown = ", ".join(done["changed"][:5]) + (" ..." if len(done["changed"]) > 5 else "")
-        log.warning("%d artifact(s) changed outside the workflow, so what reads them reruns: %s",
-                    len(done["changed"]), shown)
+    for outcome, why in (("changed", "changed outside the workflow"), ("created", "have no content record")):
+        if done.get(outcome):
+            shown = ", ".join(done[outcome][:5]) + (" ..." if len(done[outcome]) > 5 else "")
+            log.warning("%d artifact(s) %s, so what reads them reruns: %s", len(done[outcome]), why, shown)
     return done

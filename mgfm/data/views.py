@@ -8,23 +8,35 @@ outputs came out byte-identical. They read these two views instead:
 - ``videos.csv``: video_id, subject_id, subset, split (manifest order);
 - ``intervals.csv``: video_id, start_frame, end_frame (annotation order).
 
-A view is rewritten only when its content changes (compared before writing), so a label edit leaves it, and
-everything that reads it, untouched. Row order and values are the tables' own, so what reads a view computes
-exactly what it computed from the tables.
+Row order and values are the tables' own, so what reads a view computes exactly what it computed from the
+tables.
+
+Two ways to the files, as for the per-video download records (``mgfm.data.records``): the demo's tables are
+themselves an output, so one job writes ``videos.csv`` and ``intervals.csv`` (``write_views``, which leaves a
+view with unchanged content as it is). A real dataset's views are computed while the workflow is parsed
+(``view_texts``, which writes nothing) and written by a small job under a name carrying a digest of their
+content, ``videos.{digest}.csv`` (``write_versioned_view``): a label edit leaves the names, so nothing is
+planned, and a label-free change is a new file that what reads it depends on, which a dry run shows as it is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
+import re
 from pathlib import Path
 
+from mgfm.common.atomic import atomic_path
 from mgfm.data.contract import INTERVAL_COLUMNS, VIDEO_COLUMNS, load_annotations, load_manifest
 
 log = logging.getLogger(__name__)
 VIDEO_VIEW = "videos.csv"
 INTERVAL_VIEW = "intervals.csv"
+DIGEST_CHARS = 16
+#: {view}.{digest}.csv: a versioned view's name
+VERSIONED_NAME = re.compile(rf"^(?P<view>videos|intervals)\.(?P<digest>[0-9a-f]{{{DIGEST_CHARS}}})\.csv$")
 
 
 def view_texts(manifest_path: str | os.PathLike, annotations_path: str | os.PathLike) -> dict[str, str]:
@@ -39,35 +51,47 @@ def view_texts(manifest_path: str | os.PathLike, annotations_path: str | os.Path
     return texts
 
 
-def write_views(manifest_path: str | os.PathLike, annotations_path: str | os.PathLike, out_dir: str | os.PathLike,
-                backdate_new: bool = False, write: bool = True) -> list[str]:
-    """Write the views into ``out_dir``, each only when its content changed; return the names (re)written.
+def view_digest(text: str) -> str:
+    """The content digest a versioned view's name carries."""
+    return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_CHARS]
 
-    ``backdate_new``: a view that did not exist yet gets the tables' mtime (the workflow writes them while it
-    parses: outputs made from the tables before the views existed are not redone). ``write=False`` writes
-    nothing and returns the names a write would change (a dry run).
-    """
+
+def versioned_view_path(out_dir: str | os.PathLike, name: str, text: str) -> Path:
+    """``{out_dir}/videos.{digest of text}.csv`` for ``name`` ``videos.csv`` (``intervals.csv`` alike)."""
+    stem = name.removesuffix(".csv")
+    return Path(out_dir) / f"{stem}.{view_digest(text)}.csv"
+
+
+def write_versioned_view(path: str | os.PathLike, text: str) -> None:
+    """Write one versioned view (its name must carry the digest of ``text``) and remove that view's older
+    versions beside it, so the folder holds one file per view."""
+    path = Path(path)
+    m = VERSIONED_NAME.match(path.name)
+    if not m or m["digest"] != view_digest(text):
+        raise ValueError(f"{path}: the name must be {{videos|intervals}}.{view_digest(text)}.csv for this content")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+    for other in path.parent.iterdir():
+        old = VERSIONED_NAME.match(other.name)
+        if other != path and old and old["view"] == m["view"]:
+            other.unlink(missing_ok=True)
+
+
+def write_views(manifest_path: str | os.PathLike, annotations_path: str | os.PathLike,
+                out_dir: str | os.PathLike) -> list[str]:
+    """Write ``videos.csv`` and ``intervals.csv`` into ``out_dir``, each only when its content changed; return
+    the names (re)written."""
     out_dir = Path(out_dir)
-    texts = view_texts(manifest_path, annotations_path)
     changed = []
-    for name, text in texts.items():
+    for name, text in view_texts(manifest_path, annotations_path).items():
         path = out_dir / name
-        existed = path.is_file()
-        if existed and path.read_text() == text:
+        if path.is_file() and path.read_text() == text:
             continue
         changed.append(name)
-        if not write:
-            continue
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{name}.{os.getpid()}.part")
-        try:
-            tmp.write_text(text)
-            if backdate_new and not existed:
-                mtime = max(Path(p).stat().st_mtime_ns for p in (manifest_path, annotations_path))
-                os.utime(tmp, ns=(mtime, mtime))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    if changed and write:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(text)
+    if changed:
         log.info("label-free views written: %s in %s", ", ".join(changed), out_dir)
     return changed

@@ -17,7 +17,7 @@ IOD_TABLE_FILES = [f"{RESULTS}/tables/{name}.{ext}" for name in IOD_TABLES.value
 # the pose files by content (ancient + content record: a rewrite with the same bytes reruns nothing)
 CLIPS_INPUTS = {
     "pose": ancient(POSE_FILES),
-    "pose_records": record_of(POSE_FILES),
+    "pose_records": record_input(POSE_FILES),
     "metas": expand(f"{RESULTS}/videos/{{video_id}}.json", video_id=VIDEO_IDS),
     "manifest": VIDEO_VIEW,
     "annotations": INTERVAL_VIEW,
@@ -93,7 +93,7 @@ rule iod_tables:
 rule duration_figure:
     input:
         clips=ancient(CLIP_TABLE),
-        clips_record=record_of(CLIP_TABLE),
+        clips_record=record_input(CLIP_TABLE),
         manifest=VIDEO_VIEW,
         annotations=INTERVAL_VIEW,
     output:

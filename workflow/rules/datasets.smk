@@ -9,13 +9,13 @@ CLIP_DATASETS = list(DATASET_NAMES)
 
 DATASET_INPUTS = {
     "pose": ancient(POSE_FILES),
-    "pose_records": record_of(POSE_FILES),
+    "pose_records": record_input(POSE_FILES),
     # every dataset reads the label-free video table (subjects, splits): a corrected outcome rebuilds none; sampled
     # datasets (pretrain, video_clips) read the clip table, MG-instance datasets the annotations (their labels),
     # once checked against the videos (a check that reads no outcome either: download.smk)
     "manifest": VIDEO_VIEW,
     "clips": ancient(lambda wc: CLIP_TABLE if wc.name in SAMPLED_DATASETS else []),
-    "clips_record": lambda wc: record_of(CLIP_TABLE) if wc.name in SAMPLED_DATASETS else [],
+    "clips_record": record_input(lambda wc: [CLIP_TABLE] if wc.name in SAMPLED_DATASETS else []),
     "annotations": lambda wc: [] if wc.name in SAMPLED_DATASETS else TABLES["annotations"],
     "checked": lambda wc: [] if wc.name in SAMPLED_DATASETS else f"{RESULTS}/dataset/annotations_checked.json",
 }
@@ -52,7 +52,7 @@ rule rgb_dataset:
     input:
         **DATASET_INPUTS,
         videos=ancient(VIDEO_FILES),
-        video_records=record_of(VIDEO_FILES),
+        video_records=record_input(VIDEO_FILES),
     output:
         data=directory(f"{RESULTS}/datasets/rgb/{{name}}"),
         record=record_of(f"{RESULTS}/datasets/rgb/{{name}}"),

@@ -79,6 +79,23 @@ if DATASET["source"] == "files":
             write_versioned_record(output[0], params.record)
             Path(log[0]).write_text(f"wrote {output[0]}\n")
 
+    # the two label-free views, likewise: their text comes from the tables at parse time, their names carry its
+    # digest (common.smk)
+    rule label_free_view:
+        localrule: True
+        output:
+            f"{LABEL_FREE}/{{view}}.{{view_digest}}.csv",
+        wildcard_constraints:
+            view="videos|intervals",
+            view_digest="[0-9a-f]{16}",
+        log:
+            f"{LOGS}/dataset/label_free_{{view}}.{{view_digest}}.log",
+        run:
+            from mgfm.data.views import write_versioned_view
+
+            write_versioned_view(output[0], VIEW_TEXT[f"{wildcards.view}.csv"])
+            Path(log[0]).write_text(f"wrote {output[0]}\n")
+
 
 rule download_video:
     # the video's own record, not the manifest or the validation: another row, a label or a split reruns

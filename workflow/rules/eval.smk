@@ -54,11 +54,11 @@ rule eval_linear_probe:
         **EVAL_WILDCARDS,
     input:
         features=ancient(PROBE_FEATURES),
-        feature_records=lambda wc: record_of(PROBE_FEATURES(wc)),
+        feature_records=record_input(PROBE_FEATURES),
         encoders=ancient(PROBE_ENCODERS),
-        encoder_records=lambda wc: record_of(PROBE_ENCODERS(wc)),
+        encoder_records=record_input(PROBE_ENCODERS),
         dataset=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
-        dataset_record=record_of(f"{DATASETS_DIR}/{{modality}}/mg_test"),
+        dataset_record=record_input(f"{DATASETS_DIR}/{{modality}}/mg_test"),
         taxonomy=TABLES["taxonomy"],
     output:
         metrics=f"{EVAL_DIR}/linear_probe/{{modality}}/metrics.json",
@@ -87,7 +87,7 @@ rule eval_retrieval:
         **EVAL_WILDCARDS,
     input:
         features=ancient(PROBE_FEATURES),
-        feature_records=lambda wc: record_of(PROBE_FEATURES(wc)),
+        feature_records=record_input(PROBE_FEATURES),
         taxonomy=TABLES["taxonomy"],
     output:
         f"{EVAL_DIR}/retrieval/{{modality}}/metrics.json",
@@ -112,11 +112,11 @@ rule eval_finetune:
         **EVAL_WILDCARDS,
     input:
         encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
-        encoder_record=record_of(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
+        encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
         train=ancient(f"{DATASETS_DIR}/{{modality}}/mg_train"),
         test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
-        dataset_records=record_of([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
+        dataset_records=record_input([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
         init=finetune_init,
     output:
@@ -169,7 +169,7 @@ EMOTION_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m, s in EM
 rule eval_emotion:
     input:
         features=ancient(EMOTION_FEATURES),
-        feature_records=record_of(EMOTION_FEATURES),
+        feature_records=record_input(EMOTION_FEATURES),
         manifest=TABLES["manifest"],
     output:
         f"{EVAL_DIR}/emotion/metrics.json",
@@ -219,7 +219,7 @@ rule eval_report:
         spotting_tables=[f"{TABLES_DIR}/{t}.md" for t in SPOTTING_TABLES],
         scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES],
         test_features=ancient(TEST_FEATURES),
-        test_feature_records=record_of(TEST_FEATURES),
+        test_feature_records=record_input(TEST_FEATURES),
         taxonomy=TABLES["taxonomy"],
         manifest=TABLES["manifest"],
         annotations=TABLES["annotations"],

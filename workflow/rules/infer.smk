@@ -35,11 +35,11 @@ rule infer_classifier:
         **EVAL_WILDCARDS,
     input:
         encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
-        encoder_record=record_of(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
+        encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
         train=ancient(f"{DATASETS_DIR}/{{modality}}/mg_train"),
         test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
-        dataset_records=record_of([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
+        dataset_records=record_input([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
         init=finetune_init,
     output:
@@ -74,9 +74,9 @@ rule infer_classifier:
 rule infer_emotion:
     input:
         features=ancient([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS]),
-        feature_records=record_of([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS]),
+        feature_records=record_input([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS]),
         encoders=ancient([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS]),
-        encoder_records=record_of([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS]),
+        encoder_records=record_input([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS]),
         manifest=TABLES["manifest"],
     output:
         info=f"{MODELS_DIR}/emotion/emotion.json",
@@ -101,15 +101,15 @@ rule infer_calibrate:
         classifiers=[f"{CLASSIFIERS_DIR}/{m}/{s}/{f}" for _, m, s in INFER_MEMBERS
                      for f in ("classifier.json", "head.safetensors", "card.json")],
         classifier_encoders=ancient([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
-        classifier_records=record_of([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
+        classifier_records=record_input([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
         emotion=rules.infer_emotion.output,
         ensemble=f"{EVAL_DIR}/ensemble/metrics.json",
         manifest=VIDEO_VIEW,                   # splits and subsets only: an outcome is no input of spotting
         annotations=TABLES["annotations"],
         pose=ancient(POSE_FILES),
-        pose_records=record_of(POSE_FILES),
+        pose_records=record_input(POSE_FILES),
         videos=ancient(VIDEO_FILES) if INFER_RGB else [],
-        video_records=record_of(VIDEO_FILES) if INFER_RGB else [],
+        video_records=record_input(VIDEO_FILES) if INFER_RGB else [],
     output:
         SPOTTER,
     params:
@@ -143,9 +143,9 @@ rule infer_spot:
         manifest=VIDEO_VIEW,
         annotations=TABLES["annotations"],
         pose=ancient(POSE_FILES),
-        pose_records=record_of(POSE_FILES),
+        pose_records=record_input(POSE_FILES),
         videos=ancient(VIDEO_FILES),
-        video_records=record_of(VIDEO_FILES),
+        video_records=record_input(VIDEO_FILES),
     output:
         pages=directory(f"{INFER_DIR}/test"),
         metrics=SPOTTING_METRICS,

@@ -73,7 +73,7 @@ if POSE["backend"] == "mmpose" and POSE["mmpose"]["fetch"]:
 rule pose:
     input:
         video=ancient(f"{RESULTS}/videos/{{video_id}}.mp4"),
-        video_record=record_of(f"{RESULTS}/videos/{{video_id}}.mp4"),
+        video_record=record_input(f"{RESULTS}/videos/{{video_id}}.mp4"),
         meta=f"{RESULTS}/videos/{{video_id}}.json",
         models=POSE_MODEL_FILES,
     output:

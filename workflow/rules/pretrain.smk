@@ -25,7 +25,7 @@ PRETRAIN_CFG = params_json("pretrain_skeleton")
 rule pretrain_skeleton:
     input:
         dataset=ancient(f"{RESULTS}/datasets/skeleton/pretrain"),
-        dataset_record=record_of(f"{RESULTS}/datasets/skeleton/pretrain"),
+        dataset_record=record_input(f"{RESULTS}/datasets/skeleton/pretrain"),
     output:
         encoder=f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors",
         card=f"{RESULTS}/models/skeleton/{{stream}}/card.json",
@@ -59,10 +59,10 @@ rule pretrain_skeleton:
 rule extract_features:
     input:
         encoder=ancient(rules.pretrain_skeleton.output.encoder),
-        encoder_record=rules.pretrain_skeleton.output.record,
+        encoder_record=record_input(rules.pretrain_skeleton.output.encoder),
         card=rules.pretrain_skeleton.output.card,
         dataset=ancient(f"{RESULTS}/datasets/skeleton/{{name}}"),
-        dataset_record=record_of(f"{RESULTS}/datasets/skeleton/{{name}}"),
+        dataset_record=record_input(f"{RESULTS}/datasets/skeleton/{{name}}"),
     output:
         features=f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet",
         record=record_of(f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet"),

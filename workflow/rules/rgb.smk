@@ -43,7 +43,7 @@ if RGB_TEACHER["kind"] == "clip":
 rule pretrain_rgb_stage1:
     input:
         dataset=ancient(f"{RESULTS}/datasets/rgb/pretrain"),
-        dataset_record=record_of(f"{RESULTS}/datasets/rgb/pretrain"),
+        dataset_record=record_input(f"{RESULTS}/datasets/rgb/pretrain"),
         teacher=RGB_TEACHER_WEIGHTS,
         init=RGB_INIT_CHECKPOINT,
     output:
@@ -78,10 +78,10 @@ rule pretrain_rgb_stage1:
 rule pretrain_rgb_stage2:
     input:
         dataset=ancient(f"{RESULTS}/datasets/rgb/pretrain"),
-        dataset_record=record_of(f"{RESULTS}/datasets/rgb/pretrain"),
+        dataset_record=record_input(f"{RESULTS}/datasets/rgb/pretrain"),
         teacher=RGB_TEACHER_WEIGHTS,
         stage1=ancient(rules.pretrain_rgb_stage1.output.model),
-        stage1_record=rules.pretrain_rgb_stage1.output.record,
+        stage1_record=record_input(rules.pretrain_rgb_stage1.output.model),
     output:
         encoder=f"{RESULTS}/models/rgb/rgb/encoder.safetensors",
         card=f"{RESULTS}/models/rgb/rgb/card.json",
@@ -114,10 +114,10 @@ rule pretrain_rgb_stage2:
 rule extract_rgb_features:
     input:
         encoder=ancient(rules.pretrain_rgb_stage2.output.encoder),
-        encoder_record=rules.pretrain_rgb_stage2.output.record,
+        encoder_record=record_input(rules.pretrain_rgb_stage2.output.encoder),
         card=rules.pretrain_rgb_stage2.output.card,
         dataset=ancient(f"{RESULTS}/datasets/rgb/{{name}}"),
-        dataset_record=record_of(f"{RESULTS}/datasets/rgb/{{name}}"),
+        dataset_record=record_input(f"{RESULTS}/datasets/rgb/{{name}}"),
     output:
         features=f"{RESULTS}/features/rgb/rgb/{{name}}.parquet",
         record=record_of(f"{RESULTS}/features/rgb/rgb/{{name}}.parquet"),

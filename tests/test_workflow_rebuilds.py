@@ -33,9 +33,10 @@ LABEL_FREE_RULES = ("sample_clips", "iod", "duration_figure", "pretrain_skeleton
 LARGE = ("--max-checksum-file-size", "100")
 
 
-def planned(workdir: Path) -> Counter:
-    """Jobs per rule that a dry run of TARGETS would execute."""
-    out = output(snakemake(workdir, "-n", *LARGE, *TARGETS))
+def planned(workdir: Path, dry: bool = True) -> Counter:
+    """Jobs per rule that a dry run of TARGETS would execute (``dry=False``: that a real run executed)."""
+    mode = ["-n"] if dry else ["--logger-mgfm-full"]             # a real run's own console lists its jobs too
+    out = output(snakemake(workdir, *mode, *LARGE, *TARGETS, timeout=900))
     if "Nothing to be done" in out:
         return Counter()
     counts: Counter = Counter()
@@ -61,7 +62,7 @@ def built(tmp_path_factory) -> Path:
         "dataset": {"source": "files", "manifest": "data/manifest.csv", "annotations": "data/annotations.csv",
                     "taxonomy": "data/taxonomy.csv"},
         "pretrain": {"streams": ["joint"], "train": {"epochs": 1, "batch_size": 8}},
-        "eval": {"streams": ["joint"]}}))
+        "eval": {"streams": ["joint"], "emotion": {"skeleton_streams": ["joint"]}}}))
     snakemake(work, *TARGETS, timeout=900)
     assert planned(work) == Counter()
     return work
@@ -131,3 +132,40 @@ def test_a_rerun_producer_reruns_its_readers_in_the_same_run(work):
     pose = sorted((work / "results" / "pose").glob("*.parquet"))[0]
     out = output(snakemake(work, "-n", *LARGE, "--forcerun", str(pose.relative_to(work)), *TARGETS))
     assert re.search(r"^sample_clips\s+1$", out, re.M) and re.search(r"^pretrain_skeleton\s+1$", out, re.M), out
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+            if ".snakemake" not in p.relative_to(root).parts}
+
+
+def _change(work: Path, what: str) -> None:
+    res = work / "results"
+    if what == "pose content":
+        first, second = sorted((res / "pose").glob("*.parquet"))[:2]
+        shutil.copyfile(second, first)
+    elif what == "record removed":
+        next((res / "content" / "pose").glob("*.json")).unlink()
+    elif what == "split":
+        man, _ = _tables(work)
+        labeled = man.index[man["subset"] == "labeled"]
+        man.loc[labeled, "split"] = man.loc[labeled, "split"].map({"train": "test", "test": "train"})
+        man.to_csv(work / "data" / "manifest.csv", index=False)
+    elif what == "same bytes":
+        path = next((res / "pose").glob("*.parquet"))
+        data = path.read_bytes()
+        path.unlink()
+        path.write_bytes(data)
+
+
+@pytest.mark.parametrize("what", ["pose content", "record removed", "split", "same bytes"])
+def test_a_dry_run_writes_nothing_and_plans_exactly_what_the_run_then_runs(work, what):
+    """Records and views a real run writes while it parses (or in its first jobs) are planned by a dry run
+    without writing them: the same jobs, then nothing left."""
+    _change(work, what)
+    before = _files(work)
+    plan = planned(work)
+    assert _files(work) == before, "a dry run wrote or changed files"
+    assert what == "same bytes" or plan["sample_clips"] == 1, plan
+    assert planned(work, dry=False) == plan
+    assert planned(work) == Counter()

@@ -38,15 +38,36 @@ def _canaries(work: Path) -> list[Path]:
     return [p for p in work.rglob("CANARY_*")]
 
 
+def _shell_blocks(text: str) -> list[str]:
+    """The ``shell:`` sections of a rules file (a ``run:`` block's Python f-strings are no shell)."""
+    blocks, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "shell:":
+            indent = len(line) - len(line.lstrip())
+            block = []
+            for nxt in lines[i + 1:]:
+                if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= indent:
+                    break
+                block.append(nxt)
+            blocks.append("\n".join(block))
+    return blocks
+
+
 def test_every_substitution_in_every_rule_is_quoted():
     """Static: a rule's command substitutes params, inputs, outputs, logs and wildcards only with ``:q``; the
-    exceptions are the thread count and the launcher (a command built from integers: mgfm, torchrun, srun)."""
-    unquoted = []
+    exceptions are the thread count and the GPU count (integers Snakemake gives) and the launcher (a command
+    built from integers: mgfm, torchrun, srun)."""
+    unquoted, shells = [], 0
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for m in re.finditer(r"\{(params|input|output|log|wildcards|resources)\b[^{}]*\}", smk.read_text()):
-            if not m.group(0).endswith(":q}") and m.group(0) != "{params.launcher}":
-                unquoted.append(f"{smk.name}: {m.group(0)}")
-    assert unquoted == []
+        text = smk.read_text()
+        # the shell text the helper `recorded` appends to a command (common.smk)
+        blocks = _shell_blocks(text) + re.findall(r'return f"(\{command\} &&.*)"', text)
+        shells += len(blocks)
+        for block in blocks:
+            for m in re.finditer(r"\{(params|input|output|log|wildcards|resources)\b[^{}]*\}", block):
+                if not m.group(0).endswith(":q}") and m.group(0) not in ("{params.launcher}", "{resources.gpu}"):
+                    unquoted.append(f"{smk.name}: {m.group(0)}")
+    assert shells > 30 and unquoted == []
 
 
 @pytest.mark.parametrize("change, key", [
@@ -108,7 +129,8 @@ def odd_commands(tmp_path_factory) -> tuple[Path, list[str]]:
 
 def test_every_printed_command_is_valid_shell(odd_commands):
     work, commands = odd_commands
-    rules = {shlex.split(c)[1 if c.startswith("mgfm ") else 0] for c in commands}
+    launched = [c.split(" -- ", 1)[1] if c.startswith("python -m mgfm.common.gpu_slots ") else c for c in commands]
+    rules = {shlex.split(c)[1 if c.startswith("mgfm ") else 0] for c in launched}
     assert len(commands) > 60 and {"infer", "eval", "tables", "pretrain", "datasets"} <= rules, rules
     for command in commands:
         proc = subprocess.run(["bash", "-n"], input=command, text=True, capture_output=True)

@@ -109,3 +109,32 @@ def test_a_folder_in_place_of_the_weights_is_named_as_a_folder(tmp_path):
 def test_an_intact_folder_still_loads(folder):
     enc = load_encoder(folder)
     assert enc.card["stream"] == "bone" and not any(p.is_meta for p in enc.parameters())
+
+
+def test_an_rgb_card_takes_its_optional_keys_within_bounds_and_refuses_other_poolings(tmp_path):
+    """A fine-tuned RGB encoder's card records pooling and drop-path, a card from before layer_norm_eps lacks it:
+    both load; a pooling outside the encoder's choices, or a drop-path of 2, is refused naming the key."""
+    pytest.importorskip("transformers")
+    from mgfm.models.rgb.student import POOLINGS, RGBEncoder
+    from mgfm.models.artifact import ARCH_CHOICES
+
+    assert tuple(ARCH_CHOICES["videomae"]["pooling"]) == POOLINGS
+    enc = RGBEncoder(num_frames=4, image_size=32, patch_size=16, tubelet_size=2, hidden=16, depth=1, heads=2,
+                     mlp_ratio=2.0, decoder_hidden=8, decoder_depth=1, decoder_heads=2, pooling="fc_norm",
+                     drop_path=0.1)
+    card = {"architecture": "videomae", "modality": "rgb", "arch": enc.arch, "stream": "rgb", "feature_dim": 16,
+            "num_frames": 4, "image_size": 32}
+    save_encoder(tmp_path, enc, card)
+    assert load_encoder(tmp_path).pooling == "fc_norm"
+    legacy = {k: v for k, v in enc.arch.items() if k not in ("layer_norm_eps", "pooling", "drop_path")}
+    stored = json.loads((tmp_path / "card.json").read_text())
+    (tmp_path / "card.json").write_text(json.dumps({**stored, "arch": legacy}))
+    with pytest.raises(ValueError, match="does not fit the encoder"):    # mean pooling: another set of weights
+        load_encoder(tmp_path)
+    assert read_card(tmp_path)["arch"] == legacy
+    for arch, words in (({"pooling": "exec"}, "arch.pooling = 'exec': must be one of mean, fc_norm"),
+                        ({"drop_path": 2.0}, "arch.drop_path = 2.0: must be a number in [0.0, 1.0]")):
+        (tmp_path / "card.json").write_text(json.dumps({**stored, "arch": {**stored["arch"], **arch}}))
+        with pytest.raises(ValueError, match="card.json: card arch") as info:
+            read_card(tmp_path)
+        assert words in str(info.value)

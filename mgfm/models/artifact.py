@@ -46,8 +46,13 @@ ARCH_BOUNDS = {
     "videomae": {"num_frames": (1, 1024), "image_size": (1, 4096), "patch_size": (1, 1024),
                  "tubelet_size": (1, 64), "hidden": (1, 8192), "depth": (1, 128), "heads": (1, 256),
                  "mlp_ratio": (0.0, 64.0), "decoder_hidden": (1, 8192), "decoder_depth": (1, 128),
-                 "decoder_heads": (1, 256)},
+                 "decoder_heads": (1, 256), "layer_norm_eps": (0.0, 1.0), "drop_path": (0.0, 1.0)},
 }
+#: Keys of an ``arch`` that may be absent (the encoder's default then applies): cards written before
+#: ``layer_norm_eps`` was a key, and ``pooling`` / ``drop_path``, which only a fine-tuned RGB encoder records.
+ARCH_OPTIONAL = {"dste": frozenset(), "videomae": frozenset({"layer_norm_eps", "drop_path", "pooling"})}
+#: Keys of an ``arch`` that take one of a few strings (mgfm.models.rgb.student.POOLINGS)
+ARCH_CHOICES = {"dste": {}, "videomae": {"pooling": ("mean", "fc_norm")}}
 
 
 def save_encoder(model_dir: str | os.PathLike, encoder: torch.nn.Module, card: dict) -> None:
@@ -93,23 +98,32 @@ def _is_int(value: object) -> bool:
 
 
 def check_arch(card: dict, path: str | os.PathLike) -> None:
-    """Every size of the card's ``arch`` is present, of its type and inside ``ARCH_BOUNDS``; ``feature_dim``
-    and the sizes its consumers read (num_frames, num_joints, image_size) are positive integers."""
-    bounds = ARCH_BOUNDS[card["architecture"]]
+    """Every size of the card's ``arch`` is present (unless optional), of its type and inside ``ARCH_BOUNDS``, a
+    choice key holds one of its choices; ``feature_dim`` and the sizes its consumers read (num_frames,
+    num_joints, image_size) are positive integers."""
+    architecture = card["architecture"]
+    bounds, optional, choices = ARCH_BOUNDS[architecture], ARCH_OPTIONAL[architecture], ARCH_CHOICES[architecture]
     arch = card["arch"]
     if not isinstance(arch, dict):
         raise ValueError(f"{path}: card arch must be an object, got {type(arch).__name__}")
-    unknown, missing = sorted(set(arch) - set(bounds)), sorted(set(bounds) - set(arch))
+    known = set(bounds) | set(choices)
+    unknown, missing = sorted(set(arch) - known), sorted(known - optional - set(arch))
     if unknown or missing:
-        raise ValueError(f"{path}: card arch of a {card['architecture']} encoder: unknown keys {unknown}, "
+        raise ValueError(f"{path}: card arch of a {architecture} encoder: unknown keys {unknown}, "
                          f"missing keys {missing}")
     for key, (lo, hi) in bounds.items():
+        if key not in arch:
+            continue
         value = arch[key]
-        typed = _is_int(value) if isinstance(lo, int) else (isinstance(value, (int, float)) and not isinstance(value, bool))
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        typed = _is_int(value) if isinstance(lo, int) else number
         if not typed or not lo <= value <= hi:
             kind = "an integer" if isinstance(lo, int) else "a number"
             raise ValueError(f"{path}: card arch.{key} = {value!r}: must be {kind} in [{lo}, {hi}]")
-    for key in ("feature_dim", *(k for k in CARD_KEYS[card["architecture"]] if k != "stream")):
+    for key, allowed in choices.items():
+        if key in arch and arch[key] not in allowed:
+            raise ValueError(f"{path}: card arch.{key} = {arch[key]!r}: must be one of {', '.join(allowed)}")
+    for key in ("feature_dim", *(k for k in CARD_KEYS[architecture] if k != "stream")):
         if not _is_int(card[key]) or card[key] < 1:
             raise ValueError(f"{path}: card {key} = {card[key]!r}: must be a positive integer")
 

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from mgfm.common.atomic import atomic_path
+from mgfm.common.disk import check_free_space, reserve
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
@@ -108,7 +109,10 @@ def cache_targets(teacher: torch.nn.Module, data: PackedRGBClips, cfg: StudentCo
     n = len(data)
     bar = Progress(n, "teacher targets", unit="clip")
     with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, *first.shape[1:]))
+        shape = (n, *first.shape[1:])
+        check_free_space(tmp, int(np.prod(shape)) * 2, f"the teacher targets {path}")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+        reserve(tmp, tmp.stat().st_size, f"the teacher targets {path}")   # a full disk: an error, not a SIGBUS
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(start + batch_size, n))
             x = to_unit(data[idx]["x"]).to(device)

@@ -72,11 +72,13 @@ if POSE["backend"] == "mmpose" and POSE["mmpose"]["fetch"]:
 
 rule pose:
     input:
-        video=f"{RESULTS}/videos/{{video_id}}.mp4",
+        video=ancient(f"{RESULTS}/videos/{{video_id}}.mp4"),
+        video_record=record_input(f"{RESULTS}/videos/{{video_id}}.mp4"),
         meta=f"{RESULTS}/videos/{{video_id}}.json",
         models=POSE_MODEL_FILES,
     output:
-        f"{RESULTS}/pose/{{video_id}}.parquet",
+        pose=f"{RESULTS}/pose/{{video_id}}.parquet",
+        record=record_of(f"{RESULTS}/pose/{{video_id}}.parquet"),
     wildcard_constraints:
         video_id=VIDEO_ID_REGEX,
     params:
@@ -92,9 +94,14 @@ rule pose:
     conda:
         POSE_ENV
     shell:
-        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm pose extract --video {input.video:q} --meta {input.meta:q} --out {output:q}"
-        " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+        recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+            "mgfm pose extract --video {input.video:q} --meta {input.meta:q} --out {output.pose:q}"
+            " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1",
+            "{output.pose:q}",
+        )
 
 
-TARGETS["pose"] = expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS)
+POSE_FILES = expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS)
+refresh_content(POSE_FILES)
+TARGETS["pose"] = POSE_FILES

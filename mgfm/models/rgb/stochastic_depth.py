@@ -24,8 +24,9 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
 
 
 def layer_rates(rate: float, depth: int) -> list[float]:
-    """Per-layer rates, linear from 0 to ``rate`` (timm's and SMILE's stochastic depth decay rule)."""
-    return [float(r) for r in torch.linspace(0, rate, depth)]
+    """Per-layer rates, linear from 0 to ``rate`` (timm's and SMILE's stochastic depth decay rule), computed on
+    the CPU whatever the default device (an encoder is first built on the meta device to check its shapes)."""
+    return [float(r) for r in torch.linspace(0, rate, depth, device="cpu")]
 
 
 def _hook(rate: float):

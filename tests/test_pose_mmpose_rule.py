@@ -31,7 +31,9 @@ FRAMES = 6  # RTMW-x with flip test: ~0.7 s per frame on 2 CPU cores
 
 
 def _paper_mmpose_config() -> str:
-    return yaml.safe_load((REPO / "workflow" / "configs" / "paper.yaml").read_text())["pose"]["mmpose"]["config"]
+    from mgfm.pose.presets import PRESETS
+
+    return PRESETS[yaml.safe_load((REPO / "workflow" / "configs" / "paper.yaml").read_text())["pose"]["preset"]]["config"]
 
 
 def _render_demo_videos(work: Path) -> None:

@@ -74,3 +74,28 @@ def stand_in_raw_detector(path: Path, spec, cls_logits: np.ndarray, distances: n
             "sha256": sha256_file(path)}
     path.with_suffix(".json").write_text(json.dumps(side))
     return path
+
+
+def render_normalised_demo_videos(videos: Path, demo: dict, n_frames: int) -> list[str]:
+    """The first ``n_frames`` frames of the demo corpus videos of ``demo``, drawn and encoded (25 fps H.264) by the
+    demo corpus' own renderer and writer into ``videos``, standing in for the download stage's normalised copies
+    and their probed metadata. Returns the video ids."""
+    from mgfm.data.demo.corpus import simulate_video
+    from mgfm.data.demo.encode import VideoWriter
+    from mgfm.data.demo.plan import FPS, build_plan, demo_settings
+
+    cfg = demo_settings(demo)
+    videos.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for plan in build_plan(cfg):
+        _, shot = simulate_video(cfg, plan)
+        frames = np.empty((n_frames, cfg["height"], cfg["width"], 3), np.uint8)
+        for i in range(n_frames):
+            shot.frame(i, frames[i])
+        with VideoWriter(videos / f"{plan.video_id}.mp4", cfg["width"], cfg["height"], FPS) as writer:
+            writer.write(frames)
+        meta = {"video_id": plan.video_id, "frames": n_frames, "fps": float(FPS), "width": cfg["width"],
+                "height": cfg["height"]}
+        (videos / f"{plan.video_id}.json").write_text(json.dumps(meta))
+        ids.append(plan.video_id)
+    return ids

@@ -82,7 +82,8 @@ def letterbox(frames_rgb: np.ndarray, spec: DetectorSpec) -> tuple[np.ndarray, t
     padded = np.full((n, in_h, in_w, 3), spec.pad_value, dtype=np.uint8)
     for i, frame in enumerate(frames_rgb):
         img = frame[..., ::-1] if spec.color == "bgr" else frame
-        padded[i, :new_h, :new_w] = cv2.resize(np.ascontiguousarray(img), (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        padded[i, :new_h, :new_w] = cv2.resize(np.ascontiguousarray(img), (new_w, new_h),
+                                               interpolation=cv2.INTER_LINEAR)
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
     x = (padded.astype(np.float32) - mean) / std

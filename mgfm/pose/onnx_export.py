@@ -130,7 +130,8 @@ def pose_spec(model, flip_test: bool) -> dict:
     cfg = model.cfg
     codec = cfg.codec
     if codec.get("type") != "SimCCLabel" or codec.get("use_dark", False):
-        raise ValueError(f"only SimCC (RTMPose/RTMW) models without DARK decoding export; the config's codec is {codec}")
+        raise ValueError(f"only SimCC (RTMPose/RTMW) models without DARK decoding export; the config's codec is "
+                         f"{codec}")
     pre = cfg.model.data_preprocessor
     steps = {t["type"]: t for t in cfg.test_dataloader.dataset.pipeline}
     affine = steps.get("TopdownAffine", {})

@@ -143,7 +143,8 @@ def plan_pose(section: dict, models_dir: str) -> PosePlan:
     flip = {None: "config", True: "on", False: "off"}[section["flip_test"]]
     pose_sha = _pin(mm["checkpoint_sha256"], "checkpoint_sha256")
     det_sha = _pin(mm["det_checkpoint_sha256"], "det_checkpoint_sha256")
-    pose_onnx = f"{models_dir}/onnx/" + _export_name(mm["checkpoint"], pose_sha, "" if flip == "config" else f".flip-{flip}")
+    variant = "" if flip == "config" else f".flip-{flip}"
+    pose_onnx = f"{models_dir}/onnx/" + _export_name(mm["checkpoint"], pose_sha, variant)
     det_onnx = f"{models_dir}/onnx/" + _export_name(mm["det_checkpoint"], det_sha)
     plan.exports = {pose_onnx: Export("pose", mm["config"], mm["checkpoint"], pose_sha, flip),
                     det_onnx: Export("detector", mm["det_config"], mm["det_checkpoint"], det_sha, "config")}

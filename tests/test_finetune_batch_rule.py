@@ -16,8 +16,10 @@ def test_batch_size_fits_the_clips_with_one_message(caplog):
         assert fit_batch_size(64, 7, "finetune") == 6
         assert fit_batch_size(64, 2, "finetune") == 2
     assert [r.getMessage() for r in caplog.records] == [
-        "finetune: batch_size 64 is more than the 7 training clips; this run uses batch_size 6",
-        "finetune: batch_size 64 is more than the 2 training clips; this run uses batch_size 2"]
+        "eval.finetune.train.batch_size 64 is more than the 7 training clips of finetune: training with batch size "
+        "6 (the clip count, even)",
+        "eval.finetune.train.batch_size 64 is more than the 2 training clips of finetune: training with batch size "
+        "2 (the clip count, even)"]
 
 
 @pytest.mark.parametrize("n", [0, 1])

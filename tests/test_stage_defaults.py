@@ -83,7 +83,7 @@ def test_pose(monkeypatch, tmp_path):
 def _stub_tables(monkeypatch, module, seen):
     monkeypatch.setattr(module, "load_manifest", lambda path: pd.DataFrame({"video_id": ["v1"]}))
     monkeypatch.setattr(module, "load_intervals", lambda path, manifest: pd.DataFrame({"video_id": []}))
-    monkeypatch.setattr(module, "load_prior", lambda prior, m, a: (seen.setdefault("prior", prior),
+    monkeypatch.setattr(module, "load_prior", lambda prior, m, a, *why: (seen.setdefault("prior", prior),
                                                                     np.array([1.0, 2.0]))[1])
     monkeypatch.setattr(module, "check_pose_files", lambda ids, pose_dir: None)
     monkeypatch.setattr(module, "iter_tracks", lambda ids, pose_dir, video_dir: [])
@@ -165,14 +165,14 @@ def test_pretrain_training_loop(monkeypatch, tmp_path):
 
     class Recording:
         @staticmethod
-        def from_params(p, seed):
-            seen["train"] = real(p, seed)
+        def from_params(p, seed, key="train"):
+            seen["train"] = real(p, seed, key)
             raise Stop("train")
 
     monkeypatch.setattr(pretrain, "TrainConfig", Recording)
     with pytest.raises(Stop):
         pretrain.pretrain_skeleton(tmp_path / "none", "joint", tmp_path / "out", {}, seed=0)
-    got = _plain(asdict(seen["train"]))
+    got = _plain(seen["train"].to_dict())
     got.pop("seed")
     assert got == defaults("pretrain")["train"]
 
@@ -224,7 +224,7 @@ def test_finetune_protocols(monkeypatch, encoders, tmp_path, protocol):
                               str(p["datasets"] / "skeleton" / "mg_train"), str(p["datasets"] / "skeleton" / "mg_test"),
                               str(p["taxonomy"]), {}, str(tmp_path / "out"))
     want = defaults("eval")
-    cfg = _plain(asdict(seen["fit"][0][3]))
+    cfg = _plain(seen["fit"][0][3].to_dict())
     cfg.pop("seed")
     if protocol == "semi_supervised":   # a 10% subset is smaller than the batch, which is lowered (and logged)
         assert seen["fraction"] == want["semi_supervised"]["fraction"]

@@ -109,11 +109,34 @@ def test_each_stream_feeds_the_model_differently(dataset):
     assert len({round(v, 6) for v in losses.values()}) == 3
 
 
+def test_a_batch_larger_than_the_clips_trains_with_the_clip_count_naming_the_key(dataset, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="mgfm.train.loop"):
+        out = pretrain_skeleton(dataset, "joint", tmp_path / "x",
+                                {**TINY, "train": {**TINY["train"], "batch_size": 64, "epochs": 1}}, 0)
+    said = [r.getMessage() for r in caplog.records if "batch_size" in r.getMessage()]
+    assert said == ["pretrain.train.batch_size 64 is more than the 36 training clips of pretrain skeleton/joint: "
+                    "training with batch size 36 (the clip count)"]
+    rows = list(csv.DictReader((out / "train_log.csv").open()))
+    assert [(r["epoch"], r["step"]) for r in rows] == [("1", "1")]        # one step of 36 clips
+
+
+def test_batch_for_clips_names_the_key_and_refuses_one_clip():
+    from mgfm.train.loop import TrainConfig, batch_for_clips
+
+    cfg = TrainConfig.from_params(resolve("rgb_pretrain", {})["stage1"], seed=0, key="rgb_pretrain.stage1")
+    assert batch_for_clips(cfg, 10_000) is cfg
+    assert batch_for_clips(cfg, 7, world=2).batch_size == 6
+    assert cfg.to_dict() == batch_for_clips(cfg, 10_000).to_dict() and "key" not in cfg.to_dict()
+    with pytest.raises(ValueError, match=r"1 training clip\(s\), fewer than the 2 one batch needs \(config key "
+                                         r"rgb_pretrain.stage1.batch_size"):
+        batch_for_clips(cfg, 1)
+
+
 def test_bad_inputs_fail_before_training(tmp_path, dataset):
     with pytest.raises(ValueError, match="stream"):
         pretrain_skeleton(dataset, "velocity", tmp_path / "x", TINY, seed=0)
-    with pytest.raises(ValueError, match="batch_size 64 exceeds the 36"):
-        pretrain_skeleton(dataset, "joint", tmp_path / "x", {**TINY, "train": {**TINY["train"], "batch_size": 64}}, 0)
     with pytest.raises(ValueError, match="pretrain.model.width: unknown key"):
         pretrain_skeleton(dataset, "joint", tmp_path / "x", {**TINY, "model": {**TINY["model"], "width": 3}}, 0)
     with pytest.raises(ValueError, match="model.num_joints"):

@@ -32,11 +32,14 @@ log = logging.getLogger(__name__)
 PROTOCOLS = ("semi_supervised", "finetune", "scratch")
 
 
-def fit_batch_size(configured: int, n_clips: int, protocol: str) -> int:
-    """The batch size fine-tuning uses: the configured one, or the largest even one the clips fill.
+def fit_batch_size(configured: int, n_clips: int, protocol: str,
+                   key: str = "eval.finetune.train.batch_size") -> int:
+    """The batch size fine-tuning uses: the configured one (config key ``key``), or the largest even one the
+    clips fill.
 
     One rule, one message: a batch never exceeds the training clips (every epoch takes at least one full
-    batch), and it stays even and >= 2 (batch norm needs two samples); fewer than 2 clips is an error.
+    batch), and it stays even and >= 2 (batch norm needs two samples); fewer than 2 clips is an error (the
+    workflow skips such a protocol before its first job, mgfm.eval.plan).
     """
     if n_clips < 2:
         raise ValueError(f"{protocol}: only {n_clips} training clip(s) left after the validation hold-out and "
@@ -44,8 +47,8 @@ def fit_batch_size(configured: int, n_clips: int, protocol: str) -> int:
     if configured <= n_clips:
         return configured
     used = n_clips - n_clips % 2
-    log.warning("%s: batch_size %d is more than the %d training clips; this run uses batch_size %d",
-                protocol, configured, n_clips, used)
+    log.warning("%s %d is more than the %d training clips of %s: training with batch size %d (the clip count, "
+                "even)", key, configured, n_clips, protocol, used)
     return used
 
 
@@ -161,12 +164,16 @@ def _train_config(protocol: str, params: dict, n_pool: int, run_seed: int, rgb: 
     from mgfm.train.loop import TrainConfig
 
     train_params = dict(params["finetune"]["train"])
+    key = "eval.finetune.train"
     if rgb:
-        train_params.update({k: v for k, v in params["finetune"]["rgb"]["train"].items() if v is not None})
+        overrides = {k: v for k, v in params["finetune"]["rgb"]["train"].items() if v is not None}
+        train_params.update(overrides)
+        key = "eval.finetune.rgb.train" if "batch_size" in overrides else key
     if protocol == "semi_supervised" and params["semi_supervised"]["epochs"] is not None:
         train_params["epochs"] = int(params["semi_supervised"]["epochs"])
-    train_params["batch_size"] = fit_batch_size(int(train_params["batch_size"]), n_pool, protocol)
-    return TrainConfig.from_params(train_params, seed=run_seed)
+    train_params["batch_size"] = fit_batch_size(int(train_params["batch_size"]), n_pool, protocol,
+                                                f"{key}.batch_size")
+    return TrainConfig.from_params(train_params, seed=run_seed, key=key)
 
 
 def _prepare_run_dir(run_dir: Path, scores_dir: Path, fingerprint: str, is_main: bool) -> None:

@@ -229,6 +229,10 @@ def run_linear_probe(features: dict[str, tuple[str, str]], taxonomy: str, params
     fname = fusion_name(streams)
     verified = _verify_features(verify, features, int(params["verify_clips"]))
     is_val0 = validation_rows(trains[first].meta, val_fraction, derive_seed(global_seed, "eval", seeds[0]))
+    n_fit = int((~is_val0).sum())
+    if cfg.batch_size > n_fit:     # each epoch is then one batch of all the clips
+        log.warning("eval.linear_probe.batch_size %d is more than the %d training clips of linear probe %s: "
+                    "training with batch size %d (the clip count)", cfg.batch_size, n_fit, modality, n_fit)
 
     per_seed, log_rows, last_scores = [], [], {}
     for seed in seeds:

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -59,6 +59,8 @@ class TrainConfig:
     log_every_steps: int
     num_workers: int
     seed: int
+    #: where the block lives in the config ("pretrain.train", "rgb_pretrain.stage1", ...): messages name its keys
+    key: str = field(default="train", compare=False)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -71,21 +73,42 @@ class TrainConfig:
             raise ValueError(f"train.checkpoint_every must be >= 1, got {self.checkpoint_every}")
 
     @classmethod
-    def from_params(cls, p: dict, seed: int) -> TrainConfig:
-        """From a resolved train block (mgfm.config fills its defaults); a missing or unknown key is an error."""
+    def from_params(cls, p: dict, seed: int, key: str = "train") -> TrainConfig:
+        """From a resolved train block (mgfm.config fills its defaults); a missing or unknown key is an error.
+        ``key``: the block's place in the config, named by messages about its values."""
         p = dict(p)
-        for key in ("betas", "milestones"):
-            if key in p:
-                p[key] = tuple(p[key])
-        expected = set(cls.__dataclass_fields__) - {"seed"}
+        for name in ("betas", "milestones"):
+            if name in p:
+                p[name] = tuple(p[name])
+        expected = set(cls.__dataclass_fields__) - {"seed", "key"}
         unknown, missing = sorted(set(p) - expected), sorted(expected - set(p))
         if unknown or missing:
-            raise ValueError(f"train: unknown keys {unknown}, missing keys {missing} (resolve the section with "
+            raise ValueError(f"{key}: unknown keys {unknown}, missing keys {missing} (resolve the section with "
                              "mgfm.config first)")
-        return cls(**p, seed=seed)
+        return cls(**p, seed=seed, key=key)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The block's values (what shapes training; not where it lives in the config)."""
+        out = asdict(self)
+        out.pop("key")
+        return out
+
+
+def batch_for_clips(cfg: TrainConfig, n_clips: int, world: int = 1, desc: str = "training",
+                    warn: bool = True) -> TrainConfig:
+    """``cfg`` with a batch no larger than the clips: a batch size above ``n_clips`` is reduced to the clip count
+    (rounded down to a multiple of the ``world`` processes), with one warning naming the key. Every training
+    stage goes through this, so every stage treats a small dataset alike."""
+    if cfg.batch_size <= n_clips:
+        return cfg
+    used = n_clips - n_clips % world
+    if used < max(2, world):
+        raise ValueError(f"{desc}: {n_clips} training clip(s), fewer than the {max(2, world)} one batch needs "
+                         f"(config key {cfg.key}.batch_size is {cfg.batch_size}); this stage needs more data")
+    if warn:
+        log.warning("%s.batch_size %d is more than the %d training clips of %s: training with batch size %d (the "
+                    "clip count)", cfg.key, cfg.batch_size, n_clips, desc, used)
+    return replace(cfg, batch_size=used)
 
 
 @dataclass
@@ -238,12 +261,11 @@ def _loader(dataset: Dataset, cfg: TrainConfig, info: DistInfo, local_batch: int
 
 
 def _fit(model, dataset, step_fn, cfg, out_dir, fingerprint, desc, info: DistInfo, on_epoch_end) -> FitResult:
+    cfg = batch_for_clips(cfg, len(dataset), info.world, desc, warn=info.is_main)   # said once, by the main process
     if cfg.batch_size % info.world:
-        raise ValueError(f"train.batch_size {cfg.batch_size} is not divisible by the {info.world} processes")
+        raise ValueError(f"{cfg.key}.batch_size {cfg.batch_size} is not divisible by the {info.world} processes")
     local_batch = cfg.batch_size // info.world
     steps_per_epoch = len(dataset) // cfg.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"train.batch_size {cfg.batch_size} exceeds the {len(dataset)} training clips")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     model.to(info.device)

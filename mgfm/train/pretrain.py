@@ -84,7 +84,8 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
     enc_cfg, proj = split_model_params(params["model"])
     aug = AugmentConfig.from_section(params["augment"])
     weights = DecorrelationWeights.from_section(params["loss"])
-    train_cfg = TrainConfig.from_params(params["train"], seed=derive_seed(seed, "pretrain", "skeleton", stream))
+    train_cfg = TrainConfig.from_params(params["train"], seed=derive_seed(seed, "pretrain", "skeleton", stream),
+                                      key="pretrain.train")
     data = PackedClips(dataset, num_joints=enc_cfg.num_joints, num_channels=enc_cfg.num_channels)
     if enc_cfg.num_persons != 1:
         raise ValueError("pretrain.model.num_persons must be 1 for packed single-person skeleton datasets")

@@ -3,6 +3,7 @@ draw the semi-supervised subset. Every random choice is seeded from (global seed
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ import pandas as pd
 
 from mgfm.common.seeding import rng_for
 from mgfm.core.feature_store import read_feature_info, read_features
+
+log = logging.getLogger(__name__)
 
 
 def num_classes_of(taxonomy_path: str | os.PathLike) -> int:
@@ -94,7 +97,9 @@ def check_aligned(splits: dict[str, Split], what: str) -> None:
 def validation_rows(meta: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of training rows whose subject is held out for validation (whole subjects, seeded).
 
-    ``fraction`` of the training subjects (at least one) are held out; 0 gives no validation rows.
+    ``fraction`` of the training subjects (at least one, never all) are held out; 0 gives no validation rows,
+    and so does a training split of one subject (with a warning naming the key; the workflow says so before
+    its first job, mgfm.eval.plan).
     """
     if fraction <= 0:
         return np.zeros(len(meta), dtype=bool)
@@ -102,8 +107,9 @@ def validation_rows(meta: pd.DataFrame, fraction: float, seed: int) -> np.ndarra
         raise ValueError(f"config key eval.validation.fraction must be < 1, got {fraction}")
     subjects = np.array(sorted(meta["subject_id"].astype(str).unique()))
     if len(subjects) < 2:
-        raise ValueError("config key eval.validation.fraction > 0 needs at least 2 training subjects, "
-                         f"got {len(subjects)}")
+        log.warning("config key eval.validation.fraction %g needs at least 2 training subjects, got %d: no "
+                    "validation subject is held out", fraction, len(subjects))
+        return np.zeros(len(meta), dtype=bool)
     n_val = min(len(subjects) - 1, max(1, int(round(fraction * len(subjects)))))
     held = set(rng_for(seed, "eval", "validation").permutation(subjects)[:n_val])
     return meta["subject_id"].astype(str).isin(held).to_numpy()

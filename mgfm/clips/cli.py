@@ -24,7 +24,7 @@ def _iod(args: argparse.Namespace) -> None:
 def _figure(args: argparse.Namespace) -> None:
     from mgfm.clips.sample import durations_figure
 
-    durations_figure(args.clips, args.manifest, args.annotations, args.out, args.params)
+    durations_figure(args.clips, args.manifest, args.annotations, args.out, args.params, args.video_dir)
 
 
 def _tables(p: argparse.ArgumentParser, annotations: bool = True) -> None:
@@ -57,6 +57,8 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("figure", help="duration histogram of the prior vs the sampled clips (paper Fig. 4)")
     p.add_argument("--clips", required=True, help="sampled clip table (results/clips/clips.parquet)")
+    p.add_argument("--video-dir", default=None, help="folder of {video_id}.json video metadata: the frame rate of "
+                   "each annotated video (default: the rate of its sampled clips, so every one needs a clip)")
     _tables(p)
     p.add_argument("--out", required=True, help="PNG path")
     p.set_defaults(func=_figure)

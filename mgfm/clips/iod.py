@@ -80,7 +80,7 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     annotations = load_intervals(annotations_path, manifest)
     if p["prior"] == "train_split":   # annotation frames at each video's own rate (its pose metadata)
         annotations = with_fps(annotations, pose_fps(annotation_video_ids(annotations), pose_dir))
-    prior = load_prior(p["prior"], manifest, annotations)
+    prior = load_prior(p["prior"], manifest, annotations, "their pose files hold it")
     test_ids = videos_of(manifest, "labeled", "test")
     if not test_ids:
         raise ValueError(f"{manifest_path}: no labeled test videos, so MG-IoD cannot be evaluated")

@@ -24,6 +24,7 @@ from mgfm.clips.tables import (
     load_manifest,
     load_prior,
     pose_fps,
+    video_fps,
     videos_of,
     with_fps,
 )
@@ -155,7 +156,7 @@ def sample_clips(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike,
     annotations = load_intervals(annotations_path, manifest)
     if p["prior"] == "train_split":   # annotation frames at each video's own rate (its pose metadata)
         annotations = with_fps(annotations, pose_fps(annotation_video_ids(annotations), pose_dir))
-    prior = load_prior(p["prior"], manifest, annotations)
+    prior = load_prior(p["prior"], manifest, annotations, "their pose files hold it")
     log.info("duration prior: %d durations, mean %.2fs, range %.2f-%.2fs; quota %d, tau %.2f, retry budget %d",
              len(prior), prior.mean(), prior.min(), prior.max(), p["quota"], p["tau"], p["retry_budget"])
     clips, stats = sample_tracks(iter_tracks(ids, pose_dir, video_dir), prior, seed, p["quota"], p["tau"],
@@ -171,15 +172,24 @@ def sample_clips(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike,
 
 def durations_figure(clips_path: str | os.PathLike, manifest_path: str | os.PathLike,
                      annotations_path: str | os.PathLike, out_png: str | os.PathLike,
-                     params: dict | None = None) -> None:
-    """Paper Fig. 4: the prior's durations against the pretraining clips' (unlabeled videos; all if none)."""
+                     params: dict | None = None, video_dir: str | os.PathLike | None = None) -> None:
+    """Paper Fig. 4: the prior's durations against the pretraining clips' (unlabeled videos; all if none).
+
+    The prior's frame numbers are converted at each annotated video's rate: from its metadata in ``video_dir``
+    (``{video_id}.json``, what the workflow passes: a labeled video that gave no clip has one too), else from
+    its sampled clips."""
     p = resolve_step("duration_figure", params)
     manifest = load_manifest(manifest_path)
     clips = pd.read_parquet(clips_path)
     annotations = load_intervals(annotations_path, manifest)
     ids = annotation_video_ids(annotations)
-    rates = clips_fps(clips[clips["video_id"].isin(ids)]) if ids else {}   # each clip row: its frames and seconds
-    prior = load_prior(p["prior"], manifest, with_fps(annotations, rates))
+    if video_dir is not None:
+        rates = video_fps(ids, video_dir)
+    else:
+        rates = clips_fps(clips[clips["video_id"].isin(ids)]) if ids else {}   # each clip row: frames and seconds
+    prior = load_prior(p["prior"], manifest, with_fps(annotations, rates),
+                       "their video metadata holds it" if video_dir is not None else
+                       "it is read from their sampled clips, and they have none: give --video-dir")
     unlabeled = clips[clips["video_id"].isin(videos_of(manifest, "unlabeled"))]
     sampled = (unlabeled if len(unlabeled) else clips)["duration_s"].to_numpy()
     duration_figure(prior, sampled, out_png, max_s=float(p["figure_max_s"]))

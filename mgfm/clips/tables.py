@@ -56,6 +56,22 @@ def pose_fps(video_ids: list[str], pose_dir: str | os.PathLike) -> dict[str, flo
     return rates
 
 
+def video_fps(video_ids: list[str], video_dir: str | os.PathLike) -> dict[str, float]:
+    """Frame rate of each video from its probed metadata (``{video_id}.json`` of the download stage)."""
+    import json
+
+    rates = {}
+    for vid in video_ids:
+        path = Path(video_dir) / f"{vid}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no video metadata, so the frame rate of video {vid!r} is unknown")
+        fps = json.loads(path.read_text()).get("fps")
+        if not isinstance(fps, (int, float)) or not fps > 0:
+            raise ValueError(f"{path}: video metadata has no positive fps (got {fps!r})")
+        rates[vid] = float(fps)
+    return rates
+
+
 def clips_fps(clips: pd.DataFrame) -> dict[str, float]:
     """Frame rate of each video of a sampled ``clips.parquet`` table (frames over seconds of its clips)."""
     rate = (clips["end_frame"] - clips["start_frame"] + 1) / clips["duration_s"]
@@ -72,10 +88,12 @@ def annotation_video_ids(annotations: pd.DataFrame) -> list[str]:
     return annotations["video_id"].drop_duplicates().tolist()
 
 
-def train_durations(manifest: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
+def train_durations(manifest: pd.DataFrame, annotations: pd.DataFrame,
+                    rate_source: str = "column fps of the annotations") -> np.ndarray:
     """Durations in seconds of the MG instances of the labeled training split: the prior of Eq. 4.
 
-    Frame numbers are converted at each video's own rate, column ``fps`` of the annotations (``with_fps``).
+    Frame numbers are converted at each video's own rate, column ``fps`` of the annotations (``with_fps``);
+    ``rate_source`` says where the caller took the rates from, for the error of a video without one.
     """
     train = set(videos_of(manifest, "labeled", "train"))
     ann = annotations[annotations["video_id"].isin(train)]
@@ -83,15 +101,17 @@ def train_durations(manifest: pd.DataFrame, annotations: pd.DataFrame) -> np.nda
         raise ValueError("annotations carry no frame rate (column fps, see mgfm.clips.tables.with_fps)")
     unknown = ann.loc[~(ann["fps"] > 0), "video_id"].drop_duplicates().tolist()
     if unknown:
-        raise ValueError(f"no frame rate for labeled train video(s) {unknown[:5]} (their pose files hold it)")
+        raise ValueError(f"no frame rate for labeled train video(s) {unknown[:5]} ({rate_source})")
     return (ann["end_frame"] - ann["start_frame"] + 1).to_numpy(np.float64) / ann["fps"].to_numpy(np.float64)
 
 
-def load_prior(prior: str, manifest: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
-    """The duration prior in seconds: ``train_split`` (annotations with their videos' rates, ``with_fps``) or a
-    file of durations (CSV column ``duration_s`` or one per line)."""
+def load_prior(prior: str, manifest: pd.DataFrame, annotations: pd.DataFrame,
+               rate_source: str = "column fps of the annotations") -> np.ndarray:
+    """The duration prior in seconds: ``train_split`` (annotations with their videos' rates, ``with_fps``;
+    ``rate_source`` names where they came from) or a file of durations (CSV column ``duration_s`` or one per
+    line)."""
     if prior == "train_split":
-        durations = train_durations(manifest, annotations)
+        durations = train_durations(manifest, annotations, rate_source)
         source = "the labeled train split's MG instances"
     else:
         path = Path(prior)

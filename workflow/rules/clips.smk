@@ -94,18 +94,21 @@ rule duration_figure:
     input:
         clips=ancient(CLIP_TABLE),
         clips_record=record_input(CLIP_TABLE),
+        # each annotated video's frame rate (a labeled video that gave no clip has one too)
+        metas=CLIPS_INPUTS["metas"],
         manifest=VIDEO_VIEW,
         annotations=INTERVAL_VIEW,
     output:
         f"{RESULTS}/figures/fig4_durations.png",
     params:
         cfg=params_json("duration_figure"),
+        video_dir=lambda wc, input: os.path.dirname(input.metas[0]),
     log:
         f"{LOGS}/clips/duration_figure.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm clips figure --clips {input.clips:q} --manifest {input.manifest:q}"
+        "mgfm clips figure --clips {input.clips:q} --video-dir {params.video_dir:q} --manifest {input.manifest:q}"
         " --annotations {input.annotations:q} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 

@@ -56,6 +56,16 @@ def test_tables_follow_the_contract(tiny):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == rec.sha256
 
 
+def test_planned_tables_are_the_rendered_ones(tiny):
+    """The workflow plans data sizes from these rows at parse time, before the corpus exists."""
+    from mgfm.data.demo.planned import planned_tables
+
+    manifest, annotations = planned_tables(TINY)
+    rendered = pd.read_csv(tiny / "manifest.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(manifest, rendered[manifest.columns.tolist()], check_dtype=False)
+    pd.testing.assert_frame_equal(annotations, pd.read_csv(tiny / "annotations.csv"), check_dtype=False)
+
+
 def test_videos_ground_truth_and_annotations_agree(tiny):
     manifest = pd.read_csv(tiny / "manifest.csv", keep_default_na=False)
     annotations = pd.read_csv(tiny / "annotations.csv")

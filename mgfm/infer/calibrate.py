@@ -79,9 +79,12 @@ def fusion_weights(ensemble_metrics: str, seed: int, names: list[str], modality_
 def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, str]], ensemble_metrics: str | None,
                   manifest: str, annotations: str, pose_dir: str | os.PathLike, params: dict, tau: float,
                   pose_params: dict, download_params: dict, fps: float,
-                  videos_dir: str | os.PathLike | None = None) -> dict:
+                  videos_dir: str | os.PathLike | None = None, dataset: str | None = None,
+                  demo: bool = False) -> dict:
     """Write ``models_dir/spotter.json``; ``members``: (name, modality, stream) of the fine-tuned classifiers
-    (at least one skeleton stream; RGB members read the validation videos' frames from ``videos_dir``)."""
+    (at least one skeleton stream; RGB members read the validation videos' frames from ``videos_dir``).
+    ``dataset``: what the models were trained on (the run's dataset label), named on every page; ``demo``:
+    whether that is the synthetic demo corpus."""
     from mgfm.data.contract import load_annotations, load_manifest
     from mgfm.infer.score import score_video
 
@@ -123,6 +126,7 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
         "validation_videos": first["validation_videos"], "tious": params["evaluate"]["tious"],
         "scorer": params["evaluate"]["scorer"], "seed": first["seed"],
         "modalities": sorted(set(modality_of.values())),
+        "trained_on": {"dataset": dataset or "not recorded", "demo": bool(demo)},
     }
     if rgb:
         spotter["rgb_clip_params"] = infos[rgb[0]]["clip_params"]
@@ -137,9 +141,15 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
         props.append(proposals(sc.probs, sc.windows, params["merge"]).assign(video_id=vid))
         bp = prior_probs(sc.probs, sc.windows.visible, np.asarray(spotter["class_prior"]))
         base.append(proposals(bp, sc.windows, params["merge"]).assign(video_id=vid))
+    if not first["validation_videos"]:
+        raise ValueError("no validation video: the classifiers hold out no validation subject (config key "
+                         "eval.validation.fraction is 0, or the training split has one subject), and the threshold "
+                         "is chosen on validation videos only")
     if not props:
-        raise ValueError(f"no validation video ({first['validation_videos']}) has a visible person: cannot choose "
-                         "a threshold (config key eval.validation.fraction)")
+        raise ValueError(f"no validation video ({', '.join(first['validation_videos'])}) has a visible person "
+                         f"(face anchors >= tau {tau} on {100 * params['windows']['min_visible']:.0f}% of a window's "
+                         "frames): cannot choose a threshold. Likely cause: a pose model that does not fit these "
+                         "videos (the demo pose model on real faces)")
     gt = ann[ann["video_id"].isin(first["validation_videos"])]
     tious = params["evaluate"]["tious"]
     scorer = spotter["scorer"]

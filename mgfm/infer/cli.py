@@ -72,7 +72,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     _threads(args.threads)
     members = [tuple(m.split(":", 2)) for m in args.member]
     build_spotter(args.models_dir, members, args.ensemble, args.manifest, args.annotations, args.pose_dir,
-                  args.params, args.tau, args.pose, args.download, args.fps, args.videos_dir)
+                  args.params, args.tau, args.pose, args.download, args.fps, args.videos_dir, args.dataset,
+                  args.dataset_source == "demo")
     return 0
 
 
@@ -140,7 +141,12 @@ def register_steps(subparsers) -> None:
     k = sub.add_parser("calibrate", help="write spotter.json: windows, fusion weights, validation-chosen threshold")
     k.add_argument("--models-dir", required=True, help="models folder with classifiers/; spotter.json goes there")
     k.add_argument("--member", action="append", required=True, help="NAME:MODALITY:STREAM (repeatable)")
-    k.add_argument("--ensemble", default=None, help="the ensemble protocol's metrics.json (fusion weights)")
+    k.add_argument("--ensemble", default=None, help="the ensemble protocol's metrics.json (fusion weights; "
+                   "without it the members have equal weights)")
+    k.add_argument("--dataset", default=None, help="what the models were trained on, named on every page (the "
+                   "workflow passes mgfm.tables.summary.dataset_label)")
+    k.add_argument("--dataset-source", choices=("demo", "files"), default="files",
+                   help="config key dataset.source of that dataset: demo = the synthetic demo corpus")
     k.add_argument("--manifest", required=True, help="manifest table")
     k.add_argument("--annotations", required=True, help="annotation table (the duration prior, validation truth)")
     k.add_argument("--pose-dir", required=True, help="pose files of the validation videos (results/pose)")

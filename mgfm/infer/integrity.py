@@ -62,6 +62,9 @@ SPOTTER_SCHEMA = {
         "digests": {"type": "object", "additionalProperties": _SHA256},
         "pose_models": {"type": "object", "required": ["model", "detector"],
                         "properties": {"model": _SHA256, "detector": {"type": "string", "pattern": "^([0-9a-f]{64})?$"}}},
+        # what the models were trained on, shown on every page (older bundles lack it: "not recorded")
+        "trained_on": {"type": "object", "required": ["dataset", "demo"],
+                       "properties": {"dataset": {"type": "string", "maxLength": 500}, "demo": {"type": "boolean"}}},
     },
 }
 CLASSIFIER_SCHEMA = {

@@ -42,5 +42,5 @@ onsuccess:
     from snakemake.logging import logger
     from mgfm.tables.console import success_lines
 
-    for line in success_lines(RESULTS, EVAL_MODALITIES, EVAL_STREAMS, DATASET_LABEL):
+    for line in success_lines(RESULTS, EVAL_MODALITIES, EVAL_STREAMS, DATASET_LABEL, DATA_PLAN.skipped):
         logger.info(line)

@@ -24,7 +24,9 @@ from mgfm.config import resolve_config
 from mgfm.config.steps import STEPS, step_params
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"dataset": {"source": "demo", "demo": {"seed": 7, "n_videos": 4, "n_labeled": 2, "n_subjects": 4}}}
+# the smallest demo (at its default lengths) on which every protocol runs (mgfm.eval.plan skips none), so every
+# step is planned
+TINY = {"dataset": {"source": "demo", "demo": {"seed": 7, "n_videos": 7, "n_labeled": 5, "n_subjects": 5}}}
 PARAMS = re.compile(r"--params '(\{.*?\})'")
 
 

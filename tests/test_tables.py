@@ -1,5 +1,6 @@
 """Paper numbers, the table writer, Tables VIII-XIII from a full synthetic evaluation, and the report."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -372,3 +373,58 @@ def test_report_opens_with_a_summary_that_names_the_dataset(evaluated, tmp_path)
                  "torch", "pose</td><td>2</td><td>0m42s", "Fine-tuned vs from scratch", "<td>train</td>"):
         assert text in head, text
     assert ", seed 0" in html and "confusion" in html.lower()
+
+
+def test_skipped_protocols_are_never_read_and_their_tables_say_why(evaluated, tmp_path):
+    """A skipped protocol's files (here: an earlier run's, still on disk) are not this run's: never read."""
+    root, _, _ = evaluated
+    skipped = {"semi_supervised": "eval.semi_supervised.fraction 0.1 keeps 1 of the 14 training clips",
+               "ensemble": "left out of config key eval.protocols", "scratch": "left out of config key eval.protocols"}
+    written = build_tables(root / "eval", tmp_path, ["skeleton"], STREAMS, dataset=DEMO, skipped=skipped)
+    assert set(written) == {"VIII", "IX", "X", "XI", "XII", "XIII"}
+    ix = written["IX"]["md"].read_text()
+    _, rows = markdown_rows(ix)
+    assert rows["MG-FM-Skele (joint)"]["Top-1 (%) ours (last epoch)"] == \
+        "skipped: semi_supervised: eval.semi_supervised.fraction 0.1 keeps 1 of the 14 training clips"
+    assert "Not run: semi_supervised: eval.semi_supervised.fraction 0.1 keeps 1" in ix
+    _, rows = markdown_rows(written["X"]["md"].read_text())
+    assert rows["MG-FM-Skele (joint) (Ours)"]["Top-1 (%) ours (last epoch)"] not in ("", "—")   # finetune ran
+    three = [c for c in rows["MG-FM-Skele (3-stream) (Ours)"].values() if c.startswith("skipped")]
+    assert three == ["skipped: ensemble did not run (left out of config key eval.protocols)"]
+    scratch = rows["Same encoder from scratch (skeleton/joint), same budget"]
+    assert "skipped: scratch did not run" in " ".join(scratch.values())
+    assert "Not run: ensemble: left out" in written["XI"]["md"].read_text()
+    pd.read_csv(written["IX"]["csv"])                                   # the CSV is written too
+    from mgfm.tables.report import build_report
+
+    report = build_report(tmp_path / "report.html", tmp_path, root / "eval", root / "features", root / "models",
+                          tmp_path / "figs", [f"c{i}" for i in range(4)], ["skeleton"], STREAMS, max_points=50,
+                          skipped={**skipped, "spotting": "config key infer.spotting is false"})
+    page = report.read_text()
+    assert "<strong>semi_supervised</strong>: eval.semi_supervised.fraction 0.1 keeps 1" in page
+    assert "Spotting:</strong> not run: config key infer.spotting is false" in page
+    assert "Semi-supervised, skeleton/joint" not in page              # its stale metrics were not read
+    from mgfm.tables.console import success_lines
+
+    (tmp_path / "eval").symlink_to(root / "eval")
+    lines = success_lines(tmp_path, ["skeleton"], STREAMS, DEMO, skipped)
+    assert lines[0] == f"Done. Open {tmp_path / 'report.html'} (made from {DEMO})"
+    assert not any("Semi-supervised Top-1" in line for line in lines)
+    assert lines[-3:] == [f"  Not run: {k}: {v}" for k, v in skipped.items()]
+
+
+def test_spotting_is_in_the_summary_and_the_closing_lines(tmp_path):
+    from mgfm.tables.console import success_lines
+    from mgfm.tables.report import headline_section
+
+    tiou = lambda f1: {"0.3": {"f1": f1}, "0.5": {"f1": f1 / 2}}  # noqa: E731
+    metrics = {"ours": {"tiou": tiou(18.2), "map_mean": 13.4}, "fusion": "Skele+RGB", "n_test_videos": 7,
+               "class_prior_baseline": {"tiou": tiou(11.0), "map_mean": 2.4}}
+    (tmp_path / "eval" / "spotting").mkdir(parents=True)
+    (tmp_path / "eval" / "spotting" / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "report.html").write_text("")
+    assert success_lines(tmp_path, ["skeleton"], ["joint"])[-1] == \
+        "  Spotting F1 at tIoU 0.3: 18.2 (class-prior baseline 11.0; 7 test videos)"
+    body = headline_section(None, None, tmp_path / "eval", ["skeleton"], ["joint"], None, None).body
+    assert "<td>F1 at tIoU 0.3 (%)</td><td>18.2</td><td>11.0</td>" in body
+    assert "F1 at tIoU 0.3: 7.2 points above the class-prior baseline" in body

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.workflow import REPO, TINY_DEMO, output, repo_config, snakemake, write_config
+from tests.support.workflow import (REPO, RUNNABLE_DEMO, TINY_DEMO, merged, output, repo_config, snakemake,
+                                    write_config)
 
 pytestmark = pytest.mark.pipeline
 
@@ -117,8 +118,9 @@ def odd_commands(tmp_path_factory) -> tuple[Path, list[str]]:
     work = tmp_path_factory.mktemp("odd")
     (work / ODD_VIDEO).parent.mkdir(parents=True)
     (work / ODD_VIDEO).write_bytes(b"")
-    cfg = repo_config({**TINY_DEMO, "results": ODD_RESULTS, "eval": {"modalities": ["skeleton", "rgb"]},
-                       "infer": {"videos": [ODD_VIDEO]}, "download": {"user_agent": _canary_string(work)}})
+    cfg = repo_config(merged(RUNNABLE_DEMO, {"results": ODD_RESULTS, "eval": {"modalities": ["skeleton", "rgb"]},
+                                             "infer": {"videos": [ODD_VIDEO]},
+                                             "download": {"user_agent": _canary_string(work)}}))
     write_config(work / "config.yaml", cfg)
     proc = snakemake(work, "--dry-run", "--printshellcmds", "--workflow-profile", "none", "all", "infer",
                      timeout=300)

@@ -195,24 +195,30 @@ def _probe_verdict(lp: dict) -> list[str]:
     return [f"Last-epoch Top-1 against the majority class: {'; '.join(parts)}."] if parts else []
 
 
-def _finetune_lookup(ft: dict, ens: dict, protocol: str, modalities: list[str]):
+def skipped_status(protocol: str, skipped: dict[str, str]) -> str:
+    """The cell of a row whose protocol did not run: "skipped: <protocol> did not run (<reason>)"."""
+    return f"skipped: {protocol} did not run ({skipped.get(protocol, 'no metrics')})"
+
+
+def _finetune_lookup(ft: dict, ens: dict | None, protocol: str, modalities: list[str],
+                     skipped: dict[str, str] | None = None):
     def lookup(prow: PaperRow):
         st = _status(prow, modalities)
         if st:
             return st
         if prow.member == "3-stream":         # the equal-weight fusion, reported as its members are
-            return ens["results"]["equal_reports"]
+            return ens["results"]["equal_reports"] if ens else skipped_status("ensemble", skipped or {})
         r = ft[protocol].get((prow.modality, prow.member))
         return r["results"] if r else "not available (stream not evaluated)"
     return lookup
 
 
-def semi_supervised_table(ft: dict, ens: dict, modalities: list[str], baselines: list[tuple[str, dict]] = (),
-                          dataset: str | None = None) -> Table:
+def semi_supervised_table(ft: dict, ens: dict | None, modalities: list[str], baselines: list[tuple[str, dict]] = (),
+                          dataset: str | None = None, skipped: dict[str, str] | None = None) -> Table:
     """Table IX from the semi-supervised runs ({protocol: {(modality, stream): metrics}})."""
     any_semi = next(iter(ft["semi_supervised"].values()))
     covered = lambda prow: _covered(ft["semi_supervised"], prow)  # noqa: E731
-    return topk_table(TABLES["IX"], _finetune_lookup(ft, ens, "semi_supervised", modalities),
+    return topk_table(TABLES["IX"], _finetune_lookup(ft, ens, "semi_supervised", modalities, skipped),
                       _reports_of(any_semi["results"]), [], [
         _seeds_note(any_semi["n_seeds"]),
         reports_note(any_semi["config"]["finetune"]["eval_every"], "fine-tuned model", _has_val(any_semi["results"])),
@@ -245,13 +251,18 @@ def semi_supervised_verdict(semi: dict, baselines: list[tuple[str, dict]]) -> li
     return [f"Every semi-supervised model beats the majority-class baseline ({majority:.1f}%), last epoch: {detail}."]
 
 
-def finetune_table(ft: dict, ens: dict, modalities: list[str], streams: list[str],
-                   baselines: list[tuple[str, dict]] = (), dataset: str | None = None) -> Table:
-    """Table X from the fine-tuning runs, with our from-scratch rows of the same budget."""
+def finetune_table(ft: dict, ens: dict | None, modalities: list[str], streams: list[str],
+                   baselines: list[tuple[str, dict]] = (), dataset: str | None = None,
+                   skipped: dict[str, str] | None = None) -> Table:
+    """Table X from the fine-tuning runs, with our from-scratch rows of the same budget (a status in their
+    place when the scratch protocol did not run)."""
     any_ft = next(iter(ft["finetune"].values()))
-    scratch_rows = [(f"Same encoder from scratch ({m}/{s}), same budget", ft["scratch"][(m, s)]["results"])
+    scratch_rows = [(f"Same encoder from scratch ({m}/{s}), same budget",
+                     ft["scratch"][(m, s)]["results"] if (m, s) in ft["scratch"] else
+                     skipped_status("scratch", skipped or {}))
                     for m in modalities for s in modality_streams(m, streams)]
-    return topk_table(TABLES["X"], _finetune_lookup(ft, ens, "finetune", modalities), _reports_of(any_ft["results"]),
+    return topk_table(TABLES["X"], _finetune_lookup(ft, ens, "finetune", modalities, skipped),
+                      _reports_of(any_ft["results"]),
                       scratch_rows, [
         _seeds_note(any_ft["n_seeds"]),
         reports_note(any_ft["config"]["finetune"]["eval_every"], "fine-tuned model", _has_val(any_ft["results"])),
@@ -338,34 +349,65 @@ def retrieval_table(rt: dict[str, dict], modalities: list[str], dataset: str | N
     ], dataset=dataset)
 
 
-def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modalities: list[str],
-                 streams: list[str], dataset: str | None = None) -> dict[str, dict]:
-    """Write Tables VIII-XIII from ``eval_dir`` (``dataset``: what every caption names as our data; see
-    mgfm.tables.summary.DatasetId.short) and ``references.bib``; returns {table number: written paths}."""
-    eval_dir = Path(eval_dir)
-    written = {}
-    lp = {m: read_json(protocol_metrics(eval_dir, "linear_probe", m)) for m in modalities}
-    written["VIII"] = write_table(linear_probe_table(lp, modalities, dataset), out_dir)
-    baselines = topk_baselines(next(iter(lp.values())))
+def skipped_table(number: str, reason: str, dataset: str | None = None) -> Table:
+    """A table whose protocol did not run: the paper's rows, and ours marked skipped with the reason."""
+    status = f"skipped: {reason}"
+    ptable = TABLES[number]
+    if number == "XIII":
+        cols = ["Method", "Source", "Model+Modality", "Accuracy paper", "Accuracy ours"]
+        rows, records = [], []
+        for prow in ptable.rows:
+            ours = CITED if prow.kind == "cited" else status
+            rows.append([prow.method, "paper" if prow.kind == "cited" else "paper + ours",
+                         prow.extra.get("model", ""), paper_cell(prow.values["accuracy"]), ours])
+            records.append({"method": prow.method, "metric": "accuracy", "paper": prow.values["accuracy"],
+                            "ours_mean": None, "ours_std": None, "n_seeds": None, "status": ours})
+        return Table(TABLE_NAMES[number], caption(ptable, dataset), cols, rows, [f"Not run: {reason}."], records,
+                     number=number)
+    return topk_table(ptable, lambda prow: status, ["last"], [], [f"Not run: {reason}."], dataset=dataset)
 
-    ft = {p: {(m, s): read_json(protocol_metrics(eval_dir, p, m, s)) for m in modalities
-              for s in modality_streams(m, streams)}
-          for p in ("semi_supervised", "finetune", "scratch")}
-    ens = read_json(protocol_metrics(eval_dir, "ensemble"))
-    if "equal_reports" not in ens["results"]:
+
+def build_tables(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, modalities: list[str],
+                 streams: list[str], dataset: str | None = None,
+                 skipped: dict[str, str] | None = None) -> dict[str, dict]:
+    """Write Tables VIII-XIII from ``eval_dir`` (``dataset``: what every caption names as our data; see
+    mgfm.tables.summary.DatasetId.short) and ``references.bib``; returns {table number: written paths}.
+
+    ``skipped``: protocol -> why it did not run (mgfm.eval.plan). Its metrics are never read (a file an earlier
+    run left there is not this run's); its table, or its rows in another table, say so with the reason."""
+    eval_dir = Path(eval_dir)
+    skipped = dict(skipped or {})
+    written = {}
+
+    def metrics(protocol: str, *parts: str) -> dict | None:
+        return None if protocol in skipped else read_json(protocol_metrics(eval_dir, protocol, *parts))
+
+    def table(number: str, protocol: str, make) -> None:
+        written[number] = write_table(make() if protocol not in skipped else
+                                      skipped_table(number, f"{protocol}: {skipped[protocol]}", dataset), out_dir)
+
+    lp = {m: metrics("linear_probe", m) for m in modalities} if "linear_probe" not in skipped else {}
+    table("VIII", "linear_probe", lambda: linear_probe_table(lp, modalities, dataset))
+    baselines = topk_baselines(next(iter(lp.values()))) if lp else []
+
+    ft = {p: {(m, s): metrics(p, m, s) for m in modalities for s in modality_streams(m, streams)}
+          if p not in skipped else {} for p in ("semi_supervised", "finetune", "scratch")}
+    ens = metrics("ensemble")
+    if ens is not None and "equal_reports" not in ens["results"]:
         raise ValueError(f"{protocol_metrics(eval_dir, 'ensemble')}: no per-epoch stream fusion (written by an older "
                          "mgfm); rerun the fine-tuning and the ensemble (snakemake --forcerun eval_finetune)")
-    written["IX"] = write_table(semi_supervised_table(ft, ens, modalities, baselines, dataset), out_dir)
-    written["X"] = write_table(finetune_table(ft, ens, modalities, streams, baselines, dataset), out_dir)
-    written["XI"] = write_table(ensemble_table(ens, modalities, baselines, dataset), out_dir)
+    table("IX", "semi_supervised", lambda: semi_supervised_table(ft, ens, modalities, baselines, dataset, skipped))
+    table("X", "finetune", lambda: finetune_table(ft, ens, modalities, streams, baselines, dataset, skipped))
+    table("XI", "ensemble", lambda: ensemble_table(ens, modalities, baselines, dataset))
 
-    rt = {m: read_json(protocol_metrics(eval_dir, "retrieval", m)) for m in modalities}
-    written["XII"] = write_table(retrieval_table(rt, modalities, dataset), out_dir)
+    rt = {m: metrics("retrieval", m) for m in modalities} if "retrieval" not in skipped else {}
+    table("XII", "retrieval", lambda: retrieval_table(rt, modalities, dataset))
 
-    em = read_json(protocol_metrics(eval_dir, "emotion"))
-    written["XIII"] = write_table(emotion_table(em, modalities, dataset), out_dir)
+    em = metrics("emotion")
+    table("XIII", "emotion", lambda: emotion_table(em, modalities, dataset))
     write_bib(out_dir)
-    log.info("tables: wrote %s", ", ".join(f"Table {k}" for k in written))
+    log.info("tables: wrote %s%s", ", ".join(f"Table {k}" for k in written),
+             "".join(f"; skipped {p}: {why}" for p, why in skipped.items()))
     return written
 
 
@@ -456,12 +498,13 @@ def emotion_models(members: list[str]) -> str:
     return " + ".join(names + ["MG-FM-RGB" for m in members if m == "rgb" or m.startswith("rgb-")])
 
 
-def headline_results(eval_dir: str | os.PathLike, modalities: list[str],
-                     streams: list[str]) -> tuple[list[dict], list[str]]:
+def headline_results(eval_dir: str | os.PathLike, modalities: list[str], streams: list[str],
+                     skipped: dict[str, str] | None = None) -> tuple[list[dict], list[str]]:
     """The report's main results: (rows of {result, ours, paper, chance, majority}, computed verdicts), last
     epoch, mean over seeds, Top-1 in percent (emotion: accuracy in percent). Protocols whose metrics are
-    missing are left out."""
+    missing, or that did not run (``skipped``: their files would be an earlier run's), are left out."""
     eval_dir = Path(eval_dir)
+    skipped = skipped or {}
     rows: list[dict] = []
     verdicts: list[str] = []
     # (modality, stream) -> metrics or None, per fine-tuning protocol, over every modality (for the verdicts)
@@ -470,7 +513,7 @@ def headline_results(eval_dir: str | os.PathLike, modalities: list[str],
 
     def metrics(*parts) -> dict | None:
         path = protocol_metrics(eval_dir, *parts)
-        return read_json(path) if path.is_file() else None
+        return read_json(path) if parts[0] not in skipped and path.is_file() else None
 
     def paper_top1(table: str, modality: str, member: str) -> float | None:
         return next((r.values.get("top1") for r in TABLES[table].rows
@@ -478,14 +521,13 @@ def headline_results(eval_dir: str | os.PathLike, modalities: list[str],
 
     for m in modalities:
         lp = metrics("linear_probe", m)
-        if lp is None:
-            continue
-        chance, majority = float(lp["chance_top1"]), float(lp["majority_top1"])
-        base = {"chance": chance, "majority": majority}
-        for member, r in lp["results"].items():
-            if _last_top1(r):
-                rows.append({"result": f"Linear probe, {m}/{member}", "ours": _last_top1(r),
-                             "paper": paper_top1("VIII", m, member), **base})
+        base = {"chance": None, "majority": None}
+        if lp is not None:
+            base = {"chance": float(lp["chance_top1"]), "majority": float(lp["majority_top1"])}
+            for member, r in lp["results"].items():
+                if _last_top1(r):
+                    rows.append({"result": f"Linear probe, {m}/{member}", "ours": _last_top1(r),
+                                 "paper": paper_top1("VIII", m, member), **base})
         members = modality_streams(m, streams)
         for protocol, label, table in (("finetune", "Fine-tuned", "X"), ("scratch", "From scratch", None),
                                        ("semi_supervised", "Semi-supervised", "IX")):
@@ -494,7 +536,7 @@ def headline_results(eval_dir: str | os.PathLike, modalities: list[str],
                 if r and _last_top1(r["results"]):
                     rows.append({"result": f"{label}, {m}/{s}", "ours": _last_top1(r["results"]),
                                  "paper": paper_top1(table, m, s) if table else None, **base})
-        baselines = baselines or topk_baselines(lp)
+        baselines = baselines or (topk_baselines(lp) if lp is not None else [])
         rt = metrics("retrieval", m)
         for s in members if rt else []:
             r = rt["results"].get(s)

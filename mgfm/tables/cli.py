@@ -24,7 +24,8 @@ def _render(args: argparse.Namespace) -> int:
     from mgfm.tables.build import build_tables
 
     params = _resolved(args, "eval_tables")
-    build_tables(args.eval_dir, args.out_dir, params["modalities"], params["streams"], dataset=args.dataset)
+    build_tables(args.eval_dir, args.out_dir, params["modalities"], params["streams"], dataset=args.dataset,
+                 skipped=args.skipped)
     return 0
 
 
@@ -46,7 +47,8 @@ def _report(args: argparse.Namespace) -> int:
     build_report(args.out, args.tables_dir, args.eval_dir, args.features_dir, args.models_dir, args.figures_dir,
                  class_names_of(args.taxonomy), params["modalities"], params["streams"], args.extra_table,
                  args.extra_figure, int(params["report"]["max_points"]), args.seed, dataset=args.dataset,
-                 dataset_tables=tables, benchmarks_dir=args.benchmarks_dir, config_digest=args.config_digest)
+                 dataset_tables=tables, benchmarks_dir=args.benchmarks_dir, config_digest=args.config_digest,
+                 skipped=args.skipped)
     return 0
 
 
@@ -83,6 +85,9 @@ def register(subparsers) -> None:
         p.add_argument("--pretrained-streams", default="", help="comma-separated pretrain.streams (default: all)")
         p.add_argument("--eval-dir", required=True, help="metrics of the protocols (results/eval)")
         p.add_argument("--dataset", default=None, help=DATASET_HELP)
+        p.add_argument("--skipped", type=json_object, default={},
+                       help="JSON {protocol: reason} of the protocols (and 'spotting') this run did not run "
+                       "(the workflow passes mgfm.eval.plan's): their files are not read, their rows say why")
         if name == "render":
             p.add_argument("--out-dir", required=True, help="folder for the table files (results/tables)")
             p.set_defaults(func=_render)

@@ -92,7 +92,7 @@ def _cell(c: str) -> str:
     cls = ""
     if c.startswith("cited"):
         cls = "cited"
-    elif c.startswith("not built") or c.startswith("not available") or c.startswith("not evaluated"):
+    elif c.startswith(("not built", "not available", "not evaluated", "skipped")):
         cls = "missing"
     text = BOLD.sub(r"<strong>\1</strong>", html.escape(c))      # a group heading is bold
     return f'<span class="{cls}">{text}</span>' if cls else text
@@ -104,13 +104,15 @@ def _img(path: Path, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def best_model(eval_dir: Path, modalities: list[str], streams: list[str]) -> dict | None:
+def best_model(eval_dir: Path, modalities: list[str], streams: list[str],
+               skipped: dict[str, str] | None = None) -> dict | None:
     """The first seed's highest-Top-1 test scores among the linear probes and fine-tuned models (with that
-    seed, so the figure can name it)."""
+    seed, so the figure can name it); protocols in ``skipped`` did not run, so their files are not read."""
+    skipped = skipped or {}
     cands = []
     for m in modalities:
         p = protocol_metrics(eval_dir, "linear_probe", m).parent / "scores.npz"
-        if p.is_file():
+        if "linear_probe" not in skipped and p.is_file():
             z = np.load(p)
             seeds = read_json(p.parent / "metrics.json").get("seeds", [0]) if (p.parent / "metrics.json").is_file() \
                 else [0]
@@ -123,7 +125,7 @@ def best_model(eval_dir: Path, modalities: list[str], streams: list[str]) -> dic
             for s in modality_streams(m, streams):
                 mp = protocol_metrics(eval_dir, protocol, m, s)
                 sp = mp.parent / "scores.npz"
-                if sp.is_file():
+                if protocol not in skipped and sp.is_file():
                     z = np.load(sp)
                     keys = sorted((k for k in z.files if k.startswith("test_last_seed")),
                                   key=lambda k: int(k[len("test_last_seed"):]))
@@ -164,11 +166,40 @@ def _pct(ms: dict | float | None) -> str:
     return f"{ms:.1f}"
 
 
+def spotting_summary_html(spot: dict | None, skipped: dict[str, str]) -> str:
+    """Spotting's headline: F1 at tIoU 0.3 beside the class-prior baseline, with the gap computed here."""
+    if "spotting" in skipped:
+        return f"<p><strong>Spotting:</strong> not run: {html.escape(skipped['spotting'])}.</p>"
+    if spot is None:
+        return ""
+    gap = spot["f1"] - spot["baseline_f1"]
+    word = "above" if gap > 0 else "below" if gap < 0 else "level with"
+    return (f"<h3>Spotting in the untrimmed test videos ({spot['n_test_videos']} videos, "
+            f"{html.escape(spot['fusion'])} fusion)</h3>"
+            + _html_table(["result", "ours", "class-prior baseline"],
+                          [[f"F1 at tIoU {spot['tiou']} (%)", f"{spot['f1']:.1f}", f"{spot['baseline_f1']:.1f}"],
+                           ["mAP (%)", f"{spot['map']:.1f}", f"{spot['baseline_map']:.1f}"]])
+            + f"<p>F1 at tIoU {spot['tiou']}: {abs(gap):.1f} points {word} the class-prior baseline (the same "
+              "windows, merging and threshold with the training class frequencies as scores).</p>")
+
+
+def skipped_html(skipped: dict[str, str]) -> str:
+    """The protocols this run did not run, each with its reason (mgfm.eval.plan)."""
+    if not skipped:
+        return ""
+    return ("<h3>Not run</h3><ul class='verdicts'>" + "".join(
+        f"<li><strong>{html.escape(p)}</strong>: {html.escape(why)}</li>" for p, why in skipped.items()) + "</ul>")
+
+
 def headline_section(dataset: str | None, dataset_tables: dict | None, eval_dir: Path, modalities: list[str],
                      streams: list[str], benchmarks_dir: str | os.PathLike | None,
-                     config_digest: str | None) -> Section:
+                     config_digest: str | None, skipped: dict[str, str] | None = None) -> Section:
     """What the page is about, before any table: the dataset, the main results against the paper and the
-    baselines, what they say (computed), and the run that made them."""
+    baselines, spotting against its baseline, what they say (computed), what did not run and why, and the run
+    that made them."""
+    from mgfm.tables.spotting import spotting_headline
+
+    skipped = skipped or {}
     from mgfm.tables.build import headline_results
     from mgfm.tables.summary import (dataset_summary, device_description, fmt_seconds, git_describe,
                                      is_demo_label, package_versions, stage_wall_times)
@@ -183,7 +214,7 @@ def headline_section(dataset: str | None, dataset_tables: dict | None, eval_dir:
         ds = dataset_summary(dataset_tables["manifest"], dataset_tables["annotations"], dataset_tables["taxonomy"])
         body.append(f"<p>{ds.attrs['num_classes']} classes in the taxonomy.</p>")
         body.append(_html_table([c for c in ds.columns], ds.astype(str).values.tolist()))
-    rows, verdicts = headline_results(eval_dir, modalities, streams)
+    rows, verdicts = headline_results(eval_dir, modalities, streams, skipped)
     if rows:
         body.append("<h3>Main results (last epoch, mean ± std over seeds, percent)</h3>")
         body.append(_html_table(["result", "ours", "paper (iMiGUE-3K)", "chance", "majority class"],
@@ -191,6 +222,9 @@ def headline_section(dataset: str | None, dataset_tables: dict | None, eval_dir:
                                   _pct(r["majority"])] for r in rows]))
     if verdicts:
         body.append("<ul class='verdicts'>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdicts) + "</ul>")
+    spot = None if "spotting" in skipped else spotting_headline(eval_dir / "spotting" / "metrics.json")
+    body.append(spotting_summary_html(spot, skipped))
+    body.append(skipped_html(skipped))
     run = [["git revision", git_describe()], ["config digest (sha256 of the resolved config)",
                                               config_digest or "not given"],
            ["device (machine that wrote this report)", device_description()],
@@ -244,9 +278,11 @@ def _finetune_frames(eval_dir: Path, protocol: str, modality: str, streams: list
 
 def figures_section(eval_dir: Path, features_dir: Path, models_dir: Path, figures_dir: Path,
                     class_names: list[str], modalities: list[str], streams: list[str], extra_figures: list[str],
-                    max_points: int, seed: int) -> tuple[Section, list[tuple[Path, str]]]:
+                    max_points: int, seed: int, skipped: dict[str, str] | None = None
+                    ) -> tuple[Section, list[tuple[Path, str]]]:
     """Training curves, the best model's confusion matrix and a PCA of its test features (one colour per
-    stream in every curve)."""
+    stream in every curve); nothing of a protocol that did not run (``skipped``)."""
+    skipped = skipped or {}
     figs: list[tuple[Path, str]] = [(Path(f), "Durations of the annotated MG instances and of the sampled clips "
                                      "(clip sampler; Fig. 4 of the paper)") for f in extra_figures
                                     if Path(f).is_file()]
@@ -262,7 +298,7 @@ def figures_section(eval_dir: Path, features_dir: Path, models_dir: Path, figure
                             "rate per epoch, one colour per stream; per-grain terms are in each stream's "
                             "train_log.csv."))
         probe = protocol_metrics(eval_dir, "linear_probe", m).parent / "probe_log.csv"
-        if probe.is_file():
+        if "linear_probe" not in skipped and probe.is_file():
             df = pd.read_csv(probe)
             first = int(df["seed"].min())
             frames = {str(s): g.drop(columns=["seed", "stream"]) for s, g in df[df["seed"] == first].groupby("stream")}
@@ -274,6 +310,8 @@ def figures_section(eval_dir: Path, features_dir: Path, models_dir: Path, figure
                                 "subjects and on test at each evaluated epoch, one colour per stream."))
         for protocol, name in (("finetune", "Fine-tuning"), ("semi_supervised", "Semi-supervised fine-tuning"),
                                ("scratch", "Training from scratch")):
+            if protocol in skipped:
+                continue
             frames, first = _finetune_frames(eval_dir, protocol, m, modality_streams(m, streams))
             p = figures.curves_figure(frames, [("loss", "training loss"), ("val_top1", "validation Top-1 (%)")],
                                       figures_dir / f"{protocol}_curves_{m}.png", f"{name} ({m}), seed {first}")
@@ -281,7 +319,7 @@ def figures_section(eval_dir: Path, features_dir: Path, models_dir: Path, figure
                 figs.append((p, f"{name} ({m}), seed {first}: training loss per epoch and Top-1 on the held-out "
                                 "validation subjects at each evaluated epoch, one colour per stream."))
 
-    best = best_model(eval_dir, modalities, streams)
+    best = best_model(eval_dir, modalities, streams, skipped)
     if best is not None:
         cm = confusion_matrix(best["logits"].argmax(1), best["y"], len(class_names))
         p = figures.confusion_figure(cm, class_names, figures_dir / "confusion_best.png",
@@ -302,10 +340,16 @@ def figures_section(eval_dir: Path, features_dir: Path, models_dir: Path, figure
     return Section("figures", "Figures", "\n".join(_img(p, c) for p, c in figs)), figs
 
 
-def tables_section(tables_dir: Path, extra_tables: list[str]) -> tuple[Section, int]:
-    """Tables VI-XIII (Markdown files of the clips and eval stages) as HTML, in the paper's order."""
-    table_files = [Path(f) for f in extra_tables if Path(f).is_file()] + sorted(tables_dir.glob("table*_*.md"),
-                                                                              key=_table_order)
+def tables_section(tables_dir: Path, extra_tables: list[str],
+                   skipped: dict[str, str] | None = None) -> tuple[Section, int]:
+    """Tables VI-XIII (Markdown files of the clips and eval stages) as HTML, in the paper's order; the spotting
+    tables only when spotting ran (``skipped``: a file an earlier run left is not this run's)."""
+    from mgfm.core.constants import SPOTTING_TABLES
+
+    spotting_off = "spotting" in (skipped or {})
+    table_files = [Path(f) for f in extra_tables if Path(f).is_file()] + sorted(
+        (f for f in tables_dir.glob("table*_*.md") if not (spotting_off and f.stem in SPOTTING_TABLES)),
+        key=_table_order)
     seen, parts = set(), []
     for f in table_files:
         if f.resolve() in seen:
@@ -315,8 +359,9 @@ def tables_section(tables_dir: Path, extra_tables: list[str]) -> tuple[Section, 
                      f'<p class="src">Source: {html.escape(str(f))} (CSV and LaTeX beside it)</p></section>')
     intro = ("<p>Each table shows the paper's number beside ours; rows marked <span class='cited'>cited, not "
              "reproduced</span> are other methods' numbers quoted by the paper; rows marked <span class='missing'>"
-             "not built</span> belong to branches this repository does not build yet; <em>baseline</em> rows are "
-             "chance and the majority class on the same test set.</p>")
+             "not built</span> belong to branches this repository does not build yet, rows marked <span "
+             "class='missing'>skipped</span> to protocols this run did not run (the reason is beside them); "
+             "<em>baseline</em> rows are chance and the majority class on the same test set.</p>")
     return Section("tables", "Tables", intro + "\n".join(parts)), len(parts)
 
 
@@ -326,20 +371,22 @@ def build_report(out: str | os.PathLike, tables_dir: str | os.PathLike, eval_dir
                  extra_tables: list[str] = (), extra_figures: list[str] = (), max_points: int = 5000,
                  seed: int = 0, *, dataset: str | None = None, dataset_tables: dict | None = None,
                  benchmarks_dir: str | os.PathLike | None = None, config_digest: str | None = None,
-                 extra_sections: list[Section] = ()) -> Path:
+                 extra_sections: list[Section] = (), skipped: dict[str, str] | None = None) -> Path:
     """Write the figures to ``figures_dir`` and the page to ``out``.
 
     ``dataset``: what the title names as the data (mgfm.tables.summary.dataset_label); ``dataset_tables``:
     {manifest, annotations, taxonomy} paths for the dataset summary; ``benchmarks_dir``: the Snakemake
-    benchmark files (wall time per stage); ``extra_sections``: further Sections, placed before the figures.
+    benchmark files (wall time per stage); ``extra_sections``: further Sections, placed before the figures;
+    ``skipped``: protocol (or "spotting") -> why it did not run (mgfm.eval.plan), said in the summary.
     """
     tables_dir, eval_dir, figures_dir = Path(tables_dir), Path(eval_dir), Path(figures_dir)
+    skipped = dict(skipped or {})
     missing = [f for f in list(extra_figures) + list(extra_tables) if not Path(f).is_file()]
     headline = headline_section(dataset, dataset_tables, eval_dir, modalities, streams, benchmarks_dir,
-                                config_digest)
-    tables, n_tables = tables_section(tables_dir, list(extra_tables))
+                                config_digest, skipped)
+    tables, n_tables = tables_section(tables_dir, list(extra_tables), skipped)
     figs_section, figs = figures_section(eval_dir, Path(features_dir), Path(models_dir), figures_dir, class_names,
-                                         modalities, streams, list(extra_figures), max_points, seed)
+                                         modalities, streams, list(extra_figures), max_points, seed, skipped)
     page = _page(dataset, [headline, tables, *extra_sections, figs_section], missing)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,21 @@ def _rule_note(scorer: str) -> str:
             "included).")
 
 
+def spotting_headline(metrics_path: str | os.PathLike) -> dict | None:
+    """F1 at tIoU 0.3 (else the lowest tIoU scored) of ours and of the class-prior baseline, for the report's
+    summary and the console's closing lines; None without metrics."""
+    path = Path(metrics_path)
+    if not path.is_file():
+        return None
+    m = read_json(path)
+    tious = list(m["ours"]["tiou"])
+    tiou = "0.3" if "0.3" in tious else min(tious, key=float)
+    ours, base = m["ours"], m["class_prior_baseline"]
+    return {"tiou": tiou, "f1": ours["tiou"][tiou]["f1"], "baseline_f1": base["tiou"][tiou]["f1"],
+            "map": ours["map_mean"], "baseline_map": base["map_mean"], "fusion": m.get("fusion", "Skele"),
+            "n_test_videos": m["n_test_videos"]}
+
+
 def spotting_tables(metrics: dict) -> tuple[Table, Table]:
     """(main table, per-class table) from the spotting metrics JSON."""
     tious = [f"{t:g}" for t in metrics["tious"]]

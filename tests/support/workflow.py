@@ -21,6 +21,11 @@ SNAKEFILE = REPO / "Snakefile"
 TINY_DEMO = {"dataset": {"source": "demo", "demo": {"seed": 7, "n_videos": 4, "n_labeled": 2, "n_subjects": 4,
                                                    "labeled_duration_s": [20.0, 22.0],
                                                    "unlabeled_duration_s": [20.0, 22.0]}}}
+# the smallest such demo on which every protocol runs (mgfm.eval.plan skips none): 6 short videos, 4 labeled (two
+# train subjects, one held out for validation), and a semi-supervised subset of at least 2 clips
+RUNNABLE_DEMO = {"dataset": {"source": "demo", "demo": {**TINY_DEMO["dataset"]["demo"], "n_videos": 6, "n_labeled": 4,
+                                                        "n_subjects": 5}},
+                 "eval": {"semi_supervised": {"fraction": 0.5}}}
 
 
 def merged(base: dict, change: dict) -> dict:

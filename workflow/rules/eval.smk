@@ -19,6 +19,33 @@ except ValueError as err:
 EVAL_MODALITIES = list(EVAL["modalities"])
 EVAL_STREAMS = list(EVAL["streams"])
 
+# What the data's size allows (mgfm.eval.plan), from the tables, before any job: a protocol the config leaves out
+# or the data cannot run (too few training clips, no validation subjects) is no job, and its table, the report
+# and the console say why; batch sizes above a stage's clips are said once here (each job trains with its clip
+# count). The demo's tables are planned from its config (mgfm.data.demo.planned), as the renderer makes them.
+from mgfm.eval.plan import PlanError, plan_run
+
+if DATASET["source"] == "demo":
+    from mgfm.data.demo.planned import planned_tables
+
+    _PLAN_TABLES = planned_tables(DATASET["demo"])
+else:
+    from mgfm.data.contract import load_annotations as _load_annotations
+
+    _plan_manifest = load_manifest(TABLES["manifest"], labels=False)
+    _PLAN_TABLES = (_plan_manifest, _load_annotations(TABLES["annotations"], _plan_manifest))
+try:
+    DATA_PLAN = plan_run(*_PLAN_TABLES, config)
+except (PlanError, ValueError) as err:
+    raise WorkflowError(str(err)) from None
+if workflow.is_main_process:
+    from snakemake.logging import logger as _logger
+
+    for _line in DATA_PLAN.console_lines():
+        _logger.warning(_line)
+EVAL_RUNS = lambda protocol: DATA_PLAN.runs(protocol)  # noqa: E731
+SKIPPED_JSON = json.dumps(DATA_PLAN.skipped, sort_keys=True)
+
 # streams per modality: eval.streams for skeleton, the one RGB encoder (stream "rgb") for rgb
 EVAL_DIR = f"{RESULTS}/eval"
 FEATURES_DIR = f"{RESULTS}/features"
@@ -191,24 +218,26 @@ rule eval_emotion:
 
 rule eval_tables:
     input:
-        [f"{EVAL_DIR}/{p}/{m}/metrics.json" for p in ("linear_probe", "retrieval") for m in EVAL_MODALITIES],
-        [f"{EVAL_DIR}/{p}/{m}/{s}/metrics.json" for p in ("semi_supervised", "finetune", "scratch")
+        # the protocols that run (DATA_PLAN): a skipped one's table says why, from --skipped
+        [f"{EVAL_DIR}/{p}/{m}/metrics.json" for p in ("linear_probe", "retrieval") if EVAL_RUNS(p)
+         for m in EVAL_MODALITIES],
+        [f"{EVAL_DIR}/{p}/{m}/{s}/metrics.json" for p in ("semi_supervised", "finetune", "scratch") if EVAL_RUNS(p)
          for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)],
-        f"{EVAL_DIR}/ensemble/metrics.json",
-        f"{EVAL_DIR}/emotion/metrics.json",
+        [f"{EVAL_DIR}/{p}/metrics.json" for p in ("ensemble", "emotion") if EVAL_RUNS(p)],
     output:
         [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS],
     params:
         dirs=EVAL_PATHS,
         cfg=params_json("eval_tables"),
         dataset=DATASET_LABEL,
+        skipped=SKIPPED_JSON,
     log:
         f"{LOGS}/eval/tables.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm tables render --eval-dir {params.dirs[eval]:q} --out-dir {params.dirs[tables]:q} --params {params.cfg:q} "
-        "--dataset {params.dataset:q} > {log:q} 2>&1"
+        "--dataset {params.dataset:q} --skipped {params.skipped:q} > {log:q} 2>&1"
 
 
 rule eval_report:
@@ -216,8 +245,9 @@ rule eval_report:
         tables=[f"{TABLES_DIR}/{t}.md" for t in EVAL_TABLE_NAMES],
         clips_tables=CLIPS_REPORT_TABLES,
         clips_figures=CLIPS_REPORT_FIGURES,
-        spotting_tables=[f"{TABLES_DIR}/{t}.md" for t in SPOTTING_TABLES],
-        scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES],
+        spotting_tables=[f"{TABLES_DIR}/{t}.md" for t in SPOTTING_TABLES] if EVAL_RUNS("spotting") else [],
+        scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES] if EVAL_RUNS("linear_probe")
+        else [],
         test_features=ancient(TEST_FEATURES),
         test_feature_records=record_input(TEST_FEATURES),
         taxonomy=TABLES["taxonomy"],
@@ -235,6 +265,7 @@ rule eval_report:
         dataset=DATASET_LABEL,
         digest=CONFIG_DIGEST,
         benchmarks=BENCH,
+        skipped=SKIPPED_JSON,
     log:
         f"{LOGS}/eval/report.log",
     conda:
@@ -245,7 +276,7 @@ rule eval_report:
         "--figures-dir {params.dirs[figures]:q} "
         "--taxonomy {input.taxonomy:q} --manifest {input.manifest:q} --annotations {input.annotations:q} "
         "--dataset {params.dataset:q} --config-digest {params.digest:q} --benchmarks-dir {params.benchmarks:q} "
-        "{params.extra:q} --params {params.cfg:q} --seed {params.seed:q} > {log:q} 2>&1"
+        "{params.extra:q} --skipped {params.skipped:q} --params {params.cfg:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
 TARGETS["eval"] = [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS] + [

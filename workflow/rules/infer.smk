@@ -103,7 +103,8 @@ rule infer_calibrate:
         classifier_encoders=ancient([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
         classifier_records=record_input([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
         emotion=rules.infer_emotion.output,
-        ensemble=f"{EVAL_DIR}/ensemble/metrics.json",
+        # the ensemble's fusion weights when that protocol runs; equal weights otherwise
+        ensemble=f"{EVAL_DIR}/ensemble/metrics.json" if EVAL_RUNS("ensemble") else [],
         manifest=VIDEO_VIEW,                   # splits and subsets only: an outcome is no input of spotting
         annotations=TABLES["annotations"],
         pose=ancient(POSE_FILES),
@@ -119,6 +120,9 @@ rule infer_calibrate:
         pose=json.dumps(step_params("pose", config), sort_keys=True),
         download=json.dumps(step_params("download_video", config), sort_keys=True),
         members=[a for n, m, s in INFER_MEMBERS for a in ("--member", f"{n}:{m}:{s}")],
+        ensemble=lambda wc, input: ["--ensemble", input.ensemble] if input.ensemble else [],
+        dataset=DATASET_LABEL,
+        source=DATASET["source"],
         videos=["--videos-dir", f"{RESULTS}/videos"] if INFER_RGB else [],
         dirs=INFER_PATHS,
     resources:
@@ -131,10 +135,11 @@ rule infer_calibrate:
         "../../envs/mgfm.yaml"
     shell:
         "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm infer-step calibrate --models-dir {params.dirs[models]:q} {params.members:q} --ensemble {input.ensemble:q} "
+        "mgfm infer-step calibrate --models-dir {params.dirs[models]:q} {params.members:q} {params.ensemble:q} "
         "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]:q} "
         "{params.videos:q} --tau {params.tau:q} --fps {params.fps:q} --pose {params.pose:q} --download {params.download:q} "
-        "--params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+        "--dataset {params.dataset:q} --dataset-source {params.source:q} --params {params.cfg:q} --threads {threads} "
+        "> {log:q} 2>&1"
 
 
 rule infer_spot:
@@ -210,12 +215,15 @@ rule infer_video:
         "--pose {params.pose:q} --threads {threads} > {log:q} 2>&1"
 
 
+SPOTTING_TABLE_FILES = [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS]
+
+
 rule infer:
     input:
         [f"{INFER_DIR}/videos/{v}" for v in INFER_VIDEOS],
-        [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS],
+        SPOTTING_TABLE_FILES if EVAL_RUNS("spotting") else [],
 
 
 refresh_content([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS])
 
-TARGETS["infer"] = [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS]
+TARGETS["infer"] = SPOTTING_TABLE_FILES if EVAL_RUNS("spotting") else []

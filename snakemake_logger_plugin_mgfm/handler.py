@@ -35,6 +35,8 @@ CHATTER_PREFIXES = (
 # said by Snakemake after the onsuccess handler of a run whose jobs are all done: the final progress line
 # carries both, so the workflow's closing lines stay the last ones
 AFTER_SUCCESS_PREFIXES = ("Complete log(s):", "Elapsed time:")
+# Snakemake's last message of a run in which a job failed; the console's own summary line follows it
+RUN_FAILED = "At least one job did not complete successfully."
 
 RED, YELLOW = "\033[31m", "\033[33m"
 RESET = "\033[0m"
@@ -66,6 +68,9 @@ class OneLineConsole(LogHandlerBase):
         self.finished: list[tuple[int, float | None]] = []   # (jobid, seconds) since the last progress
         self.all_done = False
         self.last_was_job_info = False
+        self.done, self.total = 0, None           # steps done so far, steps of the run (from the plan, progress)
+        self.failed_rules: list[str] = []         # the rule of each failed job, in order
+        self.exit_status: int | None = None       # of the shell command whose job_error record comes next
 
     # ---- LogHandlerBase: what this handler is -----------------------------------------------------------
     @property
@@ -152,11 +157,20 @@ class OneLineConsole(LogHandlerBase):
             self._progress(fields["done"], fields["total"], record.created)
             return
         if event == LogEvent.RUN_INFO and fields.get("stats"):
-            self._write(text.plan_line(fields["stats"]), record.levelno)
+            stats = fields["stats"]
+            self.total = stats.get("total", sum(v for k, v in stats.items() if k != "total"))
+            self._write(text.plan_line(stats), record.levelno)
             return
         if event == LogEvent.JOB_ERROR:
             self._job_error(fields, record)
             return
+        if event == LogEvent.ERROR:
+            status = text.exit_status(record.getMessage())
+            if status is not None:
+                # Snakemake's CalledProcessError repeats the whole command (every --params) just before the
+                # job's error block shows it: keep its exit status for that block, print the command once
+                self.exit_status = status
+                return
         if event == LogEvent.GROUP_ERROR:
             self._write("\n".join(text.failed_group_block(fields, self.common_settings.show_failed_logs)),
                         record.levelno)
@@ -169,9 +183,13 @@ class OneLineConsole(LogHandlerBase):
         message = self.snakemake_formatter.format(record)
         if message and message != "None":
             self._write(message, record.levelno)
+        if self.failed_rules and record.getMessage().rstrip().endswith(RUN_FAILED):
+            # Snakemake's last word on a failed run: one line of what was done and what failed, last
+            self._write(text.failed_run_line(self.done, self.total, self.failed_rules), record.levelno)
 
     # ---- what each kind of record prints ----------------------------------------------------------------
     def _progress(self, done: int, total: int, now: float) -> None:
+        self.done, self.total = done, total or self.total
         if "progress" not in self.quiet:
             first = done - len(self.finished) + 1
             for number, (jobid, seconds) in enumerate(self.finished, start=first):
@@ -189,8 +207,10 @@ class OneLineConsole(LogHandlerBase):
         job = self.jobs.pop(fields["jobid"], None)
         label = job.label if job else text.job_label(fields["rule_name"], None)
         after = f" after {text.duration(record.created - job.started)}" if job else ""
+        self.failed_rules.append(str(fields["rule_name"]))
         lines = [f"FAILED {label}{after}"]
-        lines += text.failed_job_block(fields, self.common_settings.show_failed_logs)
+        lines += text.failed_job_block(fields, self.common_settings.show_failed_logs, status=self.exit_status)
+        self.exit_status = None
         if fields.get("indent"):
             lines = ["    " + line for line in lines]
         self._write("\n".join(lines), record.levelno)

@@ -53,6 +53,27 @@ def final_line(done: int, total: int, seconds: float, snakemake_log: str | None)
     return f"{line}; Snakemake's log: {snakemake_log}" if snakemake_log else line
 
 
+def failed_run_line(done: int, total: int | None, failed: Sequence[str]) -> str:
+    """The last line of a run that had failures: ``130 of 134 steps done, 2 failed: pose, eval_emotion``
+    (a rule that failed several times once, with its count)."""
+    counts: dict[str, int] = {}
+    for rule in failed:
+        counts[rule] = counts.get(rule, 0) + 1
+    rules = ", ".join(rule if n == 1 else f"{rule} (x{n})" for rule, n in counts.items())
+    of = f" of {total}" if total else ""
+    return f"{done}{of} steps done, {len(failed)} failed: {rules}"
+
+
+def exit_status(message: str) -> int | None:
+    """The exit status in Snakemake's ``CalledProcessError`` message of a failed shell command, if it is one."""
+    import re
+
+    if not message.startswith("RuleException:") or "CalledProcessError" not in message:
+        return None
+    found = re.search(r"returned non-zero exit status (\d+)\.?\s*$", message.strip())
+    return int(found.group(1)) if found else None
+
+
 def plan_line(stats: Mapping[str, int]) -> str:
     """What a run is about to do, on one line, from the job-stats table (``snakemake -n`` prints the table)."""
     total = stats.get("total", sum(v for k, v in stats.items() if k != "total"))
@@ -79,8 +100,10 @@ def log_tail(path: str | Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     return [head, ruler, *shown, ruler]
 
 
-def failed_job_block(record: Mapping[str, object], show_logs: bool, tail: int = LOG_TAIL_LINES) -> list[str]:
-    """Snakemake's error block of a failed job (rule, jobid, files, command), each log's tail when asked.
+def failed_job_block(record: Mapping[str, object], show_logs: bool, tail: int = LOG_TAIL_LINES,
+                     status: int | None = None) -> list[str]:
+    """Snakemake's error block of a failed job (rule, jobid, files, command: its params once), each log's tail
+    when asked; ``status``: the command's exit status, when known.
 
     ``record`` holds the fields of a ``job_error`` log record: rule_name, rule_msg, jobid, input, output,
     log, conda_env, shellcmd, aux.
@@ -98,7 +121,8 @@ def failed_job_block(record: Mapping[str, object], show_logs: bool, tail: int = 
     if record.get("conda_env"):
         out.append(f"    conda-env: {record['conda_env']}")
     if record.get("shellcmd"):
-        out.append(f"    shell:\n        {record['shellcmd']}\n        (command exited with non-zero exit code)")
+        code = f"status {status}" if status is not None else "non-zero exit code"
+        out.append(f"    shell:\n        {record['shellcmd']}\n        (command exited with {code})")
     for key, value in (record.get("aux") or {}).items():
         out.append(f"    {key}: {value}")
     if show_logs:

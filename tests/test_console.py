@@ -119,6 +119,18 @@ def test_a_failed_job_shows_its_error_block_and_the_end_of_its_log(tmp_path):
     assert "At least one job did not complete successfully." in lines
     assert any(line.startswith("Complete log(s): ") for line in lines)
     assert not any(JOB_LINE.match(line) for line in lines)
+    # the command (with every param) once, in the error block, with its exit status; one closing line
+    assert sum("test 'b' != 'b'" in line for line in lines) == 1, out
+    assert "        (command exited with status 1)" in lines and "CalledProcessError" not in out
+    assert lines[-1] == "0 of 1 steps done, 1 failed: make", out
+
+
+@pytest.mark.pipeline
+def test_a_failed_run_ends_with_what_was_done_and_what_failed(tmp_path):
+    rc, lines = _run(tmp_path, "--config", "fail=b", "--keep-going")
+    out = "\n".join(lines)
+    assert rc != 0 and lines[-1] == "2 of 4 steps done, 1 failed: make", out
+    assert sum(bool(JOB_LINE.match(line)) for line in lines) == 2, out             # make s=a, make s=c
 
 
 @pytest.mark.pipeline
@@ -179,6 +191,15 @@ def test_counter_and_durations():
     assert [text.duration(s) for s in (0.04, 9.96, 12.4, 185, 7380)] == \
         ["0.0 s", "10.0 s", "12 s", "3 min 05 s", "2 h 03 min"]
     assert text.job_line(3, 4, text.job_label("pose", {"video": "demo003"}), 2.08) == "[3/4  75%] pose video=demo003  2.1 s"
+
+
+def test_failed_run_line_and_exit_status():
+    assert text.failed_run_line(130, 134, ["pose", "eval_emotion", "pose"]) == \
+        "130 of 134 steps done, 3 failed: pose (x2), eval_emotion"
+    assert text.failed_run_line(0, None, ["make"]) == "0 steps done, 1 failed: make"
+    message = ("RuleException:\nCalledProcessError in file \"/w/Snakefile\", line 7:\nCommand 'set -euo pipefail;  "
+               "mgfm x --params '{\"a\": 1}'' returned non-zero exit status 127.")
+    assert text.exit_status(message) == 127 and text.exit_status("RuleException:\nValueError in file x") is None
 
 
 def test_log_tail(tmp_path):

@@ -190,3 +190,78 @@ def test_the_pose_model_must_be_the_one_the_models_were_calibrated_with(models, 
     code, out, _ = infer(capsys, str(good), "--models", str(models), "--out", str(tmp_path / "out2"),
                          "--pose", json.dumps({"backend": "onnx"}))
     assert code == 0, out
+
+
+# ---- what a page says it was made with ----------------------------------------------------------------------
+
+
+def test_the_page_names_pose_model_detector_and_training_data_and_flags_the_demo_model_on_real_video(
+        models, good, tmp_path, capsys):
+    from mgfm.infer.provenance import DEMO_POSE_BANNER, demo_model_sha256
+
+    code, out, err = infer(capsys, str(good), "--models", str(models), "--out", str(tmp_path / "out"))
+    assert code == 0, out + err
+    meta = json.loads((tmp_path / "out" / "good" / "instances.json").read_text())
+    assert meta["pose"]["model"] == {"name": "mgfm-demo-simcc-wholebody", "sha256": demo_model_sha256()}
+    assert meta["pose"]["detector"] is None and meta["pose"]["demo_model"] is True
+    assert meta["demo_pose_on_real_video"] is True and meta["trained_on"]["dataset"] == "not recorded"
+    page = (tmp_path / "out" / "good" / "report.html").read_text()
+    assert page.index(DEMO_POSE_BANNER) < page.index("<h1>")                    # said at the top
+    assert f"<code>{demo_model_sha256()}</code>" in page and "Person detector: none" in page
+    # an empty timeline names the demo model as the likely cause, with this video's own face-anchor scores
+    assert meta["reason"].startswith("no person visible")
+    assert meta["likely_cause"].startswith("likely cause: the demo pose model, trained on synthetic renders, does "
+                                           "not find real faces: its face-anchor scores on this video reach at most")
+    assert "Empty timeline:</b> no person visible" in page and "likely cause: the demo pose model" in page
+    assert DEMO_POSE_BANNER in err
+
+
+def test_a_demo_render_gets_no_banner(models, tmp_path):
+    from mgfm.infer.run import provenance
+    from tests.support.clips import person_pose, write_pose
+    import numpy as np
+
+    pose = tmp_path / "v.parquet"
+    write_pose(pose, person_pose(30, np.random.default_rng(0)))
+    video = tmp_path / "v.mp4"
+    (tmp_path / "v.json").write_text(json.dumps({"synthetic": True}))
+    spotter = json.loads((models / "spotter.json").read_text())
+    got = provenance(pose, str(video), {**spotter, "trained_on": {"dataset": "the synthetic demo corpus (seed 7), "
+                                                                  "not iMiGUE-3K", "demo": True}})
+    assert got["demo_render"] is True and got["demo_pose_on_real_video"] is False and got["trained_on"]["demo"]
+
+
+def test_pose_model_options(models, good, tmp_path, capsys):
+    from mgfm.pose.params import DEMO_MODEL
+    from tests.support.pose import stand_in_detector
+
+    # the calibrated model, given as a file: taken (the page names it)
+    code, out, err = infer(capsys, str(good), "--models", str(models), "--out", str(tmp_path / "a"),
+                           "--pose-model", str(DEMO_MODEL))
+    assert code == 0, out + err
+    # another model: refused by its digest, naming the option's file
+    other = stand_in_detector(tmp_path / "other.onnx", [[0, 0, 10, 10, 0.9]])
+    code, _, err = infer(capsys, str(good), "--models", str(models), "--out", str(tmp_path / "b"),
+                         "--pose-model", str(other))
+    assert code == 1 and "the pose model to run has sha256" in last_line(err)
+    # a detector the models were not calibrated with (they had none)
+    code, _, err = infer(capsys, str(good), "--models", str(models), "--out", str(tmp_path / "c"),
+                         "--pose-model", str(DEMO_MODEL), "--detector-model", str(other))
+    assert code == 1 and "the pose detector to run has sha256" in last_line(err)
+    # the preset's exports, looked for in the models folder
+    code, _, err = infer(capsys, str(good), "--models", str(models), "--out", str(tmp_path / "d"),
+                         "--pose-preset", "rtmw-x")
+    line = last_line(err)
+    assert code == 1 and f"--pose-preset: {models}/pose/onnx/rtmw-x_simcc-cocktail14" in line
+    assert "export_pose_onnx" in line
+    for extra, said in ((["--pose-preset", "rtmw-x", "--pose-model", str(DEMO_MODEL)],
+                         "--pose-preset and --pose-model: give the pose settings one way"),
+                        (["--detector-model", str(other)], "--detector-model goes with --pose-model")):
+        code, _, err = infer(capsys, str(good), "--models", str(models), "--out", str(tmp_path / "e"), *extra)
+        assert code == 1 and said in last_line(err)
+    # a run config's pose section (here the demo's: the calibrated model)
+    cfg = tmp_path / "own.yaml"
+    cfg.write_text("pose:\n  batch_size: 8\n")
+    code, out, err = infer(capsys, str(good), "--models", str(models), "--out", str(tmp_path / "f"),
+                           "--configfile", str(cfg))
+    assert code == 0, out + err

@@ -57,10 +57,22 @@ def test_spotting_rules_write_models_metrics_table_and_pages(work):
     # (this small demo's classifiers are near chance: the margin over the baseline is asserted on the full demo,
     # tests/test_pipeline_demo.py)
     assert m["threshold"] == spotter["threshold"] and m["class_prior_baseline"]["tiou"]["0.3"]["n_gt"] == m["n_gt"]
+    ann = pd.read_csv(res / "demo" / "annotations.csv")
     for vid in test:
         inst = pd.read_csv(res / "infer" / "test" / vid / "instances.csv")
         assert (inst["end_frame"] >= inst["start_frame"]).all() and inst["confidence"].between(0, 1).all()
-        assert "<svg" in (res / "infer" / "test" / vid / "report.html").read_text()
+        page = (res / "infer" / "test" / vid / "report.html").read_text()
+        assert "<svg" in page
+        # a test video's page: its annotated instances beside the predicted ones, and its own scores
+        meta = json.loads((res / "infer" / "test" / vid / "instances.json").read_text())
+        truth = meta["truth"]
+        assert len(truth["instances"]) == (ann["video_id"] == vid).sum() > 0
+        assert set(truth["scores"]) == {"0.3", "0.5", "0.7"} and "Annotated instances" in page
+        assert page.count('fill="none" stroke="#1a9850"') == len(truth["instances"])
+        # what made it: the demo pose model (a demo render: no warning), the demo corpus
+        assert meta["pose"]["demo_model"] and not meta["demo_pose_on_real_video"]
+        assert meta["trained_on"] == {"dataset": "the synthetic demo corpus (seed 7), not iMiGUE-3K", "demo": True}
+        assert f"<code>{meta['pose']['model']['sha256']}</code>" in page and "real faces are not found" not in page
     table = (res / "tables" / "table_spotting.md").read_text()
     assert "38.0" in table and "cited, not reproduced" in table
     assert "MG-FM-Skele+RGB spotting (joint+bone+motion+rgb, fused)" in table
@@ -89,6 +101,8 @@ def test_mgfm_infer_on_files_reports_bad_ones_and_does_the_others(work, tmp_path
     assert "broken.mp4" in proc.stderr and "FAILED" in proc.stdout
     meta = json.loads((out / "demo008" / "instances.json").read_text())
     assert meta["reason"] == "" and meta["win_probability"] is not None and len(meta["instances"]) > 0
+    # a file given to mgfm infer is not known to be a demo render: the page warns about the demo pose model
+    assert meta["demo_pose_on_real_video"] and "real faces are not found" in (out / "demo008" / "report.html").read_text()
     assert meta["members"] == ["joint", "bone", "motion", "rgb"] and meta["timings_s"]["windows_rgb_s"] > 0
     from mgfm.data.video import probe_video
 

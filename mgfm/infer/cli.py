@@ -33,8 +33,10 @@ def _run(args: argparse.Namespace) -> int:
     videos = video_files(args.videos, args.video_dir or [])
     if not videos:
         raise ValueError("no video given (mgfm infer VIDEO ... or --video-dir)")
+    options = {"pose_json": args.pose, "preset": args.pose_preset, "model": args.pose_model,
+               "detector": args.detector_model, "configfiles": args.configfile}
     results = infer_videos(videos, args.models, args.out, int(params["batch_size"]), threads=args.threads or 1,
-                           annotate=args.annotated_video, pose=args.pose)
+                           annotate=args.annotated_video, pose_options=options)
     failed = [r for r in results if not r.ok]
     for r in results:
         if r.ok:
@@ -96,11 +98,23 @@ def register(subparsers) -> None:
     p.add_argument("--video-dir", action="append", help="a folder of videos (repeatable)")
     p.add_argument("--params", type=json_object, default={}, help=params_help("infer", "infer_spot"))
     p.add_argument("--threads", type=int, default=0, help="torch / ONNX Runtime / ffmpeg threads (0: library default)")
-    p.add_argument("--pose", type=json_object, default=None,
-                   help="the pose section of your config as JSON (backend, model, detector, ...): the pose settings "
-                   "to run. Default: the ones spotter.json recorded, used only when they select the onnx backend "
-                   "(a models folder never selects code); either way the pose model must be the one the models "
-                   "were calibrated with")
+    pose = p.add_argument_group(
+        "pose model", "which pose model (and person detector) makes the keypoints; give at most one of --pose, "
+        "--pose-preset, --pose-model, --configfile. Default: the settings spotter.json recorded, used only when "
+        "they select the onnx backend (a models folder never selects code). Either way the pose model must be the "
+        "one the models were calibrated with, and every page names it and its sha256")
+    pose.add_argument("--pose", type=json_object, default=None,
+                      help="the pose section of your config as JSON (backend, model, detector, ...)")
+    pose.add_argument("--pose-preset", default=None, choices=("rtmw-x",),
+                      help="the paper's models (RTMW-x + RTMDet-m) as the workflow exported them into "
+                      "<models>/pose/onnx/")
+    pose.add_argument("--pose-model", default=None, metavar="FILE",
+                      help="an ONNX pose model (RTMPose/RTMW export with SimCC outputs), run by the onnx backend")
+    pose.add_argument("--detector-model", default=None, metavar="FILE",
+                      help="with --pose-model: an ONNX person detector (RTMDet export); without it, whole frames")
+    pose.add_argument("--configfile", nargs="+", default=None, metavar="FILE",
+                      help="the pose section of a run config: the schema defaults, then these files in order, as the "
+                      "workflow reads them (a preset's exports in that config's results folder)")
     p.add_argument("--annotated-video", action="store_true",
                    help="also write annotated.mp4 per video: the skeleton and the current instance's label drawn")
     p.set_defaults(func=_run)

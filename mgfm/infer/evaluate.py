@@ -72,7 +72,8 @@ def evaluate_spotting(models_dir: str | os.PathLike, manifest: str, annotations:
         video = Path(videos_dir) / f"{vid}.mp4" if videos_dir else None
         t0 = time.perf_counter()
         sc, props, inst, meta = spot_pose(vid, pose, models_dir, spotter, members, out_dir, bs,
-                                      str(video) if video and video.is_file() else None)
+                                          str(video) if video and video.is_file() else None,
+                                          truth=ann[ann["video_id"] == vid])
         model_s += time.perf_counter() - t0
         video_s += meta["duration_s"]
         if meta["reason"]:

@@ -79,14 +79,47 @@ def write_outputs(out: Path, video_id: str, inst: pd.DataFrame, scores: VideoSco
         tmp.write_text(page)
 
 
+def provenance(pose_path: str | os.PathLike, video: str | None, spotter: dict) -> dict:
+    """What made this video's outputs: the pose model and detector (from its pose file, with sha256), the
+    dataset the classifiers were trained on, and whether the demo pose model ran on a video that is no demo
+    render (the page's banner)."""
+    from mgfm.core.pose_store import read_pose_meta
+    from mgfm.infer.provenance import is_demo_render, pose_identity
+
+    identity = pose_identity(read_pose_meta(pose_path))
+    demo_render = is_demo_render(video)
+    return {"pose": identity, "demo_render": demo_render,
+            "demo_pose_on_real_video": identity["demo_model"] and not demo_render,
+            "trained_on": spotter.get("trained_on", {"dataset": "not recorded", "demo": None})}
+
+
+def video_truth(truth: pd.DataFrame, inst: pd.DataFrame, props: pd.DataFrame, spotter: dict, fps: float,
+                video_id: str) -> dict:
+    """A test video's annotated instances (seconds and class names) and its own scores, by the evaluation's
+    scorer (P/R/F1 at each tIoU, mAP): what its page shows beside the predictions."""
+    from mgfm.infer.metrics import spotting_metrics
+
+    names = spotter["class_names"]
+    gt = truth[["start_frame", "end_frame", "class_id"]].astype(int).sort_values(["start_frame", "end_frame"])
+    rows = [{"start_frame": int(r.start_frame), "end_frame": int(r.end_frame), "start_s": r.start_frame / fps,
+             "end_s": (r.end_frame + 1) / fps, "class_id": int(r.class_id), "class_name": names[int(r.class_id)]}
+            for r in gt.itertuples()]
+    m = spotting_metrics(inst.assign(video_id=video_id), props.assign(video_id=video_id),
+                         gt.assign(video_id=video_id), spotter["tious"], names, spotter["scorer"])
+    scores = {t: {k: r[k] for k in ("precision", "recall", "f1", "map")} for t, r in m["tiou"].items()}
+    return {"instances": rows, "scorer": m["scorer"], "scores": scores, "map_mean": m["map_mean"]}
+
+
 def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.PathLike, spotter: dict,
               members: list[Member], out_dir: str | os.PathLike, batch_size: int, video: str | None = None,
               timings: dict | None = None, annotate: bool = False, video_dir: str | os.PathLike | None = None,
-              source: str | None = None, extra: dict | None = None
+              source: str | None = None, extra: dict | None = None, truth: pd.DataFrame | None = None
               ) -> tuple[VideoScores, pd.DataFrame, pd.DataFrame, dict]:
     """Spot one video from its pose file; write its outputs into ``video_dir`` (default ``out_dir/<video_id>``;
     ``annotate``: annotated.mp4 too, needs ``video``); return (window scores, ranked proposals, instances,
-    metadata). ``source``: the video path to record (default ``video``), ``extra``: more metadata fields."""
+    metadata). ``source``: the video path to record (default ``video``), ``extra``: more metadata fields;
+    ``truth``: a test video's annotated instances, shown and scored on its page."""
+    from mgfm.infer.provenance import DEMO_POSE_BANNER, likely_cause
     video_dir = Path(video_dir) if video_dir is not None else Path(out_dir) / video_id
     t0 = time.perf_counter()
     sc = score_video(video_id, pose_path, spotter, members, batch_size, video)
@@ -112,9 +145,17 @@ def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.
             "threshold": float(spotter["threshold"]), "tau": float(spotter["tau"]),
             "win_probability": win, "members": [m["name"] for m in spotter["members"]],
             "weights": spotter["weights"], "models_dir": str(models_dir), "config_hash": spotter_hash(spotter),
-            "versions": versions(), "timings_s": timings, "columns": INSTANCE_COLUMNS}
+            "versions": versions(), "timings_s": timings, "columns": INSTANCE_COLUMNS,
+            **provenance(pose_path, video, spotter)}
+    meta["likely_cause"] = likely_cause(sc.reason, meta["pose"], meta["demo_render"], sc.face,
+                                        float(spotter["tau"])) if len(inst) == 0 else ""
+    if truth is not None:
+        meta["truth"] = video_truth(truth, inst, props, spotter, sc.fps, video_id)
+    if meta["demo_pose_on_real_video"]:
+        log.warning("video %s: %s", video_id, DEMO_POSE_BANNER)
     if sc.reason:
-        log.warning("video %s: empty timeline: %s", video_id, sc.reason)
+        log.warning("video %s: empty timeline: %s%s", video_id, sc.reason,
+                    f"; {meta['likely_cause']}" if meta["likely_cause"] else "")
     write_outputs(video_dir, video_id, inst, sc, meta, spotter["class_names"], video)
     return sc, props, inst, meta
 
@@ -155,15 +196,19 @@ def input_problem(src: str) -> str | None:
 
 def infer_videos(videos: list[str], models_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  batch_size: int = 256, threads: int = 1, annotate: bool = False,
-                 pose: dict | None = None) -> list[VideoResult]:
+                 pose: dict | None = None, pose_options: dict | None = None) -> list[VideoResult]:
     """Spot every video file; one failing video is reported and skipped, never stops the others.
     ``annotate``: also the annotated video (``annotated.mp4``) of each. ``pose``: the pose section to run (the
-    user's; default the spotter's recorded one, which is allowed only when it selects no code)."""
+    user's; default the spotter's recorded one, which is allowed only when it selects no code);
+    ``pose_options``: the user's choice as ``mgfm infer``'s options give it (``mgfm.infer.pose_choice``)."""
     from mgfm.common.atomic import atomic_dir
     from mgfm.infer.bundle import BundleError
     from mgfm.infer.integrity import pose_settings
+    from mgfm.infer.pose_choice import user_pose_section
 
     spotter = load_spotter(models_dir)          # a wrong models folder fails here, naming the file
+    if pose_options and any(pose_options.values()):
+        pose = user_pose_section(models_dir, spotter["pose"], **pose_options)
     pose = pose_settings(spotter, Path(models_dir) / "spotter.json", pose, BundleError)
     members = load_members(models_dir, spotter)
     out_dir = Path(out_dir)

@@ -55,6 +55,15 @@ def _lr_per_256(base: float, batch_key: str) -> Holds:
     return Holds(f"{base:g} x {batch_key} / 256", check)
 
 
+def _lr_per_sample(base: float, stage: str) -> Holds:
+    """SMILE scales its lr by the samples of a step: 256 = 128 clips x 2 masks with multiple sampling."""
+    def check(lr, cfg):
+        p = cfg["rgb_pretrain"]
+        samples = p[stage]["batch_size"] * (2 if p["masking"]["multiple_sampling"] else 1)
+        return samples == 256 and lr == pytest.approx(base * samples / 256)
+    return Holds(f"{base:g} x (clip, mask) samples per step / 256, at SMILE's 256 samples", check)
+
+
 USDRL = "USDRL (reference facts, MG-FM-Skele)"
 SMILE = "SMILE (reference facts, MG-FM-RGB)"
 SMILE_FT = "SMILE's fine-tuning (reference facts, MG-FM-RGB)"
@@ -140,19 +149,38 @@ PAPER_SETTINGS: list[tuple[str, object, str]] = [
     ("rgb_pretrain.teacher.kind", "clip", "reference facts: per-frame CLIP ViT-B/16 patch tokens ('ViCLIP')"),
     ("rgb_pretrain.teacher.clip.hidden", 768, "CLIP ViT-B/16 (reference facts: targets of dimension 768)"),
     ("rgb_pretrain.teacher.clip.patch_size", 16, "CLIP ViT-B/16"),
+    ("rgb_pretrain.teacher.input_norm", "imagenet", "SMILE (reference facts: the teacher is fed the "
+                                                    "ImageNet-normalised clip)"),
+    ("rgb_pretrain.decay_exempt", True, "SMILE (reference facts: no weight decay on biases, norms, mask token)"),
     ("rgb_pretrain.masking.ratio", 0.8, SMILE),
     ("rgb_pretrain.masking.trajectory_visible", 0.1, "reference facts: 0.1 is what SMILE's code runs"),
+    ("rgb_pretrain.masking.multiple_sampling", True, "SMILE (reference facts: multiple sampling in both stages)"),
     ("rgb_pretrain.motion.objects", 2, SMILE),
-    ("rgb_pretrain.motion.scale", [32, 128], SMILE),
-    ("rgb_pretrain.motion.location_velocity", 12, SMILE),
+    ("rgb_pretrain.motion.scales", [32, 48, 56, 64, 96, 128], "SMILE: its --scales default"),
+    ("rgb_pretrain.motion.ratios", [0.5, 0.67, 0.75, 1.0, 1.33, 1.5, 2.0], "SMILE: its region sampler"),
+    ("rgb_pretrain.motion.scale_jitter", 0.18, "SMILE: its region sampler"),
+    ("rgb_pretrain.motion.path_points", 48, "SMILE: its gaussian motion (smoothed random paths)"),
+    ("rgb_pretrain.motion.path_sigma", 8, "SMILE: its gaussian motion (smoothed random paths)"),
+    ("rgb_pretrain.motion.path_extent", [40, 180], "SMILE: its gaussian motion (smoothed random paths)"),
     ("rgb_pretrain.motion.rotation_velocity", 6, SMILE),
     ("rgb_pretrain.motion.size_velocity", 0.025, SMILE),
+    ("rgb_pretrain.motion.key_frame_probs", [0.5, 0.3, 0.2], "SMILE: its PatchMask settings"),
     ("rgb_pretrain.motion.alpha", [0.8, 1.0], SMILE),
+    ("rgb_pretrain.augment.stages", [1, 2], "SMILE (reference facts: random start and multi-scale crop every epoch)"),
+    ("rgb_pretrain.augment.temporal", True, "SMILE (reference facts: a random start every epoch)"),
+    ("rgb_pretrain.augment.scales", [1.0, 0.875, 0.75, 0.66], "VideoMAE's GroupMultiScaleCrop, as SMILE"),
+    ("rgb_pretrain.augment.max_distort", 1, "VideoMAE's GroupMultiScaleCrop, as SMILE"),
+    ("rgb.views.stride", 4, SMILE + ": 16 frames at a fixed stride of 4"),
     *[(f"rgb_pretrain.{stage}.{key}", value, SMILE) for stage in ("stage1", "stage2") for key, value in (
         ("optimizer", "adamw"), ("betas", [0.9, 0.95]), ("weight_decay", 0.05), ("schedule", "cosine"),
-        ("warmup_epochs", 40), ("min_lr", 0.00001), ("epochs", 801))],
-    *[(f"rgb_pretrain.{stage}.lr", _lr_per_256(1.5e-4, f"rgb_pretrain.{stage}.batch_size"), SMILE)
-      for stage in ("stage1", "stage2")],
+        ("warmup_epochs", 40), ("min_lr", 0.00001))],
+    # SMILE's released K400 scripts size the schedule for 801 epochs and stop each stage after 150 (their
+    # 600-epoch setting), so the learning rate never anneals
+    *[(f"rgb_pretrain.{stage}.{key}", value, SMILE + ": the released scripts stop each stage at epoch 150 of a "
+       "schedule sized for 801") for stage in ("stage1", "stage2") for key, value in (("epochs", 150),
+                                                                                    ("schedule_epochs", 801))],
+    *[(f"rgb_pretrain.{stage}.lr", _lr_per_sample(1.5e-4, stage), SMILE + ": 1.5e-4 x (clip, mask) samples per "
+       "step / 256") for stage in ("stage1", "stage2")],
     # protocols
     ("eval.modalities", ["skeleton", "rgb"], "paper Sec. 4: a skeleton and an RGB branch, evaluated both"),
     ("eval.streams", ["joint", "bone", "motion"], "paper Sec. 5"),

@@ -66,7 +66,7 @@ rule rgb_dataset:
         " --manifest {input.manifest:q} {params.source} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 
-# The RGB clip datasets (~290 GB at paper scale) are built only when an RGB model reads them, i.e. when
+# The RGB clip datasets (~500 GB at paper scale) are built only when an RGB model reads them, i.e. when
 # eval.modalities lists rgb; otherwise `snakemake results/datasets/rgb/<name>` still builds one on request.
 RGB_DATASETS_NEEDED = "rgb" in config["eval"]["modalities"]
 TARGETS["datasets"] = [

@@ -168,7 +168,8 @@ def write_views_dataset(path: Path, n: int, size: str) -> None:
                                   "context": v["context"]}})
 
 
-def bench_loader(size: str, n: int, batch_size: int, workers: int | None = None, views: bool = False) -> dict:
+def bench_loader(size: str, n: int, batch_size: int, workers: int | None = None, views: bool = False,
+                 passes: int = 6) -> dict:
     """clips/s of the training loader (``mgfm.train.loop._loader``) with the config's workers (or ``workers``);
     ``views``: the views layout with per-epoch views (``rgb_pretrain.augment``) instead of plain clips."""
     from mgfm.common.accel import pick_device
@@ -191,19 +192,23 @@ def bench_loader(size: str, n: int, batch_size: int, workers: int | None = None,
             write_synthetic_rgb(path, n, frames=cfg.num_frames, size=cfg.image_size)
             data = PackedRGBClips(path)
         info = DistInfo(rank=0, world=1, local_rank=0, device=device, created_group=False)
-        _, loader = _loader(data, tcfg, info, batch_size)
-        it = iter(loader)
-        to_unit(next(it)["x"].to(device))  # worker start-up
-        t = time.perf_counter()
-        done = 0
-        for b in it:
-            to_unit(b["x"].to(device, non_blocking=True))
-            done += len(b["x"])
+        sampler, loader = _loader(data, tcfg, info, batch_size)
+        # timed over several epochs after the first batch, so the batches the workers prefetch while starting
+        # are a small part of what is timed (each epoch draws new views)
+        t, done = None, 0
+        for epoch in range(passes):
+            sampler.set_epoch(epoch)
+            for b in loader:
+                x = to_unit(b["x"].to(device, non_blocking=True))
+                if t is None:
+                    t = time.perf_counter()
+                else:
+                    done += len(x)
         if device.type == "cuda":
             torch.cuda.synchronize()
         rate = done / max(time.perf_counter() - t, 1e-9)
         return {"size": size, "clips": n, "batch": batch_size, "workers": tcfg.num_workers, "views": views,
-                "stored_mb": data.data[0].nbytes / 2 ** 20, "clips_per_s": rate}
+                "epochs": passes, "stored_mb": data.data[0].nbytes / 2 ** 20, "clips_per_s": rate}
 
 
 def main() -> None:

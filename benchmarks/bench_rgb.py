@@ -175,7 +175,7 @@ def bench_loader(size: str, n: int, batch_size: int, workers: int | None = None,
     from mgfm.common.accel import pick_device
     from mgfm.train.distributed import DistInfo
     from mgfm.train.loop import TrainConfig, _loader
-    from mgfm.train.rgb_views import ViewAugment
+    from mgfm.train.rgb_pretrain_views import ViewAugment
     from tests.support.rgb import write_synthetic_rgb
 
     p = section(size, 1)

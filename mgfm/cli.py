@@ -18,7 +18,8 @@ import traceback
 from mgfm.common.logs import setup_logging
 
 STAGE_PACKAGES = (
-    "mgfm.config", "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.datasets", "mgfm.train", "mgfm.eval",
+    "mgfm.common", "mgfm.config", "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.datasets",
+    "mgfm.train", "mgfm.eval",
     "mgfm.infer", "mgfm.tables",
 )
 
@@ -83,10 +84,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         report_error(err)
         return 1
+    except OSError as err:      # a full disk, a permission, a read-only file system: the path and the cause
+        if args.verbose:
+            raise
+        from mgfm.common.disk import os_error_line
+
+        report_error(err, message=os_error_line(err))
+        return 1
     return int(result or 0)
 
 
-def report_error(err: BaseException, stream=None) -> None:
+def report_error(err: BaseException, stream=None, message: str | None = None) -> None:
     """The error's message (it names the file / video / config key) as the last line; before it the full
     traceback, unless stderr is a terminal.
 
@@ -101,7 +109,7 @@ def report_error(err: BaseException, stream=None) -> None:
     if not isinstance(err, ConfigError) and not (hasattr(stream, "isatty") and stream.isatty()):
         traceback.print_exception(err, file=stream)
         stream.flush()
-    logging.getLogger("mgfm").error("%s", err)
+    logging.getLogger("mgfm").error("%s", message or err)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,10 @@ def test_shipped_configs_resolve(path):
     ("clips", {"quota": 0}, "clips.quota: 0 is not allowed (minimum 1)"),
     ("pose", {"backend": "tf"}, "pose.backend: 'tf' is not allowed; choose one of 'onnx', 'mmpose'"),
     ("eval", {"linear_probe": {"epochs": "x"}}, "eval.linear_probe.epochs: expected integer, got 'x'"),
+    # an integer key takes an int: 5.0 (which JSON Schema alone would count as an integer) and true are refused
+    ("pretrain", {"train": {"epochs": 5.0}}, "pretrain.train.epochs: expected integer, got 5.0"),
+    ("eval", {"seeds": [0, 1.0]}, "eval.seeds[1]: expected integer, got 1.0"),
+    ("clips", {"quota": True}, "clips.quota: expected integer, got True"),
 ])
 def test_errors_name_the_key_the_value_and_what_is_allowed(section, values, expected):
     with pytest.raises(ConfigError) as err:
@@ -155,6 +160,62 @@ def test_cli_traceback_reaches_a_rule_log(tmp_path):
                             stderr=subprocess.STDOUT, cwd=ROOT, timeout=120).returncode
     lines = log.read_text().strip().splitlines()
     assert rc == 1 and lines[0].startswith("Traceback") and "m.csv" in lines[-1], lines
+
+
+def test_a_float_for_an_integer_key_is_refused_on_the_command_line_too(tmp_path, capsys):
+    from mgfm.cli import main
+
+    assert main(["eval", "emotion", "--features-dir", "f", "--manifest", "m.csv", "--out-dir", "o", "--params",
+                 '{"emotion": {"epochs": 5.0}}']) == 1
+    assert "eval.emotion.epochs: expected integer, got 5.0" in capsys.readouterr().err
+
+
+def test_a_nullable_integer_key_takes_null_or_an_integer_only():
+    """`type: [integer, "null"]` keys (semi-supervised epochs, RGB fine-tuning overrides) are strict too."""
+    assert resolve("eval", {"semi_supervised": {"epochs": None}})["semi_supervised"]["epochs"] is None
+    assert resolve("eval", {"semi_supervised": {"epochs": 7}})["semi_supervised"]["epochs"] == 7
+    for bad in (5.0, True):
+        with pytest.raises(ConfigError, match=r"eval\.semi_supervised\.epochs: expected \['integer', 'null'\]"):
+            resolve("eval", {"semi_supervised": {"epochs": bad}})
+
+
+@pytest.mark.parametrize(("values", "key"), [
+    ({"results": "res$(touch x)"}, "config.results"),
+    ({"dataset": {"manifest": "data/`id`.csv"}}, "dataset.manifest"),
+    ({"clips": {"prior": "p{x}.csv"}}, "clips.prior"),
+    ({"infer": {"videos": ["a.mp4", "b'c.mp4"]}}, "infer.videos[1]"),
+    ({"pose": {"mmpose": {"config": "cfg;rm.py"}}}, "pose.mmpose.config"),
+    ({"rgb_pretrain": {"init": {"checkpoint": "smile$(id).pth"}}}, "rgb_pretrain.init.checkpoint"),
+    ({"rgb_pretrain": {"motion": {"objects_dir": "objects/*"}}}, "rgb_pretrain.motion.objects_dir"),
+    ({"eval": {"finetune": {"rgb": {"init": {"checkpoint": "k400`id`.pth"}}}}}, "eval.finetune.rgb.init.checkpoint"),
+])
+def test_path_keys_refuse_shell_and_pattern_characters_naming_the_key(values, key):
+    with pytest.raises(ConfigError, match=re.escape(key) + r": .* is refused: it holds"):
+        resolve_config(values)
+
+
+def test_path_keys_take_spaces_parentheses_and_letters_of_any_script():
+    cfg = resolve_config({"results": "runs/exp (2) é", "dataset": {"manifest": "données/清单 v2.csv"},
+                          "infer": {"videos": ["talks/My Talk (final), take 2.mp4"]}})
+    assert cfg["results"] == "runs/exp (2) é"
+
+
+def test_every_path_like_key_is_checked():
+    """A free string key whose description says it is a file, folder or path is in mgfm.config.paths.PATH_KEYS."""
+    from mgfm.config.paths import PATH_KEYS
+
+    def walk(schema, where):
+        for key, sub in schema.get("properties", {}).items():
+            if sub.get("type") == "object":
+                yield from walk(sub, f"{where}{key}.")
+            elif "enum" not in sub and "string" in str(sub.get("type")) + str(sub.get("items", {}).get("type")):
+                yield f"{where}{key}" + ("[]" if sub.get("type") == "array" else ""), str(sub.get("description"))
+
+    words = re.compile(r"\b(file|folder|path|directory)\b", re.I)
+    for section in ("config", *SECTIONS):
+        for key, text in walk(load_schema(section), ""):
+            if words.search(text) and not key.endswith(("_url", "url", "sha256", "node", "user_agent")):
+                assert key in PATH_KEYS.get(section, ()), f"{section}.{key} looks like a path: {text[:80]}"
 
 
 # ---- the config a run sees (mgfm.config.run): defaults, then its files in order, then --config -------------------

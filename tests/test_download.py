@@ -476,3 +476,86 @@ def test_manifest_row_rejects_ids_with_whitespace(tmp_path):
     for bad in ("vid01\n", " vid01", "vid01 "):
         with pytest.raises(ValueError, match="invalid video id"):
             dl.manifest_row(manifest, bad)
+
+
+# ---- permanent failures fail at once; cover art is named as such ---------------------------------------
+
+
+@pytest.mark.parametrize("url, words", [
+    ("{base}/a\x01b.mp4", ["malformed url"]),          # a control character: http.client refuses the request
+    ("{base}/a b.mp4", ["malformed url"]),
+    ("http:///no-host.mp4", ["no host given"]),
+])
+def test_a_malformed_url_fails_at_once_without_retries(tmp_path, server, url, words):
+    """Bypassing the manifest's own check (which refuses these urls naming the row), the download itself still
+    fails on the first attempt: retrying cannot make a url well-formed."""
+    started = time.perf_counter()
+    with pytest.raises(DownloadError) as info:
+        dl.download_row({"video_id": "vid01", "url": url.format(base=server.url)}, tmp_path, tmp_path / "v.mp4",
+                        tmp_path / "v.json", {**FAST, "retries": 4, "backoff_s": 1.0})
+    assert time.perf_counter() - started < 0.9, "a permanent error was retried"
+    for word in words:
+        assert word in str(info.value)
+    assert "gave up after" not in str(info.value) and sum(server.hits.values()) == 0
+
+
+def test_a_permanent_http_status_is_not_retried(tmp_path, server):
+    started = time.perf_counter()
+    fails(tmp_path, f"{server.url}/missing.mp4", "HTTP 404", retries=4, backoff_s=1.0)
+    assert time.perf_counter() - started < 0.9 and server.hits["/missing.mp4"] == 1
+
+
+@pytest.mark.parametrize("url, why", [
+    ("ftp://example.org/a.mp4", "unsupported url scheme 'ftp'"),
+    ("rtmp://example.org/live", "unsupported url scheme 'rtmp'"),
+    ("https://example.org/a\x07.mp4", "control character"),
+    ("https://example.org/my talk.mp4", "percent-encode"),
+])
+def test_dataset_validate_refuses_unfetchable_urls_naming_row_and_column(tmp_path, capsys, url, why):
+    from mgfm.cli import main
+
+    manifest = write_manifest(tmp_path, [{"video_id": "ok1", "url": "a.mp4"}, {"video_id": "bad2", "url": url}])
+    (tmp_path / "taxonomy.csv").write_text("class_id,name,group\n0,nod,Head\n")
+    (tmp_path / "annotations.csv").write_text("video_id,class_id,start_frame,end_frame\n")
+    assert main(["dataset", "validate", "--manifest", str(manifest), "--annotations", str(tmp_path / "annotations.csv"),
+                 "--taxonomy", str(tmp_path / "taxonomy.csv"), "--out", str(tmp_path / "v.json")]) == 1
+    err = capsys.readouterr().err
+    assert f"{manifest}, row 2, column 'url': " in err and why in err, err
+    assert not (tmp_path / "v.json").exists()
+
+
+def test_local_paths_with_spaces_and_file_urls_are_fetchable_urls():
+    from mgfm.data.contract import url_problem
+
+    for url in ("raw/my talk (1).mp4", "/data/v.mp4", "file:///data/v.mp4", "https://example.org/a%20b.mp4",
+                "C:\\videos\\a.mp4"):
+        assert url_problem(url) is None, url
+
+
+def _cover_art_mkv(tmp_path: Path, with_video: bool) -> Path:
+    """An mkv whose FIRST track is a one-frame mjpeg picture (not flagged as attached picture), followed by a
+    6 s H.264 video track or, without it, by 6 s of audio (so the container still says 6 s)."""
+    ff = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
+    cover = tmp_path / "cover.jpg"
+    subprocess.run([*ff, "-f", "lavfi", "-i", "color=c=red:s=160x120:d=1", "-frames:v", "1", str(cover)], check=True)
+    second = (["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=6"] if with_video
+              else ["-f", "lavfi", "-i", "sine=duration=6"])
+    path = tmp_path / ("cover_then_video.mkv" if with_video else "cover_and_audio.mkv")
+    codecs = ["-map", "0:v", "-map", "1", "-c:v:0", "mjpeg"] + (
+        ["-c:v:1", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"] if with_video else ["-c:a", "aac"])
+    subprocess.run([*ff, "-i", str(cover), *second, *codecs, str(path)], check=True)
+    return path
+
+
+def test_a_one_frame_picture_before_the_video_track_is_skipped(tmp_path):
+    _cover_art_mkv(tmp_path, with_video=True)
+    meta, _ = run(tmp_path, "cover_then_video.mkv")
+    assert meta["frames"] == 150 and (meta["width"], meta["height"]) == (160, 120)
+
+
+def test_a_one_frame_picture_as_the_only_video_track_is_named_as_such(tmp_path):
+    _cover_art_mkv(tmp_path, with_video=False)
+    fails(tmp_path, "cover_and_audio.mkv", "not a video", "still picture", "cover art", "mjpeg", "container says 6.0")
+    with pytest.raises(DownloadError) as info:
+        run(tmp_path, "cover_and_audio.mkv")
+    assert "truncated" not in str(info.value)

@@ -37,6 +37,9 @@ ENVS = ROOT / "envs"
 # environments do not need their imports. Keys are module names, values env file names.
 BACKEND_MODULES = {
     "mgfm.pose.backends.mmpose_backend": {"mmpose.yaml"},
+    # the ONNX export runs in the pinned mmpose environment (rule export_pose_onnx; `mgfm pose export-onnx` moves
+    # itself there from any other environment)
+    "mgfm.pose.onnx_export": {"mmpose.yaml"},
 }
 
 # (module, import) pairs imported lazily for an optional input type, with the reason
@@ -89,6 +92,8 @@ CONFIG_VARIANTS = {
     "pose-mmpose": {"pose": {"backend": "mmpose", "mmpose": {"fetch": False}}},
     # the onnx backend on a GPU runs in envs/pose-gpu.yaml (onnxruntime-gpu)
     "pose-cuda": {"pose": {"device": "cuda"}},
+    # the paper's models: fetched, exported to ONNX in envs/mmpose.yaml (rule export_pose_onnx), run by the onnx backend
+    "pose-preset": {"pose": {"preset": "rtmw-x"}},
 }
 
 

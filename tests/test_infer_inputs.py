@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
-from mgfm.infer.bundle import SPOTTER_FORMAT, BundleError, load_spotter
+from mgfm.core.layout import UPPER_BODY
+from mgfm.infer.bundle import BundleError, load_spotter
 from mgfm.infer.inputs import safe_id, video_ids
+from tests.support.infer import spotter_fields
 
 
 def test_video_ids_are_file_name_safe_unique_and_folders_are_listed(tmp_path):
@@ -29,8 +30,7 @@ def test_video_ids_are_file_name_safe_unique_and_folders_are_listed(tmp_path):
 
 
 def _spotter(tmp_path, **change):
-    spotter = {"format": SPOTTER_FORMAT, "layout": LAYOUT_NAME, "joints": list(UPPER_BODY), "members": [], **change}
-    (tmp_path / "spotter.json").write_text(json.dumps(spotter))
+    (tmp_path / "spotter.json").write_text(json.dumps(spotter_fields(**change)))
     return tmp_path
 
 
@@ -46,5 +46,10 @@ def test_models_folder_errors_name_the_file_and_the_mismatch(tmp_path):
     with pytest.raises(BundleError, match="spotter.json: trained on a joint subset of 42 joints"):
         load_spotter(_spotter(tmp_path, joints=list(UPPER_BODY)[:42]))
     with pytest.raises(BundleError, match=r"member 'joint' needs .*classifiers/skeleton/joint, which is missing"):
-        load_spotter(_spotter(tmp_path, members=[{"name": "joint", "modality": "skeleton", "stream": "joint"}]))
-    assert load_spotter(_spotter(tmp_path))["members"] == []
+        load_spotter(_spotter(tmp_path, members=[{"name": "joint", "modality": "skeleton", "stream": "joint"}],
+                              weights={"joint": 1.0}))
+    with pytest.raises(BundleError, match=r"members: \[\] is not allowed \(minItems 1\)"):
+        load_spotter(_spotter(tmp_path))
+    with pytest.raises(BundleError, match=r"members \['joint'\] and fusion weights \['bone'\] must name the same"):
+        load_spotter(_spotter(tmp_path, members=[{"name": "joint", "modality": "skeleton", "stream": "joint"}],
+                              weights={"bone": 1.0}))

@@ -75,14 +75,14 @@ def test_fusion_weights_are_the_skeleton_ones_or_the_multimodal_ones_when_rgb_is
 
 
 def test_a_spotter_with_an_rgb_member_and_no_rgb_clip_settings_is_refused(tmp_path):
-    from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
-    from mgfm.infer.bundle import SPOTTER_FORMAT, load_spotter
+    from mgfm.infer.bundle import load_spotter
+
+    from tests.support.infer import spotter_fields
 
     (tmp_path / "classifiers" / "rgb" / "rgb").mkdir(parents=True)
-    spotter = {"format": SPOTTER_FORMAT, "layout": LAYOUT_NAME, "joints": list(UPPER_BODY),
-               "members": [{"name": "rgb", "modality": "rgb", "stream": "rgb"}]}
+    spotter = spotter_fields(members=[{"name": "rgb", "modality": "rgb", "stream": "rgb"}], weights={"rgb": 1.0})
     (tmp_path / "spotter.json").write_text(json.dumps(spotter))
     with pytest.raises(BundleError, match=r"spotter\.json: RGB member 'rgb' but no rgb_clip_params"):
-        load_spotter(tmp_path)
+        load_spotter(tmp_path, check_digests=False)
     (tmp_path / "spotter.json").write_text(json.dumps({**spotter, "rgb_clip_params": {"num_frames": 8, "size": 64}}))
-    assert load_spotter(tmp_path)["members"][0]["modality"] == "rgb"
+    assert load_spotter(tmp_path, check_digests=False)["members"][0]["modality"] == "rgb"

@@ -202,7 +202,7 @@ def test_artifact_errors(tmp_path):
     save_encoder(tmp_path, enc, _card(enc))
     card = json.loads((tmp_path / "card.json").read_text())
     (tmp_path / "card.json").write_text(json.dumps({**card, "arch": {**card["arch"], "hidden": 32, "heads": 1}}))
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match="does not fit the encoder"):
         load_encoder(tmp_path)
     (tmp_path / "card.json").write_text(json.dumps({k: v for k, v in card.items() if k != "stream"}))
     with pytest.raises(ValueError, match="stream"):

@@ -21,8 +21,10 @@ pytestmark = requires_mmpose
 
 
 def _paper_pose_config() -> str:
-    cfg = yaml.safe_load((ROOT / "workflow" / "configs" / "paper.yaml").read_text())
-    return cfg["pose"]["mmpose"]["config"]
+    from mgfm.pose.presets import PRESETS
+
+    preset = yaml.safe_load((ROOT / "workflow" / "configs" / "paper.yaml").read_text())["pose"]["preset"]
+    return PRESETS[preset]["config"]
 
 
 def test_mmpose_and_onnx_backends_agree(tmp_path):

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.support.mmpose_env import requires_mmpose
+from tests.support.pose import render_normalised_demo_videos
 from tests.support.workflow import REPO, snakemake
 
 pytestmark = requires_mmpose
@@ -31,29 +32,13 @@ FRAMES = 6  # RTMW-x with flip test: ~0.7 s per frame on 2 CPU cores
 
 
 def _paper_mmpose_config() -> str:
-    return yaml.safe_load((REPO / "workflow" / "configs" / "paper.yaml").read_text())["pose"]["mmpose"]["config"]
+    from mgfm.pose.presets import PRESETS
+
+    return PRESETS[yaml.safe_load((REPO / "workflow" / "configs" / "paper.yaml").read_text())["pose"]["preset"]]["config"]
 
 
 def _render_demo_videos(work: Path) -> None:
-    """The first FRAMES frames of two demo corpus videos, drawn and encoded (25 fps H.264, demo size) by the demo
-    corpus' own renderer and writer, standing in for the download stage's normalised copies + probed metadata."""
-    from mgfm.data.demo.corpus import simulate_video
-    from mgfm.data.demo.encode import VideoWriter
-    from mgfm.data.demo.plan import FPS, build_plan, demo_settings
-
-    cfg = demo_settings(DEMO)
-    videos = work / "results" / "videos"
-    videos.mkdir(parents=True)
-    for plan in build_plan(cfg):
-        _, shot = simulate_video(cfg, plan)
-        frames = np.empty((FRAMES, cfg["height"], cfg["width"], 3), np.uint8)
-        for i in range(FRAMES):
-            shot.frame(i, frames[i])
-        with VideoWriter(videos / f"{plan.video_id}.mp4", cfg["width"], cfg["height"], FPS) as writer:
-            writer.write(frames)
-        meta = {"video_id": plan.video_id, "frames": FRAMES, "fps": float(FPS), "width": cfg["width"],
-                "height": cfg["height"]}
-        (videos / f"{plan.video_id}.json").write_text(json.dumps(meta))
+    render_normalised_demo_videos(work / "results" / "videos", DEMO, FRAMES)
 
 
 def _random_checkpoint(model, path: Path) -> None:

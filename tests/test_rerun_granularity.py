@@ -82,7 +82,7 @@ def test_every_job_is_given_exactly_its_steps_keys(baseline):
             assert json.loads(given.group(1)) == config["dataset"]["demo"]
             continue
         if given is None:
-            assert rule in ("validate_dataset", "check_annotations", "iod_tables", "infer_table"), \
+            assert rule in ("validate_dataset", "check_annotations", "iod_tables", "infer_table", "label_free_views"), \
                 f"{rule} reads no config: add it to STEPS"
             continue
         step = step_of(rule, command)

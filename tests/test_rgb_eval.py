@@ -113,3 +113,32 @@ def test_report_with_rgb(evaluated, tmp_path):
     for name in ("pretrain_curves_rgb.png", "probe_curves_rgb.png", "finetune_curves_rgb.png"):
         assert (tmp_path / "figures" / name).is_file(), name
     shutil.rmtree(rgb_model / "stage1")
+
+
+def test_the_spotting_classifier_is_the_fine_tuned_rgb_model(evaluated, tmp_path):
+    """The RGB classifier inference exports (SMILE's fine-tuning model: fc_norm pooling, drop-path) reloads through
+    the bundle and scores the test clips exactly as the finetune protocol's last epoch did."""
+    import numpy as np
+    import torch
+
+    from mgfm.config import default_seed
+    from mgfm.infer.bundle import load_classifier
+    from mgfm.infer.train import export_classifier
+    from mgfm.train.rgb_data import PackedRGBClips
+    from mgfm.train.rgb_features import prepare_rgb
+
+    root, paths, ev = evaluated
+    data = root / "datasets" / "rgb"
+    out = tmp_path / "classifiers" / "rgb" / "rgb"
+    export_classifier(str(root / "models" / "rgb" / "rgb"), str(data / "mg_train"), str(data / "mg_test"),
+                      str(paths["taxonomy"]), PARAMS, str(out), global_seed=default_seed())   # the CLI's seed
+    card = json.loads((out / "card.json").read_text())
+    assert card["arch"]["pooling"] == "fc_norm" and card["arch"]["drop_path"] == 0.1
+    info = json.loads((out / "classifier.json").read_text())        # what build_rgb_dataset records, absent here
+    (out / "classifier.json").write_text(json.dumps({**info, "clip_params": {"num_frames": 8, "size": 64}}))
+    member = load_classifier(out, "rgb", 4)
+    clips = PackedRGBClips(data / "mg_test", 8, 64)
+    with torch.no_grad():
+        scores = member.model(prepare_rgb(clips[np.arange(len(clips))]["x"])).numpy()
+    expected = np.load(ev / "finetune" / "rgb" / "rgb" / "scores.npz")["test_last_seed0"]
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)

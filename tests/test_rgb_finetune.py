@@ -84,3 +84,201 @@ def test_mixup_and_cutmix():
         if cutmix > 0 and mixup == 0:
             kept = (a == x).float().mean(dim=(1, 2, 3, 4))
             torch.testing.assert_close(own / 0.9, kept, atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------- SMILE's recipe
+ARCH = {"num_frames": 4, "image_size": 32, "patch_size": 16, "tubelet_size": 2, "hidden": 16, "depth": 2, "heads": 2,
+        "mlp_ratio": 2.0, "decoder_hidden": 8, "decoder_depth": 1, "decoder_heads": 2}
+
+
+def test_drop_path_drops_whole_residual_branches_per_sample_and_keeps_the_checkpoint_names():
+    from mgfm.models.rgb.student import RGBEncoder
+
+    plain, dropped = RGBEncoder(**ARCH), RGBEncoder(**ARCH, drop_path=0.6)
+    assert list(plain.state_dict()) == list(dropped.state_dict())
+    dropped.load_state_dict(plain.state_dict())
+    x = torch.randn(6, 4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(dropped.eval()(x), plain.eval()(x), rtol=0, atol=0)   # eval: no drop-path
+        # train mode: layer 0 has rate 0 (linear 0 .. 0.6), layer 1 rate 0.6 on both of its branches
+        h = plain.videomae.embeddings(x, None)
+        h = plain.videomae.encoder.layer[0](h)
+        layer = plain.videomae.encoder.layer[1]
+        torch.manual_seed(5)
+        keep_attn = torch.empty(6, 1, 1).bernoulli_(0.4) / 0.4
+        keep_mlp = torch.empty(6, 1, 1).bernoulli_(0.4) / 0.4
+        h = h + keep_attn * layer.attention(layer.layernorm_before(h))
+        h = h + keep_mlp * layer.output.dense(layer.intermediate(layer.layernorm_after(h)))
+        expected = plain.videomae.layernorm(h).mean(1)
+        dropped.train()
+        torch.manual_seed(5)
+        torch.testing.assert_close(dropped(x), expected)
+    assert 0 < int((keep_attn == 0).sum()) < 6 or 0 < int((keep_mlp == 0).sum()) < 6
+
+
+def test_fc_norm_pooling_is_a_layernorm_of_the_mean_of_the_last_layer():
+    from mgfm.models.rgb.student import RGBEncoder
+
+    enc = RGBEncoder(**ARCH, pooling="fc_norm").eval()
+    assert enc.videomae.layernorm is None and "fc_norm.weight" in enc.state_dict()
+    torch.nn.init.normal_(enc.fc_norm.weight)
+    x = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        tokens = enc.videomae.encoder(enc.videomae.embeddings(x, None)).last_hidden_state
+        torch.testing.assert_close(enc(x), enc.fc_norm(tokens.mean(1)))
+    assert enc.arch["pooling"] == "fc_norm"
+    # every LayerNorm takes the arch's eps; a card written before the key existed keeps transformers' 1e-12
+    assert enc.fc_norm.eps == enc.videomae.encoder.layer[0].layernorm_before.eps == 1e-12
+    smile = RGBEncoder(**ARCH, layer_norm_eps=1e-6, pooling="fc_norm")
+    assert smile.fc_norm.eps == smile.videomae.encoder.layer[1].layernorm_after.eps == 1e-6
+
+
+def _frame(seed=0, size=48):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.stack([(xx * 5) % 256, (yy * 3 + 20) % 256, ((xx + yy) * 2) % 256], -1) * 0.7
+    return (img + rng.integers(0, 60, (size, size, 3))).clip(0, 255).astype(np.uint8)
+
+
+def test_randaugment_ops_are_pils_as_smile_applies_them():
+    """Each op against PIL's (SMILE's RandAugment calls PIL on every frame): colour ops within one grey level,
+    geometric ops (bicubic, grey fill) within the difference of the two bicubic kernels."""
+    import numpy as np
+    from PIL import Image, ImageEnhance, ImageOps
+
+    from mgfm.train.rgb_augment import OPS, apply_op
+
+    img = _frame()
+    pil = Image.fromarray(img)
+    x = torch.from_numpy(img).permute(2, 0, 1).float().div(255)[None, None]
+    lv, fill = 0.7, (128, 128, 128)
+    affine = {"ShearX": (1, lv * 0.3, 0, 0, 1, 0), "ShearY": (1, 0, 0, lv * 0.3, 1, 0),
+              "TranslateXRel": (1, 0, lv * 0.45 * 48, 0, 1, 0), "TranslateYRel": (1, 0, 0, 0, 1, lv * 0.45 * 48)}
+    reference = {
+        "AutoContrast": ImageOps.autocontrast(pil), "Equalize": ImageOps.equalize(pil), "Invert": ImageOps.invert(pil),
+        "PosterizeIncreasing": ImageOps.posterize(pil, 4 - int(lv * 4)),
+        "SolarizeIncreasing": ImageOps.solarize(pil, 256 - int(lv * 256)),
+        "SolarizeAdd": pil.point([min(255, i + int(lv * 110)) if i < 128 else i for i in range(256)] * 3),
+        "ColorIncreasing": ImageEnhance.Color(pil).enhance(1 + lv * 0.9),
+        "ContrastIncreasing": ImageEnhance.Contrast(pil).enhance(1 - lv * 0.9),
+        "BrightnessIncreasing": ImageEnhance.Brightness(pil).enhance(1 + lv * 0.9),
+        "SharpnessIncreasing": ImageEnhance.Sharpness(pil).enhance(1 + lv * 0.9),
+        "Rotate": pil.rotate(lv * 30, resample=Image.BICUBIC, fillcolor=fill),
+        **{k: pil.transform(pil.size, Image.AFFINE, m, resample=Image.BICUBIC, fillcolor=fill)
+           for k, m in affine.items()},
+    }
+    assert set(reference) == set(OPS)
+    for name, ref in reference.items():
+        sign = -1.0 if name == "ContrastIncreasing" else 1.0
+        ours = apply_op(name, x, torch.tensor([lv]), torch.tensor([sign]))[0, 0].permute(1, 2, 0).numpy() * 255
+        diff = np.abs(ours.round() - np.asarray(ref, np.float64))
+        if name in affine or name == "Rotate":
+            assert diff.mean() < 2.5 and np.mean(diff > 8) < 0.05, (name, diff.mean())
+        else:
+            assert diff.max() <= 1, (name, diff.max())
+
+
+def test_clip_augmentation_is_one_draw_per_clip_for_all_its_frames():
+    from mgfm.train.rgb_augment import ClipAugment, augment_clips
+
+    frame = torch.from_numpy(_frame(1, 32)).permute(2, 0, 1).float().div(255)
+    x = frame.expand(6, 4, 3, 32, 32).clone()                       # every frame of every clip the same image
+    aug = ClipAugment(erasing=0.0)
+    a = augment_clips(x, 32, aug, torch.Generator().manual_seed(0))
+    b = augment_clips(x, 32, aug, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == (6, 4, 3, 32, 32)
+    torch.testing.assert_close(a, a[:, :1].expand_as(a))             # the same transform on every frame of a clip
+    assert len({round(float(c.sum()), 3) for c in a}) == 6          # clips drew their own transforms
+    off = ClipAugment(randaugment_ops=0, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=0.0, erasing=0.0)
+    from mgfm.models.rgb.student import normalise_clips
+
+    torch.testing.assert_close(augment_clips(x, 32, off, torch.Generator()), normalise_clips(x), atol=1e-5, rtol=0)
+
+
+def test_random_resized_crop_moves_over_a_larger_stored_frame_at_the_views_scale():
+    from mgfm.train.rgb_augment import random_resized_crop
+
+    x = torch.rand(5, 2, 3, 40, 40)
+    out = random_resized_crop(x, 32, (1.0, 1.0), (1.0, 1.0), 0.0, torch.Generator().manual_seed(1))
+    for clip, src in zip(out, x):                                    # a 32 x 32 window somewhere in the 40 x 40
+        hits = [(t, l) for t in range(9) for l in range(9)
+                if torch.allclose(clip, src[..., t:t + 32, l:l + 32], atol=1e-5)]
+        assert len(hits) == 1
+    flipped = random_resized_crop(x[..., :32, :32], 32, (1.0, 1.0), (1.0, 1.0), 1.0, torch.Generator())
+    torch.testing.assert_close(flipped, x[..., :32, :32].flip(-1), atol=1e-5, rtol=0)
+
+
+def test_random_erasing_fills_one_box_per_clip_on_every_frame():
+    from mgfm.train.rgb_augment import random_erasing
+
+    x = torch.full((8, 3, 3, 32, 32), 7.0)
+    out = random_erasing(x, 1.0, torch.Generator().manual_seed(2))
+    changed = out != 7.0
+    for clip in changed:
+        area = clip[0, 0].float().mean()
+        assert 0.015 < area < 0.34 and torch.equal(clip, clip[:1, :1].expand_as(clip))   # same box everywhere
+    assert not torch.equal(out[:, 0][changed[:, 0]], out[:, 1][changed[:, 1]])          # fresh noise per frame
+    assert torch.equal(random_erasing(x, 0.0, torch.Generator()), x)
+
+
+def test_views_read_more_frames_and_pixels_when_stored_and_one_view_today():
+    from mgfm.train.rgb_finetune_views import crop_view, evaluation_views, random_window, view_starts
+
+    assert view_starts(16, 16, 2) == [0] and view_starts(24, 16, 3) == [0, 4, 8] and view_starts(24, 16, 1) == [4]
+    assert evaluation_views((10, 8, 64, 64, 3), 8, 64, 2, 3) == [(0, 0, 0)]          # today: the stored clip
+    views = evaluation_views((10, 12, 80, 96, 3), 8, 64, 2, 3)
+    assert views == [(t, 8, x) for t in (0, 4) for x in (0, 16, 32)]                  # along the longer side
+    x = torch.arange(2 * 12 * 80 * 96 * 3, dtype=torch.int64).view(2, 12, 80, 96, 3)
+    assert crop_view(x, views[4], 8, 64).shape == (2, 8, 64, 64, 3)
+    assert torch.equal(crop_view(x, views[4], 8, 64), x[:, 4:12, 8:72, 16:80])
+    w = random_window(x, 8, torch.Generator().manual_seed(0))
+    starts = (w[:, 0, 0, 0, 0] // (80 * 96 * 3) % 12).tolist()
+    assert all(torch.equal(w[i], x[i, s:s + 8]) for i, s in enumerate(starts))
+
+
+def test_view_scores_average_the_softmax_over_views():
+    from mgfm.eval.rgb_finetune import view_scores
+
+    class Model(torch.nn.Module):
+        card = {"num_frames": 2, "image_size": 4}
+
+        def forward(self, x):
+            return torch.stack([x.mean((1, 2, 3, 4)), -x.mean((1, 2, 3, 4))], 1)
+
+    x = torch.randint(0, 255, (3, 4, 6, 6, 3), dtype=torch.uint8)
+    views = [(0, 0, 0), (2, 1, 2)]
+    from mgfm.train.rgb_features import prepare_rgb
+
+    probs = torch.stack([torch.softmax(Model()(prepare_rgb(x[:, t:t + 2, y:y + 4, z:z + 4].contiguous())), 1)
+                         for t, y, z in views]).mean(0)
+    torch.testing.assert_close(torch.softmax(view_scores(Model(), x, views), 1), probs)
+
+
+def test_the_fine_tuning_encoder_drops_the_final_norm_and_round_trips_as_an_artifact(tmp_path):
+    from mgfm.eval.finetune import build_classifier
+    from mgfm.models.artifact import load_encoder, save_encoder
+    from mgfm.models.rgb.student import RGBEncoder
+    from mgfm.config import resolve
+
+    pre = RGBEncoder(**ARCH)
+    card = {"architecture": "videomae", "modality": "rgb", "arch": dict(pre.cfg.to_dict()), "stream": "rgb",
+            "feature_dim": 16, "num_frames": 4, "image_size": 32}
+    save_encoder(tmp_path / "pre", pre, card)
+    ft = resolve("eval", {})["finetune"]
+    model, weights, init = build_classifier("finetune", tmp_path / "pre", card, 5, ft)
+    enc = model.encoder
+    assert init is None and len(weights) == 64 and model.layer_decay == 0.75
+    assert enc.card["arch"]["pooling"] == "fc_norm" and enc.card["arch"]["drop_path"] == 0.1
+    for k, v in pre.state_dict().items():
+        if not k.startswith("videomae.layernorm."):
+            assert torch.equal(enc.state_dict()[k], v), k
+    assert torch.equal(enc.fc_norm.weight, torch.ones(16))          # fresh, as SMILE's fine-tuning starts it
+    save_encoder(tmp_path / "tuned", enc, enc.card)                 # what the spotting classifier saves
+    again = load_encoder(tmp_path / "tuned")
+    x = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), enc.eval()(x))
+    scratch, w, _ = build_classifier("scratch", tmp_path / "pre", card, 5, ft)
+    assert w is None and scratch.encoder.pooling == "fc_norm"

@@ -82,7 +82,7 @@ def test_pose(monkeypatch, tmp_path):
 
 def _stub_tables(monkeypatch, module, seen):
     monkeypatch.setattr(module, "load_manifest", lambda path: pd.DataFrame({"video_id": ["v1"]}))
-    monkeypatch.setattr(module, "load_annotations", lambda path, manifest: pd.DataFrame({"video_id": []}))
+    monkeypatch.setattr(module, "load_intervals", lambda path, manifest: pd.DataFrame({"video_id": []}))
     monkeypatch.setattr(module, "load_prior", lambda prior, m, a: (seen.setdefault("prior", prior),
                                                                     np.array([1.0, 2.0]))[1])
     monkeypatch.setattr(module, "check_pose_files", lambda ids, pose_dir: None)

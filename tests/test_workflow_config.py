@@ -27,6 +27,7 @@ def _demo_config() -> dict:
     (lambda c: c["clips"].update(tua=0.3), ["clips.tua: unknown key", "did you mean 'tau'"]),
     (lambda c: c["clips"].update(tau="high"), ["clips.tau: expected number, got 'high'"]),
     (lambda c: c["pretrain"]["train"].update(epochs=-3), ["pretrain.train.epochs: -3 is not allowed"]),
+    (lambda c: c["pretrain"]["train"].update(epochs=5.0), ["pretrain.train.epochs: expected integer, got 5.0"]),
     (lambda c: c.update(sead=1), ["config.sead: unknown key"]),
     (lambda c: c["dataset"].update(source="files", manifest="nowhere/manifest.csv"),
      ["dataset.manifest", "nowhere/manifest.csv"]),

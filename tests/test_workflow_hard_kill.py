@@ -28,7 +28,7 @@ TINY_PRETRAIN = {"pretrain": {"streams": ["joint"],
                                         "instance_projector_dims": [32, 32]},
                               "train": {"epochs": 40, "batch_size": 8, "warmup_epochs": 1, "checkpoint_every": 1,
                                         "log_every_steps": 1}},
-                 "eval": {"streams": ["joint"]}}
+                 "eval": {"streams": ["joint"], "emotion": {"skeleton_streams": ["joint"]}}}
 TARGET = "results/models/skeleton/joint/encoder.safetensors"
 
 

@@ -151,3 +151,21 @@ def test_later_stage_param_change_reruns_nothing_upstream(built, section):
     assert not {rule for rule in upstream_rules if only_params[rule]}, only_params
     for rule in STAGE_RULES.get(section, ()):
         assert only_params[rule], f"changing {section}.{'.'.join(key_path)} does not rerun {rule}: {only_params}"
+
+
+@pytest.mark.slow
+def test_pose_model_change_with_earlier_pose_files_present(built, tmp_path):
+    """Pose files of an earlier run (the demo model) are present. Another pose model file reruns every pose job
+    and what follows; a pose model that does not exist stops the run before any job, naming the key (Snakemake
+    alone would drop the pose jobs whose input is missing and keep the earlier files)."""
+    if "pose" not in STAGE_RULES:
+        pytest.skip("no demo pose model in the package")
+    other = tmp_path / "other.onnx"
+    other.write_bytes(POSE_MODEL.read_bytes())
+    jobs = planned(built, "results/clips/clips.parquet", config=tiny_with("pose", ["model"], str(other)))
+    assert jobs["pose"] == 4 and jobs["sample_clips"] == 1, jobs
+    missing = tmp_path / "absent.onnx"
+    write_config(built / "config.yaml", repo_config(tiny_with("pose", ["model"], str(missing))))
+    proc = snakemake(built, "-n", "results/clips/clips.parquet", check=False)
+    assert proc.returncode != 0 and f"config key pose.model: file not found: {missing}" in output(proc)
+    write_config(built / "config.yaml", repo_config(TINY))  # the fixture's config again, for the other tests

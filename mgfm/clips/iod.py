@@ -22,7 +22,7 @@ import pandas as pd
 from mgfm.clips.sample import check_pose_files, iter_tracks, sample_tracks
 from mgfm.clips.tables import (
     annotation_video_ids,
-    load_annotations,
+    load_intervals,
     load_manifest,
     load_prior,
     pose_fps,
@@ -77,7 +77,7 @@ def run_iod(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike, annot
     """
     p = resolve_step("iod", params)
     manifest = load_manifest(manifest_path)
-    annotations = load_annotations(annotations_path, manifest)
+    annotations = load_intervals(annotations_path, manifest)
     if p["prior"] == "train_split":   # annotation frames at each video's own rate (its pose metadata)
         annotations = with_fps(annotations, pose_fps(annotation_video_ids(annotations), pose_dir))
     prior = load_prior(p["prior"], manifest, annotations)

@@ -20,7 +20,7 @@ from mgfm.clips.figure import duration_figure
 from mgfm.clips.tables import (
     annotation_video_ids,
     clips_fps,
-    load_annotations,
+    load_intervals,
     load_manifest,
     load_prior,
     pose_fps,
@@ -152,7 +152,7 @@ def sample_clips(pose_dir: str | os.PathLike, manifest_path: str | os.PathLike,
     manifest = load_manifest(manifest_path)
     ids = manifest["video_id"].tolist()
     check_pose_files(ids, pose_dir)
-    annotations = load_annotations(annotations_path, manifest)
+    annotations = load_intervals(annotations_path, manifest)
     if p["prior"] == "train_split":   # annotation frames at each video's own rate (its pose metadata)
         annotations = with_fps(annotations, pose_fps(annotation_video_ids(annotations), pose_dir))
     prior = load_prior(p["prior"], manifest, annotations)
@@ -176,7 +176,7 @@ def durations_figure(clips_path: str | os.PathLike, manifest_path: str | os.Path
     p = resolve_step("duration_figure", params)
     manifest = load_manifest(manifest_path)
     clips = pd.read_parquet(clips_path)
-    annotations = load_annotations(annotations_path, manifest)
+    annotations = load_intervals(annotations_path, manifest)
     ids = annotation_video_ids(annotations)
     rates = clips_fps(clips[clips["video_id"].isin(ids)]) if ids else {}   # each clip row: its frames and seconds
     prior = load_prior(p["prior"], manifest, with_fps(annotations, rates))

@@ -15,13 +15,20 @@ from mgfm.data import contract
 
 
 def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """The manifest, checked by the dataset contract (``split`` is "" for unlabeled videos)."""
-    return contract.load_manifest(path)
+    """The manifest's label-free columns (video_id, subject_id, subset, split; ``split`` is "" for unlabeled
+    videos), checked by the dataset contract: the manifest itself or its label-free view (``mgfm.data.views``)."""
+    return contract.load_manifest(path, labels=False)
 
 
 def load_annotations(path: str | os.PathLike, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
     """The MG instances (frames inclusive, int64), checked by the contract (against the manifest when given)."""
     return contract.load_annotations(path, manifest=manifest)
+
+
+def load_intervals(path: str | os.PathLike, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The MG instances' intervals only (video_id, start_frame, end_frame): what sampling and MG-IoD read, from
+    the annotation table or its label-free view, so a corrected class reruns neither."""
+    return contract.load_annotations(path, manifest=manifest, labels=False)
 
 
 def videos_of(manifest: pd.DataFrame, subset: str, split: str | None = None) -> list[str]:

@@ -58,6 +58,14 @@ def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _raise_naming(err: BaseException, final: Path) -> None:
+    """Re-raise ``err``; an OSError that names no file (a failed write on a full disk) is raised naming the
+    output it was for, so the one-line error says which output could not be written."""
+    if isinstance(err, OSError) and not err.filename:
+        raise OSError(err.errno, err.strerror or str(err), str(final)) from err
+    raise err
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -78,10 +86,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp_path.exists():
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual permissions
         os.replace(tmp_path, final)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
-        raise
+        _raise_naming(err, final)
 
 
 @contextlib.contextmanager
@@ -97,6 +105,6 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _raise_naming(err, final)

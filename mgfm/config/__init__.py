@@ -26,6 +26,9 @@ import yaml
 if TYPE_CHECKING:  # jsonschema is imported where validation runs, so model and training code imports without it
     from jsonschema.exceptions import ValidationError
 
+from mgfm.config.paths import path_errors
+from mgfm.config.strict import strict_types
+
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SECTIONS = ("dataset", "download", "pose", "clips", "skeleton", "rgb", "pretrain", "rgb_pretrain", "eval", "infer")
 MAX_ERRORS = 5
@@ -70,11 +73,11 @@ def _with_defaults(validator_class):
 
 @functools.lru_cache(maxsize=1)
 def _default_filling_validator():
-    """The Draft 2020-12 validator that fills defaults (built on first use: config loading needs jsonschema,
-    importing the package does not)."""
+    """The Draft 2020-12 validator that fills defaults and takes only Python ints as integers (built on first
+    use: config loading needs jsonschema, importing the package does not)."""
     from jsonschema import Draft202012Validator
 
-    return _with_defaults(Draft202012Validator)
+    return _with_defaults(strict_types(Draft202012Validator))
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -127,6 +130,13 @@ def _validate(schema: dict, instance: dict, prefix: str) -> None:
     raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
 
 
+def _check_paths(section: str, instance: dict) -> None:
+    """Path-like keys hold only characters a shell command and a file pattern take as written (config.paths)."""
+    lines = path_errors(section, instance)
+    if lines:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+
+
 def resolve(section: str, values: Mapping | None = None, keys: Iterable[str] | None = None) -> dict:
     """Validate one section and return a new dict with every default filled in (the input is not changed).
 
@@ -140,6 +150,7 @@ def resolve(section: str, values: Mapping | None = None, keys: Iterable[str] | N
         raise ConfigError(f"config section {section!r} must be a mapping, got {_short(values)}")
     instance = copy.deepcopy(dict(values or {}))
     _validate(_load_schema(section), instance, section)
+    _check_paths(section, instance)
     if keys is None:
         return instance
     keys = tuple(keys)
@@ -155,6 +166,7 @@ def resolve_config(config: Mapping) -> dict:
         raise ConfigError(f"the config must be a mapping, got {_short(config)}")
     top = copy.deepcopy(dict(config))
     _validate(_load_schema("config"), top, "config")
+    _check_paths("config", top)
     for section in SECTIONS:
         top[section] = resolve(section, top.get(section))
     return top

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mgfm.common.atomic import atomic_dir
+from mgfm.common.disk import check_free_space, reserve
 
 META_COLUMNS = ("clip_id", "video_id", "subject_id", "split", "label", "valid_len", "start_frame", "end_frame")
 
@@ -68,7 +69,17 @@ class PackedWriter:
 
     def __enter__(self) -> PackedWriter:
         self.tmp = self._ctx.__enter__()
-        self.data = np.lib.format.open_memmap(self.tmp / "data.npy", mode="w+", dtype=self.dtype, shape=self.shape)
+        try:
+            # the blocks are reserved before any page is written: a full disk is an error naming the dataset,
+            # never a SIGBUS in the middle of filling the map
+            check_free_space(self.tmp, int(np.prod(self.shape)) * self.dtype.itemsize, f"dataset {self.path}")
+            self.data = np.lib.format.open_memmap(self.tmp / "data.npy", mode="w+", dtype=self.dtype,
+                                                  shape=self.shape)
+            reserve(self.tmp / "data.npy", (self.tmp / "data.npy").stat().st_size, f"dataset {self.path}")
+        except BaseException as err:
+            self.data = None
+            self._ctx.__exit__(type(err), err, err.__traceback__)
+            raise
         return self
 
     def finish(self, meta: pd.DataFrame, info: dict | None = None) -> None:
@@ -76,7 +87,8 @@ class PackedWriter:
         _write_meta_and_info(self.path, self.tmp, meta, self.shape, self.dtype, info)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self.data.flush()
+        if exc_type is None:
+            self.data.flush()
         del self.data
         if exc_type is None and not (self.tmp / "meta.parquet").exists():
             err = RuntimeError(f"{self.path}: finish() was never called")

@@ -69,6 +69,13 @@ def _records(args: argparse.Namespace) -> None:
     log.info("%d video records written to %s", len(changed), args.out)
 
 
+def _label_free(args: argparse.Namespace) -> None:
+    from mgfm.data.views import write_views
+
+    changed = write_views(args.manifest, args.annotations, args.out)
+    log.info("label-free views in %s: %s", args.out, ", ".join(changed) or "unchanged")
+
+
 def _probe(args: argparse.Namespace) -> None:
     from mgfm.data.video import probe_video
 
@@ -87,12 +94,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("check-annotations", help="after download: annotation frames inside each video")
-    p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
+    p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet) or its label-free view")
     p.add_argument("--annotations", required=True, help="annotation table (CSV or Parquet): one row per MG instance")
-    p.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
+    p.add_argument("--taxonomy", default=None, help="taxonomy table: also check every class (validate does that)")
     p.add_argument("--metas", nargs="+", required=True, help="the download stage's {video_id}.json files")
     p.add_argument("--out", required=True, help="JSON summary to write (results/dataset/annotations_checked.json)")
     p.set_defaults(func=_check_annotations)
+
+    p = sub.add_parser("label-free", help="write the label-free views of the tables (videos.csv, intervals.csv)")
+    p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
+    p.add_argument("--annotations", required=True, help="annotation table (CSV or Parquet): one row per MG instance")
+    p.add_argument("--out", required=True, help="folder of the views (results/dataset/label_free)")
+    p.set_defaults(func=_label_free)
 
     p = sub.add_parser("probe", help="print frames/fps/size of a video as decord reads it")
     p.add_argument("video", help="path of a video file")

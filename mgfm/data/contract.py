@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -30,7 +31,15 @@ GROUPS = ("Head", "Body", "Hand", "Body-Hand", "Head-Hand", "non-MG")
 MANIFEST_REQUIRED = ("video_id", "url", "subject_id", "outcome", "subset", "split")
 MANIFEST_OPTIONAL = ("sha256",)
 ANNOTATION_REQUIRED = ("video_id", "class_id", "start_frame", "end_frame")
+#: The tables' columns without labels (no url, outcome or class): what the label-free stages read
+#: (``mgfm.data.views``), so a corrected outcome or class reruns none of them.
+VIDEO_COLUMNS = ("video_id", "subject_id", "subset", "split")
+INTERVAL_COLUMNS = ("video_id", "start_frame", "end_frame")
 TAXONOMY_REQUIRED = ("class_id", "name", "group")
+
+#: Schemes a manifest url may have besides none (a local path): the download stage fetches nothing else.
+URL_SCHEMES = ("file", "http", "https")
+URL_HELP = "use a local path, file://, http:// or https://"
 
 # At most this many problems are listed in one error; the first one always leads the message.
 MAX_LISTED_ERRORS = 20
@@ -160,6 +169,22 @@ def _check_unique(values: list, column: str, problems: _Problems) -> None:
             first_row.setdefault(value, i)
 
 
+def url_problem(url: str) -> str | None:
+    """Why a manifest ``url`` cannot be fetched, or None: an unsupported scheme, a control character, or
+    whitespace in an http(s) url (it must be percent-encoded there; a local file name may hold spaces)."""
+    bad = [c for c in url if not c.isprintable()]
+    if bad:
+        return f"holds a control character ({', '.join(f'U+{ord(c):04X}' for c in bad[:3])})"
+    scheme = urlsplit(url).scheme.lower()
+    if len(scheme) == 1 and url[1:3] in (":\\", ":/"):      # C:\ on Windows: a local path
+        return None
+    if scheme and scheme not in URL_SCHEMES:
+        return f"unsupported url scheme {scheme!r} ({URL_HELP})"
+    if scheme in ("http", "https") and any(c.isspace() for c in url):
+        return "holds whitespace (percent-encode it in an http(s) url: %20)"
+    return None
+
+
 def _finish(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     frame.attrs["source"] = str(path)  # index + 1 is the data row in that file
@@ -169,28 +194,35 @@ def _finish(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 # ---- the three tables ----------------------------------------------------------------------------------
 
 
-def load_manifest(path: str | Path) -> pd.DataFrame:
-    """Load and check the manifest: one row per video, string columns, ``sha256`` '' when not given."""
+def load_manifest(path: str | Path, labels: bool = True) -> pd.DataFrame:
+    """Load and check the manifest: one row per video, string columns, ``sha256`` '' when not given.
+
+    ``labels=False`` loads only the label-free columns (``VIDEO_COLUMNS``; a full manifest or its label-free view
+    written by ``mgfm.data.views``), for the stages that must not depend on sources or outcomes.
+    """
     path = Path(path)
     frame = read_table(path)
     problems = _Problems(str(path))
-    _require_columns(frame, MANIFEST_REQUIRED, problems)
-    if "sha256" not in frame.columns:
-        frame["sha256"] = ""
-    frame["sha256"] = frame["sha256"].str.lower()
+    _require_columns(frame, MANIFEST_REQUIRED if labels else VIDEO_COLUMNS, problems)
+    if labels:
+        if "sha256" not in frame.columns:
+            frame["sha256"] = ""
+        frame["sha256"] = frame["sha256"].str.lower()
 
     for i, rec in enumerate(frame.to_dict("records"), start=1):
         if (why := _id_problem(rec["video_id"])) is not None:
             problems.add(i, "video_id", why)
-        if not rec["url"]:
+        if labels and not rec["url"]:
             problems.add(i, "url", "empty")
-        if rec["sha256"] and not SHA256_PATTERN.match(rec["sha256"]):
+        elif labels and (why := url_problem(rec["url"])) is not None:
+            problems.add(i, "url", why)
+        if labels and rec["sha256"] and not SHA256_PATTERN.match(rec["sha256"]):
             problems.add(i, "sha256", f"not a 64-digit hex SHA-256: {rec['sha256']!r}")
         if not rec["subject_id"].strip():
             problems.add(i, "subject_id", "empty")
         elif rec["subject_id"] != rec["subject_id"].strip():
             problems.add(i, "subject_id", f"invalid id {rec['subject_id']!r}: leading or trailing whitespace")
-        if rec["outcome"] not in OUTCOMES:
+        if labels and rec["outcome"] not in OUTCOMES:
             problems.add(i, "outcome", f"must be one of {', '.join(OUTCOMES)}, got {rec['outcome']!r}")
         if rec["subset"] not in SUBSETS:
             problems.add(i, "subset", f"must be one of {', '.join(SUBSETS)}, got {rec['subset']!r}")
@@ -238,19 +270,24 @@ def load_taxonomy(path: str | Path) -> pd.DataFrame:
 
 
 def load_annotations(path: str | Path, manifest: pd.DataFrame | None = None,
-                     taxonomy: pd.DataFrame | None = None) -> pd.DataFrame:
+                     taxonomy: pd.DataFrame | None = None, labels: bool = True) -> pd.DataFrame:
     """Load and check the MG instances (frames inclusive, at the normalised frame rate).
 
     With ``manifest``, every video id must be a labeled video of it; with ``taxonomy``, every class id
-    must be one of its classes. Frame columns and ``class_id`` become int64.
+    must be one of its classes. Frame columns and ``class_id`` become int64. ``labels=False`` loads only the
+    intervals (``INTERVAL_COLUMNS``; an annotation table or its label-free view), without ``class_id``.
     """
     path = Path(path)
     frame = read_table(path)
     problems = _Problems(str(path))
-    _require_columns(frame, ANNOTATION_REQUIRED, problems)
+    _require_columns(frame, ANNOTATION_REQUIRED if labels else INTERVAL_COLUMNS, problems)
+    if not labels:
+        frame = frame[list(INTERVAL_COLUMNS)].copy()
     subset_of = dict(zip(manifest["video_id"], manifest["subset"])) if manifest is not None else None
     classes = set(int(c) for c in taxonomy["class_id"]) if taxonomy is not None else None
     parsed: dict[str, list[int | None]] = {"class_id": [], "start_frame": [], "end_frame": []}
+    if not labels:
+        del parsed["class_id"]
     for i, rec in enumerate(frame.to_dict("records"), start=1):
         video = rec["video_id"]
         if (why := _id_problem(video)) is not None:
@@ -263,7 +300,8 @@ def load_annotations(path: str | Path, manifest: pd.DataFrame | None = None,
                                             "only labeled videos have annotations")
         for column in parsed:
             parsed[column].append(_parse_int(rec[column], i, column, problems))
-        cls, start, end = (parsed[c][-1] for c in parsed)
+        cls = parsed["class_id"][-1] if labels else None
+        start, end = parsed["start_frame"][-1], parsed["end_frame"][-1]
         if classes is not None and cls is not None and cls not in classes:
             problems.add(i, "class_id", f"class {cls} is not in the taxonomy")
         if start is not None and end is not None and start > end:

@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import socket
+import ssl
 import tempfile
 import time
 import urllib.error
@@ -37,8 +38,8 @@ from pathlib import Path
 
 from mgfm.common.atomic import atomic_path, remove_stale_parts
 from mgfm.config import resolve
-from mgfm.data.contract import ID_PATTERN, load_manifest
-from mgfm.data.video import VideoError, ffmpeg_exe, normalise_video, probe_video
+from mgfm.data.contract import ID_PATTERN, URL_HELP, load_manifest
+from mgfm.data.video import SourceInfo, VideoError, ffmpeg_exe, normalise_video, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def source_kind(url: str, ytdlp_hosts: tuple[str, ...] | None = None) -> str:
         if any(host == h or host.endswith("." + h) for h in ytdlp_hosts):
             return "ytdlp"
         return "http"
-    raise ValueError(f"unsupported url scheme {scheme!r} (use a path, file://, http(s)://)")
+    raise ValueError(f"unsupported url scheme {scheme!r} ({URL_HELP})")
 
 
 def local_path(url: str, base_dir: Path) -> Path:
@@ -186,6 +187,8 @@ def _http_attempt(url: str, dst: Path, params: DownloadParams) -> FetchResult:
         if err.code >= 500 or err.code in (408, 429):
             raise _Retryable(f"HTTP {err.code} {err.reason}") from err
         raise DownloadError(f"HTTP {err.code} {err.reason}") from err
+    except (http.client.InvalidURL, ValueError) as err:    # a malformed url: no retry makes it well-formed
+        raise DownloadError(f"malformed url: {err}") from err
     except http.client.IncompleteRead as err:
         raise _Retryable(f"truncated body: got {received + len(err.partial)} bytes, "
                          f"expected {received + len(err.partial) + (err.expected or 0)}") from err
@@ -195,6 +198,8 @@ def _http_attempt(url: str, dst: Path, params: DownloadParams) -> FetchResult:
         reason = err.reason
         if isinstance(reason, (TimeoutError, socket.timeout)):
             raise _Retryable(f"timed out after {params.timeout_s} s without data") from err
+        if isinstance(reason, ssl.SSLCertVerificationError) or not isinstance(reason, OSError):
+            raise DownloadError(f"cannot fetch: {reason}") from err    # a bad certificate, no host, ...: permanent
         raise _Retryable(f"connection failed: {reason}") from err
     except (ConnectionError, http.client.HTTPException, OSError) as err:
         raise _Retryable(f"connection failed: {err}") from err
@@ -271,19 +276,42 @@ SHORT_TOLERANCE_S = 1.0
 SHORT_TOLERANCE_FRACTION = 0.02
 
 
-def check_complete(frames: int, duration_s: float | None, fps: float) -> None:
+def check_complete(frames: int, duration_s: float | None, fps: float, source: SourceInfo | None = None) -> None:
     """Fail when the normalised video is clearly shorter than the source container says it is.
 
     A truncated mp4 whose index sits at the start (``+faststart``) still announces its full duration, and
     ffmpeg silently encodes only the frames that are there; this turns that into an error with both numbers.
+    A single picture (cover art stored as the only video track) is named as what it is, not as a truncation.
     """
     if not duration_s or duration_s <= 0:
         return  # the container states no duration (e.g. some streamed formats): nothing to compare
     expected = duration_s * fps
     short_s = (expected - frames) / fps
-    if short_s > max(SHORT_TOLERANCE_S, SHORT_TOLERANCE_FRACTION * duration_s):
-        raise VideoError(f"truncated source: {frames} frames decoded ({frames / fps:.2f} s at {fps:g} fps) but the "
-                         f"container says {duration_s:.2f} s ({expected:.0f} frames); the file is incomplete")
+    if short_s <= max(SHORT_TOLERANCE_S, SHORT_TOLERANCE_FRACTION * duration_s):
+        return
+    if frames <= 1 or (source is not None and source.still_codec and frames <= 2):
+        where = f"stream #0:{source.stream} ({source.codec})" if source is not None else "its video stream"
+        raise VideoError(f"not a video: {where} holds {frames} frame(s), a still picture (cover art or a thumbnail "
+                         f"stored as a video track), while the container says {duration_s:.2f} s"
+                         + ("; it has no other video stream" if source is not None and source.n_video_streams == 1
+                            else ""))
+    raise VideoError(f"truncated source: {frames} frames decoded ({frames / fps:.2f} s at {fps:g} fps) but the "
+                     f"container says {duration_s:.2f} s ({expected:.0f} frames); the file is incomplete")
+
+
+def normalise_checked(src: str | Path, dst: str | Path, params: DownloadParams, threads: int = 1
+                      ) -> tuple[SourceInfo, dict]:
+    """Normalise ``src`` into ``dst`` with the download settings and check the result: the frame rate, and
+    the frame count against the source container's duration (``check_complete``). The one normalisation of
+    a video file, shared by the download stage and ``mgfm infer``. Returns (source info, probed output)."""
+    source = normalise_video(src, dst, fps=params.fps, max_width=params.max_width, max_height=params.max_height,
+                             crf=params.crf, preset=params.preset, threads=threads,
+                             timeout_s=params.ffmpeg_timeout_s)
+    probed = probe_video(dst)
+    if abs(probed["fps"] - params.fps) > 1e-3:
+        raise VideoError(f"normalised video has {probed['fps']} fps, expected {params.fps}")
+    check_complete(probed["frames"], source.duration, params.fps, source)
+    return source, probed
 
 
 def manifest_row(manifest_path: str | Path, video_id: str) -> dict:
@@ -348,13 +376,7 @@ def download_row(row: dict, base_dir: Path, out_video: str | Path, out_meta: str
                 raise DownloadError(f"checksum mismatch: sha256 {fetched.sha256}, manifest says {expected}")
             fetched_at = time.perf_counter()
             with atomic_path(out_meta) as tmp_meta, atomic_path(out_video) as tmp_video:
-                source = normalise_video(fetched.path, tmp_video, fps=params.fps, max_width=params.max_width,
-                                         max_height=params.max_height, crf=params.crf, preset=params.preset,
-                                         threads=threads, timeout_s=params.ffmpeg_timeout_s)
-                probed = probe_video(tmp_video)
-                if abs(probed["fps"] - params.fps) > 1e-3:
-                    raise VideoError(f"normalised video has {probed['fps']} fps, expected {params.fps}")
-                check_complete(probed["frames"], source.duration, params.fps)
+                source, probed = normalise_checked(fetched.path, tmp_video, params, threads)
                 meta = {"video_id": video_id, **probed, "codec": "h264", "source_sha256": fetched.sha256,
                         "source_bytes": fetched.size, "source_kind": kind,
                         "source_width": source.width, "source_height": source.height,
@@ -386,15 +408,18 @@ def read_video_meta(path: str | Path) -> dict:
 
 
 def check_downloaded_annotations(manifest_path: str | Path, annotations_path: str | Path,
-                                 taxonomy_path: str | Path, meta_paths: list[str | Path]) -> dict:
+                                 taxonomy_path: str | Path | None, meta_paths: list[str | Path]) -> dict:
     """Check that every annotated interval lies inside its normalised video; return a summary.
 
     ``meta_paths`` are the download stage's ``{video_id}.json`` files (all videos, or at least the annotated).
+    ``manifest_path``: the manifest or its label-free view (only subsets are read); ``taxonomy_path``: when
+    given, every class is checked too.
     """
     from mgfm.data.contract import check_annotations_in_videos, load_annotations, load_taxonomy
 
-    manifest = load_manifest(manifest_path)
-    annotations = load_annotations(annotations_path, manifest=manifest, taxonomy=load_taxonomy(taxonomy_path))
+    manifest = load_manifest(manifest_path, labels=False)
+    taxonomy = load_taxonomy(taxonomy_path) if taxonomy_path else None
+    annotations = load_annotations(annotations_path, manifest=manifest, taxonomy=taxonomy)
     metas = {}
     for path in map(Path, meta_paths):
         meta = read_video_meta(path)

@@ -60,12 +60,17 @@ _INPUT_RE = re.compile(r"^Input #0, (.+), from ", re.M)
 _PROBED_RE = re.compile(r"Format (\S+) probed with size")
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _STREAM_RE = re.compile(r"^\s*Stream #0:\d+.*?: Video: .*$", re.M)
+# one stream line and the metadata lines below it, up to the next stream (or the end of the input's block)
+_STREAM_BLOCK_RE = re.compile(r"^\s*Stream #0:(\d+)[^:]*: Video: (.*)$((?:\n(?!\s*Stream #)(?!\S).*)*)", re.M)
+_STREAM_DURATION_RE = re.compile(r"^\s*DURATION\S*\s*: (\d+):(\d+):(\d+(?:\.\d+)?)", re.M)
 _VIDEO_RE = re.compile(r": Video: (\w+).*?, (\d{1,5})x(\d{1,5})")
 _SAR_RE = re.compile(r"\[SAR (\d+):(\d+) DAR \d+:\d+\]")
 _FPS_RE = re.compile(r", ([\d.]+) fps")
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
 # a cover image or thumbnail in an audio or video file is a "Video" stream to ffmpeg, but it is no video
 _NOT_MOTION = ("(attached pic)", "(timed thumbnails)")
+#: Codecs of still pictures: a stream of one of them may hold a single frame (cover art stored as a track)
+STILL_CODECS = ("mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpeg2000", "jpegls", "qoi")
 
 #: Demuxers a source may be read with: real video containers only (ffmpeg's names; a name like
 #: "mov,mp4,m4a,3gp,3g2,mj2" or "matroska,webm" is one demuxer). Everything else is refused before any
@@ -91,6 +96,13 @@ class SourceInfo:
     fps: float | None
     duration: float | None
     sar: float = 1.0  # stored pixel aspect ratio (width / height of one pixel); width above already applies it
+    stream: int = 0   # index of the video stream read (ffmpeg's 0:N): the longest motion stream, see pick_stream
+    n_video_streams: int = 1
+
+    @property
+    def still_codec(self) -> bool:
+        """The stream read is coded as still pictures (mjpeg, png, ...): one frame of it may be cover art."""
+        return self.codec in STILL_CODECS
 
 
 def source_input_args(path: str | os.PathLike) -> list[str]:
@@ -139,13 +151,21 @@ def probe_source(path: str | os.PathLike) -> SourceInfo:
     if container is None:
         raise _refused(path, text)
     fmt = container.group(1)
-    streams = [line for line in _STREAM_RE.findall(text) if not any(tag in line for tag in _NOT_MOTION)]
-    video = _VIDEO_RE.search(streams[0]) if streams else None
+    duration = _DURATION_RE.search(text)
+    seconds = None
+    if duration:
+        h, m, s = duration.groups()
+        seconds = int(h) * 3600 + int(m) * 60 + float(s)
+    streams = _video_streams(text)
+    motion = [st for st in streams if not any(tag in st["line"] for tag in _NOT_MOTION)]
+    chosen = pick_stream(motion, seconds)
+    video = _VIDEO_RE.search(": Video: " + chosen["line"]) if chosen else None
     if video is None:
-        pictures = " (only a cover picture)" if _STREAM_RE.search(text) else ""
+        pictures = " (only a cover picture)" if streams else ""
         raise VideoError(f"not a video: no video stream{pictures} (container {fmt})")
+    line = chosen["line"]
     width, height = int(video.group(2)), int(video.group(3))
-    sar_match = _SAR_RE.search(streams[0])
+    sar_match = _SAR_RE.search(line)
     sar = 1.0
     if sar_match and int(sar_match.group(1)) > 0 and int(sar_match.group(2)) > 0:
         sar = int(sar_match.group(1)) / int(sar_match.group(2))
@@ -153,14 +173,36 @@ def probe_source(path: str | os.PathLike) -> SourceInfo:
     rotation = _ROTATION_RE.search(text)
     if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
         width, height = height, width  # ffmpeg auto-rotates on decode
-    duration = _DURATION_RE.search(text)
-    seconds = None
-    if duration:
-        h, m, s = duration.groups()
-        seconds = int(h) * 3600 + int(m) * 60 + float(s)
-    fps = _FPS_RE.search(streams[0])
+    fps = _FPS_RE.search(line)
     return SourceInfo(container=fmt, codec=video.group(1), width=width, height=height,
-                      fps=float(fps.group(1)) if fps else None, duration=seconds, sar=sar)
+                      fps=float(fps.group(1)) if fps else None, duration=seconds, sar=sar,
+                      stream=chosen["index"], n_video_streams=len(motion))
+
+
+def _video_streams(text: str) -> list[dict]:
+    """Every video stream of ``ffmpeg -i``'s listing: index, the stream line, its own duration (Matroska
+    writes one per track) and whether it is the default track."""
+    streams = []
+    for m in _STREAM_BLOCK_RE.finditer(text):
+        own = _STREAM_DURATION_RE.search(m.group(3) or "")
+        seconds = None
+        if own:
+            h, mi, s = own.groups()
+            seconds = int(h) * 3600 + int(mi) * 60 + float(s)
+        streams.append({"index": int(m.group(1)), "line": m.group(2), "duration": seconds,
+                        "default": "(default)" in m.group(2)})
+    return streams
+
+
+def pick_stream(streams: list[dict], container_s: float | None) -> dict | None:
+    """The video stream to read: the longest (a track's own duration where the container states one, else
+    the container's), then the default track, then the first. A one-frame picture stored as the first track
+    of a Matroska file (cover art) thus never stands in for the video beside it."""
+    if not streams:
+        return None
+    whole = container_s or 0.0
+    return max(streams, key=lambda st: (st["duration"] if st["duration"] is not None else whole, st["default"],
+                                        -st["index"]))
 
 
 # ---- normalisation -------------------------------------------------------------------------------------
@@ -189,7 +231,7 @@ def normalise_video(src: str | os.PathLike, dst: str | os.PathLike, *, fps: int 
     info = probe_source(src)
     out_w, out_h = target_size(info.width, info.height, max_width, max_height)
     stream = ffmpeg.input("file:" + str(Path(src).resolve()), protocol_whitelist=",".join(SOURCE_PROTOCOLS),
-                          format_whitelist=",".join(SOURCE_DEMUXERS))["V:0"]  # V: not a cover picture
+                          format_whitelist=",".join(SOURCE_DEMUXERS))[str(info.stream)]  # pick_stream's choice
     stream = stream.filter("fps", fps=fps).filter("scale", out_w, out_h, flags="area").filter("setsar", "1")
     out = ffmpeg.output(stream, str(Path(dst).resolve()), f="mp4", vcodec="libx264", pix_fmt="yuv420p",
                         crf=crf, preset=preset, r=fps, movflags="+faststart", threads=threads,

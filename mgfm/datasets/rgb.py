@@ -11,12 +11,13 @@
   full-frame crop (``box_source`` column records ``keypoints`` / ``bbox`` / ``full``). ``crop: full`` takes the
   central square of the frame (the person sits centrally in press conferences). Then resized to S x S (area).
 - Views layout (datasets named in ``views.datasets``, the pretraining clips by default): what per-epoch views need
-  (``mgfm.train.rgb_views``). Frames: where the interval holds T frames at ``views.stride``, the frames at that
-  stride for up to ``views.extra_frames`` + 1 starts, centred in the interval (``view_starts`` = how many starts
-  fit); a shorter clip keeps the evenly spread frames above (one start). F = T + ``extra_frames`` slots, unused
-  ones repeat the last frame. Pixels: the clip's square box grown about its centre to ``round(S x context)`` /
-  S of its side, resized to that many pixels, so the centre S x S pixels are the person crop at the plain
-  layout's scale. The evaluation datasets keep the plain layout, so their clips never change with these keys.
+  (``mgfm.train.rgb_pretrain_views``). Frames: where the interval holds T frames at ``views.stride``, the frames at
+  that stride for up to ``views.extra_frames`` + 1 starts, centred in the interval (``view_starts`` = how many
+  starts fit); a shorter clip keeps the evenly spread frames above (one start). F = T + ``extra_frames`` slots,
+  unused ones repeat the last frame. Pixels: the clip's square box grown about its centre to ``round(S x
+  context)`` / S of its side, resized to that many pixels, so the centre S x S pixels are the person crop at the
+  plain layout's scale. The evaluation datasets keep the plain layout, so their clips never change with these
+  keys.
 - Reading: each video is opened once and decoded forward only; clips closer than ``SEEK_GAP`` frames are read
   in one sequential span (decord decodes sequentially much faster than it seeks), farther ones after one seek.
 """

@@ -4,8 +4,10 @@ training clips), supervised (Table X, all of them) and the same architecture fro
 The training itself is ``mgfm.train.loop.fit`` (the model engineer's loop: Adam/AdamW, warm-up + step or
 cosine schedule, DDP under torchrun, bf16 on GPU, atomic checkpoints and resume, CSV curves); this module
 adds the classifier, the labeled data, and test / validation scores every ``eval_every`` epochs (saved as
-they happen, so a resumed run still reports every epoch). Clips are fed exactly as at feature extraction
-(``mgfm.train.features.prepare_clips``: valid frames resampled to the card's frame count, then the stream).
+they happen, so a resumed run still reports every epoch). Skeleton clips are fed exactly as at feature
+extraction (``mgfm.train.features.prepare_clips``: valid frames resampled to the card's frame count, then the
+stream); the RGB encoder is fine-tuned with SMILE's recipe (``mgfm.eval.rgb_finetune``: fc_norm pooling,
+drop-path, RandAugment, random resized crop, random erasing, mixup / CutMix, layer decay, multi-view testing).
 """
 
 from __future__ import annotations
@@ -104,8 +106,10 @@ def build_encoder(card: dict) -> nn.Module:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int) -> np.ndarray:
-    """Logits (len(rows), K) in eval mode; the model's train/eval mode is restored afterwards."""
+def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int,
+            views: list[tuple[int, int, int]] | None = None) -> np.ndarray:
+    """Scores (len(rows), K) in eval mode: logits, or with several RGB ``views`` (``rgb_finetune.view_list``) the
+    log of their averaged softmax; the model's train/eval mode is restored afterwards."""
     from mgfm.train.inputs import prepare_input
 
     was_training = model.training
@@ -114,6 +118,11 @@ def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int) -> np.nd
     outs = []
     for start in range(0, len(rows), batch_size):
         b = clips[rows[start:start + batch_size]]
+        if views is not None:
+            from mgfm.eval.rgb_finetune import view_scores
+
+            outs.append(view_scores(model, b["x"].to(dev), views).cpu().numpy())
+            continue
         outs.append(model(prepare_input(b["x"].to(dev), b["valid_len"].to(dev), model.card)).float().cpu().numpy())
     model.train(was_training)
     k = model.head.out_features
@@ -145,12 +154,15 @@ def _training_rows(protocol: str, train_meta: pd.DataFrame, params: dict, split_
 FINETUNE_CODE = ("common", "config", "core", "models", "train", "eval")
 
 
-def _train_config(protocol: str, params: dict, n_pool: int, run_seed: int):
-    """The ``finetune.train`` block as a TrainConfig, its batch size set by ``fit_batch_size``; the semi-supervised
-    protocol takes ``semi_supervised.epochs`` when it is set (a tenth of the labels is a tenth of the steps)."""
+def _train_config(protocol: str, params: dict, n_pool: int, run_seed: int, rgb: bool = False):
+    """The ``finetune.train`` block as a TrainConfig (for the RGB encoder with ``finetune.rgb.train``'s overrides),
+    its batch size set by ``fit_batch_size``; the semi-supervised protocol takes ``semi_supervised.epochs`` when it
+    is set (a tenth of the labels is a tenth of the steps)."""
     from mgfm.train.loop import TrainConfig
 
     train_params = dict(params["finetune"]["train"])
+    if rgb:
+        train_params.update({k: v for k, v in params["finetune"]["rgb"]["train"].items() if v is not None})
     if protocol == "semi_supervised" and params["semi_supervised"]["epochs"] is not None:
         train_params["epochs"] = int(params["semi_supervised"]["epochs"])
     train_params["batch_size"] = fit_batch_size(int(train_params["batch_size"]), n_pool, protocol)
@@ -188,18 +200,44 @@ def _seed_result(scores_dir: Path, y_test: np.ndarray, y_train: np.ndarray, pool
             "clip_id": test_meta["clip_id"].to_numpy().astype(str)}
 
 
+def build_classifier(protocol: str, model_dir: str | os.PathLike, card: dict, num_classes: int, ft: dict,
+                     load_weights: bool = True) -> tuple[Classifier, str | None, dict | None]:
+    """(the model ``protocol`` trains, sha256 of the weights it starts from, the RGB init checkpoint if any): the
+    card's encoder (pretrained, or freshly initialised for ``scratch``) and a linear head; for the RGB encoder
+    SMILE's fine-tuning model and layer decay (``finetune.rgb``)."""
+    from mgfm.models.artifact import WEIGHTS_NAME, load_encoder
+    from mgfm.train.checkpoint import file_digest
+
+    if card.get("modality") == "rgb":
+        from mgfm.eval.rgb_finetune import finetuning_encoder
+
+        recipe = ft["rgb"]
+        encoder, weights, init = finetuning_encoder(protocol, model_dir, card, recipe, load_weights)
+        model = Classifier(encoder, num_classes, float(recipe["head_init_std"]))
+        if recipe["layer_decay"] < 1:
+            model.layer_decay = float(recipe["layer_decay"])
+        return model, weights, init
+    if protocol == "scratch":
+        encoder, weights = build_encoder(card), None
+    else:
+        encoder, weights = load_encoder(model_dir), file_digest(Path(model_dir) / WEIGHTS_NAME)
+    return Classifier(encoder, num_classes, float(ft["init_std"])), weights, None
+
+
 def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str, num_classes: int, params: dict,
                   run_dir: Path, seed: int, global_seed: int, device: str | None = None) -> dict:
     """One seed of one protocol: train, score test/val along the way, return the per-seed summary + scores."""
-    from mgfm.models.artifact import load_encoder, read_card
-    from mgfm.train.checkpoint import code_version, dataset_digest, file_digest, fingerprint_of
+    from mgfm.models.artifact import read_card
+    from mgfm.train.checkpoint import code_version, dataset_digest, fingerprint_of
     from mgfm.train.inputs import open_clips, prepare_input
     from mgfm.train.loop import fit
 
     params = resolve_step(f"eval_{protocol}", params)
     ft = params["finetune"]
     card = read_card(model_dir)
-    train_clips, test_clips = open_clips(train_data, card), open_clips(test_data, card)
+    rgb = card.get("modality") == "rgb"
+    recipe = ft["rgb"] if rgb else {}          # SMILE's fine-tuning recipe for the RGB encoder
+    train_clips, test_clips = open_clips(train_data, card, larger=rgb), open_clips(test_data, card, larger=rgb)
     check_disjoint(train_clips.meta, test_clips.meta)
     y_train = _labels(train_clips.meta, num_classes, train_data)
     y_test = _labels(test_clips.meta, num_classes, test_data)
@@ -207,21 +245,24 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     test_rows = np.arange(len(test_clips))
 
     run_seed = derive_seed(global_seed, "eval", protocol, card["stream"], seed)
-    cfg = _train_config(protocol, params, len(pool), run_seed)
+    cfg = _train_config(protocol, params, len(pool), run_seed, rgb)
     torch.manual_seed(derive_seed(run_seed, "init"))
-    if protocol == "scratch":
-        encoder = build_encoder(card)
-    else:
-        encoder = load_encoder(model_dir)
-    rgb = card.get("modality") == "rgb"
-    recipe = ft["rgb"] if rgb else {}          # VideoMAE's layer decay, mixup and CutMix for the RGB encoder
-    model = Classifier(encoder, num_classes, float(ft["init_std"]))
-    if rgb and recipe["layer_decay"] < 1:
-        model.layer_decay = float(recipe["layer_decay"])
+    model, weights, rgb_init = build_classifier(protocol, model_dir, card, num_classes, ft)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft["label_smoothing"]))
+    views = None
+    if rgb:
+        from mgfm.eval.rgb_finetune import describe_views, train_input, view_list
+        from mgfm.train.rgb_augment import ClipAugment
+
+        augment = ClipAugment.from_recipe(recipe)
+        views = view_list(test_clips.data.shape, card, recipe)
+        log.info("%s rgb: %s", protocol, describe_views(test_clips.data.shape, card, recipe))
 
     def step(m, batch, ctx):
-        x = prepare_input(batch["x"], batch["valid_len"], card)
+        if rgb:
+            x = train_input(batch["x"], card, augment, ctx.generator)
+        else:
+            x = prepare_input(batch["x"], batch["valid_len"], card)
         if rgb and (recipe["mixup"] > 0 or recipe["cutmix"] > 0):
             from mgfm.train.mix import mix_batch
 
@@ -243,12 +284,11 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     def on_epoch_end(epoch: int, row: dict) -> None:
         if not is_main or (epoch % eval_every and epoch != cfg.epochs):
             return
-        test = predict(model, test_clips, test_rows, eval_bs)
-        val = predict(model, train_clips, val_rows, eval_bs)
+        test = predict(model, test_clips, test_rows, eval_bs, views)
+        val = predict(model, train_clips, val_rows, eval_bs, views)
         write_npz(scores_dir / f"epoch_{epoch:04d}.npz", test=test, val=val)
 
     # by content: the encoder's weights (a retrained encoder has the same card keys), both datasets, the code
-    weights = None if protocol == "scratch" else file_digest(Path(model_dir) / "encoder.safetensors")
     setup = {"protocol": protocol, "card": card, "encoder_sha256": weights, "train": cfg.to_dict(), "finetune": ft,
              "seed": seed, "global_seed": global_seed, "rows": [int(len(pool)), int(pool.sum()), int(len(val_rows))],
              "params": {k: v for k, v in params.items() if k != "seeds"},     # another seed list: same run
@@ -261,6 +301,9 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     if not is_main:                     # under torchrun only rank 0 scores, summarises and writes
         return None
     result = _seed_result(scores_dir, y_test, y_train, pool, val_rows, test_clips.meta)
+    if rgb:
+        result["rgb"] = {"init": rgb_init, "test_views": describe_views(test_clips.data.shape, card, recipe),
+                         "augment": augment.to_dict(), "pooling": "fc_norm", "drop_path": float(recipe["drop_path"])}
     if not ft["keep_checkpoints"]:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return result
@@ -278,13 +321,14 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
     card = read_card(model_dir)
     params = resolve_step(f"eval_{protocol}", params)
     seeds = [int(s) for s in params["seeds"]]
-    per_seed, arrays = [], {}
+    per_seed, arrays, rgb_recipe = [], {}, None
     for seed in seeds:
         r = finetune_once(protocol, model_dir, train_data, test_data, k, params, out / f"seed{seed}", seed,
                           global_seed, device)
         if r is None:
             continue
         per_seed.append(r["summary"])
+        rgb_recipe = r.get("rgb", rgb_recipe)
         # every scored epoch too: Table X's stream fusion is reported at the same epochs as its members
         arrays.update({f"test_last_seed{seed}": r["test_last"], f"val_last_seed{seed}": r["val_last"],
                        f"y_val_seed{seed}": r["y_val"], f"test_epochs_seed{seed}": r["test_epochs"],
@@ -301,15 +345,26 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
         "num_classes": k, "seeds": seeds, "n_seeds": len(seeds), "results": results, "per_seed": per_seed,
         "classes_covered": [s["classes_covered"] for s in per_seed], "n_train": [s["n_train"] for s in per_seed],
         "n_test": int(len(arrays["y_test"])), "n_val": [int(len(arrays[f"y_val_seed{s}"])) for s in seeds],
-        "encoder": "pretrained" if protocol != "scratch" else "random init (same architecture as the card)",
+        "encoder": _encoder_origin(protocol, rgb_recipe),
         "config": {k: params[k] for k in ("finetune", "semi_supervised", "validation") if k in params},
         "report_labels": REPORT_LABELS, "training_loop": "mgfm.train.loop.fit",
         "inputs": {"model": str(model_dir), "train": str(train_data), "test": str(test_data)},
         "git_revision": git_revision(),
     }
+    if rgb_recipe is not None:
+        result["rgb_recipe"] = rgb_recipe
     write_npz(out / "scores.npz", **arrays)
     write_json(out / "metrics.json", result)
     return result
+
+
+def _encoder_origin(protocol: str, rgb_recipe: dict | None) -> str:
+    if protocol == "scratch":
+        return "random init (same architecture as the card)"
+    init = (rgb_recipe or {}).get("init")
+    if init:
+        return f"checkpoint {init['checkpoint']} (sha256 {init['sha256']})"
+    return "pretrained"
 
 
 def load_scores(metrics_path: str | Path, seed: int) -> dict:

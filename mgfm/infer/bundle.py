@@ -10,7 +10,9 @@ spotter.json                       members, fusion weights, window lengths, stri
                                    the validation-chosen threshold (what ``mgfm infer`` reads first)
 ```
 
-Every file is safetensors or JSON: loading never unpickles.
+Every file is safetensors or JSON: loading never unpickles. A models folder is data (``mgfm.infer.integrity``):
+every description is checked field by field, every file inference loads against the digest calibration
+recorded, and no field selects code to run.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from mgfm.common.atomic import atomic_path
@@ -57,13 +59,21 @@ def write_json(path: str | os.PathLike, obj: dict) -> Path:
 
 
 def read_json(path: str | os.PathLike, what: str) -> dict:
+    """A JSON object of a models folder; a missing, unreadable or non-object file is one BundleError naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise BundleError(f"{path}: a folder, not the {what}")
     if not path.is_file():
         raise BundleError(f"{path}: {what} not found")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        obj = json.loads(path.read_text())
+    except OSError as err:
+        raise BundleError(f"{path}: cannot read the {what}: {err.strerror or err}") from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BundleError(f"{path}: not valid JSON: {err}") from err
+    if not isinstance(obj, dict):
+        raise BundleError(f"{path}: the {what} must be a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def check_layout(info: dict, path: str | os.PathLike) -> None:
@@ -105,16 +115,23 @@ class _Head(nn.Module):
         return self.head(self.encoder(x))
 
 
-def load_classifier(path: str | os.PathLike, name: str, num_classes: int) -> Member:
-    """A fine-tuned classifier folder: the encoder through ``load_encoder``, the head from safetensors."""
+def load_classifier(path: str | os.PathLike, name: str, num_classes: int, member: dict | None = None) -> Member:
+    """A fine-tuned classifier folder: the encoder through ``load_encoder``, the head from safetensors
+    (``member``: the spotter's entry, whose modality and stream the folder must hold)."""
+    from mgfm.infer.integrity import CLASSIFIER_SCHEMA, check_description
     from mgfm.models.artifact import load_encoder
+    from mgfm.models.weights import load_weights
 
     path = Path(path)
     info = read_json(path / CLASSIFIER_NAME, "classifier description")
     if info.get("format") != CLASSIFIER_FORMAT:
         raise BundleError(f"{path / CLASSIFIER_NAME}: format {info.get('format')!r}, expected {CLASSIFIER_FORMAT!r}")
     check_layout(info, path / CLASSIFIER_NAME)
-    if int(info["num_classes"]) != num_classes:
+    check_description(info, CLASSIFIER_SCHEMA, path / CLASSIFIER_NAME, BundleError)
+    if member is not None and (info["modality"], info["stream"]) != (member["modality"], member["stream"]):
+        raise BundleError(f"{path / CLASSIFIER_NAME}: a {info['modality']}/{info['stream']} classifier, the spotter's "
+                          f"member {member['name']!r} is {member['modality']}/{member['stream']}")
+    if info["num_classes"] != num_classes:
         raise BundleError(f"{path / CLASSIFIER_NAME}: {info['num_classes']} classes, the spotter has {num_classes}")
     if info["modality"] == "rgb":              # before building the encoder, so the mismatch itself is named
         from mgfm.infer.rgb_windows import check_rgb_card
@@ -135,25 +152,43 @@ def load_classifier(path: str | os.PathLike, name: str, num_classes: int) -> Mem
     head_path = path / HEAD_NAME
     if not head_path.is_file():
         raise BundleError(f"{head_path}: classifier head missing")
-    state = load_file(str(head_path))
-    head = nn.Linear(int(encoder.card["feature_dim"]), num_classes)
+    dim = int(encoder.card["feature_dim"])
     try:
-        head.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise BundleError(f"{head_path}: does not fit a {encoder.card['feature_dim']} -> {num_classes} head: "
-                          f"{err}") from err
+        state = load_weights(head_path, {"weight": (num_classes, dim), "bias": (num_classes,)},
+                             f"a {dim} -> {num_classes} head")
+    except ValueError as err:
+        raise BundleError(str(err)) from err
+    head = nn.Linear(dim, num_classes)
+    head.load_state_dict(state, strict=True)
     return Member(name, info["modality"], info["stream"], _Head(encoder, head).eval(), encoder.card, info)
 
 
-def load_spotter(models_dir: str | os.PathLike) -> dict:
-    """``spotter.json`` of a models folder, checked (format, layout, its member folders present)."""
+def read_emotion_info(models_dir: str | os.PathLike) -> dict:
+    """``emotion/emotion.json``, checked (members, the encoder folders it reads, aggregator settings)."""
+    from mgfm.infer.integrity import EMOTION_SCHEMA, check_description
+
+    path = emotion_dir(models_dir) / "emotion.json"
+    info = read_json(path, "emotion model description")
+    check_description(info, EMOTION_SCHEMA, path, BundleError)
+    missing = sorted(set(info["members"]) - set(info["encoders"]))
+    if missing:
+        raise BundleError(f"{path}: members {missing} have no encoder folder")
+    return info
+
+
+def load_spotter(models_dir: str | os.PathLike, check_digests: bool = True) -> dict:
+    """``spotter.json`` of a models folder, checked: format, layout, every field, its member folders present,
+    and (``check_digests``) every file inference loads against the digest calibration recorded."""
+    from mgfm.infer.integrity import bundle_files, check_spotter_fields, digest_mismatches
+
     path = Path(models_dir) / SPOTTER_NAME
     if not Path(models_dir).is_dir():
-        raise BundleError(f"{models_dir}: models folder not found")
+        raise BundleError(f"{models_dir}: models folder not found" + (" (a file)" if Path(models_dir).exists() else ""))
     spotter = read_json(path, "spotter description (made by the workflow's infer_calibrate rule)")
     if spotter.get("format") != SPOTTER_FORMAT:
         raise BundleError(f"{path}: format {spotter.get('format')!r}, expected {SPOTTER_FORMAT!r}")
     check_layout(spotter, path)
+    check_spotter_fields(spotter, path, BundleError)
     for m in spotter["members"]:
         if m["modality"] not in WINDOW_MODALITIES:
             raise BundleError(f"{path}: member {m['name']!r} is a {m['modality']} model; spotting builds windows of "
@@ -164,6 +199,14 @@ def load_spotter(models_dir: str | os.PathLike) -> dict:
         d = classifier_dir(models_dir, m["modality"], m["stream"])
         if not d.is_dir():
             raise BundleError(f"{path}: member {m['name']!r} needs {d}, which is missing")
+    if check_digests:
+        encoders = read_emotion_info(models_dir)["encoders"].values()
+        wrong = digest_mismatches(models_dir, spotter["digests"], bundle_files(spotter["members"], encoders))
+        if wrong:
+            raise BundleError(f"{path}: {len(wrong)} file(s) of {models_dir} differ from the ones it was calibrated "
+                              f"with (a folder mixing models of different runs?): {'; '.join(wrong[:4])}"
+                              + (" ..." if len(wrong) > 4 else "") + "; rerun the workflow's infer rules, or copy "
+                              "the whole models folder of one run")
     return spotter
 
 
@@ -174,7 +217,7 @@ def load_members(models_dir: str | os.PathLike, spotter: dict, device: str | Non
 
     k = len(spotter["class_names"])
     dev = pick_device(device)
-    members = [load_classifier(classifier_dir(models_dir, m["modality"], m["stream"]), m["name"], k)
+    members = [load_classifier(classifier_dir(models_dir, m["modality"], m["stream"]), m["name"], k, m)
                for m in spotter["members"]]
     for m in members:
         m.model.to(dev)

@@ -23,8 +23,10 @@ import pandas as pd
 
 from mgfm.config.steps import resolve_step
 from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
+from mgfm.config import resolve
 from mgfm.infer.bundle import (CLASSIFIER_NAME, SPOTTER_FORMAT, SPOTTER_NAME, BundleError, classifier_dir,
-                               load_members, read_json, write_json)
+                               load_members, read_emotion_info, read_json, write_json)
+from mgfm.infer.integrity import bundle_files, pose_model_digests, record_digests
 from mgfm.infer.metrics import check_scorer, cumulative_hits, f1_score
 from mgfm.infer.spotting import proposals
 from mgfm.infer.windows import window_lengths
@@ -104,7 +106,7 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
     if rgb and videos_dir is None:
         raise BundleError(f"RGB member {rgb[0]!r}: calibration reads the validation videos' frames; give the "
                           "normalised videos folder (--videos-dir)")
-    man = load_manifest(manifest)
+    man = load_manifest(manifest, labels=False)     # the manifest or its label-free view: no outcome is read
     ann = load_annotations(annotations, man)
     train_ann = ann[ann["video_id"].isin(first["train_videos"])]
     prior_s = ((train_ann["end_frame"] - train_ann["start_frame"] + 1) / fps).to_numpy()
@@ -144,6 +146,13 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
     spotter["calibration"] = choose_threshold(pd.concat(props, ignore_index=True), gt, tious, scorer)
     spotter["threshold"] = spotter["calibration"]["threshold"]
     spotter["baseline"] = choose_threshold(pd.concat(base, ignore_index=True), gt, tious, scorer)
+    # what ties the bundle together: every file inference loads, and the pose model the keypoints came from
+    encoders = read_emotion_info(models_dir)["encoders"].values()
+    spotter["digests"] = record_digests(models_dir, bundle_files(spotter["members"], encoders))
+    try:
+        spotter["pose_models"] = pose_model_digests(resolve("pose", pose_params))
+    except FileNotFoundError as err:
+        raise BundleError(f"--pose: {err}") from None
     write_json(Path(models_dir) / SPOTTER_NAME, spotter)
     log.info("spotter: windows %s frames, stride %d, threshold %.3f (validation mean F1 %.1f on %d videos), "
              "class-prior baseline %.1f", lengths, spotter["stride_frames"], spotter["threshold"],

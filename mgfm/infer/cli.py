@@ -34,12 +34,14 @@ def _run(args: argparse.Namespace) -> int:
     if not videos:
         raise ValueError("no video given (mgfm infer VIDEO ... or --video-dir)")
     results = infer_videos(videos, args.models, args.out, int(params["batch_size"]), threads=args.threads or 1,
-                           annotate=args.annotated_video)
+                           annotate=args.annotated_video, pose=args.pose)
     failed = [r for r in results if not r.ok]
     for r in results:
-        state = "ok" if r.ok else "FAILED"
-        note = f": {r.message}" if r.message else ""
-        print(f"{state:6s} {r.source} -> {Path(args.out) / r.video_id} ({r.n_instances} instances){note}")
+        if r.ok:
+            note = f": {r.message}" if r.message else ""
+            print(f"ok     {r.source} -> {Path(args.out) / r.video_id} ({r.n_instances} instances){note}")
+        else:
+            print(f"FAILED {r.source}: {r.message}")
     if failed:
         logging.getLogger("mgfm.infer").error("%d of %d videos failed: %s", len(failed), len(results),
                                               ", ".join(r.source for r in failed))
@@ -93,6 +95,11 @@ def register(subparsers) -> None:
     p.add_argument("--video-dir", action="append", help="a folder of videos (repeatable)")
     p.add_argument("--params", type=json_object, default={}, help=params_help("infer", "infer_spot"))
     p.add_argument("--threads", type=int, default=0, help="torch / ONNX Runtime / ffmpeg threads (0: library default)")
+    p.add_argument("--pose", type=json_object, default=None,
+                   help="the pose section of your config as JSON (backend, model, detector, ...): the pose settings "
+                   "to run. Default: the ones spotter.json recorded, used only when they select the onnx backend "
+                   "(a models folder never selects code); either way the pose model must be the one the models "
+                   "were calibrated with")
     p.add_argument("--annotated-video", action="store_true",
                    help="also write annotated.mp4 per video: the skeleton and the current instance's label drawn")
     p.set_defaults(func=_run)

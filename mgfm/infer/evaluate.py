@@ -57,7 +57,7 @@ def evaluate_spotting(models_dir: str | os.PathLike, manifest: str, annotations:
         raise BundleError(f"{Path(models_dir) / 'spotter.json'}: no {' or '.join(missing)} (written by an older "
                           "infer_calibrate); rerun the workflow's infer_calibrate rule")
     members = load_members(models_dir, spotter)
-    man = load_manifest(manifest)
+    man = load_manifest(manifest, labels=False)     # the manifest or its label-free view: no outcome is read
     ann = load_annotations(annotations, man)
     test = man.loc[(man["subset"] == "labeled") & (man["split"] == "test"), "video_id"].tolist()
     leak = sorted(set(test) & set(spotter["validation_videos"]))

@@ -4,6 +4,11 @@ Per video, in ``out_dir/<video_id>/``: ``instances.csv``, ``instances.json`` (th
 config hash, versions, timings) and ``report.html``. A video that cannot be read, shows no person or is shorter
 than the shortest window gets a clear message, an empty timeline where that is the truth, and the next video
 still runs. The real-time factor (video seconds per wall second) is logged with decode, pose and model split out.
+
+A video file is checked as the download stage checks a source (``mgfm.data.download.normalise_checked``: allowed
+containers and protocols only, the longest video stream rather than a cover picture, and a truncated file
+refused against its container's duration). A video's folder is built under a temporary name and renamed when
+complete; when a video fails, the folder an earlier run left for it is removed, so nothing stale looks current.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,10 +81,13 @@ def write_outputs(out: Path, video_id: str, inst: pd.DataFrame, scores: VideoSco
 
 def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.PathLike, spotter: dict,
               members: list[Member], out_dir: str | os.PathLike, batch_size: int, video: str | None = None,
-              timings: dict | None = None, annotate: bool = False) -> tuple[VideoScores, pd.DataFrame, pd.DataFrame,
-                                                                           dict]:
-    """Spot one video from its pose file; write its outputs (``annotate``: annotated.mp4 too, needs ``video``);
-    return (window scores, ranked proposals, instances, metadata)."""
+              timings: dict | None = None, annotate: bool = False, video_dir: str | os.PathLike | None = None,
+              source: str | None = None, extra: dict | None = None
+              ) -> tuple[VideoScores, pd.DataFrame, pd.DataFrame, dict]:
+    """Spot one video from its pose file; write its outputs into ``video_dir`` (default ``out_dir/<video_id>``;
+    ``annotate``: annotated.mp4 too, needs ``video``); return (window scores, ranked proposals, instances,
+    metadata). ``source``: the video path to record (default ``video``), ``extra``: more metadata fields."""
+    video_dir = Path(video_dir) if video_dir is not None else Path(out_dir) / video_id
     t0 = time.perf_counter()
     sc = score_video(video_id, pose_path, spotter, members, batch_size, video)
     props = proposals(sc.probs, sc.windows, spotter["merge"])
@@ -94,9 +103,10 @@ def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.
 
         t1 = time.perf_counter()
         xy, score, _ = read_video_pose(pose_path)
-        write_annotated_video(video, xy, score, inst, sc.fps, Path(out_dir) / video_id / "annotated.mp4")
+        write_annotated_video(video, xy, score, inst, sc.fps, video_dir / "annotated.mp4")
         timings["annotate_s"] = time.perf_counter() - t1
-    meta = {"video_id": video_id, "source": str(video or pose_path), "fps": sc.fps, "n_frames": sc.n_frames,
+    meta = {"video_id": video_id, "source": source or str(video or pose_path), **(extra or {}), "fps": sc.fps,
+            "n_frames": sc.n_frames,
             "duration_s": sc.n_frames / sc.fps if sc.fps else 0.0, "reason": sc.reason,
             "n_windows": int(len(sc.windows)), "n_visible_windows": int(sc.windows.visible.sum()),
             "threshold": float(spotter["threshold"]), "tau": float(spotter["tau"]),
@@ -105,36 +115,56 @@ def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.
             "versions": versions(), "timings_s": timings, "columns": INSTANCE_COLUMNS}
     if sc.reason:
         log.warning("video %s: empty timeline: %s", video_id, sc.reason)
-    write_outputs(Path(out_dir) / video_id, video_id, inst, sc, meta, spotter["class_names"], video)
+    write_outputs(video_dir, video_id, inst, sc, meta, spotter["class_names"], video)
     return sc, props, inst, meta
 
 
-def prepare_video(src: Path, work: Path, video_id: str, spotter: dict, threads: int) -> tuple[Path, Path, dict]:
-    """The real stages on one raw file: ffmpeg normalisation (download stage settings), then pose estimation
-    with the models' pose configuration; returns (normalised video, pose file, timings)."""
-    from mgfm.data.video import normalise_video, probe_video
+def prepare_video(src: Path, work: Path, video_id: str, spotter: dict, threads: int,
+                  pose: dict | None = None) -> tuple[Path, Path, dict]:
+    """The real stages on one raw file: the download stage's normalisation and checks, then pose estimation with
+    ``pose`` (the pose section ``mgfm.infer.integrity.pose_settings`` chose; default: the spotter's, as recorded);
+    returns (normalised video, pose file, timings)."""
+    from mgfm.data.download import DownloadParams, normalise_checked
     from mgfm.pose.extract import extract_pose
 
-    dl = spotter["download"]
     work.mkdir(parents=True, exist_ok=True)
-    video, meta_path, pose = work / "video.mp4", work / "video.json", work / "pose.parquet"
+    video, meta_path, pose_path = work / "video.mp4", work / "video.json", work / "pose.parquet"
     t0 = time.perf_counter()
     with atomic_path(video) as tmp:
-        normalise_video(src, tmp, fps=int(dl["fps"]), max_width=int(dl["max_width"]),
-                        max_height=int(dl["max_height"]), crf=int(dl["crf"]), preset=dl["preset"], threads=threads)
-    probed = probe_video(video)
+        _, probed = normalise_checked(src, tmp, DownloadParams.from_config(spotter["download"]), threads)
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps({"video_id": video_id, **probed, "synthetic": False}, indent=2) + "\n")
     t1 = time.perf_counter()
-    extract_pose(video, meta_path, pose, spotter["pose"], threads=threads)
-    return video, pose, {"decode_s": t1 - t0, "pose_s": time.perf_counter() - t1}
+    extract_pose(video, meta_path, pose_path, spotter["pose"] if pose is None else pose, threads=threads)
+    return video, pose_path, {"decode_s": t1 - t0, "pose_s": time.perf_counter() - t1}
+
+
+def input_problem(src: str) -> str | None:
+    """Why ``src`` cannot be spotted before anything is read (not a file, a folder, a url), or None."""
+    path = Path(src)
+    if "://" in src and not path.exists():
+        return f"{src}: mgfm infer reads local video files only (download it first, or list it in a manifest)"
+    if path.is_dir():
+        return f"{src}: a folder, not a video file (give the files in it, or --video-dir {src})"
+    if not path.exists():
+        return f"{src}: no such file"
+    if not path.is_file():
+        return f"{src}: not a regular file (a device, pipe or socket)"
+    return None
 
 
 def infer_videos(videos: list[str], models_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 batch_size: int = 256, threads: int = 1, annotate: bool = False) -> list[VideoResult]:
+                 batch_size: int = 256, threads: int = 1, annotate: bool = False,
+                 pose: dict | None = None) -> list[VideoResult]:
     """Spot every video file; one failing video is reported and skipped, never stops the others.
-    ``annotate``: also the annotated video (``annotated.mp4``) of each."""
+    ``annotate``: also the annotated video (``annotated.mp4``) of each. ``pose``: the pose section to run (the
+    user's; default the spotter's recorded one, which is allowed only when it selects no code)."""
+    from mgfm.common.atomic import atomic_dir
+    from mgfm.infer.bundle import BundleError
+    from mgfm.infer.integrity import pose_settings
+
     spotter = load_spotter(models_dir)          # a wrong models folder fails here, naming the file
+    pose = pose_settings(spotter, Path(models_dir) / "spotter.json", pose, BundleError)
     members = load_members(models_dir, spotter)
     out_dir = Path(out_dir)
     taken: set[str] = set()
@@ -143,16 +173,24 @@ def infer_videos(videos: list[str], models_dir: str | os.PathLike, out_dir: str 
     bar = Progress(len(videos), "infer", unit="videos", logger=log, interval=0.0)
     for i, src in enumerate(videos, 1):
         vid = safe_id(src, taken)
+        final = out_dir / vid
         t0 = time.perf_counter()
         try:
-            if not Path(src).is_file():
-                raise FileNotFoundError(f"{src}: no such file")
-            video, pose, timings = prepare_video(Path(src), out_dir / vid / "work", vid, spotter, threads)
-            _, _, inst, meta = spot_pose(vid, pose, models_dir, spotter, members, out_dir, batch_size, str(video),
-                                         timings, annotate)
+            problem = input_problem(str(src))
+            if problem:
+                raise FileNotFoundError(problem)
+            with atomic_dir(final) as tmp:          # renamed onto out_dir/<id> only when every output is written
+                video, pose_file, timings = prepare_video(Path(src), tmp / "work", vid, spotter, threads, pose)
+                _, _, inst, meta = spot_pose(vid, pose_file, models_dir, spotter, members, out_dir, batch_size,
+                                             str(video), timings, annotate, video_dir=tmp,
+                                             source=str(final / "work" / "video.mp4"), extra={"input": str(src)})
             res = VideoResult(vid, str(src), True, meta["reason"], len(inst), meta["duration_s"], meta["timings_s"])
         except VIDEO_ERRORS as err:
-            log.error("video %d/%d %s: skipped: %s", i, len(videos), src, err)
+            stale = final.exists()
+            if stale:                               # an earlier run's outputs must not pass for this run's
+                shutil.rmtree(final, ignore_errors=True)
+            log.error("video %d/%d %s: skipped: %s%s", i, len(videos), src, err,
+                      f" (the outputs an earlier run left in {final} were removed)" if stale else "")
             results.append(VideoResult(vid, str(src), False, str(err)))
             bar.update()
             continue

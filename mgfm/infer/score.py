@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from mgfm.clips.visibility import load_anchor_track
 from mgfm.common.accel import pick_device
 from mgfm.common.logs import Progress
 from mgfm.core.pose_store import read_pose, read_pose_meta
-from mgfm.infer.bundle import BundleError, Member, emotion_dir, read_json
+from mgfm.infer.bundle import BundleError, Member, emotion_dir
 from mgfm.infer.windows import Windows, sliding_windows
 
 log = logging.getLogger("mgfm.infer")
@@ -169,8 +168,11 @@ def win_probability(models_dir: str | os.PathLike, pose_path: str | os.PathLike,
     from mgfm.models.artifact import load_encoder
     from mgfm.train.features import prepare_clips
 
+    from mgfm.infer.bundle import read_emotion_info
+    from mgfm.models.weights import load_weights, meta_shapes
+
     d = emotion_dir(models_dir)
-    info = read_json(d / "emotion.json", "emotion model description")
+    info = read_emotion_info(models_dir)
     w = scores.windows
     median = int(np.argsort(spotter["window_frames"])[len(spotter["window_frames"]) // 2])
     rows = np.flatnonzero(w.visible & (w.length == median))
@@ -197,12 +199,20 @@ def win_probability(models_dir: str | os.PathLike, pose_path: str | os.PathLike,
              for s in range(0, len(x), batch_size)]
         feats.append(torch.cat(f))
     feat = torch.cat(feats, dim=1)
-    state = load_file(str(d / "aggregator.safetensors"))
-    mean, std = state.pop("feature_mean"), state.pop("feature_std")
     if feat.shape[1] != int(info["dim"]):
         raise BundleError(f"{d / 'emotion.json'}: aggregator expects {info['dim']}-d features, the encoders give "
                           f"{feat.shape[1]}")
-    model = (MeanAggregator if cfg["aggregator"] == "mean" else AttentionAggregator)(int(info["dim"]))
+    kind = MeanAggregator if cfg["aggregator"] == "mean" else AttentionAggregator
+    with torch.device("meta"):
+        expected = meta_shapes(kind(int(info["dim"])))
+    dim = (int(info["dim"]),)
+    try:
+        state = load_weights(d / "aggregator.safetensors", {**expected, "feature_mean": dim, "feature_std": dim},
+                             f"the {cfg['aggregator']} aggregator of {d / 'emotion.json'}")
+    except ValueError as err:
+        raise BundleError(str(err)) from err
+    mean, std = state.pop("feature_mean"), state.pop("feature_std")
+    model = kind(int(info["dim"]))
     model.load_state_dict(state, strict=True)
     seq = torch.zeros(1, cfg["max_clips"], feat.shape[1])
     seq[0, :len(feat)] = (feat - mean) / std

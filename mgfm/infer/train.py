@@ -35,8 +35,8 @@ def export_classifier(model_dir: str, train_data: str, test_data: str, taxonomy:
     """Fine-tune ``model_dir``'s encoder (``finetune`` protocol, first seed) and save it to ``out_dir``."""
     from mgfm.core.packed import read_info
     from mgfm.eval.data import class_names_of, num_classes_of, validation_rows
-    from mgfm.eval.finetune import Classifier, finetune_once
-    from mgfm.models.artifact import load_encoder, read_card, save_encoder
+    from mgfm.eval.finetune import build_classifier, finetune_once
+    from mgfm.models.artifact import read_card, save_encoder
     from mgfm.train.inputs import open_clips
 
     params = copy.deepcopy(resolve_step("infer_classifier", params))
@@ -48,11 +48,11 @@ def export_classifier(model_dir: str, train_data: str, test_data: str, taxonomy:
     result = finetune_once("finetune", model_dir, train_data, test_data, k, params, run_dir, seed, global_seed,
                            device)
     state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]
-    encoder = load_encoder(model_dir)
-    model = Classifier(encoder, k, float(params["finetune"]["init_std"]))
-    model.load_state_dict({key.removeprefix("module."): v for key, v in state.items()}, strict=True)
     card = read_card(model_dir)
-    train_meta = open_clips(train_data, card).meta        # skeleton or RGB clips, as the card's encoder reads them
+    # the architecture the protocol trained (for the RGB encoder SMILE's fine-tuning model), then its weights
+    model, _, _ = build_classifier("finetune", model_dir, card, k, params["finetune"], load_weights=False)
+    model.load_state_dict({key.removeprefix("module."): v for key, v in state.items()}, strict=True)
+    train_meta = open_clips(train_data, card, larger=True).meta        # skeleton or RGB clips
     val = validation_rows(train_meta, float(params["validation"]["fraction"]), derive_seed(global_seed, "eval", seed))
     skel = read_info(train_data)
     info = {"format": CLASSIFIER_FORMAT, "modality": card.get("modality", "skeleton"), "stream": card["stream"],
@@ -64,7 +64,7 @@ def export_classifier(model_dir: str, train_data: str, test_data: str, taxonomy:
             "class_counts": np.bincount(train_meta.loc[~val, "label"].to_numpy().astype(int), minlength=k).tolist(),
             "last_epoch": result["summary"]["last"] if result else None}
     out.mkdir(parents=True, exist_ok=True)
-    save_encoder(out, model.encoder, card)
+    save_encoder(out, model.encoder, model.encoder.card)
     save_head(out / HEAD_NAME, model.head)
     write_json(out / CLASSIFIER_NAME, info)
     shutil.rmtree(run_dir, ignore_errors=True)

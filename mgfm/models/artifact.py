@@ -2,6 +2,12 @@
 
 Loading never unpickles: the card names the architecture and its keyword arguments, the weights are plain
 tensors in safetensors. Evaluation stages only ever call ``load_encoder``.
+
+A card is data from a models folder, possibly another person's: its sizes are checked against bounds
+(``ARCH_BOUNDS``), the encoder is first built on PyTorch's meta device (shapes only, nothing allocated) and its
+tensor shapes compared with the weights file's header (``mgfm.models.weights``); only a card whose encoder is
+exactly what the file holds is built for real. A two-number edit of a card therefore fails in milliseconds,
+naming the file, instead of allocating a model of the edited size.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from mgfm.common.atomic import atomic_path
 from mgfm.models.dste import DSTE
+from mgfm.models.weights import check_shapes, load_weights, meta_shapes, read_header
 
 CARD_FORMAT = "mgfm-encoder/1"
 
@@ -30,6 +37,22 @@ ARCHITECTURES = {"dste": DSTE, "videomae": _videomae}
 CARD_KEYS = {"dste": ("stream", "num_frames", "num_joints"), "videomae": ("stream", "num_frames", "image_size")}
 WEIGHTS_NAME = "encoder.safetensors"
 CARD_NAME = "card.json"
+#: Allowed range of every size in a card's ``arch`` (inclusive; a float range for the fractional keys): wide
+#: enough for any model of the paper's family, narrow enough that a card can never ask for an absurd model.
+ARCH_BOUNDS = {
+    "dste": {"num_frames": (1, 4096), "num_joints": (1, 1024), "num_channels": (1, 64), "num_persons": (1, 16),
+             "hidden": (1, 8192), "depth": (1, 128), "heads": (1, 256), "gap": (1, 4096),
+             "alpha": (0.0, 1.0), "mlp_ratio": (0.0, 64.0), "drop_path": (0.0, 1.0)},
+    "videomae": {"num_frames": (1, 1024), "image_size": (1, 4096), "patch_size": (1, 1024),
+                 "tubelet_size": (1, 64), "hidden": (1, 8192), "depth": (1, 128), "heads": (1, 256),
+                 "mlp_ratio": (0.0, 64.0), "decoder_hidden": (1, 8192), "decoder_depth": (1, 128),
+                 "decoder_heads": (1, 256), "layer_norm_eps": (0.0, 1.0), "drop_path": (0.0, 1.0)},
+}
+#: Keys of an ``arch`` that may be absent (the encoder's default then applies): cards written before
+#: ``layer_norm_eps`` was a key, and ``pooling`` / ``drop_path``, which only a fine-tuned RGB encoder records.
+ARCH_OPTIONAL = {"dste": frozenset(), "videomae": frozenset({"layer_norm_eps", "drop_path", "pooling"})}
+#: Keys of an ``arch`` that take one of a few strings (mgfm.models.rgb.student.POOLINGS)
+ARCH_CHOICES = {"dste": {}, "videomae": {"pooling": ("mean", "fc_norm")}}
 
 
 def save_encoder(model_dir: str | os.PathLike, encoder: torch.nn.Module, card: dict) -> None:
@@ -52,8 +75,10 @@ def read_card(model_dir: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{path}: no model card (expected {CARD_NAME} beside {WEIGHTS_NAME})")
     try:
         card = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON: {err}") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: unreadable card: {err}") from err
+    if not isinstance(card, dict):
+        raise ValueError(f"{path}: not a model card (a JSON object)")
     if card.get("format") != CARD_FORMAT:
         raise ValueError(f"{path}: card format {card.get('format')!r}, expected {CARD_FORMAT!r}")
     for key in ("architecture", "arch", "feature_dim"):
@@ -64,7 +89,56 @@ def read_card(model_dir: str | os.PathLike) -> dict:
     for key in CARD_KEYS[card["architecture"]]:
         if key not in card:
             raise ValueError(f"{path}: card lacks {key!r}")
+    check_arch(card, path)
     return card
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_arch(card: dict, path: str | os.PathLike) -> None:
+    """Every size of the card's ``arch`` is present (unless optional), of its type and inside ``ARCH_BOUNDS``, a
+    choice key holds one of its choices; ``feature_dim`` and the sizes its consumers read (num_frames,
+    num_joints, image_size) are positive integers."""
+    architecture = card["architecture"]
+    bounds, optional, choices = ARCH_BOUNDS[architecture], ARCH_OPTIONAL[architecture], ARCH_CHOICES[architecture]
+    arch = card["arch"]
+    if not isinstance(arch, dict):
+        raise ValueError(f"{path}: card arch must be an object, got {type(arch).__name__}")
+    known = set(bounds) | set(choices)
+    unknown, missing = sorted(set(arch) - known), sorted(known - optional - set(arch))
+    if unknown or missing:
+        raise ValueError(f"{path}: card arch of a {architecture} encoder: unknown keys {unknown}, "
+                         f"missing keys {missing}")
+    for key, (lo, hi) in bounds.items():
+        if key not in arch:
+            continue
+        value = arch[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        typed = _is_int(value) if isinstance(lo, int) else number
+        if not typed or not lo <= value <= hi:
+            kind = "an integer" if isinstance(lo, int) else "a number"
+            raise ValueError(f"{path}: card arch.{key} = {value!r}: must be {kind} in [{lo}, {hi}]")
+    for key, allowed in choices.items():
+        if key in arch and arch[key] not in allowed:
+            raise ValueError(f"{path}: card arch.{key} = {arch[key]!r}: must be one of {', '.join(allowed)}")
+    for key in ("feature_dim", *(k for k in CARD_KEYS[architecture] if k != "stream")):
+        if not _is_int(card[key]) or card[key] < 1:
+            raise ValueError(f"{path}: card {key} = {card[key]!r}: must be a positive integer")
+
+
+def _build(card: dict, path: Path, device: str | torch.device | None = None) -> torch.nn.Module:
+    """The card's encoder, on ``device`` ("meta": shapes only, no memory); a card the architecture refuses is
+    a ValueError naming it."""
+    try:
+        if device is None:
+            return ARCHITECTURES[card["architecture"]](**card["arch"])
+        with torch.device(device):
+            return ARCHITECTURES[card["architecture"]](**card["arch"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path / CARD_NAME}: the card's arch does not make a {card['architecture']} encoder: "
+                         f"{err}") from err
 
 
 def load_encoder(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -78,13 +152,17 @@ def load_encoder(model_dir: str | os.PathLike, device: str | torch.device = "cpu
     weights = model_dir / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: encoder weights missing")
-    encoder = ARCHITECTURES[card["architecture"]](**card["arch"])
-    state = load_file(str(weights), device="cpu")
+    header = read_header(weights)             # before anything is built: the file says what it holds
+    shapes = _build(card, model_dir, "meta")  # what the card would build, without memory
+    check_shapes(weights, header, meta_shapes(shapes), f"the encoder {model_dir / CARD_NAME} describes")
+    if shapes.feature_dim != card["feature_dim"]:
+        raise ValueError(f"{model_dir / CARD_NAME}: card feature_dim {card['feature_dim']} != encoder's "
+                         f"{shapes.feature_dim}")
+    encoder = _build(card, model_dir)
+    state = load_weights(weights)
     try:
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise ValueError(f"{weights}: weights do not match the card's architecture: {err}") from err
-    if encoder.feature_dim != card["feature_dim"]:
-        raise ValueError(f"{model_dir}: card feature_dim {card['feature_dim']} != encoder's {encoder.feature_dim}")
     encoder.card = card
     return encoder.to(device).eval()

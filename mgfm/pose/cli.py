@@ -22,6 +22,24 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_onnx(args: argparse.Namespace) -> int:
+    from mgfm.pose.mmpose_env import missing_pins, run_in_pinned_venv
+
+    wrong = missing_pins()
+    if wrong:  # the main environment (numpy 2, no mmpose): run the export in the pinned mmpose venv
+        import logging
+
+        logging.getLogger(__name__).info("this Python lacks the pinned mmpose stack (%s): exporting in the pinned "
+                                         "venv", ", ".join(wrong))
+        from mgfm.pose.onnx_export import to_argv
+
+        return run_in_pinned_venv("mgfm.pose.onnx_export", to_argv(args))
+    from mgfm.pose.onnx_export import run
+
+    run(args)
+    return 0
+
+
 def register(subparsers) -> None:
     from mgfm.cli import json_object, params_help
 
@@ -39,3 +57,9 @@ def register(subparsers) -> None:
     f.add_argument("--sha256", required=True, help="expected sha256 of the file (64 hex digits); a mismatch is an error")
     f.add_argument("--out", required=True, help="where to store the verified model file")
     f.set_defaults(func=_fetch)
+    from mgfm.pose.onnx_export import add_arguments
+
+    x = sub.add_parser("export-onnx", help="export an mmpose pose model or RTMDet detector checkpoint to ONNX "
+                                           "(in the pinned mmpose environment; built once if needed)")
+    add_arguments(x)
+    x.set_defaults(func=_export_onnx)

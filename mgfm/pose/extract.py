@@ -23,7 +23,7 @@ import numpy as np
 from mgfm.common.logs import Progress
 from mgfm.core.layout import NUM_KEYPOINTS
 from mgfm.pose.memory import limit_malloc_arenas
-from mgfm.pose.backends.base import PoseBackend
+from mgfm.pose.backends.base import PersonDetector, PoseBackend
 from mgfm.pose.backends.registry import load_backend
 from mgfm.pose.params import PoseParams
 from mgfm.core.pose_store import PoseFrames, PoseWriter
@@ -59,6 +59,38 @@ def _pipeline(video: VideoBatches, backend: PoseBackend, batch_size: int, prefet
     return background(produce(), prefetch)
 
 
+def track_batch(frames: np.ndarray, start: int, tracker: PrimaryPersonTracker, detector: PersonDetector,
+                interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (n, 4), detection scores (n,) and presence (n,) of the primary person on a batch of frames.
+
+    Frame by frame, as the tracker would go: a frame is detected when its index is a multiple of ``interval`` or
+    when the track is lost, and otherwise keeps the track's box. The detections themselves run batched: when a
+    frame needs one, it is detected together with the later frames of the batch that are due anyway, and once a
+    lost track's detection found nobody (a cut to a scene without the person) with all the remaining frames,
+    which then each need one. Detection results do not depend on the tracker, so the boxes are the ones
+    frame-by-frame detection gives.
+    """
+    n = len(frames)
+    boxes = np.zeros((n, 4), np.float32)
+    det_score = np.zeros(n, np.float32)
+    present = np.zeros(n, bool)
+    due = [i for i in range(n) if (start + i) % interval == 0]
+    detections: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    lost_and_empty = False
+    for i in range(n):
+        if (start + i) % interval == 0 or tracker.box is None:
+            if i not in detections:
+                todo = list(range(i, n)) if lost_and_empty else [i] + [j for j in due if j > i]
+                todo = [j for j in todo if j not in detections]
+                detections.update(zip(todo, detector.detect_batch(frames[todo])))
+            lost = tracker.box is None
+            found = tracker.select(*detections[i])
+            lost_and_empty = lost and not found
+        if tracker.box is not None:
+            boxes[i], det_score[i], present[i] = tracker.box, tracker.det_score, True
+    return boxes, det_score, present
+
+
 def estimate_video(video: VideoBatches, backend: PoseBackend, p: PoseParams, writer: PoseWriter,
                    desc: str = "pose", prefetch: int = 2, workers: int | None = None) -> None:
     """Stream the video through the backend into ``writer``; one primary person per frame.
@@ -84,11 +116,7 @@ def estimate_video(video: VideoBatches, backend: PoseBackend, p: PoseParams, wri
                 det_score[:] = 1.0
                 present[:] = True
             else:
-                for i in range(n):
-                    if (start + i) % d.interval == 0 or tracker.box is None:
-                        tracker.select(*backend.detector.detect(frames[i]))
-                    if tracker.box is not None:
-                        boxes[i], det_score[i], present[i] = tracker.box, tracker.det_score, True
+                boxes[:], det_score[:], present[:] = track_batch(frames, start, tracker, backend.detector, d.interval)
             xy = np.zeros((n, NUM_KEYPOINTS, 2), np.float32)
             score = np.zeros((n, NUM_KEYPOINTS), np.float32)
             if prepared is not None:

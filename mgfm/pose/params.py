@@ -44,6 +44,7 @@ class MmposeParams:
 
 @dataclass
 class PoseParams:
+    preset: str
     backend: str
     model: str
     model_sha256: str
@@ -52,6 +53,7 @@ class PoseParams:
     mean: list[float] | None
     std: list[float] | None
     color: str | None
+    flip_test: bool | None
     bbox_padding: float
     batch_size: int
     device: str

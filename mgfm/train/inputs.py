@@ -9,12 +9,14 @@ import os
 import torch
 
 
-def open_clips(path: str | os.PathLike, card: dict):
-    """The packed dataset at ``path`` as the card's encoder reads it; ``ds[rows]`` -> {"x", "valid_len", ...}."""
+def open_clips(path: str | os.PathLike, card: dict, larger: bool = False):
+    """The packed dataset at ``path`` as the card's encoder reads it; ``ds[rows]`` -> {"x", "valid_len", ...}.
+
+    ``larger``: RGB clips may hold more frames / pixels than the encoder takes (a reader that picks views)."""
     if card.get("modality") == "rgb":
         from mgfm.train.rgb_data import PackedRGBClips
 
-        return PackedRGBClips(path, int(card["num_frames"]), int(card["image_size"]))
+        return PackedRGBClips(path, int(card["num_frames"]), int(card["image_size"]), larger=larger)
     from mgfm.train.data import PackedClips
 
     return PackedClips(path, num_joints=int(card["num_joints"]), num_channels=card.get("num_channels"))

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
+from mgfm.common.atomic import atomic_path
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import derive_seed
 from mgfm.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -147,32 +148,37 @@ class FitResult:
 
 
 class _CsvLog:
-    """Append-only CSV on the main process; on resume, rows beyond the checkpoint are dropped first."""
+    """A CSV of rows on the main process, held in memory and saved whole through a temporary name (``save``), so
+    the file is always complete: a full disk or a kill never leaves an empty or half-written log. On resume,
+    rows beyond the checkpoint are dropped first."""
 
     def __init__(self, path: Path, keep_until_epoch: int | None) -> None:
-        self.path, self.fields = path, None
+        self.path, self.fields, self.rows = path, None, []
         if keep_until_epoch is None:
             path.unlink(missing_ok=True)
         elif path.exists():
             with path.open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= keep_until_epoch]
-            if rows:
-                self.fields = list(rows[0])
-            with path.open("w", newline="") as f:
-                if rows:
-                    w = csv.DictWriter(f, fieldnames=self.fields)
-                    w.writeheader()
-                    w.writerows(rows)
+                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= keep_until_epoch]
+            if self.rows:
+                self.fields = list(self.rows[0])
+            self.save()
 
-    def write(self, row: dict) -> None:
-        new = self.fields is None
-        if new:
+    def write(self, row: dict, save: bool = True) -> None:
+        """Add a row; ``save=False`` keeps it in memory until the next ``save`` (rows logged every few steps)."""
+        if self.fields is None:
             self.fields = list(row)
-        with self.path.open("a", newline="") as f:
+        self.rows.append(row)
+        if save:
+            self.save()
+
+    def save(self) -> None:
+        if not self.rows:
+            self.path.unlink(missing_ok=True)
+            return
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
+            w.writeheader()
+            w.writerows(self.rows)
 
 
 def _tensorboard(out_dir: Path):
@@ -335,7 +341,8 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, float]:
             if run.global_step % cfg.log_every_steps == 0:
                 now = time.perf_counter()
                 run.step_log.write({"epoch": epoch + 1, "step": run.global_step, "lr": run.lr, **values,
-                                    "clips_per_s": window * cfg.batch_size / max(now - t_window, 1e-9)})
+                                    "clips_per_s": window * cfg.batch_size / max(now - t_window, 1e-9)},
+                                   save=False)     # saved once per epoch (_end_epoch)
                 t_window, window = now, 0
     return sums
 
@@ -370,6 +377,7 @@ def _end_epoch(run: _Run, epoch: int, sums: dict[str, float], seconds: float) ->
     row = {"epoch": epoch + 1, "step": run.global_step, "lr": run.lr, **means,
            "clips_per_s": run.steps_per_epoch * cfg.batch_size / max(seconds, 1e-9), "seconds": seconds}
     if info.is_main:
+        run.step_log.save()
         run.epoch_log.write(row)
         if run.board is not None:
             for k, v in row.items():

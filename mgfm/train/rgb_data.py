@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mgfm.core.packed import open_packed, read_info
-from mgfm.train.rgb_views import ViewAugment, centre_views, draw_views, read_views
+from mgfm.train.rgb_pretrain_views import ViewAugment, centre_views, draw_views, read_views
 
 
 class PackedRGBClips(Dataset):
@@ -20,10 +20,11 @@ class PackedRGBClips(Dataset):
     A plain dataset (N, T, S, S, 3) is read in one memmap read per batch. A dataset in the ``views`` layout
     (N, F, S', S', 3, more frames at a fixed stride and a context margin; ``mgfm.core.packed``) gives its centre
     view, or, with ``augment`` and a batch that carries its epoch (``mgfm.train.loop.IndexBatch``), a per-epoch view
-    (``mgfm.train.rgb_views``) seeded by (``seed``, clip id, epoch); ``augment`` crops a plain dataset too."""
+    (``mgfm.train.rgb_pretrain_views``) seeded by (``seed``, clip id, epoch); ``augment`` crops a plain dataset too."""
 
     def __init__(self, path: str | os.PathLike, num_frames: int | None = None, image_size: int | None = None,
-                 augment: ViewAugment | None = None, seed: int = 0) -> None:
+                 augment: ViewAugment | None = None, seed: int = 0, larger: bool = False) -> None:
+        """``larger``: clips may hold more frames / pixels than the model takes (its reader picks the views)."""
         self.path = Path(path)
         self.data, self.meta = open_packed(self.path)
         if self.data.ndim != 5 or self.data.shape[-1] != 3 or self.data.dtype != np.uint8:
@@ -42,9 +43,9 @@ class PackedRGBClips(Dataset):
             self.starts = np.ones(len(self.data), np.int64)
         self.num_frames, self.size = t, s
         self.clip_ids = self.meta["clip_id"].astype(str).to_numpy()
-        if num_frames is not None and t != num_frames:
+        if num_frames is not None and (t < num_frames if larger else t != num_frames):
             raise ValueError(f"{self.path}: {t} frames, the model expects {num_frames} (rgb_pretrain.model.num_frames)")
-        if image_size is not None and s != image_size:
+        if image_size is not None and (s < image_size if larger else s != image_size):
             raise ValueError(f"{self.path}: {s} px frames, the model expects {image_size} "
                              "(rgb_pretrain.model.image_size)")
         self.valid_len = self.meta["valid_len"].to_numpy().astype(np.int64)

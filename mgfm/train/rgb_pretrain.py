@@ -1,7 +1,7 @@
 """MG-FM-RGB pretraining (SMILE on VideoMAE), one stage per call, through the shared ``fit`` loop.
 
-- Every stage in ``augment.stages`` reads a new view of each clip every epoch (``rgb_views``: a random start at
-  the stride, a multi-scale crop), drawn in the loader from (seed, clip id, epoch).
+- Every stage in ``augment.stages`` reads a new view of each clip every epoch (``rgb_pretrain_views``: a random
+  start at the stride, a multi-scale crop), drawn in the loader from (seed, clip id, epoch).
 - Stage 1: each clip gets pasted objects on smoothed random paths (``rgb_motion``; from ``motion.objects_dir``'s
   RGBA crops, ``rgb_objects``, or generated), the teacher sees the augmented clip, and the mask is SMILE's
   trajectory-aware one built from the objects' boxes (``rgb_masking.trajectory_mask``).
@@ -31,11 +31,13 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from mgfm.common.atomic import atomic_path
+from mgfm.common.disk import check_free_space, reserve
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
 from mgfm.core.packed import read_info
 from mgfm.models.artifact import save_encoder
+from mgfm.models.rgb.convert import start_pretraining_from
 from mgfm.models.rgb.student import SmileModel, StudentConfig, normalise_clips
 from mgfm.models.rgb.targets import teacher_targets
 from mgfm.models.rgb.teacher import build_teacher
@@ -47,7 +49,7 @@ from mgfm.train.rgb_data import PackedRGBClips, TargetsFromCache, to_unit
 from mgfm.train.rgb_masking import box_tokens, trajectory_mask, tube_mask
 from mgfm.train.rgb_motion import MotionConfig, draw, render, select
 from mgfm.train.rgb_objects import bank_key, build_bank, object_files, open_bank
-from mgfm.train.rgb_views import ViewAugment
+from mgfm.train.rgb_pretrain_views import ViewAugment
 
 log = logging.getLogger(__name__)
 FULL_MODEL = "smile_model.safetensors"
@@ -125,7 +127,10 @@ def cache_targets(teacher: torch.nn.Module, data: PackedRGBClips, cfg: StudentCo
     n = len(data)
     bar = Progress(n, "teacher targets", unit="clip")
     with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, *first.shape[1:]))
+        shape = (n, *first.shape[1:])
+        check_free_space(tmp, int(np.prod(shape)) * 2, f"the teacher targets {path}")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+        reserve(tmp, tmp.stat().st_size, f"the teacher targets {path}")   # a full disk: an error, not a SIGBUS
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(start + batch_size, n))
             x = to_unit(data[idx]["x"]).to(device)
@@ -216,6 +221,8 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
     torch.manual_seed(derive_seed(train_cfg.seed, "init"))
     model = SmileModel(cfg, teacher.dim, decay_exempt=params["decay_exempt"])
     init_desc = None
+    if stage == 1 and params["init"]["checkpoint"]:       # SMILE's / VideoMAE's weights instead of random ones
+        init_desc = start_pretraining_from(model, params["init"])
     if stage == 2:
         if init is None:
             raise ValueError("SMILE stage 2 starts from stage 1: pass the Stage 1 model folder (--init)")
@@ -243,7 +250,8 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
              # the data, the teacher and the Stage 1 model by content, never by path (a rebuilt dataset, another
              # teacher file or a retrained Stage 1 must not be resumed), and the code version
              "data": {k: data_desc[k] for k in ("num_clips", "clip_shape", "content_sha256")},
-             "init": None if init_desc is None else init_desc["sha256"], "code": code_version(*CODE_PACKAGES)}
+             "init": None if init_desc is None else {k: init_desc.get(k) for k in ("sha256", "decoder")},
+             "code": code_version(*CODE_PACKAGES)}
     # under torchrun the process group starts here, before the target cache (fit joins the same group)
     info = init_distributed(device)
     try:

@@ -13,12 +13,14 @@ CLIP_TABLE = f"{CLIPS_DIR}/clips.parquet"
 IOD_TABLE_FILES = [f"{RESULTS}/tables/{name}.{ext}" for name in IOD_TABLES.values() for ext in TABLE_FORMATS]
 
 
+# label-free inputs only (a corrected outcome or class reruns nothing here): the tables' label-free views, and
+# the pose files by content (ancient + content record: a rewrite with the same bytes reruns nothing)
 CLIPS_INPUTS = {
-    "pose": expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS),
+    "pose": ancient(POSE_FILES),
+    "pose_records": record_input(POSE_FILES),
     "metas": expand(f"{RESULTS}/videos/{{video_id}}.json", video_id=VIDEO_IDS),
-    "manifest": TABLES["manifest"],
-    "annotations": TABLES["annotations"],
-    "validated": f"{RESULTS}/dataset/validated.json",
+    "manifest": VIDEO_VIEW,
+    "annotations": INTERVAL_VIEW,
     "prior": [] if CLIPS["prior"] == "train_split" else [CLIPS["prior"]],
 }
 
@@ -29,6 +31,7 @@ rule sample_clips:
     output:
         clips=CLIP_TABLE,
         stats=f"{CLIPS_DIR}/sampler_stats.csv",
+        record=record_of(CLIP_TABLE),
     params:
         cfg=params_json("sample_clips"),
         seed=config["seed"],
@@ -41,9 +44,12 @@ rule sample_clips:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm clips sample --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
-        " --manifest {input.manifest:q} --annotations {input.annotations:q} --seed {params.seed}"
-        " --out-clips {output.clips:q} --out-stats {output.stats:q} --params {params.cfg:q} > {log:q} 2>&1"
+        recorded(
+            "mgfm clips sample --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
+            " --manifest {input.manifest:q} --annotations {input.annotations:q} --seed {params.seed:q}"
+            " --out-clips {output.clips:q} --out-stats {output.stats:q} --params {params.cfg:q} > {log:q} 2>&1",
+            "{output.clips:q}",
+        )
 
 
 rule iod:
@@ -64,7 +70,7 @@ rule iod:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm clips iod --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
-        " --manifest {input.manifest:q} --annotations {input.annotations:q} --seed {params.seed}"
+        " --manifest {input.manifest:q} --annotations {input.annotations:q} --seed {params.seed:q}"
         " --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 
@@ -86,9 +92,10 @@ rule iod_tables:
 
 rule duration_figure:
     input:
-        clips=CLIP_TABLE,
-        manifest=TABLES["manifest"],
-        annotations=TABLES["annotations"],
+        clips=ancient(CLIP_TABLE),
+        clips_record=record_input(CLIP_TABLE),
+        manifest=VIDEO_VIEW,
+        annotations=INTERVAL_VIEW,
     output:
         f"{RESULTS}/figures/fig4_durations.png",
     params:
@@ -101,6 +108,8 @@ rule duration_figure:
         "mgfm clips figure --clips {input.clips:q} --manifest {input.manifest:q}"
         " --annotations {input.annotations:q} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
 
+
+refresh_content([CLIP_TABLE])
 
 TARGETS["clips"] = [
     CLIP_TABLE,

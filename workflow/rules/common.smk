@@ -35,8 +35,78 @@ RESULTS = config["results"].rstrip("/")
 LOGS = "logs"
 BENCH = f"{RESULTS}/benchmarks"
 
+# a folder that cannot be written makes Snakemake fail in its own code when it removes an old output: said here
+from mgfm.common.disk import unwritable_message
+
+if (_unwritable := unwritable_message([RESULTS, LOGS])) is not None:
+    raise WorkflowError(_unwritable)
+
 # Stage targets: each rules file adds what the default target needs from it (rule all reads this lazily).
 TARGETS = {}
+
+
+# A dry run (-n) must leave every file as it was, and a job's own parse of the workflow (cluster jobs parse it
+# again) must not race the main process: parse-time writes happen only in the main process of a real run.
+# (Snakemake 9 sets workflow.dryrun only after parsing; the output settings say it already.)
+DRY_RUN = bool(workflow.output_settings.dryrun)
+WRITE_AT_PARSE = workflow.is_main_process and not DRY_RUN
+
+
+# ---- content records of large artifacts (mgfm.common.content) -------------------------------------------
+# A step that reads a large artifact (video, pose file, clip table, packed dataset, encoder, features) declares
+# it ancient() (its mtime never reruns anything) plus its content record (record_input), which the job making
+# the artifact writes and which changes only with the content: a rewrite with the same bytes reruns nothing, at
+# any size. refresh_content, called by each rules file for the artifacts it makes, brings the records up to date
+# while the workflow is parsed (mgfm.common.content.refresh_record):
+# - same content under a new mtime or size: the record's stat is updated and its time kept (nothing reruns);
+# - other content (changed outside the workflow), or no record at all: the record is written as new, so every
+#   reader reruns.
+# A dry run writes none of that. So that it still plans what the real run will, a reader of an artifact whose
+# record the real run would write as new reads the artifact itself in its record's place: a set of input files
+# Snakemake has not seen for that job, so it reruns as it will for the new record.
+from mgfm.common.content import record_path as _record_path, refresh_records as _refresh_records
+
+#: dry runs only: record -> its artifact, for the records a real run would write as new
+_READ_IN_PLACE_OF_RECORD = {}
+
+
+def record_of(artifacts):
+    """The content record(s) of one artifact path or a list of them (patterns with wildcards too)."""
+    if isinstance(artifacts, (list, tuple)):
+        return [_record_path(a, RESULTS) for a in artifacts]
+    return _record_path(artifacts, RESULTS)
+
+
+def record_input(artifacts):
+    """An input function: the content records of ``artifacts`` (a pattern, a list of them, or a function of the
+    wildcards giving concrete paths), with a dry run's stand-ins (see above)."""
+
+    def records(wildcards):
+        given = artifacts(wildcards) if callable(artifacts) else artifacts
+        paths = [given] if isinstance(given, str) else list(given)
+        out = []
+        for pattern in paths:
+            artifact = pattern.format(**dict(wildcards.items()))
+            record = _record_path(artifact, RESULTS)
+            out.append(_READ_IN_PLACE_OF_RECORD.get(record, record))
+        return out
+
+    return records
+
+
+def refresh_content(artifacts):
+    """Bring the records of these (concrete) artifacts up to date with their files, before any job runs: only
+    an artifact whose size or mtime changed is hashed. Writes only where WRITE_AT_PARSE; a dry run notes the
+    records it would write as new (_READ_IN_PLACE_OF_RECORD)."""
+    done = _refresh_records([(a, record_of(a)) for a in artifacts], write=WRITE_AT_PARSE)
+    if DRY_RUN:
+        for artifact in done.get("changed", []) + done.get("created", []):
+            _READ_IN_PLACE_OF_RECORD[record_of(artifact)] = artifact
+
+
+def recorded(command, artifact, record="{output.record:q}"):
+    """A rule's shell ``command`` followed, when it succeeded, by writing the content record of ``artifact``."""
+    return f"{command} && mgfm content record {artifact} {record} >> {{log:q}} 2>&1"
 
 
 def all_targets(wildcards):
@@ -137,14 +207,12 @@ else:
 # (cluster jobs parse the workflow again). The demo's records come from one job (download.smk), since its
 # manifest is itself an output.
 VIDEO_RECORDS = f"{RESULTS}/dataset/videos"
-# a dry run (-n) must leave every file as it was
-DRY_RUN = bool(workflow.output_settings.dryrun)
 if DATASET["source"] == "files":
     from mgfm.data.records import manifest_records, versioned_record_path
 
     try:
         VIDEO_RECORD_TEXT = manifest_records(TABLES["manifest"], VIDEO_RECORDS, config["download"],
-                                             update_cache=workflow.is_main_process and not DRY_RUN)
+                                             update_cache=WRITE_AT_PARSE)
     except (OSError, ValueError) as err:
         raise WorkflowError(f"config key dataset.manifest: {err}") from None
     VIDEO_RECORD_PATHS = {vid: str(versioned_record_path(VIDEO_RECORDS, vid, text))
@@ -161,6 +229,26 @@ def video_record_input(wildcards):
         raise WorkflowError(f"video {wildcards.video_id!r} is not in the manifest ({TABLES['manifest']})") from None
 
 
+# Label-free views of the tables (mgfm.data.views): what sampling, MG-IoD, the figure, the packed datasets, the
+# annotation check and spotting read of the manifest (and sampling of the annotations), so a corrected outcome
+# or class reruns only what reads it. A real dataset's views are computed here, in memory, and written by a
+# small job (label_free_view, download.smk) under a name carrying a digest of their content, as the video
+# records: a label edit keeps the names and plans nothing, a label-free change is a new input of what reads it.
+# The demo's come from a job (download.smk), since its tables are themselves outputs.
+LABEL_FREE = f"{RESULTS}/dataset/label_free"
+if DATASET["source"] == "files":
+    from mgfm.data.views import INTERVAL_VIEW as _INTERVAL_NAME, VIDEO_VIEW as _VIDEO_NAME
+    from mgfm.data.views import versioned_view_path, view_texts
+
+    try:
+        VIEW_TEXT = view_texts(TABLES["manifest"], TABLES["annotations"])
+    except (OSError, ValueError) as err:
+        raise WorkflowError(f"config keys dataset.manifest / dataset.annotations: {err}") from None
+    VIDEO_VIEW, INTERVAL_VIEW = (str(versioned_view_path(LABEL_FREE, name, VIEW_TEXT[name]))
+                                 for name in (_VIDEO_NAME, _INTERVAL_NAME))
+else:
+    VIDEO_VIEW, INTERVAL_VIEW = f"{LABEL_FREE}/videos.csv", f"{LABEL_FREE}/intervals.csv"
+
 # What every table caption and the report's title name as the data: the demo and its seed, or the manifest and
 # its sha256 (so a changed manifest re-renders them). The config digest names the whole resolved config in the
 # report (which therefore is rebuilt, in seconds, after any config change; no other job reads it).
@@ -168,3 +256,11 @@ from mgfm.tables.summary import dataset_label
 
 DATASET_LABEL = dataset_label(DATASET["source"], TABLES["manifest"], DATASET["demo"]["seed"])
 CONFIG_DIGEST = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finetune_init(wildcards):
+    """The SMILE / VideoMAE checkpoint that RGB fine-tuning starts from (eval.finetune.rgb.init, pinned by sha256 in
+    the params), as an input of the jobs that read it: none for skeleton streams or the from-scratch baseline."""
+    path = config["eval"]["finetune"]["rgb"]["init"]["checkpoint"]
+    used = wildcards.modality == "rgb" and getattr(wildcards, "ft_protocol", "finetune") != "scratch"
+    return [path] if path and used else []

@@ -3,16 +3,19 @@
 # mg_train / mg_test read only the annotations (checked against the videos by the download stage).
 
 import os
-import shlex
 
 CLIP_DATASETS = list(DATASET_NAMES)
 
 
 DATASET_INPUTS = {
-    "pose": expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS),
-    "manifest": TABLES["manifest"],
-    # sampled datasets read the clip table, MG-instance datasets the (video-checked) annotations
-    "clips": lambda wc: CLIP_TABLE if wc.name in SAMPLED_DATASETS else [],
+    "pose": ancient(POSE_FILES),
+    "pose_records": record_input(POSE_FILES),
+    # every dataset reads the label-free video table (subjects, splits): a corrected outcome rebuilds none; sampled
+    # datasets (pretrain, video_clips) read the clip table, MG-instance datasets the annotations (their labels),
+    # once checked against the videos (a check that reads no outcome either: download.smk)
+    "manifest": VIDEO_VIEW,
+    "clips": ancient(lambda wc: CLIP_TABLE if wc.name in SAMPLED_DATASETS else []),
+    "clips_record": record_input(lambda wc: [CLIP_TABLE] if wc.name in SAMPLED_DATASETS else []),
     "annotations": lambda wc: [] if wc.name in SAMPLED_DATASETS else TABLES["annotations"],
     "checked": lambda wc: [] if wc.name in SAMPLED_DATASETS else f"{RESULTS}/dataset/annotations_checked.json",
 }
@@ -22,14 +25,15 @@ rule skeleton_dataset:
     input:
         **DATASET_INPUTS,
     output:
-        directory(f"{RESULTS}/datasets/skeleton/{{name}}"),
+        data=directory(f"{RESULTS}/datasets/skeleton/{{name}}"),
+        record=record_of(f"{RESULTS}/datasets/skeleton/{{name}}"),
     wildcard_constraints:
         name="|".join(CLIP_DATASETS),
     params:
         cfg=params_json("skeleton_dataset"),
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
-        source=lambda wc, input: (f"--clips {shlex.quote(input.clips)}" if wc.name in SAMPLED_DATASETS
-                                  else f"--annotations {shlex.quote(input.annotations)}"),
+        source=lambda wc, input: (["--clips", input.clips] if wc.name in SAMPLED_DATASETS
+                                  else ["--annotations", input.annotations]),
     log:
         f"{LOGS}/datasets/skeleton_{{name}}.log",
     benchmark:
@@ -37,24 +41,29 @@ rule skeleton_dataset:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm datasets skeleton --name {wildcards.name} --pose-dir {params.pose_dir:q}"
-        " --manifest {input.manifest:q} {params.source} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
+        recorded(
+            "mgfm datasets skeleton --name {wildcards.name:q} --pose-dir {params.pose_dir:q}"
+            " --manifest {input.manifest:q} {params.source:q} --out {output.data:q} --params {params.cfg:q} > {log:q} 2>&1",
+            "{output.data:q}",
+        )
 
 
 rule rgb_dataset:
     input:
         **DATASET_INPUTS,
-        videos=expand(f"{RESULTS}/videos/{{video_id}}.mp4", video_id=VIDEO_IDS),
+        videos=ancient(VIDEO_FILES),
+        video_records=record_input(VIDEO_FILES),
     output:
-        directory(f"{RESULTS}/datasets/rgb/{{name}}"),
+        data=directory(f"{RESULTS}/datasets/rgb/{{name}}"),
+        record=record_of(f"{RESULTS}/datasets/rgb/{{name}}"),
     wildcard_constraints:
         name="|".join(CLIP_DATASETS),
     params:
         cfg=params_json("rgb_dataset"),
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         video_dir=lambda wc, input: os.path.dirname(input.videos[0]),
-        source=lambda wc, input: (f"--clips {shlex.quote(input.clips)}" if wc.name in SAMPLED_DATASETS
-                                  else f"--annotations {shlex.quote(input.annotations)}"),
+        source=lambda wc, input: (["--clips", input.clips] if wc.name in SAMPLED_DATASETS
+                                  else ["--annotations", input.annotations]),
     log:
         f"{LOGS}/datasets/rgb_{{name}}.log",
     benchmark:
@@ -62,13 +71,17 @@ rule rgb_dataset:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm datasets rgb --name {wildcards.name} --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
-        " --manifest {input.manifest:q} {params.source} --out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
+        recorded(
+            "mgfm datasets rgb --name {wildcards.name:q} --pose-dir {params.pose_dir:q} --video-dir {params.video_dir:q}"
+            " --manifest {input.manifest:q} {params.source:q} --out {output.data:q} --params {params.cfg:q} > {log:q} 2>&1",
+            "{output.data:q}",
+        )
 
 
 # The RGB clip datasets (~500 GB at paper scale) are built only when an RGB model reads them, i.e. when
 # eval.modalities lists rgb; otherwise `snakemake results/datasets/rgb/<name>` still builds one on request.
 RGB_DATASETS_NEEDED = "rgb" in config["eval"]["modalities"]
+refresh_content(expand(f"{RESULTS}/datasets/{{modality}}/{{name}}", modality=("skeleton", "rgb"), name=CLIP_DATASETS))
 TARGETS["datasets"] = [
     *expand(f"{RESULTS}/datasets/skeleton/{{name}}", name=CLIP_DATASETS),
     *(expand(f"{RESULTS}/datasets/rgb/{{name}}", name=CLIP_DATASETS) if RGB_DATASETS_NEEDED else []),

@@ -22,6 +22,6 @@ if DATASET["source"] == "demo":
         conda:
             "../../envs/mgfm.yaml"
         shell:
-            "mgfm demo generate --out {params.out:q} --params {params.cfg:q} --threads {threads} > {log} 2>&1"
+            "mgfm demo generate --out {params.out:q} --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
     TARGETS["demo"] = [TABLES["manifest"]]

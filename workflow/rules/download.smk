@@ -38,6 +38,24 @@ if DATASET["source"] == "demo":
             "mgfm dataset records --manifest {input.manifest:q} --out {params.out:q} --params {params.cfg:q}"
             " > {log:q} 2>&1"
 
+    rule label_free_views:
+        input:
+            manifest=TABLES["manifest"],
+            annotations=TABLES["annotations"],
+            validated=f"{RESULTS}/dataset/validated.json",
+        output:
+            videos=VIDEO_VIEW,
+            intervals=INTERVAL_VIEW,
+        params:
+            out=lambda wildcards, output: str(Path(output.videos).parent),
+        log:
+            f"{LOGS}/dataset/label_free_views.log",
+        conda:
+            "../../envs/mgfm.yaml"
+        shell:
+            "mgfm dataset label-free --manifest {input.manifest:q} --annotations {input.annotations:q}"
+            " --out {params.out:q} > {log:q} 2>&1"
+
 
 if DATASET["source"] == "files":
 
@@ -61,6 +79,23 @@ if DATASET["source"] == "files":
             write_versioned_record(output[0], params.record)
             Path(log[0]).write_text(f"wrote {output[0]}\n")
 
+    # the two label-free views, likewise: their text comes from the tables at parse time, their names carry its
+    # digest (common.smk)
+    rule label_free_view:
+        localrule: True
+        output:
+            f"{LABEL_FREE}/{{view}}.{{view_digest}}.csv",
+        wildcard_constraints:
+            view="videos|intervals",
+            view_digest="[0-9a-f]{16}",
+        log:
+            f"{LOGS}/dataset/label_free_{{view}}.{{view_digest}}.log",
+        run:
+            from mgfm.data.views import write_versioned_view
+
+            write_versioned_view(output[0], VIEW_TEXT[f"{wildcards.view}.csv"])
+            Path(log[0]).write_text(f"wrote {output[0]}\n")
+
 
 rule download_video:
     # the video's own record, not the manifest or the validation: another row, a label or a split reruns
@@ -71,6 +106,7 @@ rule download_video:
     output:
         video=f"{RESULTS}/videos/{{video_id}}.mp4",
         meta=f"{RESULTS}/videos/{{video_id}}.json",
+        record=record_of(f"{RESULTS}/videos/{{video_id}}.mp4"),
     wildcard_constraints:
         video_id=VIDEO_ID_REGEX,
     params:
@@ -82,17 +118,20 @@ rule download_video:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm download --record {input.record:q}"
-        " --out-video {output.video:q} --out-meta {output.meta:q} --threads {threads}"
-        " --params {params.cfg:q} > {log:q} 2>&1"
+        recorded(
+            "mgfm download --record {input.record:q}"
+            " --out-video {output.video:q} --out-meta {output.meta:q} --threads {threads}"
+            " --params {params.cfg:q} > {log:q} 2>&1",
+            "{output.video:q}",
+        )
 
 
 rule check_annotations:
+    # the annotations against the videos: which videos are labeled comes from the label-free view, so an outcome
+    # reruns no check (and, through it, no dataset); the classes are validate_dataset's to check
     input:
-        manifest=TABLES["manifest"],
+        manifest=VIDEO_VIEW,
         annotations=TABLES["annotations"],
-        taxonomy=TABLES["taxonomy"],
-        validated=f"{RESULTS}/dataset/validated.json",
         metas=expand(f"{RESULTS}/videos/{{video_id}}.json", video_id=VIDEO_IDS),
     output:
         f"{RESULTS}/dataset/annotations_checked.json",
@@ -102,8 +141,11 @@ rule check_annotations:
         "../../envs/mgfm.yaml"
     shell:
         "mgfm dataset check-annotations --manifest {input.manifest:q} --annotations {input.annotations:q}"
-        " --taxonomy {input.taxonomy:q} --metas {input.metas:q} --out {output:q} > {log:q} 2>&1"
+        " --metas {input.metas:q} --out {output:q} > {log:q} 2>&1"
 
+
+VIDEO_FILES = expand(f"{RESULTS}/videos/{{video_id}}.mp4", video_id=VIDEO_IDS)
+refresh_content(VIDEO_FILES)
 
 TARGETS["download"] = [
     f"{RESULTS}/dataset/validated.json",

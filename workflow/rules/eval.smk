@@ -38,19 +38,27 @@ EVAL_WILDCARDS = {"modality": "skeleton|rgb", "eval_stream": "|".join([*_ALL_STR
                   "ft_protocol": "semi_supervised|finetune|scratch"}
 
 
+# the mg_train / mg_test feature tables and the encoders of one modality's evaluated streams (read by content:
+# ancient + their records, as every large artifact here)
+PROBE_FEATURES = lambda wc: [f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"  # noqa: E731
+                             for s in modality_streams(wc.modality, EVAL_STREAMS) for n in ("mg_train", "mg_test")]
+PROBE_ENCODERS = lambda wc: [f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors"  # noqa: E731
+                             for s in modality_streams(wc.modality, EVAL_STREAMS)]
+
+
+TEST_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)]
+
+
 rule eval_linear_probe:
     wildcard_constraints:
         **EVAL_WILDCARDS,
     input:
-        features=lambda wc: [
-            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"
-            for s in modality_streams(wc.modality, EVAL_STREAMS)
-            for n in ("mg_train", "mg_test")
-        ],
-        encoders=lambda wc: [
-            f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors" for s in modality_streams(wc.modality, EVAL_STREAMS)
-        ],
-        dataset=f"{DATASETS_DIR}/{{modality}}/mg_test",
+        features=ancient(PROBE_FEATURES),
+        feature_records=record_input(PROBE_FEATURES),
+        encoders=ancient(PROBE_ENCODERS),
+        encoder_records=record_input(PROBE_ENCODERS),
+        dataset=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
+        dataset_record=record_input(f"{DATASETS_DIR}/{{modality}}/mg_test"),
         taxonomy=TABLES["taxonomy"],
     output:
         metrics=f"{EVAL_DIR}/linear_probe/{{modality}}/metrics.json",
@@ -68,9 +76,9 @@ rule eval_linear_probe:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval linear-probe --modality {wildcards.modality} --features-dir {params.dirs[features]} "
-        "--models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} --taxonomy {input.taxonomy:q} "
-        "--out-dir {params.out_dir:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
+        "mgfm eval linear-probe --modality {wildcards.modality:q} --features-dir {params.dirs[features]:q} "
+        "--models-dir {params.dirs[models]:q} --datasets-dir {params.dirs[datasets]:q} --taxonomy {input.taxonomy:q} "
+        "--out-dir {params.out_dir:q} --params {params.cfg:q} --seed {params.seed:q} --threads {threads} "
         "> {log:q} 2>&1"
 
 
@@ -78,11 +86,8 @@ rule eval_retrieval:
     wildcard_constraints:
         **EVAL_WILDCARDS,
     input:
-        features=lambda wc: [
-            f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"
-            for s in modality_streams(wc.modality, EVAL_STREAMS)
-            for n in ("mg_train", "mg_test")
-        ],
+        features=ancient(PROBE_FEATURES),
+        feature_records=record_input(PROBE_FEATURES),
         taxonomy=TABLES["taxonomy"],
     output:
         f"{EVAL_DIR}/retrieval/{{modality}}/metrics.json",
@@ -97,7 +102,7 @@ rule eval_retrieval:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval retrieval --modality {wildcards.modality} --features-dir {params.dirs[features]} "
+        "mgfm eval retrieval --modality {wildcards.modality:q} --features-dir {params.dirs[features]:q} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 
@@ -106,11 +111,14 @@ rule eval_finetune:
     wildcard_constraints:
         **EVAL_WILDCARDS,
     input:
-        encoder=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors",
+        encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
+        encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-        train=f"{DATASETS_DIR}/{{modality}}/mg_train",
-        test=f"{DATASETS_DIR}/{{modality}}/mg_test",
+        train=ancient(f"{DATASETS_DIR}/{{modality}}/mg_train"),
+        test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
+        dataset_records=record_input([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
+        init=finetune_init,
     output:
         metrics=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/metrics.json",
         scores=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/scores.npz",
@@ -129,10 +137,10 @@ rule eval_finetune:
         "../../envs/mgfm.yaml"
     shell:
         "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm eval finetune --protocol {wildcards.ft_protocol} --modality {wildcards.modality} "
-        "--stream {wildcards.eval_stream} --models-dir {params.dirs[models]} --datasets-dir {params.dirs[datasets]} "
+        "mgfm eval finetune --protocol {wildcards.ft_protocol:q} --modality {wildcards.modality:q} "
+        "--stream {wildcards.eval_stream:q} --models-dir {params.dirs[models]:q} --datasets-dir {params.dirs[datasets]:q} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
-        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule eval_ensemble:
@@ -149,17 +157,19 @@ rule eval_ensemble:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval ensemble --eval-dir {params.dirs[eval]} --out-dir {params.dirs[eval]}/ensemble "
+        "mgfm eval ensemble --eval-dir {params.dirs[eval]:q} --out-dir {params.dirs[eval]:q}/ensemble "
         "--params {params.cfg:q} > {log:q} 2>&1"
 
 
 # the emotion model reads MG-FM-Skele (the streams of eval.emotion.skeleton_streams) and MG-FM-RGB
 EMOTION_MEMBERS = emotion_members(EVAL_MODALITIES, EVAL_STREAMS, EVAL["emotion"]["skeleton_streams"])
+EMOTION_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m, s in EMOTION_MEMBERS]
 
 
 rule eval_emotion:
     input:
-        features=[f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m, s in EMOTION_MEMBERS],
+        features=ancient(EMOTION_FEATURES),
+        feature_records=record_input(EMOTION_FEATURES),
         manifest=TABLES["manifest"],
     output:
         f"{EVAL_DIR}/emotion/metrics.json",
@@ -174,9 +184,9 @@ rule eval_emotion:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval emotion --features-dir {params.dirs[features]} --manifest {input.manifest:q} "
-        "--out-dir {params.dirs[eval]}/emotion --params {params.cfg:q} "
-        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "mgfm eval emotion --features-dir {params.dirs[features]:q} --manifest {input.manifest:q} "
+        "--out-dir {params.dirs[eval]:q}/emotion --params {params.cfg:q} "
+        "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule eval_tables:
@@ -197,7 +207,7 @@ rule eval_tables:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm tables render --eval-dir {params.dirs[eval]} --out-dir {params.dirs[tables]} --params {params.cfg:q} "
+        "mgfm tables render --eval-dir {params.dirs[eval]:q} --out-dir {params.dirs[tables]:q} --params {params.cfg:q} "
         "--dataset {params.dataset:q} > {log:q} 2>&1"
 
 
@@ -208,9 +218,8 @@ rule eval_report:
         clips_figures=CLIPS_REPORT_FIGURES,
         spotting_tables=[f"{TABLES_DIR}/{t}.md" for t in SPOTTING_TABLES],
         scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES],
-        test_features=[
-            f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
-        ],
+        test_features=ancient(TEST_FEATURES),
+        test_feature_records=record_input(TEST_FEATURES),
         taxonomy=TABLES["taxonomy"],
         manifest=TABLES["manifest"],
         annotations=TABLES["annotations"],
@@ -221,8 +230,8 @@ rule eval_report:
         dirs=EVAL_PATHS,
         cfg=params_json("eval_report"),
         seed=config["seed"],
-        extra=lambda wc, input: " ".join(f"--extra-table {t}" for t in input.clips_tables)
-        + " " + " ".join(f"--extra-figure {f}" for f in input.clips_figures),
+        extra=lambda wc, input: [*(a for t in input.clips_tables for a in ("--extra-table", t)),
+                                 *(a for f in input.clips_figures for a in ("--extra-figure", f))],
         dataset=DATASET_LABEL,
         digest=CONFIG_DIGEST,
         benchmarks=BENCH,
@@ -231,12 +240,12 @@ rule eval_report:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm tables report --out {output.report:q} --tables-dir {params.dirs[tables]} --eval-dir {params.dirs[eval]} "
-        "--features-dir {params.dirs[features]} --models-dir {params.dirs[models]} "
-        "--figures-dir {params.dirs[figures]} "
+        "mgfm tables report --out {output.report:q} --tables-dir {params.dirs[tables]:q} --eval-dir {params.dirs[eval]:q} "
+        "--features-dir {params.dirs[features]:q} --models-dir {params.dirs[models]:q} "
+        "--figures-dir {params.dirs[figures]:q} "
         "--taxonomy {input.taxonomy:q} --manifest {input.manifest:q} --annotations {input.annotations:q} "
-        "--dataset {params.dataset:q} --config-digest {params.digest} --benchmarks-dir {params.benchmarks:q} "
-        "{params.extra} --params {params.cfg:q} --seed {params.seed} > {log:q} 2>&1"
+        "--dataset {params.dataset:q} --config-digest {params.digest:q} --benchmarks-dir {params.benchmarks:q} "
+        "{params.extra:q} --params {params.cfg:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
 TARGETS["eval"] = [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS] + [

@@ -34,16 +34,20 @@ rule infer_classifier:
     wildcard_constraints:
         **EVAL_WILDCARDS,
     input:
-        encoder=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors",
+        encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
+        encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-        train=f"{DATASETS_DIR}/{{modality}}/mg_train",
-        test=f"{DATASETS_DIR}/{{modality}}/mg_test",
+        train=ancient(f"{DATASETS_DIR}/{{modality}}/mg_train"),
+        test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
+        dataset_records=record_input([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
+        init=finetune_init,
     output:
         info=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/classifier.json",
         head=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/head.safetensors",
         encoder=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors",
         card=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/card.json",
+        record=record_of(f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
     params:
         cfg=params_json("infer_classifier"),
         seed=config["seed"],
@@ -58,16 +62,21 @@ rule infer_classifier:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
-        "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
-        "--seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+            "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
+            "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
+            "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
+            "{output.encoder:q}",
+        )
 
 
 rule infer_emotion:
     input:
-        features=[f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS],
-        encoders=[f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS],
+        features=ancient([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS]),
+        feature_records=record_input([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS]),
+        encoders=ancient([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS]),
+        encoder_records=record_input([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS]),
         manifest=TABLES["manifest"],
     output:
         info=f"{MODELS_DIR}/emotion/emotion.json",
@@ -75,28 +84,32 @@ rule infer_emotion:
     params:
         cfg=params_json("infer_emotion"),
         seed=config["seed"],
-        members=" ".join(f"--member {n}={FEATURES_DIR}/{m}/{s}/video_clips.parquet --encoder {n}={m}/{s}"
-                         for n, m, s in INFER_EMOTION_MEMBERS),
+        members=[a for n, m, s in INFER_EMOTION_MEMBERS for a in (
+            "--member", f"{n}={FEATURES_DIR}/{m}/{s}/video_clips.parquet", "--encoder", f"{n}={m}/{s}")],
         dirs=INFER_PATHS,
     log:
         f"{LOGS}/infer/emotion.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm infer-step train-emotion {params.members} --manifest {input.manifest:q} --models-dir {params.dirs[models]} "
-        "--params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        "mgfm infer-step train-emotion {params.members:q} --manifest {input.manifest:q} --models-dir {params.dirs[models]:q} "
+        "--params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule infer_calibrate:
     input:
         classifiers=[f"{CLASSIFIERS_DIR}/{m}/{s}/{f}" for _, m, s in INFER_MEMBERS
-                     for f in ("classifier.json", "head.safetensors", "encoder.safetensors", "card.json")],
+                     for f in ("classifier.json", "head.safetensors", "card.json")],
+        classifier_encoders=ancient([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
+        classifier_records=record_input([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
         emotion=rules.infer_emotion.output,
         ensemble=f"{EVAL_DIR}/ensemble/metrics.json",
-        manifest=TABLES["manifest"],
+        manifest=VIDEO_VIEW,                   # splits and subsets only: an outcome is no input of spotting
         annotations=TABLES["annotations"],
-        pose=expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS),
-        videos=expand(f"{RESULTS}/videos/{{video_id}}.mp4", video_id=VIDEO_IDS) if INFER_RGB else [],
+        pose=ancient(POSE_FILES),
+        pose_records=record_input(POSE_FILES),
+        videos=ancient(VIDEO_FILES) if INFER_RGB else [],
+        video_records=record_input(VIDEO_FILES) if INFER_RGB else [],
     output:
         SPOTTER,
     params:
@@ -105,8 +118,8 @@ rule infer_calibrate:
         fps=config["download"]["fps"],
         pose=json.dumps(step_params("pose", config), sort_keys=True),
         download=json.dumps(step_params("download_video", config), sort_keys=True),
-        members=" ".join(f"--member {n}:{m}:{s}" for n, m, s in INFER_MEMBERS),
-        videos=f"--videos-dir {RESULTS}/videos" if INFER_RGB else "",
+        members=[a for n, m, s in INFER_MEMBERS for a in ("--member", f"{n}:{m}:{s}")],
+        videos=["--videos-dir", f"{RESULTS}/videos"] if INFER_RGB else [],
         dirs=INFER_PATHS,
     resources:
         gpu=GPU,
@@ -118,19 +131,21 @@ rule infer_calibrate:
         "../../envs/mgfm.yaml"
     shell:
         "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm infer-step calibrate --models-dir {params.dirs[models]} {params.members} --ensemble {input.ensemble:q} "
-        "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]} "
-        "{params.videos} --tau {params.tau} --fps {params.fps} --pose {params.pose:q} --download {params.download:q} "
+        "mgfm infer-step calibrate --models-dir {params.dirs[models]:q} {params.members:q} --ensemble {input.ensemble:q} "
+        "--manifest {input.manifest:q} --annotations {input.annotations:q} --pose-dir {params.dirs[pose]:q} "
+        "{params.videos:q} --tau {params.tau:q} --fps {params.fps:q} --pose {params.pose:q} --download {params.download:q} "
         "--params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule infer_spot:
     input:
         spotter=SPOTTER,
-        manifest=TABLES["manifest"],
+        manifest=VIDEO_VIEW,
         annotations=TABLES["annotations"],
-        pose=expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS),
-        videos=expand(f"{RESULTS}/videos/{{video_id}}.mp4", video_id=VIDEO_IDS),
+        pose=ancient(POSE_FILES),
+        pose_records=record_input(POSE_FILES),
+        videos=ancient(VIDEO_FILES),
+        video_records=record_input(VIDEO_FILES),
     output:
         pages=directory(f"{INFER_DIR}/test"),
         metrics=SPOTTING_METRICS,
@@ -147,8 +162,8 @@ rule infer_spot:
         "../../envs/mgfm.yaml"
     shell:
         "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm infer-step evaluate --models-dir {params.dirs[models]} --manifest {input.manifest:q} "
-        "--annotations {input.annotations:q} --pose-dir {params.dirs[pose]} --videos-dir {params.dirs[videos]} "
+        "mgfm infer-step evaluate --models-dir {params.dirs[models]:q} --manifest {input.manifest:q} "
+        "--annotations {input.annotations:q} --pose-dir {params.dirs[pose]:q} --videos-dir {params.dirs[videos]:q} "
         "--out-dir {output.pages:q} --metrics {output.metrics:q} --params {params.cfg:q} --threads {threads} "
         "> {log:q} 2>&1"
 
@@ -165,7 +180,7 @@ rule infer_table:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm tables spotting --metrics {input:q} --out-dir {params.dirs[tables]} > {log:q} 2>&1"
+        "mgfm tables spotting --metrics {input:q} --out-dir {params.dirs[tables]:q} > {log:q} 2>&1"
 
 
 rule infer_video:
@@ -178,6 +193,8 @@ rule infer_video:
         infer_video="|".join(_re.escape(v) for v in INFER_VIDEOS) or "(?!)",
     params:
         cfg=params_json("infer_spot"),
+        # the pose settings come from the user's config, never from the models folder
+        pose=json.dumps(step_params("pose", config), sort_keys=True),
         dirs=INFER_PATHS,
     resources:
         gpu=GPU,
@@ -189,8 +206,8 @@ rule infer_video:
         "../../envs/mgfm.yaml"
     shell:
         "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm infer {input.video:q} --models {params.dirs[models]} --out {params.dirs[out]} --params {params.cfg:q} "
-        "--threads {threads} > {log:q} 2>&1"
+        "mgfm infer {input.video:q} --models {params.dirs[models]:q} --out {params.dirs[out]:q} --params {params.cfg:q} "
+        "--pose {params.pose:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule infer:
@@ -198,5 +215,7 @@ rule infer:
         [f"{INFER_DIR}/videos/{v}" for v in INFER_VIDEOS],
         [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS],
 
+
+refresh_content([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS])
 
 TARGETS["infer"] = [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS]

@@ -1,29 +1,50 @@
 # Rules of the pose stage (see README.md): whole-body keypoints of the primary person on every frame of each
-# normalised video, one Parquet file per video; optionally fetch the paper's mmpose checkpoint first.
+# normalised video, one Parquet file per video; with a preset (or pose.mmpose.fetch), fetch the paper's pinned
+# checkpoints first and, for the onnx backend, export them to ONNX.
 
 import re
 
 from snakemake.logging import logger
 
-POSE = config["pose"]
+# the pose section as the jobs run it (mgfm.pose.presets): a preset's pinned checkpoints (fetched into the models
+# folder) and, with the onnx backend, their ONNX exports as pose.model / pose.detector.model. It replaces the
+# configured section, so that every rule passing pose settings (the pose jobs, the spotter) passes the same
+# ones, and a new checkpoint (another export file name) reruns the pose jobs through their params
+from mgfm.pose.presets import PresetError, plan_pose
+
+POSE_MODEL_DIR = f"{RESULTS}/models/pose"
+try:
+    POSE_PLAN = plan_pose(config["pose"], POSE_MODEL_DIR)
+except PresetError as err:
+    raise WorkflowError(str(err)) from None
+config["pose"] = POSE = POSE_PLAN.section
 # the shipped demo model, found beside the Snakefile whatever the working directory. It is package data, not a
 # workflow file: the rule records it by content (params.model_sha256), never by its absolute path, so a work
 # folder or checkout moved elsewhere reruns no pose job, and a retrained demo model reruns them all
 POSE_DEMO_MODEL = str(Path(workflow.basedir) / "mgfm" / "pose" / "models" / "demo_wholebody.onnx")
-POSE_MODEL_DIR = f"{RESULTS}/models/pose"
 
+# model files by the config key that names them
 if POSE["backend"] == "mmpose":
     # the paper's setup: mmpose/mmcv pin their own torch, so it gets its own environment
     POSE_ENV = "../../envs/mmpose.yaml"
     # an empty checkpoint key is reported by `mgfm pose extract` itself, naming the key
-    POSE_MODEL_FILES = [f for f in (POSE["mmpose"]["checkpoint"], POSE["mmpose"]["det_checkpoint"]) if f]
+    POSE_MODEL_FILES = {f"pose.mmpose.{k}": POSE["mmpose"][k] for k in ("checkpoint", "det_checkpoint")
+                        if POSE["mmpose"][k]}
 else:
     # onnxruntime's CPU and GPU builds install the same `onnxruntime` package: each has its own environment, and
     # pose.device: cuda picks the GPU one (with device auto a job that finds no CUDA provider says so and uses CPU)
     POSE_ENV = "../../envs/pose-gpu.yaml" if POSE["device"] == "cuda" else "../../envs/pose.yaml"
-    POSE_MODEL_FILES = [POSE["model"]] if POSE["model"] else []
-    if POSE["detector"]["model"]:
-        POSE_MODEL_FILES.append(POSE["detector"]["model"])
+    POSE_MODEL_FILES = {k: v for k, v in (("pose.model", POSE["model"]),
+                                          ("pose.detector.model", POSE["detector"]["model"])) if v}
+# a model file that no rule makes must be there before the run starts: Snakemake would otherwise drop the pose
+# jobs whose input is missing and keep the pose files of an earlier run, made with another model
+for _key, _path in POSE_MODEL_FILES.items():
+    if _path not in POSE_PLAN.produced() and not Path(_path).is_file():
+        raise WorkflowError(f"config key {_key}: file not found: {_path}. Give an existing file, or use "
+                            "pose.preset: rtmw-x (the paper's models, fetched and exported by the workflow; "
+                            "docs/own-videos.md)")
+# the sidecar JSON of an export is read with it (input size, normalisation, decoding, its sha256)
+POSE_MODEL_INPUTS = [*POSE_MODEL_FILES.values(), *(str(Path(f).with_suffix(".json")) for f in POSE_PLAN.exports)]
 
 
 POSE_DEMO_SHA256 = ""
@@ -36,32 +57,20 @@ if POSE["backend"] == "onnx" and not POSE["model"]:
 if DATASET["source"] == "files" and POSE["backend"] == "onnx" and not POSE["model"]:
     # said once on the console (each pose job's log says it again per video)
     logger.warning("pose.model is empty, so the demo pose model is used: it was trained on the synthetic demo "
-                   "renders only and its keypoints on real video are not to be trusted. Set pose.model (and "
-                   "pose.detector.model) to a real whole-body model: docs/own-videos.md.")
+                   "renders only and its keypoints on real video are not to be trusted. Set pose.preset: rtmw-x "
+                   "(the paper's models) or pose.model (and pose.detector.model): docs/own-videos.md.")
 
 
-if POSE["backend"] == "mmpose" and POSE["mmpose"]["fetch"]:
-    # only the paper config downloads anything: pinned URL + sha256, into results/models/pose/
-    _MM = POSE["mmpose"]
-    POSE_FETCH = {Path(_MM["checkpoint"]).name: (_MM["checkpoint"], _MM["checkpoint_url"], _MM["checkpoint_sha256"])}
-    if _MM["det_checkpoint"] and _MM["det_checkpoint_url"]:
-        POSE_FETCH[Path(_MM["det_checkpoint"]).name] = (
-            _MM["det_checkpoint"], _MM["det_checkpoint_url"], _MM["det_checkpoint_sha256"])
-    for _key, (_path, _url, _sha) in POSE_FETCH.items():
-        if _path != f"{POSE_MODEL_DIR}/{_key}":
-            raise WorkflowError(f"pose.mmpose: {_path} must lie directly in {POSE_MODEL_DIR}/ when "
-                                "pose.mmpose.fetch is true (the fetch rule writes only there)")
-        if not _url or not _sha:
-            raise WorkflowError(f"pose.mmpose: {_path} needs both a URL and a sha256 to be fetched")
-
+if POSE_PLAN.fetch:
+    # pinned URL + sha256 only (a preset's checkpoints, or pose.mmpose.fetch), into <results>/models/pose/
     rule fetch_pose_model:
         output:
             f"{POSE_MODEL_DIR}/{{model_file}}",
         wildcard_constraints:
-            model_file="|".join(re.escape(k) for k in POSE_FETCH),
+            model_file="|".join(re.escape(k) for k in POSE_PLAN.fetch),
         params:
-            url=lambda wc: POSE_FETCH[wc.model_file][1],
-            sha256=lambda wc: POSE_FETCH[wc.model_file][2],
+            url=lambda wc: POSE_PLAN.fetch[wc.model_file].url,
+            sha256=lambda wc: POSE_PLAN.fetch[wc.model_file].sha256,
         log:
             f"{LOGS}/pose/fetch_{{model_file}}.log",
         conda:
@@ -70,13 +79,46 @@ if POSE["backend"] == "mmpose" and POSE["mmpose"]["fetch"]:
             "mgfm pose fetch-model --url {params.url:q} --sha256 {params.sha256:q} --out {output:q} > {log:q} 2>&1"
 
 
+if POSE_PLAN.exports:
+    # a preset's checkpoints as ONNX files (mgfm.pose.onnx_export), named after the checkpoint and its pinned
+    # digest. The export needs mmpose: with --use-conda it runs in envs/mmpose.yaml; without conda
+    # `mgfm pose export-onnx` runs it in the pinned venv of scripts/mmpose/build-venv.sh (built once if absent)
+    POSE_EXPORTS = {Path(k).name[: -len(".onnx")]: v for k, v in POSE_PLAN.exports.items()}
+
+    rule export_pose_onnx:
+        input:
+            checkpoint=lambda wc: POSE_EXPORTS[wc.onnx_name].checkpoint,
+        output:
+            onnx=f"{POSE_MODEL_DIR}/onnx/{{onnx_name}}.onnx",
+            sidecar=f"{POSE_MODEL_DIR}/onnx/{{onnx_name}}.json",
+        wildcard_constraints:
+            onnx_name="|".join(re.escape(k) for k in POSE_EXPORTS),
+        params:
+            kind=lambda wc: POSE_EXPORTS[wc.onnx_name].kind,
+            config=lambda wc: POSE_EXPORTS[wc.onnx_name].config,
+            sha256=lambda wc: POSE_EXPORTS[wc.onnx_name].sha256,
+            flip_test=lambda wc: POSE_EXPORTS[wc.onnx_name].flip_test,
+        threads: 2
+        log:
+            f"{LOGS}/pose/export_{{onnx_name}}.log",
+        benchmark:
+            f"{BENCH}/pose/export_{{onnx_name}}.tsv"
+        conda:
+            "../../envs/mmpose.yaml"
+        shell:
+            "mgfm pose export-onnx --kind {params.kind:q} --config {params.config:q} --checkpoint {input.checkpoint:q}"
+            " --sha256 {params.sha256:q} --flip-test {params.flip_test:q} --out {output.onnx:q} > {log:q} 2>&1"
+
+
 rule pose:
     input:
-        video=f"{RESULTS}/videos/{{video_id}}.mp4",
+        video=ancient(f"{RESULTS}/videos/{{video_id}}.mp4"),
+        video_record=record_input(f"{RESULTS}/videos/{{video_id}}.mp4"),
         meta=f"{RESULTS}/videos/{{video_id}}.json",
-        models=POSE_MODEL_FILES,
+        models=POSE_MODEL_INPUTS,
     output:
-        f"{RESULTS}/pose/{{video_id}}.parquet",
+        pose=f"{RESULTS}/pose/{{video_id}}.parquet",
+        record=record_of(f"{RESULTS}/pose/{{video_id}}.parquet"),
     wildcard_constraints:
         video_id=VIDEO_ID_REGEX,
     params:
@@ -92,9 +134,14 @@ rule pose:
     conda:
         POSE_ENV
     shell:
-        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm pose extract --video {input.video:q} --meta {input.meta:q} --out {output:q}"
-        " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+        recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+            "mgfm pose extract --video {input.video:q} --meta {input.meta:q} --out {output.pose:q}"
+            " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1",
+            "{output.pose:q}",
+        )
 
 
-TARGETS["pose"] = expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS)
+POSE_FILES = expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS)
+refresh_content(POSE_FILES)
+TARGETS["pose"] = POSE_FILES

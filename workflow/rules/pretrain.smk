@@ -24,10 +24,12 @@ PRETRAIN_CFG = params_json("pretrain_skeleton")
 
 rule pretrain_skeleton:
     input:
-        dataset=f"{RESULTS}/datasets/skeleton/pretrain",
+        dataset=ancient(f"{RESULTS}/datasets/skeleton/pretrain"),
+        dataset_record=record_input(f"{RESULTS}/datasets/skeleton/pretrain"),
     output:
         encoder=f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors",
         card=f"{RESULTS}/models/skeleton/{{stream}}/card.json",
+        record=record_of(f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors"),
     wildcard_constraints:
         stream="|".join(SKELETON_STREAMS),
     params:
@@ -46,18 +48,24 @@ rule pretrain_skeleton:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "{params.launcher} pretrain skeleton --dataset {input.dataset:q} --stream {wildcards.stream}"
-        " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+            "{params.launcher} pretrain skeleton --dataset {input.dataset:q} --stream {wildcards.stream:q}"
+            " --out {params.out:q} --params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
+            "{output.encoder:q}",
+        )
 
 
 rule extract_features:
     input:
-        encoder=rules.pretrain_skeleton.output.encoder,
+        encoder=ancient(rules.pretrain_skeleton.output.encoder),
+        encoder_record=record_input(rules.pretrain_skeleton.output.encoder),
         card=rules.pretrain_skeleton.output.card,
-        dataset=f"{RESULTS}/datasets/skeleton/{{name}}",
+        dataset=ancient(f"{RESULTS}/datasets/skeleton/{{name}}"),
+        dataset_record=record_input(f"{RESULTS}/datasets/skeleton/{{name}}"),
     output:
-        f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet",
+        features=f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet",
+        record=record_of(f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet"),
     wildcard_constraints:
         stream="|".join(SKELETON_STREAMS),
         name="|".join(FEATURE_DATASETS),
@@ -74,10 +82,18 @@ rule extract_features:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
-        " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+        recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+            "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output.features:q}"
+            " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1",
+            "{output.features:q}",
+        )
 
+
+SKELETON_ENCODERS = expand(f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors", stream=SKELETON_STREAMS)
+refresh_content(SKELETON_ENCODERS)
+refresh_content(expand(f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet", stream=SKELETON_STREAMS,
+                       name=FEATURE_DATASETS))
 
 TARGETS["pretrain"] = [
     *expand(f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors", stream=SKELETON_STREAMS),

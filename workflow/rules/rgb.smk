@@ -12,6 +12,8 @@ import mgfm.pose
 RGB_PRETRAIN = config["rgb_pretrain"]
 RGB_TEACHER = RGB_PRETRAIN["teacher"]
 RGB_FEATURE_DATASETS = RGB_PRETRAIN["feature_datasets"]
+# a SMILE / VideoMAE checkpoint Stage 1 starts from (pinned by sha256 in the params), an input when set
+RGB_INIT_CHECKPOINT = [RGB_PRETRAIN["init"]["checkpoint"]] if RGB_PRETRAIN["init"]["checkpoint"] else []
 # the teacher's file is an input, so a new teacher retrains both stages (the demo's is the packaged pose model)
 RGB_TEACHER_WEIGHTS = [RGB_TEACHER["weights"]] if RGB_TEACHER["kind"] == "clip" else [
     RGB_TEACHER["onnx"] or str(Path(mgfm.pose.__file__).parent / "models" / "demo_wholebody.onnx")
@@ -42,13 +44,16 @@ if RGB_TEACHER["kind"] == "clip":
 
 rule pretrain_rgb_stage1:
     input:
-        dataset=f"{RESULTS}/datasets/rgb/pretrain",
+        dataset=ancient(f"{RESULTS}/datasets/rgb/pretrain"),
+        dataset_record=record_input(f"{RESULTS}/datasets/rgb/pretrain"),
         teacher=RGB_TEACHER_WEIGHTS,
+        init=RGB_INIT_CHECKPOINT,
         objects=RGB_OBJECTS,
     output:
         encoder=f"{RESULTS}/models/rgb/stage1/encoder.safetensors",
         card=f"{RESULTS}/models/rgb/stage1/card.json",
         model=f"{RESULTS}/models/rgb/stage1/smile_model.safetensors",
+        record=record_of(f"{RESULTS}/models/rgb/stage1/smile_model.safetensors"),
     params:
         cfg=params_json("pretrain_rgb_stage1"),
         seed=config["seed"],
@@ -65,19 +70,25 @@ rule pretrain_rgb_stage1:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
-        " --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+            "{params.launcher} pretrain rgb --stage 1 --dataset {input.dataset:q} --out {params.out:q}"
+            " --params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
+            "{output.model:q}",
+        )
 
 
 rule pretrain_rgb_stage2:
     input:
-        dataset=f"{RESULTS}/datasets/rgb/pretrain",
+        dataset=ancient(f"{RESULTS}/datasets/rgb/pretrain"),
+        dataset_record=record_input(f"{RESULTS}/datasets/rgb/pretrain"),
         teacher=RGB_TEACHER_WEIGHTS,
-        stage1=rules.pretrain_rgb_stage1.output.model,
+        stage1=ancient(rules.pretrain_rgb_stage1.output.model),
+        stage1_record=record_input(rules.pretrain_rgb_stage1.output.model),
     output:
         encoder=f"{RESULTS}/models/rgb/rgb/encoder.safetensors",
         card=f"{RESULTS}/models/rgb/rgb/card.json",
+        record=record_of(f"{RESULTS}/models/rgb/rgb/encoder.safetensors"),
     params:
         cfg=params_json("pretrain_rgb_stage2"),
         seed=config["seed"],
@@ -95,18 +106,24 @@ rule pretrain_rgb_stage2:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
-        " --out {params.out:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} > {log:q} 2>&1"
+        recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+            "{params.launcher} pretrain rgb --stage 2 --dataset {input.dataset:q} --init {params.init:q}"
+            " --out {params.out:q} --params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
+            "{output.encoder:q}",
+        )
 
 
 rule extract_rgb_features:
     input:
-        encoder=rules.pretrain_rgb_stage2.output.encoder,
+        encoder=ancient(rules.pretrain_rgb_stage2.output.encoder),
+        encoder_record=record_input(rules.pretrain_rgb_stage2.output.encoder),
         card=rules.pretrain_rgb_stage2.output.card,
-        dataset=f"{RESULTS}/datasets/rgb/{{name}}",
+        dataset=ancient(f"{RESULTS}/datasets/rgb/{{name}}"),
+        dataset_record=record_input(f"{RESULTS}/datasets/rgb/{{name}}"),
     output:
-        f"{RESULTS}/features/rgb/rgb/{{name}}.parquet",
+        features=f"{RESULTS}/features/rgb/rgb/{{name}}.parquet",
+        record=record_of(f"{RESULTS}/features/rgb/rgb/{{name}}.parquet"),
     wildcard_constraints:
         name="|".join(RGB_FEATURE_DATASETS),
     params:
@@ -122,9 +139,16 @@ rule extract_rgb_features:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output:q}"
-        " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+        recorded(
+            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+            "mgfm features extract --model {params.model:q} --dataset {input.dataset:q} --out {output.features:q}"
+            " --params {params.cfg:q} --threads {threads} > {log:q} 2>&1",
+            "{output.features:q}",
+        )
+
+
+refresh_content([f"{RESULTS}/models/rgb/stage1/smile_model.safetensors", f"{RESULTS}/models/rgb/rgb/encoder.safetensors",
+                 *expand(f"{RESULTS}/features/rgb/rgb/{{name}}.parquet", name=RGB_FEATURE_DATASETS)])
 
 
 # MG-FM-RGB is part of the default target only when RGB is evaluated (eval.modalities), like its datasets

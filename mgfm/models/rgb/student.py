@@ -4,7 +4,8 @@ encoder over the visible tokens only) and a light decoder that predicts the teac
 ``transformers``' ``VideoMAEModel`` / ``VideoMAEDecoder`` are used as they are (researchers' VideoMAE checkpoints
 load into ``RGBEncoder.videomae`` unchanged); only the decoder's head is ours: it outputs the teacher's feature width
 instead of pixels (SMILE's semantic reconstruction). Inputs are (B, T, 3, H, W) float clips normalised with
-``IMAGENET_MEAN`` / ``IMAGENET_STD`` (``normalise_clips``).
+``IMAGENET_MEAN`` / ``IMAGENET_STD`` (``normalise_clips``). Every LayerNorm (encoder, decoder, fc_norm) takes
+``layer_norm_eps`` (SMILE's 1e-6 by default; ``transformers`` would use 1e-12 and 1e-5 in the decoder's last norm).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class StudentConfig:
     decoder_hidden: int
     decoder_depth: int
     decoder_heads: int
+    layer_norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.num_frames % self.tubelet_size or self.image_size % self.patch_size:
@@ -40,6 +42,8 @@ class StudentConfig:
                              f"{self.tubelet_size} and image_size {self.image_size} of patch_size {self.patch_size}")
         if self.hidden % self.heads or self.decoder_hidden % self.decoder_heads:
             raise ValueError("rgb_pretrain.model: hidden and decoder_hidden must be divisible by their heads")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"rgb_pretrain.model.layer_norm_eps must be > 0, got {self.layer_norm_eps}")
 
     @classmethod
     def from_section(cls, p: dict) -> StudentConfig:
@@ -71,7 +75,7 @@ class StudentConfig:
             tubelet_size=self.tubelet_size, hidden_size=self.hidden, num_hidden_layers=self.depth,
             num_attention_heads=self.heads, intermediate_size=int(self.hidden * self.mlp_ratio),
             hidden_act="gelu", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, qkv_bias=True,
-            use_mean_pooling=False, decoder_num_attention_heads=self.decoder_heads,
+            layer_norm_eps=self.layer_norm_eps, use_mean_pooling=False, decoder_num_attention_heads=self.decoder_heads,
             decoder_hidden_size=self.decoder_hidden, decoder_num_hidden_layers=self.decoder_depth,
             decoder_intermediate_size=int(self.decoder_hidden * self.mlp_ratio), norm_pix_loss=False)
 
@@ -83,6 +87,14 @@ def normalise_clips(x: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 1, 3, 1, 1)
     return (x - mean) / std
+
+
+#: cards written before ``layer_norm_eps`` was a key hold models trained with transformers' default
+LEGACY_LAYER_NORM_EPS = 1e-12
+#: how ``encoder(x)`` pools its tokens: "mean" = mean of the final LayerNorm-ed tokens (pretraining, frozen
+#: features); "fc_norm" = LayerNorm of the mean of the last layer's tokens, no final per-token norm (SMILE's and
+#: VideoMAE's fine-tuning model, whose head reads it)
+POOLINGS = ("mean", "fc_norm")
 
 
 def keep_on_device(module: nn.Module, name: str) -> None:
@@ -100,19 +112,38 @@ def keep_on_device(module: nn.Module, name: str) -> None:
 
 
 class RGBEncoder(nn.Module):
-    """The VideoMAE encoder; ``encoder(x)`` = mean of the final (LayerNorm-ed) tokens, (B, hidden).
+    """The VideoMAE encoder; ``encoder(x)`` -> (B, hidden) pooled as ``pooling`` says (``POOLINGS``).
 
-    Keyword arguments are the ``StudentConfig`` fields (the model card's ``arch``), so ``load_encoder`` rebuilds it.
+    Keyword arguments are the ``StudentConfig`` fields plus ``pooling`` and ``drop_path`` (the model card's
+    ``arch``, see ``arch``), so ``load_encoder`` rebuilds it. ``drop_path`` > 0 adds stochastic depth to the
+    layers' residual branches (``stochastic_depth``) without renaming a parameter.
     """
 
-    def __init__(self, **arch) -> None:
+    def __init__(self, pooling: str = "mean", drop_path: float = 0.0, **arch) -> None:
         super().__init__()
         from transformers import VideoMAEModel
 
+        if pooling not in POOLINGS:
+            raise ValueError(f"RGB encoder pooling must be one of {POOLINGS}, got {pooling!r}")
+        arch = {"layer_norm_eps": LEGACY_LAYER_NORM_EPS, **arch}
         self.cfg = StudentConfig(**arch)
         self.videomae = VideoMAEModel(self.cfg.hf_config())
         self.feature_dim = self.cfg.hidden
         keep_on_device(self.videomae.embeddings, "position_embeddings")
+        self.pooling, self.drop_path = pooling, float(drop_path)
+        self.fc_norm = None
+        if pooling == "fc_norm":
+            self.videomae.layernorm = None        # VideoMAEModel then returns the last layer's tokens as they are
+            self.fc_norm = nn.LayerNorm(self.cfg.hidden, eps=self.cfg.layer_norm_eps)
+        if self.drop_path > 0:
+            from mgfm.models.rgb.stochastic_depth import add_stochastic_depth
+
+            add_stochastic_depth(self.videomae.encoder.layer, self.drop_path)
+
+    @property
+    def arch(self) -> dict:
+        """The keyword arguments that rebuild this encoder (a card's ``arch``)."""
+        return {**self.cfg.to_dict(), "pooling": self.pooling, "drop_path": self.drop_path}
 
     def tokens(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, 3, H, W) normalised clips -> tokens (B, L, hidden); with ``mask`` (B, N) bool (True = masked,
@@ -120,7 +151,8 @@ class RGBEncoder(nn.Module):
         return self.videomae(pixel_values=x, bool_masked_pos=mask).last_hidden_state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tokens(x).mean(dim=1)
+        pooled = self.tokens(x).mean(dim=1)
+        return pooled if self.fc_norm is None else self.fc_norm(pooled)
 
     def layer_of(self, name: str) -> int:
         """Depth of parameter ``name`` for layer-wise lr decay: 0 embeddings, i + 1 encoder layer i, depth + 1
@@ -155,6 +187,7 @@ class SmileModel(nn.Module):
                              persistent=False)
         self.decoder = VideoMAEDecoder(hf)
         self.decoder.head = nn.Linear(cfg.decoder_hidden, target_dim)   # teacher features, not pixels
+        self.decoder.norm = nn.LayerNorm(cfg.decoder_hidden, eps=cfg.layer_norm_eps)
         for m in [self.encoder_to_decoder, *self.decoder.modules()]:   # VideoMAE's init (xavier, zero bias)
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)

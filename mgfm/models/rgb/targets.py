@@ -12,10 +12,11 @@ import torch
 
 
 def normalise_targets(tokens: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """(B, N, D) -> per clip and channel, zero mean and unit (unbiased) variance over the N tokens."""
+    """(B, N, D) -> per clip and channel, (x - mean) / (std + eps) over the N tokens (unbiased std), as SMILE's
+    engine_for_pretraining computes it."""
     mean = tokens.mean(dim=1, keepdim=True)
     var = tokens.var(dim=1, keepdim=True, unbiased=True)
-    return (tokens - mean) / torch.sqrt(var + eps)
+    return (tokens - mean) / (var.sqrt() + eps)
 
 
 def teacher_dtype(device: torch.device) -> torch.dtype:

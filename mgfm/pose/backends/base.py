@@ -20,6 +20,9 @@ class PersonDetector(Protocol):
     def detect(self, frame_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Person boxes (n, 4) x0, y0, x1, y1 in pixels and their scores (n,) for one RGB frame."""
 
+    def detect_batch(self, frames_rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``detect`` on each of several frames (N, H, W, 3), in one model run where the detector allows it."""
+
 
 #: ``estimate(frames (n, H, W, 3) uint8 RGB, boxes (n, 4)) -> (xy (n, 133, 2), score (n, 133))``, float32.
 Estimate = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

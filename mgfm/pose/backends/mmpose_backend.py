@@ -95,6 +95,9 @@ class MmdetPersonDetector:
         keep = (inst.labels == self.category) & (inst.scores > self.threshold)
         return inst.bboxes[keep].astype(np.float32), inst.scores[keep].astype(np.float32)
 
+    def detect_batch(self, frames_rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self.detect(frame) for frame in frames_rgb]
+
 
 def resolve_config(config: str) -> Path:
     """A config path, or ``mmpose::<path>`` inside the installed mmpose package's bundled files (``.mim``:
@@ -157,7 +160,10 @@ def load_mmpose_backend(p: PoseParams, threads: int) -> PoseBackend:
     device = "cuda" if p.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     if p.device == "cuda" and device != "cuda":
         raise RuntimeError("config key pose.device is 'cuda' but torch sees no GPU")
-    backend = PoseBackend(MmposeEstimator(build_mmpose_model(config, ckpt, device)).estimate,
+    model = build_mmpose_model(config, ckpt, device)
+    if p.flip_test is not None:  # the estimator's test_cfg is passed to the head's predict; the head keeps a copy
+        model.test_cfg["flip_test"] = model.head.test_cfg["flip_test"] = p.flip_test
+    backend = PoseBackend(MmposeEstimator(model).estimate,
                           {"backend": "mmpose", "model": config.stem, "model_sha256": digest, "device": device})
     m = p.mmpose
     if m.det_config and m.det_checkpoint:

@@ -14,6 +14,7 @@ import numpy as np
 from mgfm.pose.affine import boxes_to_cs, crop_batch, crop_to_image
 from mgfm.pose.backends.base import PoseBackend, require_file, verify_sha256
 from mgfm.pose.checksum import sha256_file
+from mgfm.pose.detection import DetectorSpec, decode_detections, grid_priors, letterbox
 from mgfm.pose.params import DEMO_MODEL, PoseParams
 from mgfm.pose.preprocess import RTMPOSE_MEAN, RTMPOSE_STD, normalize_crops
 from mgfm.pose.simcc import DEFAULT_SPLIT_RATIO, decode_simcc
@@ -184,6 +185,67 @@ class OnnxPersonDetector:
         boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
         return boxes, dets[keep, 4].astype(np.float32)
 
+    def detect_batch(self, frames_rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``detect`` on each frame (mmdeploy's exports take one image per run)."""
+        return [self.detect(frame) for frame in frames_rgb]
+
+
+class RtmdetOnnxDetector:
+    """An RTMDet forward pass exported by ``mgfm.pose.onnx_export`` (raw ``cls_logits``, ``distances`` of every
+    prior), with mmdet's letterbox, decoding and NMS done in numpy (``mgfm.pose.detection``): a batch of frames
+    goes through one session run."""
+
+    def __init__(self, session, spec: DetectorSpec, score_threshold: float, person_label: int) -> None:
+        self.session = session
+        self.spec = spec
+        self.score_threshold = score_threshold
+        self.person_label = person_label
+        self.priors, self.slices = grid_priors(spec)
+        self.input_name = session.get_inputs()[0].name
+        self.output_names = [o.name for o in session.get_outputs()][:2]
+
+    def detect_batch(self, frames_rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per frame: person boxes (M, 4) in frame pixels and their scores (M,) above the score threshold, best
+        first: mmdet's boxes for this detector (boxes are not clipped to the frame, as mmdet's are not)."""
+        if len(frames_rgb) == 0:
+            return []
+        x, scale = letterbox(frames_rgb, self.spec)
+        cls_logits, distances = self.session.run(self.output_names, {self.input_name: x})
+        out = []
+        for logits, dist in zip(cls_logits, distances):
+            det = decode_detections(logits, dist, self.priors, self.slices, self.spec, scale, self.score_threshold)
+            person = det.labels == self.person_label
+            out.append((det.boxes[person], det.scores[person]))
+        return out
+
+    def detect(self, frame_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.detect_batch(frame_rgb[None])[0]
+
+
+def load_detector(p: PoseParams, threads: int) -> tuple[object, dict]:
+    """The configured person detector and the pose file metadata naming it. An export of ours (sidecar
+    ``format: rtmdet-raw``) brings its input size, normalisation, thresholds and sha256; an mmdeploy export
+    (``dets``, ``labels`` outputs) takes them from config keys ``pose.detector.*``."""
+    d = p.detector
+    det_path = Path(d.model)
+    require_file(det_path, "person detector model",
+                 "Set config key pose.detector.model to a local RTMDet ONNX export, or to '' for whole frames.")
+    side = read_sidecar(det_path)
+    digest = sha256_file(det_path)
+    if side.get("sha256") and digest != side["sha256"]:
+        raise ValueError(f"{det_path}: sha256 {digest} is not the {side['sha256']} that its sidecar "
+                         f"{det_path.with_suffix('.json')} records: the file changed after it was exported")
+    meta = {"detector": side.get("name", det_path.stem), "detector_sha256": digest}
+    if "source" in side:
+        meta["detector_checkpoint_sha256"] = side["source"]["checkpoint_sha256"]
+    session = make_session(det_path, threads, p.device)
+    if side.get("format") == "rtmdet-raw":
+        spec = DetectorSpec.from_sidecar(side)
+        if "person" not in spec.classes:
+            raise ValueError(f"{det_path}: the detector's classes {list(spec.classes)} have no 'person'")
+        return RtmdetOnnxDetector(session, spec, d.score_threshold, spec.classes.index("person")), meta
+    return OnnxPersonDetector(session, tuple(d.input_size), d.mean, d.std, d.color, d.score_threshold), meta
+
 
 def load_onnx_backend(p: PoseParams, threads: int) -> PoseBackend:
     """The ONNX pose model (and detector) of ``p``, every file and checksum checked; sidecar JSON fills gaps."""
@@ -196,6 +258,9 @@ def load_onnx_backend(p: PoseParams, threads: int) -> PoseBackend:
     if p.detector.model:
         require_file(Path(p.detector.model), "person detector model",
                      "Set config key pose.detector.model to a local RTMDet ONNX export, or to '' for whole frames.")
+    if side.get("kind", "pose") != "pose":
+        raise ValueError(f"config key pose.model: {model} is a {side['kind']} model (its sidecar JSON says so), "
+                         "not a pose model")
     digest = verify_sha256(model, p.model_sha256 or side.get("sha256", ""), "pose.model_sha256")
     session = make_session(model, threads, p.device)
     input_size = (p.input_size or OnnxPoseEstimator.input_size_of(session) or side.get("input_size"))
@@ -209,16 +274,18 @@ def load_onnx_backend(p: PoseParams, threads: int) -> PoseBackend:
         color=p.color or side.get("color", "rgb"),
         padding=p.bbox_padding,
     )
+    if "bbox_padding" in side and side["bbox_padding"] != p.bbox_padding:
+        log.warning("%s: the model's config pads boxes by %s, config key pose.bbox_padding is %s", model,
+                    side["bbox_padding"], p.bbox_padding)
     estimator = OnnxPoseEstimator(session, spec)
     backend = PoseBackend(estimator.estimate,
                           {"backend": "onnx", "model": side.get("name", model.stem), "model_sha256": digest,
                            "input_size": list(spec.input_size), "providers": session.get_providers()},
                           prepare=estimator.prepare, infer=estimator.infer)
+    if "source" in side:  # exported by mgfm.pose.onnx_export: what it was made from
+        backend.meta["model_checkpoint_sha256"] = side["source"]["checkpoint_sha256"]
+        backend.meta["flip_test"] = bool(side.get("flip_test", False))
     if p.detector.model:
-        d = p.detector
-        det_path = Path(d.model)
-        backend.meta["detector"] = det_path.stem
-        backend.meta["detector_sha256"] = sha256_file(det_path)
-        backend.detector = OnnxPersonDetector(make_session(det_path, threads, p.device), tuple(d.input_size),
-                                              d.mean, d.std, d.color, d.score_threshold)
+        backend.detector, det_meta = load_detector(p, threads)
+        backend.meta.update(det_meta)
     return backend

@@ -15,7 +15,7 @@ from mgfm.core.packed import open_packed, write_packed
 from mgfm.datasets.rgb import build_rgb_dataset, context_boxes, sample_indices, view_indices
 from mgfm.train.loop import EpochBatchSampler, IndexBatch
 from mgfm.train.rgb_data import PackedRGBClips
-from mgfm.train.rgb_views import ViewAugment, crop_offsets, crop_sizes
+from mgfm.train.rgb_pretrain_views import ViewAugment, crop_offsets, crop_sizes
 
 AUG = ViewAugment(temporal=True, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1)
 

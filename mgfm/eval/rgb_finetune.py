@@ -1,0 +1,94 @@
+"""What fine-tuning the RGB encoder adds to the shared fine-tuning protocol: SMILE's / VideoMAE's recipe
+(``eval.finetune.rgb``).
+
+- The model: the card's VideoMAE encoder pooled as SMILE's fine-tuning model pools (fc_norm: a LayerNorm of the
+  mean of the last layer's tokens, which the head reads; the pretrained encoder's final per-token norm is left
+  out and fc_norm starts fresh, as SMILE's fine-tuning script does with a pretraining checkpoint), with
+  drop-path on the residual branches. It starts from the MG-FM-RGB encoder, from a SMILE / VideoMAE checkpoint
+  (``init``), or from random weights (the from-scratch baseline).
+- Training input: a random temporal window of the stored clip, then RandAugment, random resized crop + flip,
+  normalisation, random erasing (``mgfm.train.rgb_augment``); mixup / CutMix follow in the protocol's step.
+- Scoring: the softmax probabilities averaged over the temporal x spatial test views
+  (``mgfm.train.rgb_finetune_views``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+INIT_KEY = "eval.finetune.rgb.init"
+
+
+def finetuning_encoder(protocol: str, model_dir: str | Path, card: dict, recipe: dict,
+                       load_weights: bool = True) -> tuple[nn.Module, str | None, dict | None]:
+    """(encoder, sha256 of the weights it starts from, the init checkpoint's description) for ``protocol``.
+
+    The encoder's ``card`` is the pretrained card with the fine-tuning architecture (``pooling``, ``drop_path``),
+    so ``load_encoder`` rebuilds a saved fine-tuned encoder exactly."""
+    from mgfm.models.artifact import WEIGHTS_NAME
+    from mgfm.models.rgb.convert import load_into, sha256_of, start_finetuning_from
+    from mgfm.models.rgb.student import RGBEncoder
+
+    arch = {**card["arch"], "pooling": "fc_norm", "drop_path": float(recipe["drop_path"])}
+    encoder = RGBEncoder(**arch)
+    weights, init = None, None
+    if protocol != "scratch" and recipe["init"]["checkpoint"]:
+        init = {"checkpoint": recipe["init"]["checkpoint"], "sha256": recipe["init"]["sha256"]}
+        weights = init["sha256"]
+        if load_weights:
+            init = start_finetuning_from(encoder, recipe["init"], INIT_KEY)
+    elif protocol != "scratch":
+        path = Path(model_dir) / WEIGHTS_NAME
+        weights = sha256_of(path)
+        if load_weights:
+            from safetensors.torch import load_file
+
+            load_into(encoder, load_file(str(path)), f"model {model_dir}", path, optional=("fc_norm.",),
+                      ignored=("videomae.layernorm.",))
+    encoder.card = {**card, "arch": encoder.arch}
+    return encoder, weights, init
+
+
+def train_input(x: torch.Tensor, card: dict, augment, generator: torch.Generator) -> torch.Tensor:
+    """Stored uint8 clips (B, T_s, S_s, S_s, 3) -> augmented, normalised model input (B, T, 3, S, S)."""
+    from mgfm.train.rgb_augment import augment_clips
+    from mgfm.train.rgb_data import to_unit
+    from mgfm.train.rgb_finetune_views import random_window
+
+    x = random_window(x, int(card["num_frames"]), generator)
+    return augment_clips(to_unit(x), int(card["image_size"]), augment, generator)
+
+
+def view_list(stored_shape: tuple[int, ...], card: dict, recipe: dict) -> list[tuple[int, int, int]]:
+    """The distinct test views of clips stored as ``stored_shape``."""
+    from mgfm.train.rgb_finetune_views import evaluation_views
+
+    views = recipe["test_views"]
+    return evaluation_views(stored_shape, int(card["num_frames"]), int(card["image_size"]), int(views["temporal"]),
+                            int(views["spatial"]))
+
+
+@torch.inference_mode()
+def view_scores(model: nn.Module, x: torch.Tensor, views: list[tuple[int, int, int]]) -> torch.Tensor:
+    """Scores (B, K) of stored clips ``x``: the logits of a single view, else the log of the softmax
+    probabilities averaged over the views (so a softmax of the scores gives SMILE's averaged probabilities)."""
+    from mgfm.train.rgb_features import prepare_rgb
+    from mgfm.train.rgb_finetune_views import crop_view
+
+    t, s = int(model.card["num_frames"]), int(model.card["image_size"])
+    logits = [model(prepare_rgb(crop_view(x, v, t, s).contiguous())).float() for v in views]
+    if len(logits) == 1:
+        return logits[0]
+    probs = torch.stack([torch.softmax(z, dim=1) for z in logits]).mean(0)
+    return torch.log(probs.clamp(min=torch.finfo(probs.dtype).tiny))
+
+
+def describe_views(stored_shape: tuple[int, ...], card: dict, recipe: dict) -> dict:
+    """What the test views were: configured, distinct, and their offsets (for metrics.json)."""
+    views = view_list(stored_shape, card, recipe)
+    return {**recipe["test_views"], "distinct": len(views), "offsets_t_y_x": [list(v) for v in views],
+            "stored": list(np.asarray(stored_shape[1:4]).tolist())}

@@ -1,6 +1,7 @@
 """Per-epoch views in RGB pretraining: the views layout of the packed pretraining clips (frames at a fixed stride,
 a context margin), GroupMultiScaleCrop's choices, views seeded by (seed, clip id, epoch) through the loop's
-epoch-carrying batches, and the evaluation layout left exactly as it was."""
+epoch-carrying batches, the evaluation layout left exactly as it was, and fine-tuning's windows and test views
+over a dataset in the views layout (its starts and margin)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,10 @@ def test_a_plain_dataset_is_read_unchanged_and_can_still_be_cropped(tmp_path):
     assert torch.equal(cropped[[1]]["x"], torch.from_numpy(np.asarray(stored[[1]])))
     views = torch.stack([cropped[IndexBatch([1], e)]["x"][0] for e in range(6)])
     assert views.shape == (6, 8, 64, 64, 3) and len({v.float().sum().item() for v in views}) > 1
+    # fine-tuning reads plain clips whole: every stored frame starts a window where more than T are stored
+    assert PackedRGBClips(tmp_path / "p", 8, 64, larger=True)[[0, 1]]["starts"].tolist() == [1, 1]
+    write_synthetic_rgb(tmp_path / "long", 2, frames=10)
+    assert PackedRGBClips(tmp_path / "long", 8, 64, larger=True)[[0, 1]]["starts"].tolist() == [3, 3]
 
 
 def test_batches_carry_their_epoch_to_the_loader_workers():
@@ -153,3 +158,69 @@ def test_pretraining_dataset_in_the_views_layout_and_evaluation_datasets_unchang
     short = np.flatnonzero(starts == 1)
     diff = (views[short]["x"].float() - plain[short]["x"].float()).abs().mean().item()
     assert diff < 6, diff
+
+
+def test_fine_tuning_reads_a_views_layout_dataset_whole_within_each_clips_starts(tmp_path):
+    from mgfm.eval.rgb_finetune import describe_views, view_scores
+    from mgfm.train.rgb_finetune_views import crop_view, evaluation_views
+
+    _views_dataset(tmp_path / "v")                       # 6 clips, 12 frames of 20 px, T 8 of 16 px, starts below
+    whole = PackedRGBClips(tmp_path / "v", 8, 16, larger=True)
+    b = whole[[0, 1, 2]]
+    assert b["x"].shape == (3, 12, 20, 20, 3) and b["starts"].tolist() == [5, 1, 3]
+    # the centred single test view is the centre view that features read
+    centre = PackedRGBClips(tmp_path / "v", 8, 16)[[0, 1, 2]]["x"]
+    one = evaluation_views(whole.data.shape, 8, 16, 1, 1)
+    assert torch.equal(crop_view(b["x"], one.starts(b["starts"])[0][:, 0], one.places[0], 8, 16), centre)
+    # temporal views over each clip's own starts, spatial ones over the context margin
+    views = evaluation_views(whole.data.shape, 8, 16, 3, 3)
+    t0, first = views.starts(b["starts"])
+    assert t0.tolist() == [[0, 2, 4], [0, 0, 0], [0, 1, 2]] and views.places == ((2, 0), (2, 2), (2, 4))
+    card = {"num_frames": 8, "image_size": 16}
+    described = describe_views(whole, card, {"test_views": {"temporal": 3, "spatial": 3}})
+    assert described["distinct"] == 9 and described["distinct_min"] == 3 and "offsets_t_y_x" not in described
+
+    class Mean(torch.nn.Module):
+        def forward(self, x):
+            return torch.stack([x.mean((1, 2, 3, 4)), -x.mean((1, 2, 3, 4))], 1)
+
+    scores = view_scores(Mean(), b["x"], views, b["starts"])
+    assert scores.shape == (3, 2) and torch.isfinite(scores).all()
+    # the layout was built for one input size; the two readers do not mix
+    with pytest.raises(ValueError, match="model expects 6"):
+        PackedRGBClips(tmp_path / "v", 6, 16, larger=True)
+    with pytest.raises(ValueError, match="two readers"):
+        PackedRGBClips(tmp_path / "v", 8, 16, augment=AUG, larger=True)
+
+
+def test_fine_tuning_on_views_layout_datasets_runs_with_per_clip_test_views(tmp_path):
+    import json
+
+    from mgfm.cli import main
+    from mgfm.core.packed import read_info
+
+    from tests.support.features import write_synthetic_encoders
+    from tests.support.rgb import add_rgb_branch, synthetic_rgb
+
+    pytest.importorskip("transformers")
+    paths = write_synthetic_encoders(tmp_path, streams=("joint",), num_classes=4, n_train=24, n_test=12, frames=8,
+                                     hidden=8)
+    add_rgb_branch(tmp_path)
+    for i, name in enumerate(("mg_train", "mg_test")):  # the same clips again, in the views layout
+        path = tmp_path / "datasets" / "rgb" / name
+        _, meta = open_packed(path)
+        clips, _ = synthetic_rgb(len(meta), 12, 80, seed=i)
+        starts = np.arange(len(meta)) % 5 + 1
+        write_packed(path, clips, meta.assign(view_starts=starts),
+                     {**read_info(path), "views": {"num_frames": 8, "size": 64, "frames": 12, "side": 80,
+                                                   "stride": 2, "context": 1.25}})
+    params = {"modalities": ["rgb"], "streams": ["joint"], "seeds": [0], "validation": {"fraction": 0.25},
+              "finetune": {"eval_every": 1, "train": {"epochs": 1, "batch_size": 8, "lr": 0.002, "warmup_epochs": 0},
+                           "rgb": {"test_views": {"temporal": 2, "spatial": 3}}}}
+    out = tmp_path / "eval"
+    assert main(["eval", "finetune", "--protocol", "finetune", "--modality", "rgb", "--stream", "rgb",
+                 "--models-dir", str(tmp_path / "models"), "--datasets-dir", str(tmp_path / "datasets"),
+                 "--out-dir", str(out), "--pretrained-streams", "joint", "--taxonomy", str(paths["taxonomy"]),
+                 "--params", json.dumps(params)]) == 0
+    views = json.loads((out / "metrics.json").read_text())["rgb_recipe"]["test_views"]
+    assert views["stored"] == [12, 80, 80] and views["distinct"] == 6 and views["distinct_min"] == 3

@@ -17,7 +17,8 @@
   unused ones repeat the last frame. Pixels: the clip's square box grown about its centre to ``round(S x
   context)`` / S of its side, resized to that many pixels, so the centre S x S pixels are the person crop at the
   plain layout's scale. The evaluation datasets keep the plain layout, so their clips never change with these
-  keys.
+  keys (one named in ``views.datasets`` gives its centre view to features, and fine-tuning's windows and test
+  views read its starts and margin: ``mgfm.train.rgb_finetune_views``).
 - Reading: each video is opened once and decoded forward only; clips closer than ``SEEK_GAP`` frames are read
   in one sequential span (decord decodes sequentially much faster than it seeks), farther ones after one seek.
 """

@@ -11,8 +11,9 @@ the pretraining dataset; the plain layout is the case F = T, S' = S). A view is
   edge midpoints, quarter points of the free margin), resized to S x S (bilinear, antialiased: PIL's resize).
 Each clip's view is drawn from its own generator seeded by (seed, clip id, epoch), so it is the same in any loader
 worker, for any number of processes, and after a resume. Without an epoch (feature extraction, the teacher-target
-cache, evaluation) the centre view is read: the middle start and the central S x S pixels, which for the plain
-layout is the stored clip itself.
+cache) the centre view is read: the middle start and the central S x S pixels, which for the plain layout is the
+stored clip itself. Fine-tuning reads the stored clips whole and takes its own windows and test views
+(``mgfm.train.rgb_finetune_views``), whose centred single view is this centre view.
 """
 
 from __future__ import annotations

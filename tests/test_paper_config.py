@@ -146,6 +146,7 @@ PAPER_SETTINGS: list[tuple[str, object, str]] = [
     ("rgb_pretrain.model.decoder_hidden", 384, SMILE),
     ("rgb_pretrain.model.decoder_depth", 4, SMILE),
     ("rgb_pretrain.model.decoder_heads", 6, SMILE),
+    ("rgb_pretrain.model.layer_norm_eps", 1e-6, "SMILE: every LayerNorm's eps (decoder's last norm included)"),
     ("rgb_pretrain.teacher.kind", "clip", "reference facts: per-frame CLIP ViT-B/16 patch tokens ('ViCLIP')"),
     ("rgb_pretrain.teacher.clip.hidden", 768, "CLIP ViT-B/16 (reference facts: targets of dimension 768)"),
     ("rgb_pretrain.teacher.clip.patch_size", 16, "CLIP ViT-B/16"),

@@ -73,7 +73,9 @@ PROBE = "USDRL's linear probe (reference facts, Evaluation protocols)"
 PAPER_SETTINGS: list[tuple[str, object, str]] = [
     # data, pose, clip sampling
     ("download.fps", 25, "reference facts, Data: the videos and annotation frames are at 25 fps"),
-    ("pose.backend", "mmpose", "paper Sec. 3.3: RTMPose whole-body; reference facts: pin it in mmpose"),
+    ("pose.preset", "rtmw-x", "paper Sec. 3.3: RTMPose whole-body; reference facts: RTMW-x 384x288, pinned (the "
+                              "preset's checkpoints, run as mmpose or as their ONNX export, which gives mmpose's "
+                              "keypoints)"),
     ("pose.mmpose.config", Holds("RTMW-x 384x288, not the 'wholebody' alias", lambda v, _: "rtmw-x" in v
                                  and "384x288" in v), "reference facts, Data: pin rtmw-x 384x288"),
     ("pose.mmpose.checkpoint", Holds("the RTMW-x 384x288 weights", lambda v, _: "rtmw-x" in v and "384x288" in v),
@@ -221,10 +223,19 @@ def _get(cfg: dict, key: str):
     return node
 
 
+def _as_planned(cfg: dict) -> dict:
+    """``cfg`` with its pose section as the workflow runs it: a preset's pinned models filled in
+    (mgfm.pose.presets.plan_pose, which workflow/rules/pose.smk applies)."""
+    from mgfm.pose.presets import plan_pose
+
+    return {**cfg, "pose": plan_pose(cfg["pose"], f"{cfg['results']}/models/pose").section}
+
+
 @pytest.fixture(scope="module")
 def paper_run() -> dict:
-    """The config a paper run resolves (mgfm.config.run.run_config, which the Snakefile calls)."""
-    return run_config([PAPER], None, DEMO)
+    """The config a paper run resolves (mgfm.config.run.run_config, which the Snakefile calls), its pose section
+    as planned."""
+    return _as_planned(run_config([PAPER], None, DEMO))
 
 
 @pytest.mark.parametrize("key, expected, source", PAPER_SETTINGS, ids=[k for k, _, _ in PAPER_SETTINGS])
@@ -331,15 +342,17 @@ COMMANDS = {
 @pytest.mark.pipeline
 def test_snakemake_runs_the_paper_config_and_nothing_else(tmp_path):
     """`snakemake -n -p --configfile workflow/configs/paper.yaml` on iMiGUE-shaped tables: every rule's params are
-    paper.yaml plus the schema defaults (the demo's semi-supervised epochs, warm-up and teacher are gone), the
-    emotion model reads two foundation models, and the dry run leaves every file as it was."""
+    paper.yaml plus the schema defaults (the demo's semi-supervised epochs, warm-up and teacher are gone; the pose
+    preset's pinned models filled in), the emotion model reads two foundation models, and the dry run leaves every
+    file as it was."""
     work = tmp_path / "work"
     ids = write_imigue_shaped_tables(work / "data" / "imigue3k")
     before = _files(work)
     proc = snakemake(work, "-n", "-p", "--quiet=host", configfiles=[PAPER], cores=1, timeout=300)
     text = output(proc)
     assert _files(work) == before, "a dry run wrote or changed files"
-    expected = resolve_config(yaml.safe_load(PAPER.read_text()))       # paper.yaml + schema defaults, nothing else
+    # paper.yaml + schema defaults, nothing else (the pose section as its preset plans it)
+    expected = _as_planned(resolve_config(yaml.safe_load(PAPER.read_text())))
     for step, command in COMMANDS.items():
         found = re.findall(re.escape(command) + r" .*?--params '(\{.*?\})'", text)
         assert found, f"no {command!r} job planned"

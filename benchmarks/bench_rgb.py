@@ -8,14 +8,18 @@ Sizes are the ``rgb_pretrain`` sections of config.yaml (demo) and workflow/confi
 against the schema. The paper-size teacher is CLIP ViT-B/16 with random weights (same cost as the real ones).
 - step: one full Stage 1 training step (object pasting, teacher targets on the fly, trajectory-aware mask,
   student forward + backward, AdamW), and one Stage 2 step from the target cache; clips/s = batch / median
-  step time after a warm-up step (compile: after the compiling step, timed separately).
-- FLOPs per clip (``mgfm.models.rgb.flops``: student forward + backward, teacher forward) x clips/s = the
-  achieved FLOP/s; a GPU run divides it by its peak to state its share.
+  step time after a warm-up step (compile: after the compiling step, timed separately). With
+  ``masking.multiple_sampling`` (SMILE's, on in both configs) each clip runs through the student twice a step.
+- FLOPs per clip (``mgfm.models.rgb.flops``: student forward + backward, twice with multiple sampling, teacher
+  forward) x clips/s = the achieved FLOP/s; a GPU run divides it by its peak to state its share.
 - teacher: targets of one clip computed vs read from the float16 cache (``teacher.cache``).
 - loader: the training loader itself (``mgfm.train.loop``'s DataLoader over the packed memmap: a shuffled
   DistributedSampler, the config's ``num_workers`` worker processes each prefetching 2 batches, pinned memory on a
   GPU), clips/s converted to float on the training device, printed beside the model's Stage 1 clips/s: the
-  loader keeps the model fed while its rate is the higher one. Also with 0 workers (the demo's setting).
+  loader keeps the model fed while its rate is the higher one. Also with 0 workers (the demo's setting). At paper
+  size both layouts: the plain clips read as stored, and the views layout (``rgb.views``: more frames at the
+  stride, a context margin) read as pretraining reads it, a new start and multi-scale crop per clip and epoch
+  (``rgb_pretrain.augment``).
 """
 
 from __future__ import annotations
@@ -98,6 +102,8 @@ def bench_size(size: str, batch_size: int, steps: int, compile_too: bool) -> dic
             teacher_targets(teacher, to_unit(x[:1]), cfg.tubelet_size)
         t_flops = fc.get_total_flops()
     flops = train_step_per_clip(cfg, masked, teacher.dim, t_flops)
+    if p1["masking"]["multiple_sampling"]:          # each clip runs through the student twice per step
+        flops = {**flops, "student": 2 * flops["student"], "total": 2 * flops["student"] + flops["teacher"]}
     out = {"size": size, "batch": batch_size, "tokens": cfg.num_tokens, "masked": masked,
            "student_params": None, "flops_per_clip": flops}
 
@@ -142,11 +148,34 @@ def bench_size(size: str, batch_size: int, steps: int, compile_too: bool) -> dic
     return out
 
 
-def bench_loader(size: str, n: int, batch_size: int, workers: int | None = None) -> dict:
-    """clips/s of the training loader (``mgfm.train.loop._loader``) with the config's workers (or ``workers``)."""
+def write_views_dataset(path: Path, n: int, size: str) -> None:
+    """``n`` random clips in the views layout of this size's ``rgb`` section (what the pretraining dataset holds)."""
+    import pandas as pd
+
+    from mgfm.core.packed import PackedWriter
+
+    rgb = resolve_step("rgb_dataset", yaml.safe_load(CONFIGS[size].read_text()).get("rgb", {}))
+    t, s, v = rgb["num_frames"], rgb["size"], rgb["views"]
+    frames, side = t + v["extra_frames"], int(round(s * v["context"]))
+    gen = np.random.default_rng(0)
+    with PackedWriter(path, (n, frames, side, side, 3), np.uint8) as w:
+        for i in range(n):
+            w.data[i] = gen.integers(0, 255, (frames, side, side, 3), dtype=np.uint8)
+        meta = pd.DataFrame({"clip_id": [f"c{i}" for i in range(n)], "video_id": "v", "subject_id": "s",
+                             "split": "unlabeled", "label": -1, "valid_len": t, "start_frame": 0, "end_frame": 99,
+                             "view_starts": v["extra_frames"] + 1})
+        w.finish(meta, {"views": {"num_frames": t, "size": s, "frames": frames, "side": side, "stride": v["stride"],
+                                  "context": v["context"]}})
+
+
+def bench_loader(size: str, n: int, batch_size: int, workers: int | None = None, views: bool = False,
+                 passes: int = 6) -> dict:
+    """clips/s of the training loader (``mgfm.train.loop._loader``) with the config's workers (or ``workers``);
+    ``views``: the views layout with per-epoch views (``rgb_pretrain.augment``) instead of plain clips."""
     from mgfm.common.accel import pick_device
     from mgfm.train.distributed import DistInfo
     from mgfm.train.loop import TrainConfig, _loader
+    from mgfm.train.rgb_pretrain_views import ViewAugment
     from tests.support.rgb import write_synthetic_rgb
 
     p = section(size, 1)
@@ -156,22 +185,30 @@ def bench_loader(size: str, n: int, batch_size: int, workers: int | None = None)
     device = pick_device()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ds"
-        write_synthetic_rgb(path, n, frames=cfg.num_frames, size=cfg.image_size)
-        data = PackedRGBClips(path)
+        if views:
+            write_views_dataset(path, n, size)
+            data = PackedRGBClips(path, augment=ViewAugment.from_section(p["augment"]), seed=0)
+        else:
+            write_synthetic_rgb(path, n, frames=cfg.num_frames, size=cfg.image_size)
+            data = PackedRGBClips(path)
         info = DistInfo(rank=0, world=1, local_rank=0, device=device, created_group=False)
-        _, loader = _loader(data, tcfg, info, batch_size)
-        it = iter(loader)
-        to_unit(next(it)["x"].to(device))  # worker start-up
-        t = time.perf_counter()
-        done = 0
-        for b in it:
-            to_unit(b["x"].to(device, non_blocking=True))
-            done += len(b["x"])
+        sampler, loader = _loader(data, tcfg, info, batch_size)
+        # timed over several epochs after the first batch, so the batches the workers prefetch while starting
+        # are a small part of what is timed (each epoch draws new views)
+        t, done = None, 0
+        for epoch in range(passes):
+            sampler.set_epoch(epoch)
+            for b in loader:
+                x = to_unit(b["x"].to(device, non_blocking=True))
+                if t is None:
+                    t = time.perf_counter()
+                else:
+                    done += len(x)
         if device.type == "cuda":
             torch.cuda.synchronize()
         rate = done / max(time.perf_counter() - t, 1e-9)
-        return {"size": size, "clips": n, "batch": batch_size, "workers": tcfg.num_workers,
-                "clip_mb": cfg.num_frames * cfg.image_size ** 2 * 3 / 2 ** 20, "clips_per_s": rate}
+        return {"size": size, "clips": n, "batch": batch_size, "workers": tcfg.num_workers, "views": views,
+                "epochs": passes, "stored_mb": data.data[0].nbytes / 2 ** 20, "clips_per_s": rate}
 
 
 def main() -> None:
@@ -190,18 +227,23 @@ def main() -> None:
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"# device {dev}, torch threads {torch.get_num_threads()}")
     results = {"demo": bench_size("demo", args.demo_batch, args.steps, not args.no_compile),
-               "loader_demo": bench_loader("demo", 512, args.demo_batch)}
+               "loader_demo": bench_loader("demo", 512, args.demo_batch),
+               "loader_demo_views": bench_loader("demo", 512, args.demo_batch, views=True)}
     if not args.no_paper:
         results["paper"] = bench_size("paper", args.paper_batch, max(1, args.steps - 1), args.paper_compile)
         results["loader_paper"] = bench_loader("paper", args.loader_clips, 8)
         results["loader_paper_no_workers"] = bench_loader("paper", args.loader_clips, 8, workers=0)
+        results["loader_paper_views"] = bench_loader("paper", args.loader_clips, 8, views=True)
+        results["loader_paper_views_no_workers"] = bench_loader("paper", args.loader_clips, 8, workers=0, views=True)
     print(json.dumps(results, indent=2))
     d = results["demo"]
     print(f"demo: stage 1 {d['stage1_eager']['clips_per_s']:.1f} clips/s, stage 2 (cached targets) "
           f"{d['stage2_cached_eager']['clips_per_s']:.1f} clips/s; teacher {d['teacher_clips_per_s']:.1f} clips/s "
           f"on the fly vs cache {d['cache_clips_per_s']:.0f} clips/s; loader {results['loader_demo']['clips_per_s']:.0f} "
           f"clips/s ({results['loader_demo']['workers']} workers) beside the model's stage 1 "
-          f"{d['stage1_eager']['clips_per_s']:.1f}: {results['loader_demo']['clips_per_s'] / d['stage1_eager']['clips_per_s']:.0f}x")
+          f"{d['stage1_eager']['clips_per_s']:.1f}: {results['loader_demo']['clips_per_s'] / d['stage1_eager']['clips_per_s']:.0f}x; "
+          f"with per-epoch views {results['loader_demo_views']['clips_per_s']:.0f} clips/s "
+          f"({results['loader_demo_views']['clips_per_s'] / d['stage1_eager']['clips_per_s']:.0f}x)")
     if "stage2_cached_compiled" in d:
         print(f"demo compiled/eager (stage 2): {d['stage2_cached_compiled']['clips_per_s'] / d['stage2_cached_eager']['clips_per_s']:.2f}x "
               f"(compile step {d['stage2_cached_compiled']['first_s']:.0f} s)")
@@ -214,6 +256,10 @@ def main() -> None:
               f"GFLOP/s; loader {lp['clips_per_s']:.0f} clips/s with {lp['workers']} workers "
               f"({l0['clips_per_s']:.0f} with none): {lp['clips_per_s'] / p['stage1_eager']['clips_per_s']:.0f}x the "
               "model's rate")
+        lv, lv0 = results["loader_paper_views"], results["loader_paper_views_no_workers"]
+        print(f"paper, views layout ({lv['stored_mb']:.2f} MB stored per clip) with per-epoch views: loader "
+              f"{lv['clips_per_s']:.0f} clips/s with {lv['workers']} workers ({lv0['clips_per_s']:.0f} with none): "
+              f"{lv['clips_per_s'] / p['stage1_eager']['clips_per_s']:.0f}x the model's rate")
         if "stage2_cached_compiled" in p:
             print(f"paper compiled/eager (stage 2): "
                   f"{p['stage2_cached_compiled']['clips_per_s'] / p['stage2_cached_eager']['clips_per_s']:.2f}x "

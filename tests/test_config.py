@@ -186,6 +186,7 @@ def test_a_nullable_integer_key_takes_null_or_an_integer_only():
     ({"infer": {"videos": ["a.mp4", "b'c.mp4"]}}, "infer.videos[1]"),
     ({"pose": {"mmpose": {"config": "cfg;rm.py"}}}, "pose.mmpose.config"),
     ({"rgb_pretrain": {"init": {"checkpoint": "smile$(id).pth"}}}, "rgb_pretrain.init.checkpoint"),
+    ({"rgb_pretrain": {"motion": {"objects_dir": "objects/*"}}}, "rgb_pretrain.motion.objects_dir"),
     ({"eval": {"finetune": {"rgb": {"init": {"checkpoint": "k400`id`.pth"}}}}}, "eval.finetune.rgb.init.checkpoint"),
 ])
 def test_path_keys_refuse_shell_and_pattern_characters_naming_the_key(values, key):

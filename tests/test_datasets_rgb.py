@@ -84,7 +84,7 @@ def test_rgb_dataset_reads_the_right_frames_and_shares_clip_ids(tmp_path):
     for name in ("pretrain", "mg_test"):
         build_rgb_dataset(name, tmp_path / "rgb" / name, corpus["video_dir"], corpus["pose_dir"], corpus["manifest"],
                           corpus["annotations"], tmp_path / "clips.parquet",
-                          {"num_frames": 6, "size": 32, "crop": "full"})
+                          {"num_frames": 6, "size": 32, "crop": "full", "views": {"datasets": []}})
         build_skeleton_dataset(name, tmp_path / "skel" / name, corpus["pose_dir"], corpus["manifest"],
                                corpus["annotations"], tmp_path / "clips.parquet", {"num_frames": 16})
         data, meta = open_packed(tmp_path / "rgb" / name)

@@ -55,6 +55,15 @@ def _lr_per_256(base: float, batch_key: str) -> Holds:
     return Holds(f"{base:g} x {batch_key} / 256", check)
 
 
+def _lr_per_sample(base: float, stage: str) -> Holds:
+    """SMILE scales its lr by the samples of a step: 256 = 128 clips x 2 masks with multiple sampling."""
+    def check(lr, cfg):
+        p = cfg["rgb_pretrain"]
+        samples = p[stage]["batch_size"] * (2 if p["masking"]["multiple_sampling"] else 1)
+        return samples == 256 and lr == pytest.approx(base * samples / 256)
+    return Holds(f"{base:g} x (clip, mask) samples per step / 256, at SMILE's 256 samples", check)
+
+
 USDRL = "USDRL (reference facts, MG-FM-Skele)"
 SMILE = "SMILE (reference facts, MG-FM-RGB)"
 SMILE_FT = "SMILE's fine-tuning (reference facts, MG-FM-RGB)"
@@ -64,7 +73,9 @@ PROBE = "USDRL's linear probe (reference facts, Evaluation protocols)"
 PAPER_SETTINGS: list[tuple[str, object, str]] = [
     # data, pose, clip sampling
     ("download.fps", 25, "reference facts, Data: the videos and annotation frames are at 25 fps"),
-    ("pose.backend", "mmpose", "paper Sec. 3.3: RTMPose whole-body; reference facts: pin it in mmpose"),
+    ("pose.preset", "rtmw-x", "paper Sec. 3.3: RTMPose whole-body; reference facts: RTMW-x 384x288, pinned (the "
+                              "preset's checkpoints, run as mmpose or as their ONNX export, which gives mmpose's "
+                              "keypoints)"),
     ("pose.mmpose.config", Holds("RTMW-x 384x288, not the 'wholebody' alias", lambda v, _: "rtmw-x" in v
                                  and "384x288" in v), "reference facts, Data: pin rtmw-x 384x288"),
     ("pose.mmpose.checkpoint", Holds("the RTMW-x 384x288 weights", lambda v, _: "rtmw-x" in v and "384x288" in v),
@@ -137,22 +148,42 @@ PAPER_SETTINGS: list[tuple[str, object, str]] = [
     ("rgb_pretrain.model.decoder_hidden", 384, SMILE),
     ("rgb_pretrain.model.decoder_depth", 4, SMILE),
     ("rgb_pretrain.model.decoder_heads", 6, SMILE),
+    ("rgb_pretrain.model.layer_norm_eps", 1e-6, "SMILE: every LayerNorm's eps (decoder's last norm included)"),
     ("rgb_pretrain.teacher.kind", "clip", "reference facts: per-frame CLIP ViT-B/16 patch tokens ('ViCLIP')"),
     ("rgb_pretrain.teacher.clip.hidden", 768, "CLIP ViT-B/16 (reference facts: targets of dimension 768)"),
     ("rgb_pretrain.teacher.clip.patch_size", 16, "CLIP ViT-B/16"),
+    ("rgb_pretrain.teacher.input_norm", "imagenet", "SMILE (reference facts: the teacher is fed the "
+                                                    "ImageNet-normalised clip)"),
+    ("rgb_pretrain.decay_exempt", True, "SMILE (reference facts: no weight decay on biases, norms, mask token)"),
     ("rgb_pretrain.masking.ratio", 0.8, SMILE),
     ("rgb_pretrain.masking.trajectory_visible", 0.1, "reference facts: 0.1 is what SMILE's code runs"),
+    ("rgb_pretrain.masking.multiple_sampling", True, "SMILE (reference facts: multiple sampling in both stages)"),
     ("rgb_pretrain.motion.objects", 2, SMILE),
-    ("rgb_pretrain.motion.scale", [32, 128], SMILE),
-    ("rgb_pretrain.motion.location_velocity", 12, SMILE),
+    ("rgb_pretrain.motion.scales", [32, 48, 56, 64, 96, 128], "SMILE: its --scales default"),
+    ("rgb_pretrain.motion.ratios", [0.5, 0.67, 0.75, 1.0, 1.33, 1.5, 2.0], "SMILE: its region sampler"),
+    ("rgb_pretrain.motion.scale_jitter", 0.18, "SMILE: its region sampler"),
+    ("rgb_pretrain.motion.path_points", 48, "SMILE: its gaussian motion (smoothed random paths)"),
+    ("rgb_pretrain.motion.path_sigma", 8, "SMILE: its gaussian motion (smoothed random paths)"),
+    ("rgb_pretrain.motion.path_extent", [40, 180], "SMILE: its gaussian motion (smoothed random paths)"),
     ("rgb_pretrain.motion.rotation_velocity", 6, SMILE),
     ("rgb_pretrain.motion.size_velocity", 0.025, SMILE),
+    ("rgb_pretrain.motion.key_frame_probs", [0.5, 0.3, 0.2], "SMILE: its PatchMask settings"),
     ("rgb_pretrain.motion.alpha", [0.8, 1.0], SMILE),
+    ("rgb_pretrain.augment.stages", [1, 2], "SMILE (reference facts: random start and multi-scale crop every epoch)"),
+    ("rgb_pretrain.augment.temporal", True, "SMILE (reference facts: a random start every epoch)"),
+    ("rgb_pretrain.augment.scales", [1.0, 0.875, 0.75, 0.66], "VideoMAE's GroupMultiScaleCrop, as SMILE"),
+    ("rgb_pretrain.augment.max_distort", 1, "VideoMAE's GroupMultiScaleCrop, as SMILE"),
+    ("rgb.views.stride", 4, SMILE + ": 16 frames at a fixed stride of 4"),
     *[(f"rgb_pretrain.{stage}.{key}", value, SMILE) for stage in ("stage1", "stage2") for key, value in (
         ("optimizer", "adamw"), ("betas", [0.9, 0.95]), ("weight_decay", 0.05), ("schedule", "cosine"),
-        ("warmup_epochs", 40), ("min_lr", 0.00001), ("epochs", 801))],
-    *[(f"rgb_pretrain.{stage}.lr", _lr_per_256(1.5e-4, f"rgb_pretrain.{stage}.batch_size"), SMILE)
-      for stage in ("stage1", "stage2")],
+        ("warmup_epochs", 40), ("min_lr", 0.00001))],
+    # SMILE's released K400 scripts size the schedule for 801 epochs and stop each stage after 150 (their
+    # 600-epoch setting), so the learning rate never anneals
+    *[(f"rgb_pretrain.{stage}.{key}", value, SMILE + ": the released scripts stop each stage at epoch 150 of a "
+       "schedule sized for 801") for stage in ("stage1", "stage2") for key, value in (("epochs", 150),
+                                                                                    ("schedule_epochs", 801))],
+    *[(f"rgb_pretrain.{stage}.lr", _lr_per_sample(1.5e-4, stage), SMILE + ": 1.5e-4 x (clip, mask) samples per "
+       "step / 256") for stage in ("stage1", "stage2")],
     # protocols
     ("eval.modalities", ["skeleton", "rgb"], "paper Sec. 4: a skeleton and an RGB branch, evaluated both"),
     ("eval.streams", ["joint", "bone", "motion"], "paper Sec. 5"),
@@ -192,10 +223,19 @@ def _get(cfg: dict, key: str):
     return node
 
 
+def _as_planned(cfg: dict) -> dict:
+    """``cfg`` with its pose section as the workflow runs it: a preset's pinned models filled in
+    (mgfm.pose.presets.plan_pose, which workflow/rules/pose.smk applies)."""
+    from mgfm.pose.presets import plan_pose
+
+    return {**cfg, "pose": plan_pose(cfg["pose"], f"{cfg['results']}/models/pose").section}
+
+
 @pytest.fixture(scope="module")
 def paper_run() -> dict:
-    """The config a paper run resolves (mgfm.config.run.run_config, which the Snakefile calls)."""
-    return run_config([PAPER], None, DEMO)
+    """The config a paper run resolves (mgfm.config.run.run_config, which the Snakefile calls), its pose section
+    as planned."""
+    return _as_planned(run_config([PAPER], None, DEMO))
 
 
 @pytest.mark.parametrize("key, expected, source", PAPER_SETTINGS, ids=[k for k, _, _ in PAPER_SETTINGS])
@@ -302,15 +342,17 @@ COMMANDS = {
 @pytest.mark.pipeline
 def test_snakemake_runs_the_paper_config_and_nothing_else(tmp_path):
     """`snakemake -n -p --configfile workflow/configs/paper.yaml` on iMiGUE-shaped tables: every rule's params are
-    paper.yaml plus the schema defaults (the demo's semi-supervised epochs, warm-up and teacher are gone), the
-    emotion model reads two foundation models, and the dry run leaves every file as it was."""
+    paper.yaml plus the schema defaults (the demo's semi-supervised epochs, warm-up and teacher are gone; the pose
+    preset's pinned models filled in), the emotion model reads two foundation models, and the dry run leaves every
+    file as it was."""
     work = tmp_path / "work"
     ids = write_imigue_shaped_tables(work / "data" / "imigue3k")
     before = _files(work)
     proc = snakemake(work, "-n", "-p", "--quiet=host", configfiles=[PAPER], cores=1, timeout=300)
     text = output(proc)
     assert _files(work) == before, "a dry run wrote or changed files"
-    expected = resolve_config(yaml.safe_load(PAPER.read_text()))       # paper.yaml + schema defaults, nothing else
+    # paper.yaml + schema defaults, nothing else (the pose section as its preset plans it)
+    expected = _as_planned(resolve_config(yaml.safe_load(PAPER.read_text())))
     for step, command in COMMANDS.items():
         found = re.findall(re.escape(command) + r" .*?--params '(\{.*?\})'", text)
         assert found, f"no {command!r} job planned"

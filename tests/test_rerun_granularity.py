@@ -125,10 +125,15 @@ CHANGES = {
     "rgb_pretrain.stage2.epochs": {"pretrain_rgb_stage2"},
     "rgb_pretrain.motion.objects": {"pretrain_rgb_stage1"},
     "rgb_pretrain.masking.ratio": {"pretrain_rgb_stage1", "pretrain_rgb_stage2"},
+    "rgb_pretrain.augment.temporal": {"pretrain_rgb_stage1", "pretrain_rgb_stage2"},
+    "rgb_pretrain.decay_exempt": {"pretrain_rgb_stage1", "pretrain_rgb_stage2"},
+    "rgb_pretrain.stage2.schedule_epochs": {"pretrain_rgb_stage2"},
+    "rgb.views.stride": {"rgb_dataset"},
     "rgb_pretrain.features.batch_size": {"extract_rgb_features"},
 }
 NEW_VALUES = {"clips.prior": "prior.csv", "clips.iod_taus": [0.2], "pretrain.streams": ["joint"],
-              "eval.seeds": [7], "infer.merge.nms_iou": 0.3}
+              "eval.seeds": [7], "infer.merge.nms_iou": 0.3, "rgb_pretrain.augment.temporal": False,
+              "rgb_pretrain.decay_exempt": False, "rgb_pretrain.stage2.schedule_epochs": 60}
 
 
 @pytest.mark.parametrize("key", sorted(CHANGES))

@@ -224,22 +224,40 @@ def test_random_erasing_fills_one_box_per_clip_on_every_frame():
 
 
 def test_views_read_more_frames_and_pixels_when_stored_and_one_view_today():
-    from mgfm.train.rgb_views import crop_view, evaluation_views, random_window, view_starts
+    from mgfm.train.rgb_finetune_views import clip_starts, crop_view, evaluation_views, random_window, view_starts
 
     assert view_starts(16, 16, 2) == [0] and view_starts(24, 16, 3) == [0, 4, 8] and view_starts(24, 16, 1) == [4]
-    assert evaluation_views((10, 8, 64, 64, 3), 8, 64, 2, 3) == [(0, 0, 0)]          # today: the stored clip
+    one = evaluation_views((10, 8, 64, 64, 3), 8, 64, 2, 3)                       # today: the stored clip
+    t0, first = one.starts(torch.tensor([1, 1]))
+    assert one.places == ((0, 0),) and t0.tolist() == [[0, 0], [0, 0]] and first.sum(1).tolist() == [1, 1]
     views = evaluation_views((10, 12, 80, 96, 3), 8, 64, 2, 3)
-    assert views == [(t, 8, x) for t in (0, 4) for x in (0, 16, 32)]                  # along the longer side
+    assert views.places == ((8, 0), (8, 16), (8, 32))                             # along the longer side
+    # temporal views at SMILE's positions over each clip's starts: 5 stored (12 frames), 3 (views layout), 1
+    assert clip_starts(torch.tensor([5, 3, 1]), 2).tolist() == [[0, 4], [0, 2], [0, 0]]
+    assert clip_starts(torch.tensor([5, 3, 1]), 3).tolist() == [[0, 2, 4], [0, 1, 2], [0, 0, 0]]
+    assert clip_starts(torch.tensor([5, 4, 1]), 1).tolist() == [[2], [1], [0]]
+    assert views.starts(torch.tensor([5, 1]))[1].tolist() == [[True, True], [True, False]]
     x = torch.arange(2 * 12 * 80 * 96 * 3, dtype=torch.int64).view(2, 12, 80, 96, 3)
-    assert crop_view(x, views[4], 8, 64).shape == (2, 8, 64, 64, 3)
-    assert torch.equal(crop_view(x, views[4], 8, 64), x[:, 4:12, 8:72, 16:80])
+    v = crop_view(x, torch.tensor([4, 4]), views.places[1], 8, 64)
+    assert v.shape == (2, 8, 64, 64, 3) and torch.equal(v, x[:, 4:12, 8:72, 16:80])
+    per_clip = crop_view(x, torch.tensor([4, 1]), views.places[1], 8, 64)
+    assert torch.equal(per_clip[0], x[0, 4:12, 8:72, 16:80]) and torch.equal(per_clip[1], x[1, 1:9, 8:72, 16:80])
     w = random_window(x, 8, torch.Generator().manual_seed(0))
     starts = (w[:, 0, 0, 0, 0] // (80 * 96 * 3) % 12).tolist()
     assert all(torch.equal(w[i], x[i, s:s + 8]) for i, s in enumerate(starts))
+    # a clip's own starts bound its window (the views layout's later slots repeat its last frame)
+    seen = {tuple((random_window(x, 8, torch.Generator().manual_seed(k), torch.tensor([2, 1]))[:, 0, 0, 0, 0]
+                   // (80 * 96 * 3) % 12).tolist()) for k in range(20)}
+    assert {s for s, _ in seen} == {0, 1} and {s for _, s in seen} == {0}
+    assert torch.equal(random_window(x, 8, torch.Generator(), torch.tensor([1, 1])), x[:, :8])
+    with pytest.raises(ValueError, match="stores 12"):
+        random_window(x, 8, torch.Generator(), torch.tensor([6, 1]))
 
 
-def test_view_scores_average_the_softmax_over_views():
+def test_view_scores_average_the_softmax_over_each_clips_distinct_views():
     from mgfm.eval.rgb_finetune import view_scores
+    from mgfm.train.rgb_features import prepare_rgb
+    from mgfm.train.rgb_finetune_views import TestViews
 
     class Model(torch.nn.Module):
         card = {"num_frames": 2, "image_size": 4}
@@ -247,13 +265,21 @@ def test_view_scores_average_the_softmax_over_views():
         def forward(self, x):
             return torch.stack([x.mean((1, 2, 3, 4)), -x.mean((1, 2, 3, 4))], 1)
 
-    x = torch.randint(0, 255, (3, 4, 6, 6, 3), dtype=torch.uint8)
-    views = [(0, 0, 0), (2, 1, 2)]
-    from mgfm.train.rgb_features import prepare_rgb
+    def probs(clip, t, y, z):
+        return torch.softmax(Model()(prepare_rgb(clip[None, t:t + 2, y:y + 4, z:z + 4].contiguous())), 1)[0]
 
-    probs = torch.stack([torch.softmax(Model()(prepare_rgb(x[:, t:t + 2, y:y + 4, z:z + 4].contiguous())), 1)
-                         for t, y, z in views]).mean(0)
-    torch.testing.assert_close(torch.softmax(view_scores(Model(), x, views), 1), probs)
+    x = torch.randint(0, 255, (3, 4, 6, 6, 3), dtype=torch.uint8)
+    views = TestViews(temporal=2, places=((0, 0), (1, 2)), num_frames=2, size=4)
+    want = torch.stack([torch.stack([probs(c, t, y, z) for t in (0, 2) for y, z in views.places]).mean(0) for c in x])
+    torch.testing.assert_close(torch.softmax(view_scores(Model(), x, views), 1), want)
+    # per clip: 3 starts (two temporal views), 1 start (one: its duplicate counts once), 2 starts
+    got = torch.softmax(view_scores(Model(), x, views, torch.tensor([3, 1, 2])), 1)
+    for c, (clip, ts) in enumerate(zip(x, [(0, 2), (0,), (0, 1)])):
+        ref = torch.stack([probs(clip, t, y, z) for t in ts for y, z in views.places]).mean(0)
+        torch.testing.assert_close(got[c], ref)
+    single = TestViews(temporal=1, places=((1, 1),), num_frames=2, size=4)           # one view: its logits
+    torch.testing.assert_close(view_scores(Model(), x, single),
+                               Model()(prepare_rgb(x[:, 1:3, 1:5, 1:5].contiguous())))
 
 
 def test_the_fine_tuning_encoder_drops_the_final_norm_and_round_trips_as_an_artifact(tmp_path):

@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from mgfm.models.artifact import load_encoder
 from mgfm.models.rgb.student import SmileModel, StudentConfig
-from mgfm.train.rgb_masking import masked_count, trajectory_mask, tube_mask
-from mgfm.train.rgb_motion import MotionConfig, draw, render, select, trajectory_tokens
+from mgfm.train.rgb_masking import box_tokens, masked_count, trajectory_mask, tube_mask
+from mgfm.train.rgb_motion import MotionConfig, draw, render, select
 
 from tests.support.rgb import write_synthetic_rgb
 
@@ -25,8 +25,9 @@ TRAIN = {"epochs": 3, "batch_size": 16, "lr": 0.001, "warmup_epochs": 0, "checkp
 
 
 def _params(**teacher):
+    """Tiny sizes; a Stage 2 with the target cache reads each clip's centre view (no per-epoch views)."""
     return {"model": MODEL, "teacher": {"kind": "onnx_backbone", "input_size": [64, 64], **teacher},
-            "stage1": TRAIN, "stage2": TRAIN}
+            "augment": {"stages": [1] if teacher.get("cache") else [1, 2]}, "stage1": TRAIN, "stage2": TRAIN}
 
 
 @pytest.fixture(scope="module")
@@ -43,41 +44,150 @@ def test_tube_mask_hides_the_same_positions_in_every_slice():
     slices = m.view(5, 4, 9)
     assert (slices == slices[:, :1]).all()
     assert not (m[0] == m[1]).all()
+    assert masked_count((8, 14, 14), 0.8) == 156 * 8                # SMILE's int(0.8 x 196), not round's 157
     with pytest.raises(ValueError, match="rgb_pretrain.masking.ratio"):
-        tube_mask(1, (2, 2, 2), 0.99, g)
+        tube_mask(1, (2, 2, 2), 0.2, g)
 
 
-def test_trajectory_mask_hides_trajectories_first_and_leaves_a_fraction_visible():
+def test_trajectory_mask_hides_the_trajectory_but_a_fraction_and_balances_the_count():
     g = torch.Generator().manual_seed(1)
-    traj = torch.zeros(400, 4, 4, 4, dtype=torch.bool)
-    traj[:, :, 1, :2] = True                                     # 8 of 64 tokens crossed by an object
-    mask, glimpses = trajectory_mask(traj, 0.75, 0.1, g)
+    traj = torch.zeros(200, 4, 4, 4, dtype=torch.bool)
+    traj[:, :, 1, :3] = True                                     # 12 of 64 tokens on a trajectory
+    mask, glimpses = trajectory_mask(traj, 0.75, 0.25, g)
     assert (mask.sum(1) == 48).all()
-    flat = traj.reshape(400, -1)
-    visible_traj = (flat & ~mask).sum().item() / flat.sum().item()
-    assert 0.06 < visible_traj < 0.14                            # ~10 % of trajectory tokens stay visible
+    flat = traj.reshape(200, -1)
     assert torch.equal(glimpses, flat & ~mask)
-    assert (mask & ~flat).sum(1).min() >= 48 - 8                 # the rest of the budget fills tube-wise
-    none, _ = trajectory_mask(traj, 0.75, 0.0, g)
-    assert (none | ~flat).all()                                  # visible fraction 0: every trajectory token hidden
+    # int(0.25 x 12) = 3 trajectory tokens stay visible; the tube's surplus is revealed off the trajectory
+    assert (glimpses.sum(1) == 3).all()
+    tube_part = (mask & ~flat).view(200, 4, 16)
+    assert not (tube_part == tube_part[:, :1]).all(dim=2).all()    # the rest of the tube has random holes
+    everything = torch.ones(3, 4, 4, 4, dtype=torch.bool)            # all on a trajectory: the balance reveals some
+    mask, glimpses = trajectory_mask(everything, 0.75, 0.1, g)
+    assert (mask.sum(1) == 48).all() and (glimpses.sum(1) == 16).all()
+    little = torch.zeros(3, 4, 4, 4, dtype=torch.bool)
+    little[:, 0, 0, 0] = True
+    none, shown = trajectory_mask(little, 0.75, 0.0, g)
+    assert none.view(3, 4, 4, 4)[:, 0, 0, 0].all() and not shown.any()   # visible fraction 0: all hidden
+
+
+def test_box_tokens_are_smiles_box_plus_one_patch():
+    boxes = torch.zeros(1, 1, 4, 4)
+    boxes[0, 0, 0] = torch.tensor([20.0, 3.0, 40.0, 14.0])         # slice 0, frame 0
+    boxes[0, 0, 1] = torch.tensor([26.0, 5.0, 47.0, 20.0])         # slice 0, frame 1: the union spans x 20-47
+    boxes[0, 0, 2:] = torch.tensor([-30.0, 50.0, -2.0, 70.0])      # slice 1: left of the frame
+    tokens = box_tokens(boxes, (2, 4, 4), 16)
+    # x: floor(20 / 16) = 1 .. ceil(47 / 16) + 1 = 4 (exclusive); y: 0 .. ceil(20 / 16) + 1 = 3
+    expected = torch.zeros(2, 4, 4, dtype=torch.bool)
+    expected[0, 0:3, 1:4] = True
+    expected[1, 3:4, 0:1] = True                                    # ceil(-2 / 16) + 1 = 1; y 3 .. min(6, 4)
+    assert torch.equal(tokens[0], expected)
+
+
+def test_masking_statistics_match_smiles_generator():
+    """Our Stage I masks beside the figures of SMILE's generator at paper size (16 x 224 px, 8 x 14 x 14 tokens,
+    2 objects, ratio 0.8, 0.1 of the trajectory left visible before balancing)."""
+    from mgfm.config.steps import resolve_step
+
+    p = resolve_step("pretrain_rgb_stage1", {})
+    cfg = MotionConfig.from_section(p["motion"])
+    g = torch.Generator().manual_seed(0)
+    trajs, masks = [], []
+    for _ in range(12):
+        draws = draw(cfg, 128, 16, 224, g)
+        traj = box_tokens(draws["box"], (8, 14, 14), 16)
+        mask, _ = trajectory_mask(traj, 0.8, 0.1, g)
+        trajs.append(traj)
+        masks.append(mask.view(-1, 8, 14, 14))
+    traj, mask = torch.cat(trajs), torch.cat(masks)
+    visible = ~mask
+    away = ~traj.any(dim=1)                                         # positions no trajectory crosses in any slice
+    ours = {
+        "trajectory tokens (share of all)": traj.float().mean().item(),
+        "visible tokens on a trajectory (share of visible)": (visible & traj).sum().item() / visible.sum().item(),
+        "rest of the mask a tube (hidden positions off the trajectories hidden in every slice)":
+            (away & mask.all(dim=1)).sum().item() / (away & mask.any(dim=1)).sum().item(),
+        "tokens masked per slice": mask.sum(dim=(2, 3)).float().mean().item(),
+    }
+    smile = dict(zip(ours, (0.38, 0.186, 0.61, 156)))
+    for name, value in ours.items():
+        print(f"{name}: ours {value:.3f}, SMILE {smile[name]}")
+    assert ours["tokens masked per slice"] == 156 and (mask.sum(dim=(1, 2, 3)) == 156 * 8).all()
+    for name in list(ours)[:3]:
+        assert abs(ours[name] - smile[name]) <= 0.03, (name, ours[name], smile[name])
 
 
 def test_synthetic_motion_pastes_moving_objects_reproducibly():
-    cfg = MotionConfig(2, (32.0, 128.0), 12.0, 6.0, 0.025, (0.8, 1.0), 224)
+    from mgfm.config.steps import resolve_step
+
+    cfg = MotionConfig.from_section(resolve_step("pretrain_rgb_stage1", {})["motion"])
     clips = torch.zeros(3, 8, 3, 64, 64)
     d1 = draw(cfg, 6, 8, 64, torch.Generator().manual_seed(5))
     d2 = draw(cfg, 6, 8, 64, torch.Generator().manual_seed(5))
     assert all(torch.equal(d1[k], d2[k]) for k in d1)
     part = select(d1, slice(0, None, 2))                         # rank 0 of 2 processes takes rows 0, 2, 4
-    out, cover = render(clips, part)
+    out = render(clips, part)
     assert out.shape == clips.shape and float(out.min()) >= 0 and float(out.max()) <= 1
-    assert (cover.flatten(2).amax(2) > 0.5).all()                # every frame shows an object
-    assert not torch.equal(cover[:, 0], cover[:, -1])            # and it moves
-    assert (part["centre"] >= 0).all() and (part["centre"] <= 64).all()
-    sides = part["side"]
-    assert float(sides.min()) >= 32 * 64 / 224 * 0.8 and float(sides.max()) <= 128 * 64 / 224 * 1.2
-    tokens = trajectory_tokens(cover, 2, 16)
-    assert tokens.shape == (3, 4, 4, 4) and tokens.any()
+    assert (out.flatten(2).amax(2) > 0.3).all()                  # every frame shows an object
+    box = part["box"]
+    assert torch.equal(box, box.round()) and box.shape == (3, 2, 8, 4)
+    centre = (box[..., :2] + box[..., 2:]) / 2
+    assert (centre >= -1).all() and (centre <= 65).all()         # paths stay in the frame
+    assert not torch.equal(centre[..., 0, :], centre[..., -1, :])  # and move
+    wh = box[..., 2:] - box[..., :2]
+    px = 64 / 224
+    assert float(wh.min()) >= 32 * px * 0.7 * 0.8 - 1 and float(wh.max()) <= 128 * px * 1.42 * 1.2 + 1
+    area = wh.mean(dim=2).prod(dim=-1)
+    assert (area[:, 0] >= area[:, 1]).all()                      # the larger object is pasted first
+    assert (part["angle"] == part["angle"].trunc()).all() and (part["angle"][..., 0] == 0).all()
+
+
+def test_objects_from_a_folder_of_rgba_crops(tmp_path, clips):
+    import cv2
+
+    from mgfm.train.rgb_objects import bank_key, build_bank, object_files, open_bank, read_rgba
+    from mgfm.train.rgb_pretrain import OBJECT_BANK, pretrain_rgb
+
+    folder = tmp_path / "objects"
+    for i, cat in enumerate(("cup", "cup", "ball")):
+        (folder / cat).mkdir(parents=True, exist_ok=True)
+        img = np.zeros((20 + 4 * i, 30, 4), np.uint8)
+        img[..., 2] = 255                                           # red in BGRA
+        img[4:-4, 5:-5, 3] = 255                                    # opaque inside, transparent border
+        cv2.imwrite(str(folder / cat / f"o{i}.png"), img)
+    files = object_files(folder)
+    assert [f.parent.name for f in files] == ["ball", "cup", "cup"]
+    rgba = read_rgba(files[0], 16)
+    assert rgba.shape == (16, 16, 4) and rgba[8, 8, 0] == 255 and rgba[8, 8, 3] == 255 and rgba[0, 0, 3] == 0
+    key = bank_key(folder, files, 16)
+    bank = build_bank(files, 16, tmp_path / "bank.npy", key)
+    assert bank.shape == (3, 16, 16, 4) and open_bank(tmp_path / "bank.npy", key) is not None
+    original = (folder / "cup" / "o1.png").read_bytes()
+    cv2.imwrite(str(folder / "cup" / "o1.png"), np.full((8, 8, 4), 255, np.uint8))
+    assert bank_key(folder, object_files(folder), 16) != key          # a changed image repacks the bank
+    (folder / "cup" / "o1.png").write_bytes(original)
+    assert bank_key(folder, object_files(folder), 16) == key
+    cv2.imwrite(str(folder / "ball" / "flat.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"flat.png: has no alpha channel"):
+        read_rgba(folder / "ball" / "flat.png", 16)
+    (folder / "ball" / "flat.png").unlink()
+    with pytest.raises(FileNotFoundError, match="rgb_pretrain.motion.objects_dir"):
+        object_files(tmp_path / "none")
+
+    params = {**_params(), "motion": {"objects_dir": str(folder), "object_size": 16}}
+    out = pretrain_rgb(clips, 1, tmp_path / "s1", {**params, "stage1": {**TRAIN, "epochs": 1}}, seed=0)
+    card = json.loads((out / "card.json").read_text())
+    assert card["objects"] == bank_key(folder, object_files(folder), 16) and (out / OBJECT_BANK).is_file()
+    x = torch.zeros(1, 8, 3, 64, 64)
+    cfg = MotionConfig.from_section({**resolve_motion(), "objects_dir": str(folder)})
+    drawn = draw(cfg, 1, 8, 64, torch.Generator().manual_seed(0), bank_size=3)
+    pasted = render(x, drawn, np.load(out / OBJECT_BANK))
+    assert pasted[:, :, 0].max() > 0.9 and pasted[:, :, 1:].max() == 0  # the red crops, through their own alpha
+
+
+def resolve_motion() -> dict:
+    from mgfm.config.steps import resolve_step
+
+    return resolve_step("pretrain_rgb_stage1", {})["motion"]
 
 
 def test_student_predicts_the_masked_tokens_only():
@@ -170,7 +280,7 @@ def test_target_cache_matches_on_the_fly_targets(clips, tmp_path):
     s1 = pretrain_rgb(clips, 1, tmp_path / "s1", _params(), seed=0)
     pretrain_rgb(clips, 2, s2, _params(cache=True), seed=0, init=s1)
     assert (s2 / "teacher_targets.npy").is_file()
-    on_fly = pretrain_rgb(clips, 2, tmp_path / "fly", _params(), seed=0, init=s1)
+    on_fly = pretrain_rgb(clips, 2, tmp_path / "fly", {**_params(), "augment": {"stages": [1]}}, seed=0, init=s1)
     l_cache = json.loads((s2 / "card.json").read_text())["final_loss"]
     l_fly = json.loads((on_fly / "card.json").read_text())["final_loss"]
     assert l_cache == pytest.approx(l_fly, rel=1e-2)
@@ -183,13 +293,6 @@ def test_dataset_mismatch_names_the_config_key(clips, tmp_path):
     params["model"] = {**MODEL, "num_frames": 16}
     with pytest.raises(ValueError, match=r"8 frames, the model expects 16 \(rgb_pretrain.model.num_frames\)"):
         pretrain_rgb(clips, 1, tmp_path / "m", params, seed=0)
-
-
-def test_trajectory_mask_rows_are_those_of_the_global_batch():
-    traj = torch.rand(6, 2, 4, 4) > 0.6
-    whole, _ = trajectory_mask(traj, 0.75, 0.1, torch.Generator().manual_seed(2))
-    part, _ = trajectory_mask(traj[1::2], 0.75, 0.1, torch.Generator().manual_seed(2), slice(1, None, 2), 6)
-    assert torch.equal(part, whole[1::2])
 
 
 @pytest.mark.slow  # two torchrun launches

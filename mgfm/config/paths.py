@@ -25,7 +25,7 @@ PATH_KEYS: dict[str, tuple[str, ...]] = {
     "pose": ("model", "detector.model", "mmpose.config", "mmpose.checkpoint", "mmpose.det_config",
              "mmpose.det_checkpoint"),
     "clips": ("prior",),
-    "rgb_pretrain": ("teacher.weights", "teacher.onnx", "init.checkpoint"),
+    "rgb_pretrain": ("teacher.weights", "teacher.onnx", "init.checkpoint", "motion.objects_dir"),
     "eval": ("finetune.rgb.init.checkpoint",),
     "infer": ("videos[]", "video_dir"),
 }

@@ -27,8 +27,9 @@ STEPS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "pretrain_skeleton": ("pretrain", ("model", "loss", "augment", "train")),
     "extract_features": ("pretrain", ("features",)),
     # Stage 2 reads Stage 1's model file, so Stage 1's keys reach it through that input, never through params
-    "pretrain_rgb_stage1": ("rgb_pretrain", ("model", "init", "teacher", "masking", "motion", "stage1")),
-    "pretrain_rgb_stage2": ("rgb_pretrain", ("model", "teacher", "masking", "stage2")),
+    "pretrain_rgb_stage1": ("rgb_pretrain", ("model", "init", "teacher", "masking", "motion", "augment",
+                                             "decay_exempt", "stage1")),
+    "pretrain_rgb_stage2": ("rgb_pretrain", ("model", "teacher", "masking", "augment", "decay_exempt", "stage2")),
     "extract_rgb_features": ("rgb_pretrain", ("features",)),
     "eval_linear_probe": ("eval", ("linear_probe", "seeds", "validation", "verify_clips", "streams")),
     "eval_retrieval": ("eval", ("retrieval", "streams")),

@@ -1,11 +1,15 @@
 """Packed clip datasets: one memory-mappable array plus one metadata table per dataset folder.
 
 Layout of a dataset folder (e.g. ``results/datasets/skeleton/mg_train/``):
-    data.npy      skeleton: float32 (N, C, T, V), channels x, y, score; RGB: uint8 (N, T, H, W, 3)
+    data.npy      skeleton: float32 (N, C, T, V), channels x, y, score; RGB: uint8 (N, T, H, W, 3), or in the
+                  views layout (the pretraining clips) uint8 (N, F, S', S', 3): F >= T frames at a fixed stride
+                  and a context margin around the crop, from which pretraining takes a view every epoch
     meta.parquet  one row per clip, row i describes data[i]: clip_id, video_id, subject_id, split, label
                   (int, -1 when unlabeled), valid_len (frames before padding), start_frame, end_frame
-                  (inclusive, at the normalised fps), plus any extra columns a builder adds
-    info.json     how it was built (parameters, shapes), for humans and model cards
+                  (inclusive, at the normalised fps), plus any extra columns a builder adds (views layout:
+                  ``view_starts``, how many starts of T frames at the stride the clip stores)
+    info.json     how it was built (parameters, shapes), for humans and model cards; the views layout adds
+                  ``views`` = {num_frames T, size S, frames F, side S', stride, context}
 Opening a dataset maps the array, so a batch reads only its rows and no Parquet is parsed per sample.
 Skeleton and RGB datasets of the same clips share ``clip_id``.
 """

@@ -10,6 +10,15 @@
   enlarged by ``margin``; parts outside the image are black. A clip with no usable frame falls back to the
   full-frame crop (``box_source`` column records ``keypoints`` / ``bbox`` / ``full``). ``crop: full`` takes the
   central square of the frame (the person sits centrally in press conferences). Then resized to S x S (area).
+- Views layout (datasets named in ``views.datasets``, the pretraining clips by default): what per-epoch views need
+  (``mgfm.train.rgb_pretrain_views``). Frames: where the interval holds T frames at ``views.stride``, the frames at
+  that stride for up to ``views.extra_frames`` + 1 starts, centred in the interval (``view_starts`` = how many
+  starts fit); a shorter clip keeps the evenly spread frames above (one start). F = T + ``extra_frames`` slots,
+  unused ones repeat the last frame. Pixels: the clip's square box grown about its centre to ``round(S x
+  context)`` / S of its side, resized to that many pixels, so the centre S x S pixels are the person crop at the
+  plain layout's scale. The evaluation datasets keep the plain layout, so their clips never change with these
+  keys (one named in ``views.datasets`` gives its centre view to features, and fine-tuning's windows and test
+  views read its starts and margin: ``mgfm.train.rgb_finetune_views``).
 - Reading: each video is opened once and decoded forward only; clips closer than ``SEEK_GAP`` frames are read
   in one sequential span (decord decodes sequentially much faster than it seeks), farther ones after one seek.
 """
@@ -50,6 +59,34 @@ def sample_indices(starts: np.ndarray, ends: np.ndarray, num_frames: int) -> np.
     n = np.asarray(ends, np.int64) - starts + 1
     t = np.arange(num_frames) + 0.5
     return starts[:, None] + (t[None, :] * n[:, None] / num_frames).astype(np.int64)
+
+
+def view_indices(starts: np.ndarray, ends: np.ndarray, num_frames: int, frames: int, stride: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(n_clips, ``frames``) stored frame indices of the views layout and the number of valid starts per clip.
+
+    A clip whose interval holds ``num_frames`` frames at ``stride`` stores the frames at that stride for as many
+    starts as fit (at most ``frames - num_frames + 1``), centred in the interval; a shorter one stores the evenly
+    spread frames of ``sample_indices`` and has one start. Unused slots repeat the last used frame."""
+    starts = np.asarray(starts, np.int64)
+    n = np.asarray(ends, np.int64) - starts + 1
+    span = (num_frames - 1) * stride + 1
+    long = n >= span
+    count = np.where(long, np.minimum(frames - num_frames, np.maximum(n - span, 0) // stride) + 1, 1)
+    used = num_frames + count - 1                                            # frames at the stride
+    first = starts + (n - ((used - 1) * stride + 1)) // 2
+    k = np.minimum(np.arange(frames)[None, :], used[:, None] - 1)
+    strided = first[:, None] + k * stride
+    even = sample_indices(starts, np.asarray(ends, np.int64), num_frames)
+    short = even[:, np.minimum(np.arange(frames), num_frames - 1)]
+    return np.where(long[:, None], strided, short), count
+
+
+def context_boxes(boxes: np.ndarray, size: int, side: int) -> np.ndarray:
+    """Square crop boxes (n, 4) x0, y0, s, s grown about their centres by ``side / size`` (integer pixels)."""
+    grown = np.round(boxes[:, 2] * side / size).astype(np.int64)
+    pad = (grown - boxes[:, 2]) // 2
+    return np.stack([boxes[:, 0] - pad, boxes[:, 1] - pad, grown, grown], axis=1)
 
 
 def frame_boxes(xy: np.ndarray, score: np.ndarray, bbox: np.ndarray, det_score: np.ndarray, source: str,
@@ -145,12 +182,17 @@ def build_rgb_dataset(name: str, out_dir: str | os.PathLike, video_dir: str | os
         if not (Path(video_dir) / f"{vid}.mp4").is_file():
             raise FileNotFoundError(f"dataset {name}: video {vid}: {Path(video_dir) / f'{vid}.mp4'} not found")
     T, S = p["num_frames"], p["size"]
+    views = p["views"] if name in p["views"]["datasets"] else None
+    F = T + views["extra_frames"] if views else T                       # stored frames and side per clip
+    side = int(round(S * views["context"])) if views else S
     valid_len = np.zeros(len(catalog), np.int32)
+    view_starts = np.ones(len(catalog), np.int64)
     box_used = np.empty(len(catalog), dtype=object)
-    log.info("rgb dataset %s: %d clips from %d videos, %d frames of %dx%d, crop %s", name, len(catalog),
-             len(groups), T, S, S, p["crop"])
+    log.info("rgb dataset %s: %d clips from %d videos, %d frames of %dx%d, crop %s%s", name, len(catalog),
+             len(groups), T, S, S, p["crop"], f"; views layout: {F} frames at stride {views['stride']}, "
+             f"{side} px" if views else "")
     bar = Progress(len(catalog), f"rgb {name}", unit="clips", logger=log)
-    with PackedWriter(out_dir, (len(catalog), T, S, S, 3), np.uint8) as writer:
+    with PackedWriter(out_dir, (len(catalog), F, side, side, 3), np.uint8) as writer:
         for vid, rows in groups:
             sel = catalog.iloc[rows]
             starts, ends = sel["start_frame"].to_numpy(), sel["end_frame"].to_numpy()
@@ -163,7 +205,11 @@ def build_rgb_dataset(name: str, out_dir: str | os.PathLike, video_dir: str | os
             boxes, ok = frame_boxes(pose.xy, pose.score, pose.bbox, pose.det_score, p["box_source"],
                                     p["box_min_score"], p["upper_body_box"])
             crops, used = clip_boxes(boxes, ok, starts, ends, p["margin"], size, p["crop"], p["box_source"])
-            idx = sample_indices(starts, ends, T)
+            if views:
+                crops = context_boxes(crops, S, side)
+                idx, view_starts[rows] = view_indices(starts, ends, T, F, views["stride"])
+            else:
+                idx = sample_indices(starts, ends, T)
             # which (clip, step) pairs each frame feeds, frames in decoding order
             flat = idx.reshape(-1)
             order = np.argsort(flat, kind="stable")
@@ -171,15 +217,18 @@ def build_rgb_dataset(name: str, out_dir: str | os.PathLike, video_dir: str | os
             bounds = np.append(first_pos, len(flat))
             for k, (f, img) in enumerate(read_needed_frames(reader, video, needed)):
                 for pos in order[bounds[k]:bounds[k + 1]].tolist():
-                    c, t = divmod(pos, T)
-                    writer.data[rows[c], t] = crop_resize(img, crops[c], S)
+                    c, t = divmod(pos, F)
+                    writer.data[rows[c], t] = crop_resize(img, crops[c], side)
             valid_len[rows] = np.minimum(ends - starts + 1, T)
             box_used[rows] = used
             del reader
             bar.update(len(rows))
-        meta = clip_metadata(catalog, valid_len, {"box_source": box_used.astype(str)})
-        writer.finish(meta, {"name": name, "modality": "rgb", "layout": "N,T,H,W,RGB", "num_frames": T,
-                             "size": S, "params": p, "videos": len(groups),
-                             "box_source_counts": meta["box_source"].value_counts().to_dict()})
+        extra = {"box_source": box_used.astype(str), **({"view_starts": view_starts} if views else {})}
+        meta = clip_metadata(catalog, valid_len, extra)
+        layout = {"layout": "N,F,H,W,RGB views", "views": {"num_frames": T, "size": S, "frames": F, "side": side,
+                                                           "stride": views["stride"], "context": views["context"]}
+                  } if views else {"layout": "N,T,H,W,RGB"}
+        writer.finish(meta, {"name": name, "modality": "rgb", **layout, "num_frames": T, "size": S, "params": p,
+                             "videos": len(groups), "box_source_counts": meta["box_source"].value_counts().to_dict()})
     bar.close()
     return meta

@@ -96,7 +96,9 @@ class LabeledClips(torch.utils.data.Dataset):
     def __getitem__(self, indices) -> dict:
         rows = self.rows[np.atleast_1d(np.asarray(indices, dtype=np.int64))]
         batch = self.clips[rows]
-        return {"x": batch["x"], "valid_len": batch["valid_len"], "label": torch.from_numpy(self.labels[rows])}
+        # "starts": how many starts of the model's frames each RGB clip stores, where the clips are read whole
+        keep = {k: batch[k] for k in ("x", "valid_len", "starts") if k in batch}
+        return {**keep, "label": torch.from_numpy(self.labels[rows])}
 
 
 def build_encoder(card: dict) -> nn.Module:
@@ -109,10 +111,10 @@ def build_encoder(card: dict) -> nn.Module:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int,
-            views: list[tuple[int, int, int]] | None = None) -> np.ndarray:
-    """Scores (len(rows), K) in eval mode: logits, or with several RGB ``views`` (``rgb_finetune.view_list``) the
-    log of their averaged softmax; the model's train/eval mode is restored afterwards."""
+def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int, views=None) -> np.ndarray:
+    """Scores (len(rows), K) in eval mode: logits, or with RGB test ``views`` (``rgb_finetune.view_list``) the
+    log of their averaged softmax (``rgb_finetune.view_scores``); the model's train/eval mode is restored
+    afterwards."""
     from mgfm.train.inputs import prepare_input
 
     was_training = model.training
@@ -124,7 +126,7 @@ def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int,
         if views is not None:
             from mgfm.eval.rgb_finetune import view_scores
 
-            outs.append(view_scores(model, b["x"].to(dev), views).cpu().numpy())
+            outs.append(view_scores(model, b["x"].to(dev), views, b.get("starts")).cpu().numpy())
             continue
         outs.append(model(prepare_input(b["x"].to(dev), b["valid_len"].to(dev), model.card)).float().cpu().numpy())
     model.train(was_training)
@@ -256,18 +258,19 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     torch.manual_seed(derive_seed(run_seed, "init"))
     model, weights, rgb_init = build_classifier(protocol, model_dir, card, num_classes, ft)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(ft["label_smoothing"]))
-    views = None
+    views = val_views = None
     if rgb:
         from mgfm.eval.rgb_finetune import describe_views, train_input, view_list
         from mgfm.train.rgb_augment import ClipAugment
 
         augment = ClipAugment.from_recipe(recipe)
         views = view_list(test_clips.data.shape, card, recipe)
-        log.info("%s rgb: %s", protocol, describe_views(test_clips.data.shape, card, recipe))
+        val_views = view_list(train_clips.data.shape, card, recipe)
+        log.info("%s rgb: %s", protocol, describe_views(test_clips, card, recipe))
 
     def step(m, batch, ctx):
         if rgb:
-            x = train_input(batch["x"], card, augment, ctx.generator)
+            x = train_input(batch["x"], card, augment, ctx.generator, batch.get("starts"))
         else:
             x = prepare_input(batch["x"], batch["valid_len"], card)
         if rgb and (recipe["mixup"] > 0 or recipe["cutmix"] > 0):
@@ -292,7 +295,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         if not is_main or (epoch % eval_every and epoch != cfg.epochs):
             return
         test = predict(model, test_clips, test_rows, eval_bs, views)
-        val = predict(model, train_clips, val_rows, eval_bs, views)
+        val = predict(model, train_clips, val_rows, eval_bs, val_views)
         write_npz(scores_dir / f"epoch_{epoch:04d}.npz", test=test, val=val)
 
     # by content: the encoder's weights (a retrained encoder has the same card keys), both datasets, the code
@@ -309,7 +312,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         return None
     result = _seed_result(scores_dir, y_test, y_train, pool, val_rows, test_clips.meta)
     if rgb:
-        result["rgb"] = {"init": rgb_init, "test_views": describe_views(test_clips.data.shape, card, recipe),
+        result["rgb"] = {"init": rgb_init, "test_views": describe_views(test_clips, card, recipe),
                          "augment": augment.to_dict(), "pooling": "fc_norm", "drop_path": float(recipe["drop_path"])}
     if not ft["keep_checkpoints"]:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

@@ -8,7 +8,8 @@
   (``init``), or from random weights (the from-scratch baseline).
 - Training input: a random temporal window of the stored clip, then RandAugment, random resized crop + flip,
   normalisation, random erasing (``mgfm.train.rgb_augment``); mixup / CutMix follow in the protocol's step.
-- Scoring: the softmax probabilities averaged over the temporal x spatial test views (``mgfm.train.rgb_views``).
+- Scoring: the softmax probabilities averaged over the temporal x spatial test views
+  (``mgfm.train.rgb_finetune_views``), each clip's distinct ones.
 """
 
 from __future__ import annotations
@@ -52,19 +53,21 @@ def finetuning_encoder(protocol: str, model_dir: str | Path, card: dict, recipe:
     return encoder, weights, init
 
 
-def train_input(x: torch.Tensor, card: dict, augment, generator: torch.Generator) -> torch.Tensor:
-    """Stored uint8 clips (B, T_s, S_s, S_s, 3) -> augmented, normalised model input (B, T, 3, S, S)."""
+def train_input(x: torch.Tensor, card: dict, augment, generator: torch.Generator,
+                starts: torch.Tensor | None = None) -> torch.Tensor:
+    """Stored uint8 clips (B, T_s, S_s, S_s, 3) -> augmented, normalised model input (B, T, 3, S, S); ``starts``
+    (B,): how many starts of T frames each clip stores (``PackedRGBClips(..., larger=True)``'s batches)."""
     from mgfm.train.rgb_augment import augment_clips
     from mgfm.train.rgb_data import to_unit
-    from mgfm.train.rgb_views import random_window
+    from mgfm.train.rgb_finetune_views import random_window
 
-    x = random_window(x, int(card["num_frames"]), generator)
+    x = random_window(x, int(card["num_frames"]), generator, starts)
     return augment_clips(to_unit(x), int(card["image_size"]), augment, generator)
 
 
-def view_list(stored_shape: tuple[int, ...], card: dict, recipe: dict) -> list[tuple[int, int, int]]:
-    """The distinct test views of clips stored as ``stored_shape``."""
-    from mgfm.train.rgb_views import evaluation_views
+def view_list(stored_shape: tuple[int, ...], card: dict, recipe: dict):
+    """The test views (``rgb_finetune_views.TestViews``) of clips stored as ``stored_shape``."""
+    from mgfm.train.rgb_finetune_views import evaluation_views
 
     views = recipe["test_views"]
     return evaluation_views(stored_shape, int(card["num_frames"]), int(card["image_size"]), int(views["temporal"]),
@@ -72,22 +75,42 @@ def view_list(stored_shape: tuple[int, ...], card: dict, recipe: dict) -> list[t
 
 
 @torch.inference_mode()
-def view_scores(model: nn.Module, x: torch.Tensor, views: list[tuple[int, int, int]]) -> torch.Tensor:
-    """Scores (B, K) of stored clips ``x``: the logits of a single view, else the log of the softmax
-    probabilities averaged over the views (so a softmax of the scores gives SMILE's averaged probabilities)."""
+def view_scores(model: nn.Module, x: torch.Tensor, views, starts: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores (B, K) of stored clips ``x`` (``starts`` per clip as in ``train_input``): the logits where every
+    clip has a single view, else the log of the softmax probabilities averaged over each clip's distinct views
+    (so a softmax of the scores gives SMILE's averaged probabilities)."""
     from mgfm.train.rgb_features import prepare_rgb
-    from mgfm.train.rgb_views import crop_view
+    from mgfm.train.rgb_finetune_views import crop_view
 
-    t, s = int(model.card["num_frames"]), int(model.card["image_size"])
-    logits = [model(prepare_rgb(crop_view(x, v, t, s).contiguous())).float() for v in views]
+    t, s = views.num_frames, views.size
+    if starts is None:
+        starts = torch.full((len(x),), x.shape[1] - t + 1, dtype=torch.int64)
+    t0, first = views.starts(starts.cpu())
+    logits, weight = [], []
+    for k in range(views.temporal):
+        if not bool(first[:, k].any()):                  # a start every clip has seen already
+            continue
+        for place in views.places:
+            logits.append(model(prepare_rgb(crop_view(x, t0[:, k], place, t, s).contiguous())).float())
+            weight.append(first[:, k])
     if len(logits) == 1:
         return logits[0]
-    probs = torch.stack([torch.softmax(z, dim=1) for z in logits]).mean(0)
+    w = torch.stack(weight).to(logits[0].device, logits[0].dtype)[:, :, None]
+    probs = (torch.stack([torch.softmax(z, dim=1) for z in logits]) * w).sum(0) / w.sum(0)
     return torch.log(probs.clamp(min=torch.finfo(probs.dtype).tiny))
 
 
-def describe_views(stored_shape: tuple[int, ...], card: dict, recipe: dict) -> dict:
-    """What the test views were: configured, distinct, and their offsets (for metrics.json)."""
-    views = view_list(stored_shape, card, recipe)
-    return {**recipe["test_views"], "distinct": len(views), "offsets_t_y_x": [list(v) for v in views],
-            "stored": list(np.asarray(stored_shape[1:4]).tolist())}
+def describe_views(clips, card: dict, recipe: dict) -> dict:
+    """What the test views of the packed ``clips`` (``PackedRGBClips``) were: configured, distinct per clip,
+    the spatial offsets and, where every clip has the same ones, the (t, y, x) offsets (for metrics.json)."""
+    views = view_list(clips.data.shape, card, recipe)
+    t0, first = views.starts(torch.from_numpy(clips.starts))
+    distinct = first.sum(1) * len(views.places)
+    out = {**recipe["test_views"], "distinct": int(distinct.max()) if len(distinct) else 0,
+           "distinct_min": int(distinct.min()) if len(distinct) else 0,
+           "offsets_y_x": [list(p) for p in views.places],
+           "stored": list(np.asarray(clips.data.shape[1:4]).tolist())}
+    if len(t0) and bool((t0 == t0[:1]).all()):
+        out["offsets_t_y_x"] = [[int(t0[0, k]), y, x] for k in range(views.temporal) if first[0, k]
+                                for y, x in views.places]
+    return out

@@ -336,14 +336,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kind", required=True, choices=KINDS)
+    parser.add_argument("--kind", required=True, choices=KINDS,
+                        help="pose: an RTMPose / RTMW top-down model; detector: an RTMDet person detector")
     parser.add_argument("--config", required=True, help="mmpose/mmdet config file, or mmpose::<path> in the package")
     parser.add_argument("--checkpoint", required=True, help="the checkpoint (.pth) to export")
     parser.add_argument("--sha256", required=True, help="its pinned sha256 (full, or >= 8 hex digits)")
     parser.add_argument("--out", required=True, help="the .onnx to write (its sidecar .json goes beside it)")
     parser.add_argument("--flip-test", choices=("config", "on", "off"), default="config",
                         help="pose only: mmpose's flip test in the graph (config: as the config's test_cfg)")
-    parser.add_argument("--opset", type=int, default=OPSET)
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset of the exported graph (default {OPSET})")
 
 
 def to_argv(args: argparse.Namespace) -> list[str]:

@@ -2,9 +2,11 @@
 
 It owns what every run needs: the device (GPU if present, else CPU), DistributedDataParallel under
 ``torchrun``, a DistributedSampler (also in one process, so the clip order does not depend on the number
-of processes), Adam/AdamW with warm-up and step or cosine decay, bf16 autocast on GPU only, per-epoch
-reseeding, atomic checkpoints every N epochs and at the end, automatic resume, CSV curves (per epoch and
-every few steps), TensorBoard when installed, and progress lines with rate and ETA.
+of processes), Adam/AdamW with warm-up and step or cosine decay (sized for ``schedule_epochs`` when a run stops
+early, as SMILE's released recipe does), bf16 autocast on GPU only, per-epoch reseeding, atomic checkpoints every
+N epochs and at the end, automatic resume, CSV curves (per epoch and every few steps), TensorBoard when installed,
+and progress lines with rate and ETA. Each batch of indices carries its epoch (``IndexBatch``), so a Dataset can
+draw per-epoch augmentations from (seed, item, epoch) in any loader worker.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
 from mgfm.common.atomic import atomic_path
 from mgfm.common.logs import Progress
@@ -38,7 +40,8 @@ STEP_LOG = "train_steps.csv"
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings: a resolved ``train`` block (``pretrain.train`` or ``eval.finetune.train``, whose
-    defaults differ and live in their schemas), so the fields have no defaults of their own."""
+    defaults differ and live in their schemas), so the fields have no defaults of their own, except
+    ``schedule_epochs``, which only blocks that can stop early carry (0: the schedule spans ``epochs``)."""
 
     epochs: int
     batch_size: int                       # global batch: split evenly over the processes
@@ -59,12 +62,16 @@ class TrainConfig:
     log_every_steps: int
     num_workers: int
     seed: int
+    schedule_epochs: int = 0              # epochs the warm-up + decay is sized for; training stops after `epochs`
     #: where the block lives in the config ("pretrain.train", "rgb_pretrain.stage1", ...): messages name its keys
     key: str = field(default="train", compare=False)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"train: epochs must be >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
+        if self.schedule_epochs and self.schedule_epochs < self.epochs:
+            raise ValueError(f"train.schedule_epochs {self.schedule_epochs} is shorter than train.epochs "
+                             f"{self.epochs}; 0 sizes the schedule for epochs")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ValueError(f"train.optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine"):
@@ -74,14 +81,15 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, p: dict, seed: int, key: str = "train") -> TrainConfig:
-        """From a resolved train block (mgfm.config fills its defaults); a missing or unknown key is an error.
-        ``key``: the block's place in the config, named by messages about its values."""
+        """From a resolved train block (mgfm.config fills its defaults); a missing or unknown key is an error
+        (``schedule_epochs`` may be absent). ``key``: the block's place in the config, named by messages about its
+        values."""
         p = dict(p)
         for name in ("betas", "milestones"):
             if name in p:
                 p[name] = tuple(p[name])
         expected = set(cls.__dataclass_fields__) - {"seed", "key"}
-        unknown, missing = sorted(set(p) - expected), sorted(expected - set(p))
+        unknown, missing = sorted(set(p) - expected), sorted(expected - set(p) - {"schedule_epochs"})
         if unknown or missing:
             raise ValueError(f"{key}: unknown keys {unknown}, missing keys {missing} (resolve the section with "
                              "mgfm.config first)")
@@ -92,6 +100,11 @@ class TrainConfig:
         out = asdict(self)
         out.pop("key")
         return out
+
+    @property
+    def schedule_length(self) -> int:
+        """Epochs the learning-rate schedule spans."""
+        return self.schedule_epochs or self.epochs
 
 
 def batch_for_clips(cfg: TrainConfig, n_clips: int, world: int = 1, desc: str = "training",
@@ -109,6 +122,28 @@ def batch_for_clips(cfg: TrainConfig, n_clips: int, world: int = 1, desc: str = 
         log.warning("%s.batch_size %d is more than the %d training clips of %s: training with batch size %d (the "
                     "clip count)", cfg.key, cfg.batch_size, n_clips, desc, used)
     return replace(cfg, batch_size=used)
+
+
+class IndexBatch(list):
+    """One batch of dataset indices and the epoch it belongs to (``.epoch``; None outside training), so a Dataset
+    indexed by batches can seed per-epoch augmentations from (seed, item, epoch): the same in any loader worker,
+    for any number of processes, and after a resume."""
+
+    def __init__(self, indices, epoch: int | None = None) -> None:
+        super().__init__(indices)
+        self.epoch = epoch
+
+
+class EpochBatchSampler(BatchSampler):
+    """``BatchSampler`` over a DistributedSampler whose batches are ``IndexBatch``es of the sampler's epoch."""
+
+    def __init__(self, sampler: Sampler, batch_size: int) -> None:
+        super().__init__(sampler, batch_size, drop_last=True)
+
+    def __iter__(self):
+        epoch = getattr(self.sampler, "epoch", None)
+        for batch in super().__iter__():
+            yield IndexBatch(batch, epoch)
 
 
 @dataclass
@@ -254,7 +289,7 @@ def _loader(dataset: Dataset, cfg: TrainConfig, info: DistInfo, local_batch: int
     """A DistributedSampler (also in one process, so the clip order does not depend on the process count)."""
     sampler = DistributedSampler(dataset, num_replicas=info.world, rank=info.rank, shuffle=True,
                                  seed=derive_seed(cfg.seed, "sampler") % 2**31, drop_last=True)
-    loader = DataLoader(dataset, sampler=BatchSampler(sampler, local_batch, drop_last=True), batch_size=None,
+    loader = DataLoader(dataset, sampler=EpochBatchSampler(sampler, local_batch), batch_size=None,
                         num_workers=cfg.num_workers, pin_memory=info.device.type == "cuda",
                         persistent_workers=cfg.num_workers > 0)
     return sampler, loader
@@ -337,7 +372,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, float]:
 def _train_step(run: _Run, epoch: int, step: int, batch: dict) -> dict[str, float]:
     """Learning rate, forward under autocast, finite-loss check, backward, clipping, optimiser step."""
     cfg, info = run.cfg, run.info
-    run.lr = lr = learning_rate(run.global_step, run.steps_per_epoch, cfg.epochs, cfg.lr, cfg.schedule,
+    run.lr = lr = learning_rate(run.global_step, run.steps_per_epoch, cfg.schedule_length, cfg.lr, cfg.schedule,
                                 cfg.warmup_epochs, cfg.milestones, cfg.gamma, cfg.min_lr)
     for group in run.optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)

@@ -222,7 +222,7 @@ def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float], 
 
     The area is relative to the model's view, not the stored frame: where the stored frame is the view (H = W =
     size) this is SMILE's crop of the frame; where a dataset keeps more pixels around it, the box moves over all
-    of them at the scale the test views (``rgb_views``) see, instead of zooming out."""
+    of them at the scale the test views (``rgb_finetune_views``) see, instead of zooming out."""
     b, _, _, h, w = x.shape
     if h < size or w < size:
         raise ValueError(f"RGB clips of {h}x{w} px are smaller than the model's {size} px view")

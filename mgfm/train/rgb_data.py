@@ -9,25 +9,53 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mgfm.core.packed import open_packed
+from mgfm.core.packed import open_packed, read_info
+from mgfm.train.rgb_pretrain_views import ViewAugment, centre_views, draw_views, read_views
 
 
 class PackedRGBClips(Dataset):
-    """``ds[list_of_indices]`` -> {"x": uint8 (n, T, S, S, 3), "valid_len", "index": int64 (n,)}: one memmap read per batch,
-    converted to float on the training device (``to_student``), so a batch crosses to the GPU as uint8."""
+    """``ds[list_of_indices]`` -> {"x": uint8 (n, T, S, S, 3), "valid_len", "index": int64 (n,)}, converted to float on
+    the training device (``to_unit``), so a batch crosses to the GPU as uint8.
+
+    A plain dataset (N, T, S, S, 3) is read in one memmap read per batch. A dataset in the ``views`` layout
+    (N, F, S', S', 3, more frames at a fixed stride and a context margin; ``mgfm.core.packed``) gives its centre
+    view, or, with ``augment`` and a batch that carries its epoch (``mgfm.train.loop.IndexBatch``), a per-epoch
+    pretraining view (``mgfm.train.rgb_pretrain_views``) seeded by (``seed``, clip id, epoch); ``augment`` crops a
+    plain dataset too.
+
+    ``larger`` (fine-tuning, whose reader picks its own windows and test views: ``mgfm.train.rgb_finetune_views``):
+    the clips as stored, which may hold more frames / pixels than the model takes, plus ``"starts"`` (n,): how
+    many starts of the model's T frames each clip stores (T_s - T + 1 for a plain dataset; the views layout's
+    ``view_starts``, whose frames at the stride beyond them repeat the clip's last frame)."""
 
     def __init__(self, path: str | os.PathLike, num_frames: int | None = None, image_size: int | None = None,
-                 larger: bool = False) -> None:
-        """``larger``: clips may hold more frames / pixels than the model takes (its reader picks the views)."""
+                 augment: ViewAugment | None = None, seed: int = 0, larger: bool = False) -> None:
         self.path = Path(path)
+        if augment is not None and larger:
+            raise ValueError(f"{self.path}: pretraining views (augment) and fine-tuning's stored clips (larger) "
+                             "are two readers; open the dataset with one")
         self.data, self.meta = open_packed(self.path)
         if self.data.ndim != 5 or self.data.shape[-1] != 3 or self.data.dtype != np.uint8:
             raise ValueError(f"{self.path}: RGB data must be uint8 (N, T, S, S, 3), got {self.data.dtype} "
                              f"{self.data.shape}")
-        _, t, s, _, _ = self.data.shape
-        if num_frames is not None and (t < num_frames if larger else t != num_frames):
+        self.views = read_info(self.path).get("views") if (self.path / "info.json").is_file() else None
+        self.augment, self.seed, self.larger = augment, seed, larger
+        if self.views:
+            t, s = int(self.views["num_frames"]), int(self.views["size"])
+            if "view_starts" not in self.meta.columns or self.data.shape[2] < s or self.data.shape[1] < t:
+                raise ValueError(f"{self.path}: views layout of {t} x {s} px clips needs more stored frames and "
+                                 f"pixels than {self.data.shape[1:4]} and a view_starts column")
+            self.starts = self.meta["view_starts"].to_numpy().astype(np.int64)
+        else:
+            _, t, s, _, _ = self.data.shape
+            self.starts = np.full(len(self.data), t - (num_frames or t) + 1 if larger else 1, np.int64)
+        self.num_frames, self.size = t, s
+        self.clip_ids = self.meta["clip_id"].astype(str).to_numpy()
+        # the views layout was built for one T x S input; plain clips read whole may be larger than the model's
+        at_least = larger and not self.views
+        if num_frames is not None and (t < num_frames if at_least else t != num_frames):
             raise ValueError(f"{self.path}: {t} frames, the model expects {num_frames} (rgb_pretrain.model.num_frames)")
-        if image_size is not None and (s < image_size if larger else s != image_size):
+        if image_size is not None and (s < image_size if at_least else s != image_size):
             raise ValueError(f"{self.path}: {s} px frames, the model expects {image_size} "
                              "(rgb_pretrain.model.image_size)")
         self.valid_len = self.meta["valid_len"].to_numpy().astype(np.int64)
@@ -37,11 +65,22 @@ class PackedRGBClips(Dataset):
 
     def __getitem__(self, indices) -> dict:
         idx = np.atleast_1d(np.asarray(indices, dtype=np.int64))
-        order = np.argsort(idx)                       # memmap reads in file order
-        x = np.empty((len(idx), *self.data.shape[1:]), np.uint8)
-        x[order] = self.data[idx[order]]
-        return {"x": torch.from_numpy(x), "valid_len": torch.from_numpy(self.valid_len[idx]),
-                "index": torch.from_numpy(idx)}
+        epoch = getattr(indices, "epoch", None)
+        side = self.data.shape[2]
+        extra = {}
+        if self.augment is not None and epoch is not None:
+            views = draw_views(self.clip_ids[idx], self.starts[idx], side, self.size, self.augment, self.seed, epoch)
+            x = read_views(self.data, idx, views, self.num_frames, self.size)
+        elif self.views and not self.larger:
+            x = read_views(self.data, idx, centre_views(self.starts[idx], side, self.size), self.num_frames, self.size)
+        else:
+            order = np.argsort(idx)                   # memmap reads in file order
+            clips = np.empty((len(idx), *self.data.shape[1:]), np.uint8)
+            clips[order] = self.data[idx[order]]
+            x = torch.from_numpy(clips)
+            if self.larger:
+                extra = {"starts": torch.from_numpy(self.starts[idx])}
+        return {"x": x, "valid_len": torch.from_numpy(self.valid_len[idx]), "index": torch.from_numpy(idx), **extra}
 
 
 class TargetsFromCache(Dataset):

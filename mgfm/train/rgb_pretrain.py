@@ -1,14 +1,19 @@
 """MG-FM-RGB pretraining (SMILE on VideoMAE), one stage per call, through the shared ``fit`` loop.
 
-- Stage 1: each clip gets pasted object tubelets (``rgb_motion``), the teacher sees the augmented clip, and the
-  mask is trajectory-aware (``rgb_masking.trajectory_mask``).
+- Every stage in ``augment.stages`` reads a new view of each clip every epoch (``rgb_pretrain_views``: a random
+  start at the stride, a multi-scale crop), drawn in the loader from (seed, clip id, epoch).
+- Stage 1: each clip gets pasted objects on smoothed random paths (``rgb_motion``; from ``motion.objects_dir``'s
+  RGBA crops, ``rgb_objects``, or generated), the teacher sees the augmented clip, and the mask is SMILE's
+  trajectory-aware one built from the objects' boxes (``rgb_masking.trajectory_mask``).
 - Stage 2: initialised from Stage 1's whole model (encoder + decoder, ``smile_model.safetensors``), original clips,
-  tube masking; the teacher's targets can be computed once per clip and cached on disk (``teacher.cache``), since
-  the clip never changes (Stage 1 cannot cache: its input is re-augmented every step).
+  tube masking; without per-epoch views the teacher's targets can be computed once per clip and cached on disk
+  (``teacher.cache``).
+- Multiple sampling (``masking.multiple_sampling``, SMILE's): each step runs the batch twice, the second time with
+  the masks of the batch shuffled, as one forward pass over both.
 Loss: MSE between the decoder's predictions and the normalised teacher tokens of the masked tokens only, in
-float32. Outputs in the model folder: ``encoder.safetensors`` + ``card.json`` (``load_encoder``),
-``smile_model.safetensors`` (encoder + decoder, to initialise the next stage), ``checkpoints/last.pt``,
-``train_log.csv``, ``train_steps.csv``.
+float32. Optimiser groups: no weight decay on biases, norms and the mask token (``decay_exempt``). Outputs in the
+model folder: ``encoder.safetensors`` + ``card.json`` (``load_encoder``), ``smile_model.safetensors`` (encoder +
+decoder, to initialise the next stage), ``checkpoints/last.pt``, ``train_log.csv``, ``train_steps.csv``.
 """
 
 from __future__ import annotations
@@ -41,36 +46,45 @@ from mgfm.train.distributed import DistInfo, init_distributed
 from mgfm.train.loop import StepContext, TrainConfig, fit
 from mgfm.train.pretrain import CODE_PACKAGES, git_revision
 from mgfm.train.rgb_data import PackedRGBClips, TargetsFromCache, to_unit
-from mgfm.train.rgb_masking import trajectory_mask, tube_mask
-from mgfm.train.rgb_motion import MotionConfig, draw, render, select, trajectory_tokens
+from mgfm.train.rgb_masking import box_tokens, trajectory_mask, tube_mask
+from mgfm.train.rgb_motion import MotionConfig, draw, render, select
+from mgfm.train.rgb_objects import bank_key, build_bank, object_files, open_bank
+from mgfm.train.rgb_pretrain_views import ViewAugment
 
 log = logging.getLogger(__name__)
 FULL_MODEL = "smile_model.safetensors"
 TARGET_CACHE = "teacher_targets.npy"
+OBJECT_BANK = "objects_bank.npy"
 STAGES = (1, 2)
 
 
 def make_step(cfg: StudentConfig, teacher: torch.nn.Module, masking: dict, stage: int,
-              motion: MotionConfig | None, cache: np.ndarray | None):
-    """The step: (stage 1) paste objects; teacher targets (or the cache); mask; student; masked-token MSE."""
+              motion: MotionConfig | None, cache: np.ndarray | None, bank: np.ndarray | None = None):
+    """The step: (stage 1) paste objects; teacher targets (or the cache); masks (a second, shuffled set with
+    multiple sampling); student; masked-token MSE. Objects, masks and the shuffle are drawn for the global batch
+    and each process takes its rows."""
     grid = cfg.grid
 
     def step(model: torch.nn.Module, batch: dict, ctx: StepContext):
         x = to_unit(batch["x"])
-        b = x.shape[0]
         rows = slice(ctx.dist.rank, None, ctx.dist.world)
         terms = {}
         with torch.autocast(device_type=x.device.type, enabled=False):
             if stage == 1:
-                draws = select(draw(motion, ctx.global_batch, cfg.num_frames, cfg.image_size, ctx.generator), rows)
-                x, coverage = render(x, draws)
-                traj = trajectory_tokens(coverage, cfg.tubelet_size, cfg.patch_size)
-                mask, glimpses = trajectory_mask(traj.cpu(), masking["ratio"], masking["trajectory_visible"],
-                                                 ctx.generator, rows, ctx.global_batch)
+                draws = draw(motion, ctx.global_batch, cfg.num_frames, cfg.image_size, ctx.generator,
+                             0 if bank is None else len(bank))
+                traj = box_tokens(draws["box"], grid, cfg.patch_size)
+                masks, glimpses = trajectory_mask(traj, masking["ratio"], masking["trajectory_visible"],
+                                                  ctx.generator)
+                x = render(x, select(draws, rows), bank)
+                traj = traj.reshape(ctx.global_batch, -1)[rows]
                 terms["trajectory_tokens"] = traj.float().mean()
-                terms["trajectory_visible"] = glimpses.float().sum() / traj.sum().clamp(min=1).cpu()
+                terms["trajectory_visible"] = glimpses[rows].float().sum() / traj.sum().clamp(min=1)
             else:
-                mask = tube_mask(ctx.global_batch, grid, masking["ratio"], ctx.generator)[rows]
+                masks = tube_mask(ctx.global_batch, grid, masking["ratio"], ctx.generator)
+            mask = masks[rows]
+            if masking["multiple_sampling"]:   # SMILE: the masks of the batch shuffled, the same clips again
+                mask = torch.cat([mask, masks[torch.randperm(ctx.global_batch, generator=ctx.generator)][rows]])
             if "target" in batch:  # served by the Dataset (TargetsFromCache): read by the loader's workers
                 target = batch["target"].float()
             elif cache is not None:
@@ -79,8 +93,12 @@ def make_step(cfg: StudentConfig, teacher: torch.nn.Module, masking: dict, stage
                 teacher.to(x.device)
                 target = teacher_targets(teacher, x, cfg.tubelet_size)
         mask = mask.to(x.device)
-        pred = model(normalise_clips(x), mask).float()
-        target = target[mask].reshape(b, -1, target.shape[-1])
+        repeat = len(mask) // len(x)
+        clips = normalise_clips(x)
+        if repeat > 1:
+            clips, target = torch.cat([clips] * repeat), torch.cat([target] * repeat)
+        pred = model(clips, mask).float()
+        target = target[mask].reshape(len(mask), -1, target.shape[-1])
         return torch.nn.functional.mse_loss(pred, target), terms
 
     return step
@@ -126,28 +144,44 @@ def cache_targets(teacher: torch.nn.Module, data: PackedRGBClips, cfg: StudentCo
     return np.load(path, mmap_mode="r")
 
 
-def shared_target_cache(teacher: torch.nn.Module, data: PackedRGBClips, cfg: StudentConfig, path: Path, key: str,
-                        batch_size: int, info: DistInfo, poll_s: float = 2.0) -> np.ndarray:
-    """The target cache of a run of one or more processes: built once, by rank 0 on its own device, while the
-    other ranks wait for its key file (not in a collective, whose timeout a long build would exceed; torchrun
-    stops them if rank 0 fails), then a barrier, then every rank maps the same file."""
+def built_by_rank0(path: Path, key: str, build, opener, info: DistInfo, what: str, poll_s: float = 2.0):
+    """A file of a run of one or more processes, built once: rank 0 calls ``build()`` (which reuses a file whose
+    key matches) while the other ranks wait for ``opener(path, key)`` to find it (not in a collective, whose
+    timeout a long build would exceed; torchrun stops them if rank 0 fails), then a barrier, then every rank
+    opens the same file."""
     if info.is_main:
         path.parent.mkdir(parents=True, exist_ok=True)
-        cache_targets(teacher, data, cfg, path, key, batch_size, info.device)
+        build()
     else:
         said = False
-        while open_cache(path, key) is None:
+        while opener(path, key) is None:
             if not said:
-                log.info("rank %d: waiting for rank 0 to write the teacher targets to %s", info.rank, path)
+                log.info("rank %d: waiting for rank 0 to write the %s to %s", info.rank, what, path)
                 said = True
             time.sleep(poll_s)
     if info.world > 1:
         dist.barrier(device_ids=[info.local_rank]) if info.device.type == "cuda" else dist.barrier()
-    cache = open_cache(path, key)
-    if cache is None:
-        raise RuntimeError(f"{path}: the teacher-target cache is missing after rank 0 wrote it (is {path.parent} "
-                           "shared by every process?)")
-    return cache
+    opened = opener(path, key)
+    if opened is None:
+        raise RuntimeError(f"{path}: the {what} is missing after rank 0 wrote it (is {path.parent} shared by every "
+                           "process?)")
+    return opened
+
+
+def shared_target_cache(teacher: torch.nn.Module, data: PackedRGBClips, cfg: StudentConfig, path: Path, key: str,
+                        batch_size: int, info: DistInfo, poll_s: float = 2.0) -> np.ndarray:
+    """The target cache of a run of one or more processes, built by rank 0 on its own device (``built_by_rank0``)."""
+    return built_by_rank0(path, key, lambda: cache_targets(teacher, data, cfg, path, key, batch_size, info.device),
+                          open_cache, info, "teacher targets", poll_s)
+
+
+def shared_object_bank(folder: str, size: int, path: Path, info: DistInfo) -> tuple[np.ndarray, str]:
+    """The memory-mapped bank of ``folder``'s RGBA objects (``rgb_objects``), packed once by rank 0, and its key."""
+    files = object_files(folder)
+    key = bank_key(folder, files, size)
+    bank = built_by_rank0(path, key, lambda: open_bank(path, key) if open_bank(path, key) is not None
+                          else build_bank(files, size, path, key), open_bank, info, "object bank")
+    return bank, key
 
 
 def module_digest(module: torch.nn.Module) -> str:
@@ -176,11 +210,17 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
                                       key=f"rgb_pretrain.{train_key}")
     masking = params["masking"]
     motion = MotionConfig.from_section(params["motion"]) if stage == 1 else None
-    data = PackedRGBClips(dataset, cfg.num_frames, cfg.image_size)
+    augment = params["augment"]
+    views = ViewAugment.from_section(augment) if stage in augment["stages"] else None
+    if stage == 2 and params["teacher"]["cache"] and views is not None:
+        raise ValueError("rgb_pretrain.teacher.cache keeps the targets of each clip's centre view, but Stage 2 reads "
+                         "a new view every epoch (rgb_pretrain.augment.stages lists 2): turn one of them off")
+    data = PackedRGBClips(dataset, cfg.num_frames, cfg.image_size, augment=views,
+                          seed=derive_seed(train_cfg.seed, "views"))
     teacher = build_teacher(params["teacher"], cfg.grid[1:])
 
     torch.manual_seed(derive_seed(train_cfg.seed, "init"))
-    model = SmileModel(cfg, teacher.dim)
+    model = SmileModel(cfg, teacher.dim, decay_exempt=params["decay_exempt"])
     init_desc = None
     if stage == 1 and params["init"]["checkpoint"]:       # SMILE's / VideoMAE's weights instead of random ones
         init_desc = start_pretraining_from(model, params["init"])
@@ -199,10 +239,15 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
     data_desc = {"dataset": str(dataset), "name": Path(dataset).name, "num_clips": len(data),
                  "clip_shape": list(data.data.shape[1:]), "content_sha256": dataset_digest(dataset)}
     teacher_desc = {**params["teacher"], "dim": teacher.dim, "weights_sha256": module_digest(teacher)}
-    shaping = {k: v for k, v in train_cfg.to_dict().items() if k not in ("checkpoint_every", "log_every_steps",
-                                                                       "num_workers")}
+    # with the schedule sized apart from the stop epoch, the lr of every step is known before the run ends, so
+    # where the run stops is left out: raising epochs resumes a stopped run (SMILE's early-stopped recipe)
+    bookkeeping = ("checkpoint_every", "log_every_steps", "num_workers") + (("epochs",) if train_cfg.schedule_epochs
+                                                                           else ())
+    shaping = {k: v for k, v in train_cfg.to_dict().items() if k not in bookkeeping}
+    augment_desc = {**(views.to_dict() if views else {}), "per_epoch_views": views is not None}
     setup = {"model": cfg.to_dict(), "teacher": {k: v for k, v in teacher_desc.items() if k != "cache"},
              "masking": masking, "motion": motion.to_dict() if motion else None, "train": shaping, "stage": stage,
+             "augment": augment_desc, "decay_exempt": params["decay_exempt"],
              # the data, the teacher and the Stage 1 model by content, never by path (a rebuilt dataset, another
              # teacher file or a retrained Stage 1 must not be resumed), and the code version
              "data": {k: data_desc[k] for k in ("num_clips", "clip_shape", "content_sha256")},
@@ -211,6 +256,11 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
     # under torchrun the process group starts here, before the target cache (fit joins the same group)
     info = init_distributed(device)
     try:
+        bank = None
+        if motion is not None and motion.objects_dir:
+            bank, setup["objects"] = shared_object_bank(motion.objects_dir, motion.object_size, out / OBJECT_BANK,
+                                                        info)
+            log.info("pretrain rgb stage 1: %d objects from %s", len(bank), motion.objects_dir)
         train_data = data
         if stage == 2 and params["teacher"]["cache"]:
             key = fingerprint_of({"teacher": setup["teacher"], "data": setup["data"], "model": cfg.to_dict()})
@@ -219,7 +269,7 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
             train_data = TargetsFromCache(data, cache)
             log.info("pretrain rgb stage 2: teacher targets ready in %.1f s", time.perf_counter() - t_cache)
         t0 = time.perf_counter()
-        result = fit(model, train_data, make_step(cfg, teacher, masking, stage, motion, None), train_cfg, out,
+        result = fit(model, train_data, make_step(cfg, teacher, masking, stage, motion, None, bank), train_cfg, out,
                      fingerprint_of(setup), desc=f"pretrain rgb/stage{stage}", device=device,
                      on_epoch_end=on_epoch_end)
     finally:
@@ -236,6 +286,9 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
             "input": "uint8 clip (T, S, S, 3) -> [0, 1] -> ImageNet mean/std, (B, T, 3, S, S); feature = mean of "
                      "the final tokens",
             "teacher": teacher_desc, "masking": masking, "motion": motion.to_dict() if motion else None,
+            "objects": setup.get("objects"), "augment": augment_desc, "decay_exempt": params["decay_exempt"],
+            "schedule": {"stop_epoch": train_cfg.epochs, "schedule_epochs": train_cfg.schedule_length,
+                         "final_lr": result.history[-1]["lr"] if result.history else None},
             "init": init_desc, "data": {**data_desc, "info": dataset_info}, "epochs": train_cfg.epochs,
             "seed": seed, "train_seed": train_cfg.seed, "train": train_cfg.to_dict(), "git_revision": git_revision(),
             "parameters": {"encoder": sum(p.numel() for p in result.model.encoder.parameters()),

@@ -78,7 +78,7 @@ rule rgb_dataset:
         )
 
 
-# The RGB clip datasets (~290 GB at paper scale) are built only when an RGB model reads them, i.e. when
+# The RGB clip datasets (~500 GB at paper scale) are built only when an RGB model reads them, i.e. when
 # eval.modalities lists rgb; otherwise `snakemake results/datasets/rgb/<name>` still builds one on request.
 RGB_DATASETS_NEEDED = "rgb" in config["eval"]["modalities"]
 refresh_content(expand(f"{RESULTS}/datasets/{{modality}}/{{name}}", modality=("skeleton", "rgb"), name=CLIP_DATASETS))

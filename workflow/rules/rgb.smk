@@ -18,6 +18,8 @@ RGB_INIT_CHECKPOINT = [RGB_PRETRAIN["init"]["checkpoint"]] if RGB_PRETRAIN["init
 RGB_TEACHER_WEIGHTS = [RGB_TEACHER["weights"]] if RGB_TEACHER["kind"] == "clip" else [
     RGB_TEACHER["onnx"] or str(Path(mgfm.pose.__file__).parent / "models" / "demo_wholebody.onnx")
 ]
+# Stage 1's RGBA objects folder, when one is named: a missing folder stops the run before any job starts
+RGB_OBJECTS = [RGB_PRETRAIN["motion"]["objects_dir"]] if RGB_PRETRAIN["motion"]["objects_dir"] else []
 
 if RGB_TEACHER["kind"] == "clip":
     if not RGB_TEACHER["weights"]:
@@ -46,6 +48,7 @@ rule pretrain_rgb_stage1:
         dataset_record=record_input(f"{RESULTS}/datasets/rgb/pretrain"),
         teacher=RGB_TEACHER_WEIGHTS,
         init=RGB_INIT_CHECKPOINT,
+        objects=RGB_OBJECTS,
     output:
         encoder=f"{RESULTS}/models/rgb/stage1/encoder.safetensors",
         card=f"{RESULTS}/models/rgb/stage1/card.json",

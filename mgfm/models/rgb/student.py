@@ -167,13 +167,17 @@ class RGBEncoder(nn.Module):
 
 class SmileModel(nn.Module):
     """Student encoder + decoder: ``model(x, mask)`` -> predictions (B, n_masked, target_dim) of the masked tokens,
-    in token order (the order of ``targets[mask]``)."""
+    in token order (the order of ``targets[mask]``). ``decay_exempt`` chooses its optimiser groups."""
 
-    def __init__(self, cfg: StudentConfig, target_dim: int) -> None:
+    #: parameters SMILE's optimiser never decays beyond biases and norms (its ``no_weight_decay()``); ours has no
+    #: learned position table or class token, but a loaded checkpoint's would be exempt too
+    NO_DECAY = ("mask_token", "pos_embed", "position_embeddings", "cls_token")
+
+    def __init__(self, cfg: StudentConfig, target_dim: int, decay_exempt: bool = True) -> None:
         super().__init__()
         from transformers.models.videomae.modeling_videomae import VideoMAEDecoder, get_sinusoid_encoding_table
 
-        self.cfg, self.target_dim = cfg, target_dim
+        self.cfg, self.target_dim, self.decay_exempt = cfg, target_dim, decay_exempt
         self.encoder = RGBEncoder(**cfg.to_dict())
         hf = cfg.hf_config()
         hf._attn_implementation = "sdpa"   # the decoder is built outside a PreTrainedModel, which would set it
@@ -190,6 +194,21 @@ class SmileModel(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def decays(self, name: str, param: nn.Parameter) -> bool:
+        """Whether weight decay applies to parameter ``name``: not to biases, norms (every 1-D tensor), the mask
+        token or position tables (SMILE's groups); to everything with ``decay_exempt`` False."""
+        if not self.decay_exempt:
+            return True
+        return not (param.ndim <= 1 or name.endswith(".bias") or name.split(".")[-1] in self.NO_DECAY)
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """The optimiser's parameter groups (``mgfm.train.loop`` uses them): decayed and exempt."""
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        decay = [p for n, p in named if self.decays(n, p)]
+        exempt = [p for n, p in named if not self.decays(n, p)]
+        return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0})
+                if g["params"]]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]

@@ -10,6 +10,9 @@ the distillation targets (SMILE's semantic reconstruction).
   output of the last residual block, the map the keypoint head reads. It is average-pooled to the student's grid.
 
 Both map frames (N, 3, H, W) in [0, 1] to tokens (N, h' * w', D) on the student grid (row-major) and never train.
+What a teacher is fed (``teacher.input_norm``): ``imagenet`` normalises the frames with ImageNet's mean and std, the
+clip the student sees, as SMILE feeds its teacher; ``own`` with the teacher's own training statistics (CLIP's, or
+the ONNX model's sidecar values).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mgfm.models.rgb.student import IMAGENET_MEAN, IMAGENET_STD
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+INPUT_NORMS = ("imagenet", "own")
 DEMO_TEACHER_NODE = "/backbone/backbone.9/act/Relu_output_0"
 
 
@@ -37,10 +43,12 @@ def _to_grid(tokens: torch.Tensor, src: tuple[int, int], grid: tuple[int, int]) 
 
 
 class ClipTeacher(nn.Module):
-    """CLIP ViT patch tokens after ln_post, CLS dropped; frames resized to ``image_size`` first."""
+    """CLIP ViT patch tokens after ln_post, CLS dropped; frames resized to ``image_size`` and normalised with
+    ``mean`` / ``std`` (CLIP's own by default) first."""
 
     def __init__(self, weights: str | os.PathLike | None, grid: tuple[int, int], image_size: int, patch_size: int,
-                 hidden: int, depth: int, heads: int, mlp_dim: int) -> None:
+                 hidden: int, depth: int, heads: int, mlp_dim: int, mean: tuple[float, ...] = CLIP_MEAN,
+                 std: tuple[float, ...] = CLIP_STD) -> None:
         super().__init__()
         from transformers import CLIPVisionConfig, CLIPVisionModel
 
@@ -50,6 +58,7 @@ class ClipTeacher(nn.Module):
         self.model = CLIPVisionModel(cfg)
         self.image_size, self.grid, self.dim = image_size, tuple(grid), hidden
         self.src_grid = (image_size // patch_size, image_size // patch_size)
+        self.mean, self.std = tuple(mean), tuple(std)
         if weights is not None:
             self.model.load_state_dict(clip_vision_state(weights), strict=True)
         self.requires_grad_(False).eval()
@@ -62,8 +71,8 @@ class ClipTeacher(nn.Module):
         x = frames.float()
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False)
-        mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(CLIP_STD, device=x.device).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         hidden = self.model(pixel_values=(x - mean) / std).last_hidden_state
         tokens = self.model.post_layernorm(hidden[:, 1:])
         return _to_grid(tokens, self.src_grid, self.grid)
@@ -189,12 +198,17 @@ class OnnxBackboneTeacher(nn.Module):
 
 def build_teacher(p: dict, grid: tuple[int, int]) -> nn.Module:
     """The teacher of a resolved ``rgb_pretrain.teacher`` block for a student grid (h', w')."""
+    norm = p.get("input_norm", "imagenet")
+    if norm not in INPUT_NORMS:
+        raise ValueError(f"config key rgb_pretrain.teacher.input_norm: {norm!r} is not one of {INPUT_NORMS}")
+    imagenet = norm == "imagenet"
     if p["kind"] == "clip":
         c = p["clip"]
         if not p["weights"]:
             raise ValueError("config key rgb_pretrain.teacher.weights: a CLIP teacher needs its weights file")
+        stats = (IMAGENET_MEAN, IMAGENET_STD) if imagenet else (CLIP_MEAN, CLIP_STD)
         return ClipTeacher(p["weights"], grid, c["image_size"], c["patch_size"], c["hidden"], c["depth"],
-                           c["heads"], c["mlp_dim"])
+                           c["heads"], c["mlp_dim"], *stats)
     if p["kind"] == "onnx_backbone":
         import json
 
@@ -203,6 +217,10 @@ def build_teacher(p: dict, grid: tuple[int, int]) -> nn.Module:
         side_path = onnx_path.with_suffix(".json")
         side = json.loads(side_path.read_text()) if side_path.is_file() else {}
         size = tuple(p["input_size"]) if p["input_size"] else tuple(side.get("input_size", (128, 96)))
-        return OnnxBackboneTeacher(onnx_path, p["node"], grid, size, tuple(side.get("mean", (123.675, 116.28, 103.53))),
-                                   tuple(side.get("std", (58.395, 57.12, 57.375))))
+        if imagenet:    # the graph takes 0-255 pixels
+            mean, std = tuple(255 * m for m in IMAGENET_MEAN), tuple(255 * s for s in IMAGENET_STD)
+        else:
+            mean = tuple(side.get("mean", (123.675, 116.28, 103.53)))
+            std = tuple(side.get("std", (58.395, 57.12, 57.375)))
+        return OnnxBackboneTeacher(onnx_path, p["node"], grid, size, mean, std)
     raise ValueError(f"config key rgb_pretrain.teacher.kind: unknown teacher {p['kind']!r}")

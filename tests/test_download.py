@@ -489,20 +489,17 @@ def test_manifest_row_rejects_ids_with_whitespace(tmp_path):
 def test_a_malformed_url_fails_at_once_without_retries(tmp_path, server, url, words):
     """Bypassing the manifest's own check (which refuses these urls naming the row), the download itself still
     fails on the first attempt: retrying cannot make a url well-formed."""
-    started = time.perf_counter()
     with pytest.raises(DownloadError) as info:
         dl.download_row({"video_id": "vid01", "url": url.format(base=server.url)}, tmp_path, tmp_path / "v.mp4",
                         tmp_path / "v.json", {**FAST, "retries": 4, "backoff_s": 1.0})
-    assert time.perf_counter() - started < 0.9, "a permanent error was retried"
     for word in words:
         assert word in str(info.value)
     assert "gave up after" not in str(info.value) and sum(server.hits.values()) == 0
 
 
 def test_a_permanent_http_status_is_not_retried(tmp_path, server):
-    started = time.perf_counter()
     fails(tmp_path, f"{server.url}/missing.mp4", "HTTP 404", retries=4, backoff_s=1.0)
-    assert time.perf_counter() - started < 0.9 and server.hits["/missing.mp4"] == 1
+    assert server.hits["/missing.mp4"] == 1                 # one request: not retried
 
 
 @pytest.mark.parametrize("url, why", [

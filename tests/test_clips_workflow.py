@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mgfm.common.content import write_record
 from mgfm.core.packed import open_packed
 from mgfm.data.records import manifest_records, versioned_record_path, write_versioned_record
 from mgfm.core.pose_store import read_pose_meta
@@ -60,7 +61,8 @@ def workflow(tmp_path_factory):
     for vid in ids:
         n = read_pose_meta(corpus["pose_dir"] / f"{vid}.parquet")["n_frames"]
         (res / "videos" / f"{vid}.mp4").write_bytes(b"")
-        (res / "videos" / f"{vid}.json").write_text(json.dumps({"video_id": vid, "frames": n, "fps": 25.0}))
+        (res / "videos" / f"{vid}.json").write_text(json.dumps({"video_id": vid, "frames": n, "fps": 25.0,
+                                                                "width": 320, "height": 240, "duration": n / 25.0}))
     # the pose rule's model input is the shipped demo model beside the Snakefile: the pose files copied in
     # below are newer than it, so the pose rule has nothing to do (checked on the log below)
     assert DEMO_POSE_MODEL.is_file(), DEMO_POSE_MODEL
@@ -70,9 +72,12 @@ def workflow(tmp_path_factory):
             write_versioned_record(versioned_record_path(res / "dataset" / "videos", vid, text), text)
     stamp(work.glob("data/*.csv"), 3600)
     stamp([res / "dataset" / "validated.json", *res.glob("dataset/videos/*.json")], 3000)
-    stamp(res.glob("videos/*"), 2400)
-    for vid in ids:
+    for vid in ids:                                     # the download stage's content records of its videos
+        write_record(res / "videos" / f"{vid}.mp4", res / "content" / "videos" / f"{vid}.mp4.json")
+    stamp([*res.glob("videos/*"), *res.glob("content/videos/*")], 2400)
+    for vid in ids:                                     # the pose stage's files and their content records
         (res / "pose" / f"{vid}.parquet").write_bytes((corpus["pose_dir"] / f"{vid}.parquet").read_bytes())
+        write_record(res / "pose" / f"{vid}.parquet", res / "content" / "pose" / f"{vid}.parquet.json")
     (res / "dataset" / "annotations_checked.json").write_text("{}")
     log = run_targets(work, [work / "config.yaml"])
     return work, log

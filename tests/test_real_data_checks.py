@@ -19,6 +19,10 @@ def test_demo_ids_check_the_whole_section():
         demo_video_ids({"n_videos": 4, "n_labeled": 6})
     with pytest.raises(ValueError, match="dataset.demo.width"):
         demo_video_ids({"width": 63})
+    # two labeled subjects (one per split) and one more for the unlabeled videos, named before any plan is drawn
+    with pytest.raises(ValueError, match=r"dataset.demo.n_subjects: 2 is too few: .* set it to 3 or more"):
+        demo_video_ids({"n_videos": 3, "n_labeled": 2, "n_subjects": 2})
+    assert demo_video_ids({"n_videos": 2, "n_labeled": 2, "n_subjects": 2}) == ["demo000", "demo001"]
 
 
 def test_dry_run_refuses_more_labeled_than_videos(tmp_path):

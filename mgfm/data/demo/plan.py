@@ -43,6 +43,12 @@ def demo_settings(demo_cfg: dict | None) -> dict:
     if cfg["n_labeled"] > cfg["n_videos"]:
         raise ConfigError(f"dataset.demo.n_labeled: {cfg['n_labeled']} is more than dataset.demo.n_videos "
                           f"({cfg['n_videos']})")
+    unlabeled = cfg["n_videos"] > cfg["n_labeled"]
+    need = 3 if unlabeled else 2
+    if cfg["n_subjects"] < need:
+        raise ConfigError(f"dataset.demo.n_subjects: {cfg['n_subjects']} is too few: the labeled videos need two "
+                          f"subjects (one per split){' and the unlabeled videos one more' if unlabeled else ''}; "
+                          f"set it to {need} or more")
     for key in ("labeled_duration_s", "unlabeled_duration_s", "cut_ins", "cut_in_duration_s", "gesture_duration_s"):
         _ordered_pair(cfg, key)
     return cfg

@@ -109,7 +109,7 @@ def _write_random_checkpoints(preset: str, out: Path) -> None:
 def preset_random_models(preset: str, work: Path, flip_test: str) -> tuple[Path, Path]:
     """The preset's architectures with random weights, exported by `mgfm pose export-onnx` as the workflow does
     (cached in ``work``): (pose .onnx, detector .onnx)."""
-    from mgfm.pose.checksum import sha256_file
+    from mgfm.common.digest import sha256_file
     from mgfm.pose.mmpose_env import REPO, pinned_venv_python
 
     work.mkdir(parents=True, exist_ok=True)

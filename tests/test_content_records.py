@@ -114,8 +114,8 @@ def test_only_files_whose_stat_changed_are_hashed_again(tmp_path, monkeypatch):
         (d / name).write_bytes(name.encode() * 100)
     record = describe(d)
     hashed = []
-    real = content._sha256
-    monkeypatch.setattr(content, "_sha256", lambda p: hashed.append(p.name) or real(p))
+    real = content.sha256_file
+    monkeypatch.setattr(content, "sha256_file", lambda p: hashed.append(p.name) or real(p))
     os.utime(d / "b")
     assert describe(d, record)["sha256"] == record["sha256"] and hashed == ["b"]
 

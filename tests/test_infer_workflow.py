@@ -142,10 +142,10 @@ def test_rgb_member_whose_card_does_not_read_the_packed_clips_is_refused(work, t
     # the edited card no longer has the digest calibration recorded
     assert proc.returncode == 1 and "classifiers/rgb/rgb/card.json: sha256" in proc.stderr
     # with the digest recorded anew (a careful forger), the RGB check itself names the mismatch
-    from mgfm.infer.integrity import sha256_of
+    from mgfm.common.digest import sha256_file
 
     spotter = json.loads((models / "spotter.json").read_text())
-    spotter["digests"]["classifiers/rgb/rgb/card.json"] = sha256_of(card_path)
+    spotter["digests"]["classifiers/rgb/rgb/card.json"] = sha256_file(card_path)
     (models / "spotter.json").write_text(json.dumps(spotter))
     proc = subprocess.run([sys.executable, "-m", "mgfm", "infer", str(work / "results" / "videos" / "demo008.mp4"),
                            "--models", str(models), "--out", str(tmp_path / "o")], capture_output=True, text=True)

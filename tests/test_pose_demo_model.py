@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mgfm.pose.checksum import sha256_file
+from mgfm.common.digest import sha256_file
 from mgfm.pose.fetch import fetch_file
 from mgfm.pose.params import DEMO_MODEL
 

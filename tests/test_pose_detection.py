@@ -136,7 +136,7 @@ def test_extract_with_a_raw_format_detector(tmp_path):
     import torch
 
     from mgfm.core.pose_store import read_pose, read_pose_meta
-    from mgfm.pose.checksum import sha256_file
+    from mgfm.common.digest import sha256_file
     from mgfm.pose.demo_model.export import export_onnx
     from mgfm.pose.demo_model.net import DemoSimCCNet
     from mgfm.pose.extract import extract_pose

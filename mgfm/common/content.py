@@ -30,9 +30,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from mgfm.common.digest import sha256_file
+
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 22
 #: Files inside a folder artifact that are not its content (Snakemake's own marker of directory outputs).
 IGNORED = frozenset({".snakemake_timestamp"})
 FORMAT = "mgfm-content/1"
@@ -61,14 +62,6 @@ def _files(artifact: Path) -> list[tuple[str, Path]]:
     return sorted(out)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def describe(artifact: str | os.PathLike, known: dict | None = None) -> dict:
     """The record of ``artifact``: its digest and each file's (name, bytes, mtime_ns, sha256). ``known``: the
     files of an earlier record, whose sha256 is reused where a file's bytes and mtime are unchanged."""
@@ -79,7 +72,7 @@ def describe(artifact: str | os.PathLike, known: dict | None = None) -> dict:
         st = path.stat()
         old = known.get(name)
         same = old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns
-        files.append([name, st.st_size, st.st_mtime_ns, old[3] if same else _sha256(path)])
+        files.append([name, st.st_size, st.st_mtime_ns, old[3] if same else sha256_file(path)])
     if artifact.is_file():
         digest = files[0][3]
     else:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgfm.common.atomic import atomic_path, remove_stale_parts
+from mgfm.common.digest import sha256_file
 from mgfm.config import resolve
 from mgfm.data.contract import ID_PATTERN, URL_HELP, load_manifest
 from mgfm.data.video import SourceInfo, VideoError, ffmpeg_exe, normalise_video, probe_video
@@ -124,14 +125,6 @@ def _redact(url: str) -> str:
     """A url for logs: the query string may hold tokens."""
     parsed = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit(parsed._replace(query="…" if parsed.query else "", fragment=""))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---- fetchers: each writes into `workdir` and returns the file ------------------------------------------

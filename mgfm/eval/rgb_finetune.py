@@ -30,7 +30,7 @@ def finetuning_encoder(protocol: str, model_dir: str | Path, card: dict, recipe:
     The encoder's ``card`` is the pretrained card with the fine-tuning architecture (``pooling``, ``drop_path``),
     so ``load_encoder`` rebuilds a saved fine-tuned encoder exactly."""
     from mgfm.models.artifact import WEIGHTS_NAME
-    from mgfm.models.rgb.convert import load_into, sha256_of, start_finetuning_from
+    from mgfm.models.rgb.convert import load_into, sha256_file, start_finetuning_from
     from mgfm.models.rgb.student import RGBEncoder
 
     arch = {**card["arch"], "pooling": "fc_norm", "drop_path": float(recipe["drop_path"])}
@@ -43,7 +43,7 @@ def finetuning_encoder(protocol: str, model_dir: str | Path, card: dict, recipe:
             init = start_finetuning_from(encoder, recipe["init"], INIT_KEY)
     elif protocol != "scratch":
         path = Path(model_dir) / WEIGHTS_NAME
-        weights = sha256_of(path)
+        weights = sha256_file(path)
         if load_weights:
             from safetensors.torch import load_file
 

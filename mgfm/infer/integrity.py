@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from mgfm.common.digest import sha256_file
 from mgfm.core.layout import STREAMS
 from mgfm.infer.metrics import SCORERS
 
@@ -154,12 +155,6 @@ def check_spotter_fields(spotter: dict, path: str | os.PathLike, error: type[Exc
 # ---- digests -------------------------------------------------------------------------------------------
 
 
-def sha256_of(path: Path) -> str:
-    from mgfm.pose.checksum import sha256_file
-
-    return sha256_file(path)
-
-
 def bundle_files(spotter_members: Iterable[Mapping], emotion_encoders: Iterable[str]) -> list[str]:
     """The files (relative to the models folder) inference loads: each member's classifier folder, the emotion
     model, and the pretrained encoders the emotion model reads."""
@@ -175,7 +170,7 @@ def bundle_files(spotter_members: Iterable[Mapping], emotion_encoders: Iterable[
 
 def record_digests(models_dir: str | os.PathLike, files: Iterable[str]) -> dict[str, str]:
     """sha256 of each file (relative to ``models_dir``), for spotter.json."""
-    return {f: sha256_of(Path(models_dir) / f) for f in files}
+    return {f: sha256_file(Path(models_dir) / f) for f in files}
 
 
 def digest_mismatches(models_dir: str | os.PathLike, digests: Mapping[str, str], files: Iterable[str]) -> list[str]:
@@ -189,7 +184,7 @@ def digest_mismatches(models_dir: str | os.PathLike, digests: Mapping[str, str],
         elif not path.is_file():
             lines.append(f"{f}: missing" + (" (a folder)" if path.is_dir() else ""))
         else:
-            got = sha256_of(path)
+            got = sha256_file(path)
             if got != digests[f]:
                 lines.append(f"{f}: sha256 {got[:12]}..., calibrated with {digests[f][:12]}...")
     return lines
@@ -212,7 +207,7 @@ def pose_model_digests(pose: dict) -> dict[str, str]:
     for key, (config_key, file) in files.items():
         if file and not Path(file).is_file():
             raise FileNotFoundError(f"{file}: pose {key} file not found (config key {config_key})")
-        out[key] = sha256_of(Path(file)) if file else ""
+        out[key] = sha256_file(Path(file)) if file else ""
     return out
 
 

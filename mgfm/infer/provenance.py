@@ -19,7 +19,7 @@ DEMO_POSE_BANNER = "made with the demo pose model, trained on synthetic renders:
 @functools.lru_cache(maxsize=1)
 def demo_model_sha256() -> str:
     """sha256 of the shipped demo pose model (package data)."""
-    from mgfm.pose.checksum import sha256_file
+    from mgfm.common.digest import sha256_file
     from mgfm.pose.params import DEMO_MODEL
 
     return sha256_file(DEMO_MODEL) if DEMO_MODEL.is_file() else ""

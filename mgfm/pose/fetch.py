@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from mgfm.common.atomic import atomic_path
-from mgfm.pose.checksum import sha256_file
+from mgfm.common.digest import sha256_file
 
 
 def fetch_file(url: str, sha256: str, out: str | os.PathLike) -> Path:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from mgfm.common.atomic import atomic_path
-from mgfm.pose.checksum import sha256_file
+from mgfm.common.digest import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ report made from the synthetic demo says so in its title, in its headline and in
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mgfm.common.digest import sha256_file
 from mgfm.data.contract import load_annotations, load_manifest, load_taxonomy
 
 #: packages whose versions decide the numbers (the report lists the installed ones)
@@ -53,14 +53,6 @@ class DatasetId:
         return f"manifest {Path(self.manifest).name} (sha256 {self.manifest_sha256[:12]})"
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def dataset_id(source: str, manifest: str | os.PathLike, demo_seed: int | None = None) -> DatasetId:
     """The identity of the dataset behind ``manifest`` (``source``: config key dataset.source). The demo is
     named by its seed (its manifest need not exist yet: the workflow names it before rendering it); a files
@@ -71,7 +63,7 @@ def dataset_id(source: str, manifest: str | os.PathLike, demo_seed: int | None =
         if demo_seed is None:
             raise ValueError("the demo dataset needs its seed (config key dataset.demo.seed)")
         return DatasetId(source, int(demo_seed), str(manifest), "")
-    return DatasetId(source, None, str(manifest), file_sha256(manifest))
+    return DatasetId(source, None, str(manifest), sha256_file(manifest))
 
 
 def dataset_label(source: str, manifest: str | os.PathLike, demo_seed: int | None = None) -> str:

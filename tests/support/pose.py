@@ -49,7 +49,7 @@ def stand_in_detector(path: Path, boxes: list[list[float]]) -> Path:
 def stand_in_raw_detector(path: Path, spec, cls_logits: np.ndarray, distances: np.ndarray) -> Path:
     """A stand-in of our RTMDet export (raw ``cls_logits`` (N, P, C), ``distances`` (N, P, 4) whatever the input,
     dynamic batch) with the sidecar JSON mgfm.pose.onnx_export writes (format rtmdet-raw, the spec, sha256)."""
-    from mgfm.pose.checksum import sha256_file
+    from mgfm.common.digest import sha256_file
 
     cls = np.asarray(cls_logits, np.float32)[None]
     dist = np.asarray(distances, np.float32)[None]

@@ -49,7 +49,7 @@ POSE_MODEL_INPUTS = [*POSE_MODEL_FILES.values(), *(str(Path(f).with_suffix(".jso
 
 POSE_DEMO_SHA256 = ""
 if POSE["backend"] == "onnx" and not POSE["model"]:
-    from mgfm.pose.checksum import sha256_file
+    from mgfm.common.digest import sha256_file
 
     POSE_DEMO_SHA256 = sha256_file(POSE_DEMO_MODEL)
 

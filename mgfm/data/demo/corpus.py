@@ -7,7 +7,6 @@ through ``atomic_path``: a failed run leaves nothing that looks finished.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import multiprocessing
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mgfm.common.atomic import atomic_path
+from mgfm.common.digest import sha256_file
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import rng_for
 from mgfm.data.demo.encode import VideoWriter
@@ -73,14 +73,6 @@ class VideoResult:
     n_cut_in_frames: int
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def simulate_video(cfg: dict, video: VideoPlan) -> tuple[VideoEvents, Shot]:
     """Events, motion, keypoints and the drawing setup of one video (no pixels drawn yet)."""
     seed = cfg["seed"]
@@ -127,7 +119,7 @@ def render_video(cfg: dict, video: VideoPlan, out_dir: str | Path) -> VideoResul
     }
     with atomic_path(keypoints_path(out_dir, video.video_id)) as tmp:
         save_npz_deterministic(tmp, arrays)
-    return VideoResult(video_id=video.video_id, sha256=_sha256(video_file), n_frames=n,
+    return VideoResult(video_id=video.video_id, sha256=sha256_file(video_file), n_frames=n,
                        annotations=[(x.class_id, x.start, x.end) for x in g],
                        n_cut_in_frames=int(shot.cut_in.sum()))
 

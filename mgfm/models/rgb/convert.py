@@ -20,7 +20,6 @@ weight is copied; a mismatch, a missing tensor or an unexpected one is an error 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from mgfm.common.digest import sha256_file
 
 #: sub-dicts that hold the state dict in SMILE / VideoMAE / DeepSpeed checkpoints, tried in this order
 STATE_KEYS = ("model", "module", "state_dict")
@@ -41,14 +42,6 @@ _QKV = ("attention.attention.query", "attention.attention.key", "attention.atten
 
 class CheckpointError(ValueError):
     """A reference checkpoint that cannot start this model; the message names the file and the config key."""
-
-
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 23) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _tensors_of(obj, path: Path, key: str) -> dict[str, torch.Tensor]:
@@ -77,7 +70,7 @@ def read_checkpoint(path: str | os.PathLike, sha256: str, key: str) -> dict[str,
     if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
         raise CheckpointError(f"{key}: a checkpoint must be pinned by its sha256 (64 hex digits) in "
                               f"{key.rsplit('.', 1)[0]}.sha256, got {sha256!r}")
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != sha256:
         raise CheckpointError(f"{key}: {path} has sha256 {actual}, the config pins {sha256} "
                               f"({key.rsplit('.', 1)[0]}.sha256); a different or corrupted file")

@@ -13,7 +13,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from mgfm.pose.checksum import sha256_file
+from mgfm.common.digest import sha256_file
 
 
 class PersonDetector(Protocol):

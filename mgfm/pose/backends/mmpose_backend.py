@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mgfm.pose.backends.base import PoseBackend, verify_sha256
-from mgfm.pose.checksum import sha256_file
+from mgfm.common.digest import sha256_file
 from mgfm.pose.params import PoseParams
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import numpy as np
 
 from mgfm.pose.affine import boxes_to_cs, crop_batch, crop_to_image
 from mgfm.pose.backends.base import PoseBackend, require_file, verify_sha256
-from mgfm.pose.checksum import sha256_file
+from mgfm.common.digest import sha256_file
 from mgfm.pose.detection import DetectorSpec, decode_detections, grid_priors, letterbox
 from mgfm.pose.params import DEMO_MODEL, PoseParams
 from mgfm.pose.preprocess import RTMPOSE_MEAN, RTMPOSE_STD, normalize_crops

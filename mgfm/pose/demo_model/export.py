@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from mgfm.common.atomic import atomic_path
-from mgfm.pose.checksum import sha256_file
+from mgfm.common.digest import sha256_file
 from mgfm.pose.preprocess import RTMPOSE_MEAN, RTMPOSE_STD
 
 

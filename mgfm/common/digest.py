@@ -1,4 +1,5 @@
-"""sha256 of model files, streamed (checkpoints are hundreds of MB)."""
+"""sha256 of a file, streamed (checkpoints and videos are hundreds of MB): the one digest every stage records
+and checks (downloads, content records, model files, the dataset's tables)."""
 
 from __future__ import annotations
 

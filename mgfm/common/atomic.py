@@ -108,3 +108,20 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         _raise_naming(err, final)
+
+
+def write_version(path: str | os.PathLike, text: str, versions: re.Pattern, key: str) -> None:
+    """Write ``text`` to ``path`` atomically, then remove the older versions beside it: the files whose names match
+    ``versions`` with the same ``key`` group as ``path``'s name, so a folder of versioned files (name = key +
+    content digest) holds one file per key."""
+    path = Path(path)
+    mine = versions.match(path.name)
+    if not mine:
+        raise ValueError(f"{path}: not a versioned name ({versions.pattern})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+    for other in path.parent.iterdir():
+        old = versions.match(other.name)
+        if other != path and old and old[key] == mine[key]:
+            other.unlink(missing_ok=True)

@@ -28,9 +28,10 @@ import os
 import re
 from pathlib import Path
 
-from mgfm.common.atomic import atomic_path
+from mgfm.common.atomic import atomic_path, write_version
+from mgfm.common.digest import sha256_file
 from mgfm.data.contract import load_manifest
-from mgfm.data.download import DownloadParams, local_path, sha256_file, source_kind
+from mgfm.data.download import DownloadParams, local_path, source_kind
 
 log = logging.getLogger(__name__)
 RECORD_FIELDS = ("video_id", "url", "sha256", "synthetic", "base_dir", "source")
@@ -133,13 +134,7 @@ def write_versioned_record(path: str | os.PathLike, text: str) -> None:
     record = json.loads(text)
     if record.get("video_id") != m["video_id"]:
         raise ValueError(f"{path}: record of video {record.get('video_id')!r}, expected {m['video_id']!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-    for other in path.parent.iterdir():
-        old = VERSIONED_NAME.match(other.name)
-        if other != path and old and old["video_id"] == m["video_id"]:
-            other.unlink(missing_ok=True)
+    write_version(path, text, VERSIONED_NAME, "video_id")
 
 
 def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.PathLike,

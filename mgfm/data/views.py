@@ -28,7 +28,7 @@ import os
 import re
 from pathlib import Path
 
-from mgfm.common.atomic import atomic_path
+from mgfm.common.atomic import atomic_path, write_version
 from mgfm.data.contract import INTERVAL_COLUMNS, VIDEO_COLUMNS, load_annotations, load_manifest
 
 log = logging.getLogger(__name__)
@@ -69,13 +69,7 @@ def write_versioned_view(path: str | os.PathLike, text: str) -> None:
     m = VERSIONED_NAME.match(path.name)
     if not m or m["digest"] != view_digest(text):
         raise ValueError(f"{path}: the name must be {{videos|intervals}}.{view_digest(text)}.csv for this content")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-    for other in path.parent.iterdir():
-        old = VERSIONED_NAME.match(other.name)
-        if other != path and old and old["view"] == m["view"]:
-            other.unlink(missing_ok=True)
+    write_version(path, text, VERSIONED_NAME, "view")
 
 
 def write_views(manifest_path: str | os.PathLike, annotations_path: str | os.PathLike,

@@ -141,7 +141,7 @@ def launcher_of(resources: dict) -> str:
     src = (REPO / "workflow" / "rules" / "common.smk").read_text()
     start = src.index("def _gres_gpus(")
     end = src.index("def params_json(")
-    scope: dict = {}
+    scope: dict = {"shlex": shlex}                                        # common.smk's import they use
     exec(compile(src[start:end], "common.smk", "exec"), scope)  # the two functions only
     res = Namedlist(fromdict=resources)
     return scope["torch_launcher"](None, res)

@@ -4,6 +4,7 @@
 
 import hashlib
 import json
+import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -151,7 +152,7 @@ def torch_launcher(wildcards, resources):
         if resources.get("cpus_per_task"):
             srun += f" --cpus-per-task={int(resources.cpus_per_task)}"
         if resources.get("gres"):
-            srun += f" --gres={resources.gres}"
+            srun += f" --gres={shlex.quote(str(resources.gres))}"   # a profile value: quoted for the shell
         # single quotes: expanded by each task's shell, with the step's SLURM_* variables
         task = (f'exec torchrun --nnodes="$SLURM_NTASKS" --nproc-per-node={per_node}'
                 ' --rdzv-backend=c10d --rdzv-id="$SLURM_JOB_ID" --rdzv-endpoint="$(scontrol show hostnames'

@@ -23,11 +23,10 @@ rule all:
     default_target: True
 
 
-include: "workflow/rules/demo.smk"
-include: "workflow/rules/download.smk"
+include: "workflow/rules/ingest.smk"
 include: "workflow/rules/pose.smk"
 include: "workflow/rules/clips.smk"
-include: "workflow/rules/datasets.smk"
+include: "workflow/rules/packs.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/rgb.smk"
 include: "workflow/rules/eval.smk"

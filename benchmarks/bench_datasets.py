@@ -4,7 +4,7 @@ packed skeleton dataset against loading the same clips from the pose Parquet fil
     python benchmarks/bench_datasets.py [--videos 16] [--workdir /tmp/mgfm-bench-datasets]
 
 Demo-like corpus (``tests.support.clips.write_corpus``): 20-60 s videos at 25 fps, 320x240, half labeled.
-Packed loading is the loader the pipeline runs: ``mgfm.train.data.PackedClips`` behind a shuffling
+Packed loading is the loader the pipeline runs: ``mgfm.train.skeleton_clips.PackedClips`` behind a shuffling
 DistributedSampler and a BatchSampler, as ``mgfm.train.loop.fit`` builds it (one memmap read per batch; the last
 short batch kept here so that every clip is compared). Baseline: a Dataset whose item reads the clip's frames
 from the video's pose Parquet file (``read_pose(path, start, end)``, only the x/y/score columns, touching only
@@ -27,11 +27,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler  # noqa: E402
 
-from mgfm.datasets.rgb import build_rgb_dataset  # noqa: E402
+from mgfm.packs.rgb import build_rgb_pack  # noqa: E402
 from mgfm.clips.sample import sample_clips  # noqa: E402
-from mgfm.datasets.skeleton import build_skeleton_dataset, clip_tensors  # noqa: E402
+from mgfm.packs.skeleton import build_skeleton_pack, clip_tensors  # noqa: E402
 from mgfm.core.pose_store import read_pose, read_pose_meta  # noqa: E402
-from mgfm.train.data import PackedClips  # noqa: E402
+from mgfm.train.skeleton_clips import PackedClips  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.clips import write_corpus  # noqa: E402
@@ -107,7 +107,7 @@ def main() -> None:
     total_n, total_s = 0, 0.0
     for name in ("pretrain", "mg_train", "mg_test", "video_clips"):
         t0 = time.perf_counter()
-        meta = build_skeleton_dataset(name, work / "skel" / name, c["pose_dir"], c["manifest"], c["annotations"],
+        meta = build_skeleton_pack(name, work / "skel" / name, c["pose_dir"], c["manifest"], c["annotations"],
                                       work / "clips.parquet", SKELETON)
         total_n, total_s = total_n + len(meta), total_s + time.perf_counter() - t0
     print(f"skeleton build (T=32, 4 datasets): {rate(total_n, total_s)}")
@@ -117,7 +117,7 @@ def main() -> None:
         n, s = 0, 0.0
         for name in ("pretrain", "video_clips"):
             t0 = time.perf_counter()
-            meta = build_rgb_dataset(name, work / "rgb" / label.split()[0] / name, c["video_dir"], c["pose_dir"],
+            meta = build_rgb_pack(name, work / "rgb" / label.split()[0] / name, c["video_dir"], c["pose_dir"],
                                      c["manifest"], c["annotations"], work / "clips.parquet", params)
             n, s = n + len(meta), s + time.perf_counter() - t0
         print(f"rgb extraction ({label}, person crop, 320x240 source): {rate(n, s)}")

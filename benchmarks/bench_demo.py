@@ -22,13 +22,13 @@ from dataclasses import replace
 import numpy as np
 
 from mgfm.common.seeding import rng_for
-from mgfm.data.demo.corpus import simulate_video
-from mgfm.data.demo.events import plan_events
-from mgfm.data.demo.motion import build_motion
-from mgfm.data.demo.subject import make_framing, make_subject
-from mgfm.data.demo.encode import VideoWriter
-from mgfm.data.demo.plan import FPS, build_plan, demo_settings
-from mgfm.data.demo.skeleton import Motion, forward
+from mgfm.demo.corpus import simulate_video
+from mgfm.demo.events import plan_events
+from mgfm.demo.motion import build_motion
+from mgfm.demo.subject import make_framing, make_subject
+from mgfm.demo.encode import VideoWriter
+from mgfm.demo.plan import FPS, build_plan, demo_settings
+from mgfm.demo.skeleton import Motion, forward
 
 BUDGET_S = 90.0
 

@@ -45,13 +45,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from mgfm.pose.params import DEMO_MODEL  # noqa: E402
 
 
 # ---- inputs -----------------------------------------------------------------------------------------------------
 
 def _synthetic_video(path: Path, seconds: float, width: int = 320, height: int = 240) -> Path:
     """ffmpeg testsrc at 25 fps, H.264, plus the metadata JSON the pose stage reads."""
-    from mgfm.data.video import ffmpeg_exe
+    from mgfm.ingest.video import ffmpeg_exe
 
     cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi",
            "-i", f"testsrc=size={width}x{height}:rate=25:duration={seconds}",
@@ -67,7 +68,7 @@ def _with_meta(video: Path, tmp: Path) -> Path:
     """The video itself if its metadata JSON lies beside it, else a link in ``tmp`` with a probed JSON."""
     if video.with_suffix(".json").is_file():
         return video
-    from mgfm.data.video import probe_video
+    from mgfm.ingest.video import probe_video
 
     link = tmp / video.name
     link.symlink_to(video.resolve())
@@ -207,7 +208,7 @@ def rtmlib_run(video: Path, model: Path, threads: int):
     import onnxruntime as ort
     from rtmlib import RTMPose
 
-    from mgfm.data.video import iter_frames
+    from mgfm.ingest.video import iter_frames
     from mgfm.pose.backends.onnx_backend import read_sidecar
 
     side = read_sidecar(model)
@@ -254,7 +255,7 @@ def main() -> None:
     parser.add_argument("--video", help="a normalised video with its .json (default: a synthetic one, --size, --frames)")
     parser.add_argument("--size", default="320x240", help="synthetic video size WxH")
     parser.add_argument("--frames", type=int, default=500, help="synthetic video length in frames")
-    parser.add_argument("--model", default=str(ROOT / "mgfm/pose/models/demo_wholebody.onnx"))
+    parser.add_argument("--model", default=str(DEMO_MODEL))
     parser.add_argument("--detector", default="", help="an ONNX person detector (our export or mmdeploy's)")
     parser.add_argument("--preset-random", choices=("rtmw-x",), help="the preset's architectures, random weights")
     parser.add_argument("--flip-test", choices=("config", "on", "off"), default="config",

@@ -46,10 +46,10 @@ from mgfm.models.rgb.student import SmileModel, StudentConfig  # noqa: E402
 from mgfm.models.rgb.targets import teacher_targets  # noqa: E402
 from mgfm.models.rgb.teacher import ClipTeacher, build_teacher  # noqa: E402
 from mgfm.train.loop import StepContext  # noqa: E402
-from mgfm.train.rgb_data import PackedRGBClips, to_unit  # noqa: E402
-from mgfm.train.rgb_masking import masked_count  # noqa: E402
-from mgfm.train.rgb_motion import MotionConfig  # noqa: E402
-from mgfm.train.rgb_pretrain import make_step  # noqa: E402
+from mgfm.train.rgb.clips import PackedRGBClips, to_unit  # noqa: E402
+from mgfm.train.rgb.masking import masked_count  # noqa: E402
+from mgfm.train.rgb.motion import MotionConfig  # noqa: E402
+from mgfm.train.rgb.pretrain import make_step  # noqa: E402
 
 CONFIGS = {"demo": ROOT / "config.yaml", "paper": ROOT / "workflow" / "configs" / "paper.yaml"}
 
@@ -154,7 +154,7 @@ def write_views_dataset(path: Path, n: int, size: str) -> None:
 
     from mgfm.core.packed import PackedWriter
 
-    rgb = resolve_step("rgb_dataset", yaml.safe_load(CONFIGS[size].read_text()).get("rgb", {}))
+    rgb = resolve_step("pack_rgb", yaml.safe_load(CONFIGS[size].read_text()).get("rgb", {}))
     t, s, v = rgb["num_frames"], rgb["size"], rgb["views"]
     frames, side = t + v["extra_frames"], int(round(s * v["context"]))
     gen = np.random.default_rng(0)
@@ -175,7 +175,7 @@ def bench_loader(size: str, n: int, batch_size: int, workers: int | None = None,
     from mgfm.common.accel import pick_device
     from mgfm.train.distributed import DistInfo
     from mgfm.train.loop import TrainConfig, _loader
-    from mgfm.train.rgb_pretrain_views import ViewAugment
+    from mgfm.train.rgb.pretrain_views import ViewAugment
     from tests.support.rgb import write_synthetic_rgb
 
     p = section(size, 1)

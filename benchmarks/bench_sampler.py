@@ -26,7 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from mgfm.clips.sampler import sample_video  # noqa: E402
+from mgfm.clips.rejection import sample_video  # noqa: E402
 from mgfm.common.seeding import rng_for  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

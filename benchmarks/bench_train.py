@@ -114,7 +114,7 @@ def measure_loader(size: str, batch: int, clips: int) -> dict:
 
     from mgfm.core.layout import to_stream
     from mgfm.train.augment import AugmentConfig, apply, draw
-    from mgfm.train.data import PackedClips
+    from mgfm.train.skeleton_clips import PackedClips
     from tests.support.skeleton import write_synthetic_skeleton
 
     section = pretrain_section(size)

@@ -263,7 +263,7 @@ def _pose_video(tmp: Path, size: str) -> tuple[Path, str]:
     path = tmp / "synthetic.mp4"
     n = int(round(seconds * 25))
     try:
-        from mgfm.data.video import ffmpeg_exe
+        from mgfm.ingest.video import ffmpeg_exe
 
         cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi",
                "-i", f"testsrc2=size={w}x{h}:rate=25:duration={seconds}",
@@ -291,7 +291,7 @@ def _pose_stage_rows(part: Part, video: Path, meta: dict, tmp: Path, device: str
     import numpy as np
 
     from mgfm.core.pose_store import PoseWriter
-    from mgfm.data.video import iter_frames
+    from mgfm.ingest.video import iter_frames
     from mgfm.pose.backends.registry import load_backend
     from mgfm.pose.extract import estimate_video, extract_pose
     from mgfm.pose.params import PoseParams
@@ -341,7 +341,7 @@ def _pose_torch_rows(part: Part, size: str) -> None:
     import torch
 
     from mgfm.common.accel import pick_device
-    from mgfm.pose.demo_model.net import DemoSimCCNet
+    from mgfm.demo.pose_model.net import DemoSimCCNet
     from mgfm.pose.backends.onnx_backend import read_sidecar
     from mgfm.pose.params import DEMO_MODEL
 
@@ -572,7 +572,7 @@ def _rgb_setup(size: str, device, batch: int | None = None, compiled: bool = Fal
     from mgfm.models.rgb.teacher import ClipTeacher, build_teacher
     from mgfm.train.distributed import DistInfo
     from mgfm.train.loop import StepContext, TrainConfig
-    from mgfm.train.rgb_pretrain import make_step
+    from mgfm.train.rgb.pretrain import make_step
 
     block = _config_block(size, "rgb_pretrain")
     cfg = StudentConfig.from_section(block["model"])

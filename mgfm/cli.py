@@ -18,10 +18,28 @@ import traceback
 from mgfm.common.logs import setup_logging
 
 STAGE_PACKAGES = (
-    "mgfm.common", "mgfm.config", "mgfm.data.demo", "mgfm.data", "mgfm.pose", "mgfm.clips", "mgfm.datasets",
+    "mgfm.common", "mgfm.config", "mgfm.demo", "mgfm.ingest", "mgfm.pose", "mgfm.clips", "mgfm.packs",
     "mgfm.train", "mgfm.eval",
     "mgfm.infer", "mgfm.tables",
 )
+
+
+#: Command names of the previous release, still accepted (not listed in --help) for one release: old -> new words.
+OLD_COMMANDS = {"dataset": ["ingest"], "download": ["ingest", "download"], "datasets": ["packs"]}
+
+
+def modern_argv(argv: list[str]) -> list[str]:
+    """``argv`` with an old command name (``OLD_COMMANDS``) replaced by the current one, saying so once."""
+    for i, word in enumerate(argv):
+        if word.startswith("-"):
+            continue
+        if word in OLD_COMMANDS:
+            new = OLD_COMMANDS[word]
+            logging.getLogger("mgfm").warning("`mgfm %s` is now `mgfm %s`; the old name goes in the next release",
+                                              word, " ".join(new))
+            return [*argv[:i], *new, *argv[i + 1:]]
+        return argv
+    return argv
 
 
 def json_object(text: str) -> dict:
@@ -75,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    setup_logging(logging.INFO)
+    args = parser.parse_args(modern_argv(sys.argv[1:] if argv is None else list(argv)))
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         result = args.func(args)

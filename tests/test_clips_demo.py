@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from mgfm.pose.params import DEMO_MODEL
+
 from tests.support.workflow import snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.pipeline
 @pytest.mark.slow
 def test_no_clip_crosses_a_demo_cut_in(tmp_path):
     # the pose rule reads the shipped demo model beside the Snakefile
-    assert (REPO / "mgfm/pose/models/demo_wholebody.onnx").is_file(), "the shipped demo pose model is missing"
+    assert DEMO_MODEL.is_file(), "the shipped demo pose model is missing"
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     cfg["dataset"]["demo"] = {**cfg["dataset"].get("demo", {}), "n_videos": 4, "n_subjects": 4, "n_labeled": 3,
                               "labeled_duration_s": [20.0, 24.0], "unlabeled_duration_s": [20.0, 24.0],

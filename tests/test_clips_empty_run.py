@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mgfm.clips.sample import NoClipsError, sample_clips, sample_tracks, stop_reason
-from mgfm.clips.sampler import VideoSample
+from mgfm.clips.rejection import VideoSample
 from tests.support.clips import person_pose, write_corpus, write_pose
 from mgfm.clips.visibility import AnchorTrack
 

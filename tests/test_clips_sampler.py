@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mgfm.clips.sample import sample_clips, sample_tracks
-from mgfm.clips.sampler import sample_video
+from mgfm.clips.rejection import sample_video
 from mgfm.clips.visibility import AnchorTrack
 from mgfm.common.seeding import rng_for
 from mgfm.core.layout import FACE_ANCHORS

@@ -16,17 +16,18 @@ import yaml
 
 from mgfm.common.content import write_record
 from mgfm.core.packed import open_packed
-from mgfm.data.records import manifest_records, versioned_record_path, write_versioned_record
+from mgfm.ingest.records import manifest_records, versioned_record_path, write_versioned_record
 from mgfm.core.pose_store import read_pose_meta
+from mgfm.pose.params import DEMO_MODEL
 
 from tests.support.clips import write_corpus
-from tests.support.workflow import REPO, output, snakemake
+from tests.support.workflow import output, snakemake
 
-DEMO_POSE_MODEL = REPO / "mgfm" / "pose" / "models" / "demo_wholebody.onnx"
+DEMO_POSE_MODEL = DEMO_MODEL
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 TARGETS = ["results/clips/clips.parquet", "results/clips/sampler_stats.csv", "results/tables/table6_iod_quota.md",
            "results/tables/table7_iod_tau.csv", "results/figures/fig4_durations.png",
-           *[f"results/datasets/skeleton/{n}" for n in ("pretrain", "mg_train", "mg_test", "video_clips")]]
+           *[f"results/packs/skeleton/{n}" for n in ("pretrain", "mg_train", "mg_test", "video_clips")]]
 
 
 def run_targets(work: Path, configs: list[Path], *args: str) -> str:
@@ -87,7 +88,7 @@ def test_rules_produce_every_clips_and_skeleton_output(workflow):
     work, log = workflow
     for target in TARGETS:
         assert (work / target).exists(), target
-    data, meta = open_packed(work / "results/datasets/skeleton/mg_test")
+    data, meta = open_packed(work / "results/packs/skeleton/mg_test")
     assert data.shape[1:] == (3, 16, 63)
     assert "summary:" in (work / "logs/clips/sample_clips.log").read_text()
     assert not re.search(r"rule (pose|download_video)\b", log)
@@ -100,7 +101,7 @@ def test_new_tau_reruns_sampling_and_what_follows_only(workflow):
     (work / "tau.yaml").write_text(yaml.safe_dump(cfg))
     out = run_targets(work, [work / "tau.yaml"], "-n")
     jobs = re.findall(r"^(?:local)?rule (\w+):", out, re.M)
-    assert set(jobs) == {"sample_clips", "iod", "iod_tables", "duration_figure", "skeleton_dataset"}, out[-2000:]
-    rebuilt = set(re.findall(r"output: results/datasets/skeleton/(\w+)", out))
+    assert set(jobs) == {"sample_clips", "iod", "iod_tables", "duration_figure", "pack_skeleton"}, out[-2000:]
+    rebuilt = set(re.findall(r"output: results/packs/skeleton/(\w+)", out))
     assert rebuilt == {"pretrain", "video_clips"}
     assert "Nothing to be done" in run_targets(work, [work / "config.yaml"], "-n")

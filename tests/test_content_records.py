@@ -1,4 +1,4 @@
-"""Content records (mgfm.common.content) and the label-free views of the tables (mgfm.data.views), as functions:
+"""Content records (mgfm.common.content) and the label-free views of the tables (mgfm.ingest.views), as functions:
 what is hashed when, what a record's time becomes, that a dry refresh writes nothing, and that a view (and a
 versioned view's name) changes only with label-free content."""
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mgfm.common.content import describe, record_path, refresh_record, write_record
-from mgfm.data.views import (INTERVAL_VIEW, VIDEO_VIEW, versioned_view_path, view_texts, write_versioned_view,
+from mgfm.ingest.views import (INTERVAL_VIEW, VIDEO_VIEW, versioned_view_path, view_texts, write_versioned_view,
                              write_views)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mgfm.data.contract import (
+from mgfm.ingest.contract import (
     GROUPS,
     DatasetError,
     check_annotations_in_videos,
@@ -301,7 +301,7 @@ def test_annotation_id_with_whitespace_is_rejected(tmp_path):
 
 
 def test_id_with_a_trailing_newline_is_invalid():
-    from mgfm.data.contract import _id_problem
+    from mgfm.ingest.contract import _id_problem
 
     assert _id_problem("v1") is None
     assert "whitespace" in _id_problem("v1\n")

@@ -38,7 +38,7 @@ def config(**eval_changes) -> dict:
 
 
 def test_the_demo_runs_every_protocol():
-    from mgfm.data.demo.planned import planned_tables
+    from mgfm.demo.planned import planned_tables
 
     plan = plan_run(*planned_tables(DEMO["dataset"]["demo"]), DEMO)
     assert plan.skipped == {}
@@ -80,7 +80,7 @@ def test_too_few_clips_for_the_semi_supervised_fraction_skips_it_with_the_number
 def test_the_plan_counts_what_fine_tuning_trains_on():
     """The pool the plan counts per seed is the one the fine-tuning protocol draws (same code, same seeds)."""
     from mgfm.common.seeding import derive_seed
-    from mgfm.datasets.catalog import dataset_clips
+    from mgfm.packs.catalog import dataset_clips
     from mgfm.eval.finetune import _training_rows
     from mgfm.eval.plan import _sizes
 

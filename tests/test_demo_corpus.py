@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from mgfm.cli import main
-from mgfm.data.contract import load_annotations, load_manifest, load_taxonomy, validate_dataset
-from mgfm.data.demo import corpus as corpus_mod
-from mgfm.data.demo.corpus import generate_corpus, load_ground_truth
+from mgfm.ingest.contract import load_annotations, load_manifest, load_taxonomy, validate_dataset
+from mgfm.demo import corpus as corpus_mod
+from mgfm.demo.corpus import generate_corpus, load_ground_truth
 
 TINY = {
     "n_videos": 4, "n_subjects": 3, "n_labeled": 2, "width": 128, "height": 96,
@@ -58,7 +58,7 @@ def test_tables_follow_the_contract(tiny):
 
 def test_planned_tables_are_the_rendered_ones(tiny):
     """The workflow plans data sizes from these rows at parse time, before the corpus exists."""
-    from mgfm.data.demo.planned import planned_tables
+    from mgfm.demo.planned import planned_tables
 
     manifest, annotations = planned_tables(TINY)
     rendered = pd.read_csv(tiny / "manifest.csv", keep_default_na=False)
@@ -115,7 +115,7 @@ def test_same_seed_same_bytes_different_seed_different_corpus(tiny, tmp_path):
 
 
 def test_failed_encoding_leaves_no_video(tmp_path, monkeypatch):
-    monkeypatch.setattr("mgfm.data.demo.encode.ffmpeg_exe", lambda: "/bin/false")
+    monkeypatch.setattr("mgfm.demo.encode.ffmpeg_exe", lambda: "/bin/false")
     with pytest.raises(RuntimeError, match="ffmpeg failed"):
         generate_corpus(TINY, tmp_path, workers=1)
     assert not list(tmp_path.rglob("*.mp4")) and not (tmp_path / "manifest.csv").exists()

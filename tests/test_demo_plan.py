@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from mgfm.data.demo.events import plan_events
+from mgfm.demo.events import plan_events
 from mgfm.config import defaults
-from mgfm.data.demo.plan import FPS, build_plan, demo_settings, demo_video_ids
-from mgfm.data.demo.subject import make_subject
-from mgfm.data.demo.taxonomy import CLASSES, NUM_CLASSES, class_probabilities, taxonomy_table
+from mgfm.demo.plan import FPS, build_plan, demo_settings, demo_video_ids
+from mgfm.demo.subject import make_subject
+from mgfm.demo.taxonomy import CLASSES, NUM_CLASSES, class_probabilities, taxonomy_table
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = {"Head", "Body", "Hand", "Body-Hand", "Head-Hand", "non-MG"}

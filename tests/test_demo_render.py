@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from mgfm.common.seeding import rng_for
-from mgfm.data.demo.motion import Gesture, build_motion
-from mgfm.data.demo.render import Shot, ground_truth, render_training_samples
-from mgfm.data.demo.skeleton import forward
-from mgfm.data.demo.subject import make_framing, make_subject, make_venue
-from mgfm.data.demo.taxonomy import CLASS_NAMES
+from mgfm.demo.motion import Gesture, build_motion
+from mgfm.demo.render import Shot, ground_truth, render_training_samples
+from mgfm.demo.skeleton import forward
+from mgfm.demo.subject import make_framing, make_subject, make_venue
+from mgfm.demo.taxonomy import CLASS_NAMES
 from mgfm.core import layout as L
 
 W, H, FPS, N = 320, 240, 25.0, 75

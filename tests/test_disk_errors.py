@@ -103,7 +103,7 @@ EOF"""
 
 @needs_namespace
 def test_a_command_on_a_full_disk_ends_with_one_line_naming_the_path(tmp_path):
-    """mgfm dataset validate writing its JSON onto a full disk: the last line is the path and the cause."""
+    """mgfm ingest validate writing its JSON onto a full disk: the last line is the path and the cause."""
     from tests.support.features import write_tables, synthetic_videos
 
     tables = write_tables(tmp_path / "tables", 3, synthetic_videos())
@@ -111,7 +111,7 @@ def test_a_command_on_a_full_disk_ends_with_one_line_naming_the_path(tmp_path):
     disk = tmp_path / "disk"
     out = disk / "validated.json"
     script = (f"{full_disk(disk, '1m')} && head -c 2000000 /dev/zero > {disk}/filler 2>/dev/null; "
-              f"mgfm dataset validate --manifest {tables['manifest']} --annotations {tmp_path}/tables/annotations.csv "
+              f"mgfm ingest validate --manifest {tables['manifest']} --annotations {tmp_path}/tables/annotations.csv "
               f"--taxonomy {tables['taxonomy']} --out {out}; echo rc=$?; ls -A {disk}")
     proc = in_namespace(script, tmp_path)
     last = proc.stderr.strip().splitlines()[-1]
@@ -176,7 +176,7 @@ def test_a_failing_command_with_an_os_error_ends_with_that_line(tmp_path, capsys
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "dataset" / "validated.json"))
 
-    monkeypatch.setattr("mgfm.data.contract.validate_dataset", full)
+    monkeypatch.setattr("mgfm.ingest.contract.validate_dataset", full)
     assert main(["dataset", "validate", "--manifest", "m.csv", "--annotations", "a.csv", "--taxonomy", "t.csv",
                  "--out", str(tmp_path / "v.json")]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
@@ -196,6 +196,6 @@ def test_unwritable_dirs_lists_folders_without_write_permission(tmp_path, monkey
 def test_reserve_names_the_file_when_the_free_space_is_short(tmp_path):
     (tmp_path / "x.npy").write_bytes(b"")
     with pytest.raises(OSError) as info:
-        reserve(tmp_path / "x.npy", 1 << 60, "dataset results/datasets/skeleton/pretrain")
+        reserve(tmp_path / "x.npy", 1 << 60, "dataset results/packs/skeleton/pretrain")
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path)
-    assert "no space left for dataset results/datasets/skeleton/pretrain: it needs" in os_error_line(info.value)
+    assert "no space left for dataset results/packs/skeleton/pretrain: it needs" in os_error_line(info.value)

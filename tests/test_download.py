@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mgfm.data import download as dl
-from mgfm.data.download import (
+from mgfm.ingest import download as dl
+from mgfm.ingest.download import (
     DownloadError,
     DownloadParams,
     check_downloaded_annotations,
@@ -28,7 +28,7 @@ from mgfm.data.download import (
     source_kind,
     with_retries,
 )
-from mgfm.data.video import ffmpeg_exe, probe_source
+from mgfm.ingest.video import ffmpeg_exe, probe_source
 
 FAST = {"timeout_s": 0.5, "retries": 1, "backoff_s": 0.01, "preset": "ultrafast"}
 
@@ -522,7 +522,7 @@ def test_dataset_validate_refuses_unfetchable_urls_naming_row_and_column(tmp_pat
 
 
 def test_local_paths_with_spaces_and_file_urls_are_fetchable_urls():
-    from mgfm.data.contract import url_problem
+    from mgfm.ingest.contract import url_problem
 
     for url in ("raw/my talk (1).mp4", "/data/v.mp4", "file:///data/v.mp4", "https://example.org/a%20b.mp4",
                 "C:\\videos\\a.mp4"):

@@ -7,9 +7,9 @@ function it runs, and an AST scan follows every `mgfm.*` import from that functi
 lazy ones) and collects the third-party imports on the way:
 - module-level imports of every mgfm module reached count;
 - imports inside functions count in the modules of the command's own stage package (e.g. ``mgfm.pose.*`` for
-  ``mgfm pose extract``), and in functions that a reached module imports by name (``from mgfm.data.video
+  ``mgfm pose extract``), and in functions that a reached module imports by name (``from mgfm.ingest.video
   import open_reader`` brings ``open_reader``'s lazy ``import decord``); other lazy imports belong to functions
-  of other stages (e.g. ``import ffmpeg`` in ``mgfm.data.video``'s normaliser, which the pose stage never
+  of other stages (e.g. ``import ffmpeg`` in ``mgfm.ingest.video``'s normaliser, which the pose stage never
   calls). A function reached only through a module attribute (``video.normalise(...)``) is not followed;
 - imports guarded by ``try/except ImportError`` are optional and skipped; backend modules that run in one
   environment only are listed in BACKEND_MODULES, deliberate lazy optional imports in OPTIONAL_LAZY_IMPORTS.

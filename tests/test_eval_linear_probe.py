@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mgfm.eval.data import check_disjoint, load_labeled, semi_supervised_rows, validation_rows
+from mgfm.eval.splits import check_disjoint, load_labeled, semi_supervised_rows, validation_rows
 from mgfm.core.feature_store import read_features, write_features
 from mgfm.eval.linear_probe import ProbeConfig, run_linear_probe
 

@@ -12,7 +12,7 @@ from tests.support.workflow import REPO
 
 # every module the GPU check's sections build models and training steps from
 GPU_PATH_MODULES = ["mgfm.models", "mgfm.models.dste", "mgfm.models.rgb.student", "mgfm.models.rgb.teacher",
-                    "mgfm.train.loop", "mgfm.train.distributed", "mgfm.train.pretrain", "mgfm.train.rgb_pretrain",
+                    "mgfm.train.loop", "mgfm.train.distributed", "mgfm.train.pretrain", "mgfm.train.rgb.pretrain",
                     "mgfm.train.checkpoint", "mgfm.pose.backends.onnx_backend", "mgfm.config"]
 
 

@@ -1,10 +1,10 @@
 """Data and imports flow one way: no stage package imports a later one (static: imports parsed with ``ast``).
 
-Stage order (README, "Package layout"): common -> config -> core -> data -> pose -> clips -> datasets -> models
+Stage order (README, "Package layout"): common -> config -> core -> ingest -> pose -> clips -> packs -> models
 -> train -> eval -> infer -> tables. A module may import its own stage and earlier ones. ``common`` and ``config`` are
-the helpers (utilities; the config schemas and their resolver), ``core`` the formats every stage reads. ``mgfm.data.demo`` belongs to the data
-stage: it reuses ``mgfm.data.video`` and the layout in ``mgfm.core``, and the pose stage's demo model reads its
-renderer; the rest of ``mgfm.data`` (contract, download, video) never imports it. ``mgfm/cli.py`` and
+the helpers (utilities; the config schemas and their resolver), ``core`` the formats every stage reads.
+``mgfm.demo`` (the synthetic corpus, its renderer, the demo pose model's network and training) sits beside the
+stages: it may import any of them, and no stage imports it (only the demo's rules and the tests do). ``mgfm/cli.py`` and
 ``mgfm/__main__.py`` sit above every stage (the command line finds the stage ``cli`` modules by name at run
 time); a stage's ``cli`` module may import ``mgfm.cli`` (``json_object``) besides its own stage.
 Every import counts, at module level or inside a function.
@@ -20,7 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mgfm"
-STAGES = ("common", "config", "core", "data", "pose", "clips", "datasets", "models", "train", "eval", "infer", "tables")
+STAGES = ("common", "config", "core", "ingest", "pose", "clips", "packs", "models", "train", "eval", "infer", "tables")
+#: the demo generator: above the stages (it uses them), imported by none of them
+DEMO = "demo"
 TOP = {"mgfm", "mgfm.cli", "mgfm.__main__"}
 
 
@@ -57,14 +59,10 @@ def stage_of(module: str) -> str | None:
     if module in TOP:
         return None
     stage = module.split(".")[1]
-    if stage not in STAGES:
+    if stage not in STAGES and stage != DEMO:
         raise AssertionError(f"{module}: package mgfm.{stage} is not in the stage order {STAGES}: add it there and "
                              "to the README's package table")
     return stage
-
-
-def is_data_demo(module: str) -> bool:
-    return module == "mgfm.data.demo" or module.startswith("mgfm.data.demo.")
 
 
 def violations(path: Path) -> list[str]:
@@ -82,10 +80,12 @@ def violations(path: Path) -> list[str]:
                 bad.append(f"{where} (only a stage's cli module may import mgfm.cli)")
             continue
         other = stage_of(target)
-        if STAGES.index(other) > STAGES.index(own):
+        if own == DEMO:
+            continue
+        if other == DEMO:
+            bad.append(f"{where} (no stage imports the demo generator: only its rules and the tests do)")
+        elif STAGES.index(other) > STAGES.index(own):
             bad.append(f"{where} (stage {other} comes after {own})")
-        elif own == "data" and is_data_demo(target) and not is_data_demo(module):
-            bad.append(f"{where} (the data stage's own modules never import the demo generator)")
     return bad
 
 
@@ -95,7 +95,7 @@ def package_files() -> list[Path]:
 
 def test_every_stage_package_is_in_the_order():
     packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
-    assert packages == set(STAGES)
+    assert packages == {*STAGES, DEMO}
 
 
 def test_no_stage_imports_a_later_one():
@@ -128,13 +128,17 @@ def test_the_check_catches_a_later_stage(tmp_path, monkeypatch, source, message)
     assert len(found) == 1 and message in found[0], found
 
 
-def test_the_check_allows_earlier_stages_and_the_data_demo_rule(tmp_path, monkeypatch):
+def test_the_check_allows_earlier_stages_and_keeps_the_demo_apart(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     ok = tmp_path / "mgfm" / "train" / "cli.py"
     ok.parent.mkdir(parents=True)
     ok.write_text("from mgfm.cli import json_object\nfrom mgfm.core.packed import open_packed\nimport mgfm.common\n")
     assert violations(ok) == []
-    demo_user = tmp_path / "mgfm" / "data" / "download.py"
+    demo_user = tmp_path / "mgfm" / "ingest" / "download.py"
     demo_user.parent.mkdir(parents=True)
-    demo_user.write_text("from mgfm.data.demo.render import ground_truth\n")
-    assert "never import the demo generator" in violations(demo_user)[0]
+    demo_user.write_text("from mgfm.demo.render import ground_truth\n")
+    assert "no stage imports the demo generator" in violations(demo_user)[0]
+    demo = tmp_path / "mgfm" / "demo" / "pose_model" / "train.py"
+    demo.parent.mkdir(parents=True)
+    demo.write_text("from mgfm.pose.simcc import decode\nfrom mgfm.tables.paper import PAPER\n")
+    assert violations(demo) == []

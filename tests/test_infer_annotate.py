@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mgfm.core.layout import NUM_KEYPOINTS, UPPER_BODY
-from mgfm.data.video import ffmpeg_exe, open_reader, probe_video
+from mgfm.ingest.video import ffmpeg_exe, open_reader, probe_video
 from mgfm.infer.annotate import draw_frame, frame_labels, write_annotated_video
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from mgfm.core.layout import UPPER_BODY
 from mgfm.infer.bundle import BundleError, load_spotter
-from mgfm.infer.inputs import safe_id, video_ids
+from mgfm.infer.video_files import safe_id, video_ids
 from tests.support.infer import spotter_fields
 
 

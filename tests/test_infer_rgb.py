@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from mgfm.datasets.rgb import crop_resize, sample_indices
+from mgfm.packs.rgb import crop_resize, sample_indices
 from mgfm.infer.bundle import BundleError
 from mgfm.infer.calibrate import fusion_weights
 from mgfm.infer.rgb_windows import check_rgb_card, stream_clips

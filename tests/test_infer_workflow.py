@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mgfm.data.video import ffmpeg_exe
+from mgfm.ingest.video import ffmpeg_exe
 
 from tests.support.workflow import repo_config, snakemake, write_config
 
@@ -104,7 +104,7 @@ def test_mgfm_infer_on_files_reports_bad_ones_and_does_the_others(work, tmp_path
     # a file given to mgfm infer is not known to be a demo render: the page warns about the demo pose model
     assert meta["demo_pose_on_real_video"] and "real faces are not found" in (out / "demo008" / "report.html").read_text()
     assert meta["members"] == ["joint", "bone", "motion", "rgb"] and meta["timings_s"]["windows_rgb_s"] > 0
-    from mgfm.data.video import probe_video
+    from mgfm.ingest.video import probe_video
 
     assert probe_video(out / "demo008" / "annotated.mp4")["frames"] == meta["n_frames"]
     assert "real-time factor" in proc.stderr

@@ -330,12 +330,12 @@ def _files(root: Path) -> dict[str, tuple[int, int]]:
 
 #: step (mgfm.config.steps) -> the command whose --params it fills
 COMMANDS = {
-    "sample_clips": "mgfm clips sample", "skeleton_dataset": "mgfm datasets skeleton",
-    "rgb_dataset": "mgfm datasets rgb", "pretrain_skeleton": "mgfm pretrain skeleton",
+    "sample_clips": "mgfm clips sample", "pack_skeleton": "mgfm packs skeleton",
+    "pack_rgb": "mgfm packs rgb", "pretrain_skeleton": "mgfm pretrain skeleton",
     "pretrain_rgb_stage1": "mgfm pretrain rgb --stage 1", "pretrain_rgb_stage2": "mgfm pretrain rgb --stage 2",
     "eval_linear_probe": "mgfm eval linear-probe", "eval_semi_supervised": "mgfm eval finetune --protocol semi_supervised",
     "eval_finetune": "mgfm eval finetune --protocol finetune", "eval_emotion": "mgfm eval emotion",
-    "eval_ensemble": "mgfm eval ensemble", "download_video": "mgfm download", "pose": "mgfm pose extract",
+    "eval_ensemble": "mgfm eval ensemble", "download_video": "mgfm ingest download", "pose": "mgfm pose extract",
 }
 
 
@@ -369,6 +369,6 @@ def test_snakemake_runs_the_paper_config_and_nothing_else(tmp_path):
     assert [p for p in emotion if p.endswith("video_clips.parquet")] == [
         "results/features/skeleton/joint/video_clips.parquet", "results/features/rgb/rgb/video_clips.parquet"]
     # one record job per video, each download reading its content-named record (written by that job, not here)
-    records = re.findall(r"mgfm download --record (results/dataset/videos/(\S+)\.([0-9a-f]{16})\.json)", text)
+    records = re.findall(r"mgfm ingest download --record (results/ingest/videos/(\S+)\.([0-9a-f]{16})\.json)", text)
     assert sorted(vid for _, vid, _ in records) == sorted(ids)
     assert len(re.findall(r"^(?:local)?rule video_record:", text, re.M)) == len(ids)

@@ -10,7 +10,7 @@ from mgfm.pose.params import DEMO_MODEL
 
 
 def test_shipped_model_and_sidecar():
-    assert DEMO_MODEL.is_file(), "train it: python -m mgfm.pose.demo_model.train"
+    assert DEMO_MODEL.is_file(), "train it: python -m mgfm.demo.pose_model.train"
     side = json.loads(DEMO_MODEL.with_suffix(".json").read_text())
     assert DEMO_MODEL.stat().st_size < 5 * 1024 * 1024
     assert side["sha256"] == sha256_file(DEMO_MODEL)
@@ -18,8 +18,8 @@ def test_shipped_model_and_sidecar():
 
 
 def test_demo_model_reads_rendered_people_and_drops_on_cut_ins():
-    from mgfm.data.demo.render import render_training_samples
-    from mgfm.pose.demo_model.evaluate import pose_metrics, predict_frames
+    from mgfm.demo.render import render_training_samples
+    from mgfm.demo.pose_model.evaluate import pose_metrics, predict_frames
 
     frames, xy, vis = render_training_samples(96, seed=424242, cut_in_fraction=0.25)
     assert (~vis.any(axis=1)).sum() >= 5, "the sample must hold cut-in frames"

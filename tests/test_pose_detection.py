@@ -137,8 +137,8 @@ def test_extract_with_a_raw_format_detector(tmp_path):
 
     from mgfm.core.pose_store import read_pose, read_pose_meta
     from mgfm.common.digest import sha256_file
-    from mgfm.pose.demo_model.export import export_onnx
-    from mgfm.pose.demo_model.net import DemoSimCCNet
+    from mgfm.demo.pose_model.export import export_onnx
+    from mgfm.demo.pose_model.net import DemoSimCCNet
     from mgfm.pose.extract import extract_pose
 
     torch.manual_seed(0)

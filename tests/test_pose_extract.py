@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from mgfm.pose.demo_model.export import export_onnx
-from mgfm.pose.demo_model.net import DemoSimCCNet
+from mgfm.demo.pose_model.export import export_onnx
+from mgfm.demo.pose_model.net import DemoSimCCNet
 from mgfm.pose.extract import extract_pose
 from mgfm.core.layout import NUM_KEYPOINTS
 from mgfm.pose.params import PoseParams

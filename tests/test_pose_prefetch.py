@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mgfm.pose.demo_model.export import export_onnx
-from mgfm.pose.demo_model.net import DemoSimCCNet
+from mgfm.demo.pose_model.export import export_onnx
+from mgfm.demo.pose_model.net import DemoSimCCNet
 from mgfm.pose.extract import extract_pose
 from mgfm.pose.video_reader import background
 

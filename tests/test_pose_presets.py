@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from mgfm.config import resolve
+from mgfm.pose.params import DEMO_MODEL
 from mgfm.pose.presets import PRESETS, PresetError, plan_pose
+
 from tests.support.workflow import REPO, TINY_DEMO, merged, output, repo_config, snakemake, write_config
 
 MODELS = "results-x/models/pose"
@@ -120,6 +122,6 @@ def test_a_missing_model_file_stops_the_run_at_parse_time(tmp_path):
 
 def test_an_existing_model_file_is_planned(tmp_path):
     model = tmp_path / "m.onnx"
-    shutil.copy(REPO / "mgfm" / "pose" / "models" / "demo_wholebody.onnx", model)
+    shutil.copy(DEMO_MODEL, model)
     proc = _dry_run(tmp_path, {"pose": {"model": str(model)}}, "results/pose/demo000.parquet")
     assert _jobs(output(proc)).get("pose") == 1

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from mgfm.data.demo.plan import demo_video_ids
+from mgfm.demo.plan import demo_video_ids
 from tests.support.workflow import REPO, snakemake
 
 
@@ -40,8 +40,8 @@ def pose_work(tmp_path_factory):
     import numpy as np
     import torch
 
-    from mgfm.pose.demo_model.export import export_onnx
-    from mgfm.pose.demo_model.net import DemoSimCCNet
+    from mgfm.demo.pose_model.export import export_onnx
+    from mgfm.demo.pose_model.net import DemoSimCCNet
 
     root = tmp_path_factory.mktemp("pose")
     torch.manual_seed(0)

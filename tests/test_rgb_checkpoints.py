@@ -144,7 +144,7 @@ def test_a_pretraining_file_starts_fine_tuning_as_smile_does(reference, tmp_path
 def test_stage1_pretraining_starts_from_the_configured_checkpoint(reference, tmp_path):
     from safetensors.torch import load_file
 
-    from mgfm.train.rgb_pretrain import pretrain_rgb
+    from mgfm.train.rgb.pretrain import pretrain_rgb
 
     ref, path, sha = reference
     data = tmp_path / "pretrain"

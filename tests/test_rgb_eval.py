@@ -124,8 +124,8 @@ def test_the_spotting_classifier_is_the_fine_tuned_rgb_model(evaluated, tmp_path
     from mgfm.config import default_seed
     from mgfm.infer.bundle import load_classifier
     from mgfm.infer.train import export_classifier
-    from mgfm.train.rgb_data import PackedRGBClips
-    from mgfm.train.rgb_features import prepare_rgb
+    from mgfm.train.rgb.clips import PackedRGBClips
+    from mgfm.train.rgb.features import prepare_rgb
 
     root, paths, ev = evaluated
     data = root / "datasets" / "rgb"
@@ -134,7 +134,7 @@ def test_the_spotting_classifier_is_the_fine_tuned_rgb_model(evaluated, tmp_path
                       str(paths["taxonomy"]), PARAMS, str(out), global_seed=default_seed())   # the CLI's seed
     card = json.loads((out / "card.json").read_text())
     assert card["arch"]["pooling"] == "fc_norm" and card["arch"]["drop_path"] == 0.1
-    info = json.loads((out / "classifier.json").read_text())        # what build_rgb_dataset records, absent here
+    info = json.loads((out / "classifier.json").read_text())        # what build_rgb_pack records, absent here
     (out / "classifier.json").write_text(json.dumps({**info, "clip_params": {"num_frames": 8, "size": 64}}))
     member = load_classifier(out, "rgb", 4)
     clips = PackedRGBClips(data / "mg_test", 8, 64)

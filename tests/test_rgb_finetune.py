@@ -148,7 +148,7 @@ def test_randaugment_ops_are_pils_as_smile_applies_them():
     import numpy as np
     from PIL import Image, ImageEnhance, ImageOps
 
-    from mgfm.train.rgb_augment import OPS, apply_op
+    from mgfm.train.rgb.augment import OPS, apply_op
 
     img = _frame()
     pil = Image.fromarray(img)
@@ -181,7 +181,7 @@ def test_randaugment_ops_are_pils_as_smile_applies_them():
 
 
 def test_clip_augmentation_is_one_draw_per_clip_for_all_its_frames():
-    from mgfm.train.rgb_augment import ClipAugment, augment_clips
+    from mgfm.train.rgb.augment import ClipAugment, augment_clips
 
     frame = torch.from_numpy(_frame(1, 32)).permute(2, 0, 1).float().div(255)
     x = frame.expand(6, 4, 3, 32, 32).clone()                       # every frame of every clip the same image
@@ -198,7 +198,7 @@ def test_clip_augmentation_is_one_draw_per_clip_for_all_its_frames():
 
 
 def test_random_resized_crop_moves_over_a_larger_stored_frame_at_the_views_scale():
-    from mgfm.train.rgb_augment import random_resized_crop
+    from mgfm.train.rgb.augment import random_resized_crop
 
     x = torch.rand(5, 2, 3, 40, 40)
     out = random_resized_crop(x, 32, (1.0, 1.0), (1.0, 1.0), 0.0, torch.Generator().manual_seed(1))
@@ -211,7 +211,7 @@ def test_random_resized_crop_moves_over_a_larger_stored_frame_at_the_views_scale
 
 
 def test_random_erasing_fills_one_box_per_clip_on_every_frame():
-    from mgfm.train.rgb_augment import random_erasing
+    from mgfm.train.rgb.augment import random_erasing
 
     x = torch.full((8, 3, 3, 32, 32), 7.0)
     out = random_erasing(x, 1.0, torch.Generator().manual_seed(2))
@@ -224,7 +224,7 @@ def test_random_erasing_fills_one_box_per_clip_on_every_frame():
 
 
 def test_views_read_more_frames_and_pixels_when_stored_and_one_view_today():
-    from mgfm.train.rgb_finetune_views import clip_starts, crop_view, evaluation_views, random_window, view_starts
+    from mgfm.train.rgb.finetune_views import clip_starts, crop_view, evaluation_views, random_window, view_starts
 
     assert view_starts(16, 16, 2) == [0] and view_starts(24, 16, 3) == [0, 4, 8] and view_starts(24, 16, 1) == [4]
     one = evaluation_views((10, 8, 64, 64, 3), 8, 64, 2, 3)                       # today: the stored clip
@@ -256,8 +256,8 @@ def test_views_read_more_frames_and_pixels_when_stored_and_one_view_today():
 
 def test_view_scores_average_the_softmax_over_each_clips_distinct_views():
     from mgfm.eval.rgb_finetune import view_scores
-    from mgfm.train.rgb_features import prepare_rgb
-    from mgfm.train.rgb_finetune_views import TestViews
+    from mgfm.train.rgb.features import prepare_rgb
+    from mgfm.train.rgb.finetune_views import TestViews
 
     class Model(torch.nn.Module):
         card = {"num_frames": 2, "image_size": 4}

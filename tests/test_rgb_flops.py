@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mgfm.models.rgb.flops import clip_teacher_forward, student_forward
 from mgfm.models.rgb.student import SmileModel, StudentConfig
-from mgfm.train.rgb_masking import masked_count, tube_mask
+from mgfm.train.rgb.masking import masked_count, tube_mask
 
 pytest.importorskip("transformers")
 

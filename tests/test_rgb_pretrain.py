@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from mgfm.models.artifact import load_encoder
 from mgfm.models.rgb.student import SmileModel, StudentConfig
-from mgfm.train.rgb_masking import box_tokens, masked_count, trajectory_mask, tube_mask
-from mgfm.train.rgb_motion import MotionConfig, draw, render, select
+from mgfm.train.rgb.masking import box_tokens, masked_count, trajectory_mask, tube_mask
+from mgfm.train.rgb.motion import MotionConfig, draw, render, select
 
 from tests.support.rgb import write_synthetic_rgb
 
@@ -144,8 +144,8 @@ def test_synthetic_motion_pastes_moving_objects_reproducibly():
 def test_objects_from_a_folder_of_rgba_crops(tmp_path, clips):
     import cv2
 
-    from mgfm.train.rgb_objects import bank_key, build_bank, object_files, open_bank, read_rgba
-    from mgfm.train.rgb_pretrain import OBJECT_BANK, pretrain_rgb
+    from mgfm.train.rgb.objects import bank_key, build_bank, object_files, open_bank, read_rgba
+    from mgfm.train.rgb.pretrain import OBJECT_BANK, pretrain_rgb
 
     folder = tmp_path / "objects"
     for i, cat in enumerate(("cup", "cup", "ball")):
@@ -205,7 +205,7 @@ def test_student_predicts_the_masked_tokens_only():
 
 def test_two_stages_artifacts_init_and_features(clips, tmp_path, monkeypatch):
     from mgfm.core.feature_store import read_features
-    from mgfm.train import rgb_pretrain
+    from mgfm.train.rgb import pretrain as rgb_pretrain
     from mgfm.train.features import extract_features
 
     s1 = rgb_pretrain.pretrain_rgb(clips, 1, tmp_path / "stage1", _params(), seed=0)
@@ -236,7 +236,7 @@ def test_two_stages_artifacts_init_and_features(clips, tmp_path, monkeypatch):
 
 
 def test_resume_after_kill_is_identical(clips, tmp_path):
-    from mgfm.train.rgb_pretrain import pretrain_rgb
+    from mgfm.train.rgb.pretrain import pretrain_rgb
 
     class Killed(Exception):
         pass
@@ -259,8 +259,8 @@ def test_target_cache_matches_on_the_fly_targets(clips, tmp_path):
     from mgfm.models.rgb.targets import teacher_targets
     from mgfm.models.rgb.teacher import build_teacher
     from mgfm.config.steps import resolve_step
-    from mgfm.train.rgb_data import PackedRGBClips, to_unit
-    from mgfm.train.rgb_pretrain import cache_targets
+    from mgfm.train.rgb.clips import PackedRGBClips, to_unit
+    from mgfm.train.rgb.pretrain import cache_targets
 
     p = resolve_step("pretrain_rgb_stage2", _params())
     cfg = StudentConfig.from_section(p["model"])
@@ -275,7 +275,7 @@ def test_target_cache_matches_on_the_fly_targets(clips, tmp_path):
     assert (tmp_path / "t.npy").stat().st_mtime_ns == stamp                 # reused while the key matches
     s2 = tmp_path / "cached"
     (tmp_path / "s1").mkdir()
-    from mgfm.train.rgb_pretrain import pretrain_rgb
+    from mgfm.train.rgb.pretrain import pretrain_rgb
 
     s1 = pretrain_rgb(clips, 1, tmp_path / "s1", _params(), seed=0)
     pretrain_rgb(clips, 2, s2, _params(cache=True), seed=0, init=s1)
@@ -287,7 +287,7 @@ def test_target_cache_matches_on_the_fly_targets(clips, tmp_path):
 
 
 def test_dataset_mismatch_names_the_config_key(clips, tmp_path):
-    from mgfm.train.rgb_pretrain import pretrain_rgb
+    from mgfm.train.rgb.pretrain import pretrain_rgb
 
     params = _params()
     params["model"] = {**MODEL, "num_frames": 16}
@@ -326,7 +326,7 @@ def test_rebuilt_rgb_dataset_at_the_same_path_is_not_resumed(tmp_path, caplog):
     count and shape, other pixels) sets the checkpoint aside and trains exactly as a clean run on the new data."""
     import logging
 
-    from mgfm.train.rgb_pretrain import pretrain_rgb
+    from mgfm.train.rgb.pretrain import pretrain_rgb
 
     class Killed(Exception):
         pass
@@ -350,7 +350,7 @@ def test_rebuilt_rgb_dataset_at_the_same_path_is_not_resumed(tmp_path, caplog):
 
 
 def test_targets_from_cache_are_the_rows_of_the_batch(clips):
-    from mgfm.train.rgb_data import PackedRGBClips, TargetsFromCache
+    from mgfm.train.rgb.clips import PackedRGBClips, TargetsFromCache
 
     data = PackedRGBClips(clips, 8, 64)
     cache = np.arange(32 * 3 * 2, dtype=np.float16).reshape(32, 3, 2)
@@ -371,7 +371,7 @@ def test_target_cache_under_two_gloo_processes(clips, tmp_path):
     import sys
 
     from mgfm.train.checkpoint import CHECKPOINT_DIR, LAST
-    from mgfm.train.rgb_pretrain import TARGET_CACHE, pretrain_rgb
+    from mgfm.train.rgb.pretrain import TARGET_CACHE, pretrain_rgb
 
     s2 = {**TRAIN, "epochs": 2, "optimizer": "sgd", "momentum": 0.9, "lr": 0.05}
     params = {**_params(cache=True), "stage2": s2}

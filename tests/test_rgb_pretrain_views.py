@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from mgfm.core.packed import open_packed, write_packed
-from mgfm.datasets.rgb import build_rgb_dataset, context_boxes, sample_indices, view_indices
+from mgfm.packs.rgb import build_rgb_pack, context_boxes, sample_indices, view_indices
 from mgfm.train.loop import EpochBatchSampler, IndexBatch
-from mgfm.train.rgb_data import PackedRGBClips
-from mgfm.train.rgb_pretrain_views import ViewAugment, crop_offsets, crop_sizes
+from mgfm.train.rgb.clips import PackedRGBClips
+from mgfm.train.rgb.pretrain_views import ViewAugment, crop_offsets, crop_sizes
 
 AUG = ViewAugment(temporal=True, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1)
 
@@ -134,9 +134,9 @@ def test_pretraining_dataset_in_the_views_layout_and_evaluation_datasets_unchang
                  tmp_path / "stats.csv", seed=1, params={"retry_budget": 200})
     params = {"num_frames": 6, "size": 32, "crop": "full", "views": {"stride": 7, "extra_frames": 3, "context": 1.25}}
     for name in ("pretrain", "mg_test"):
-        build_rgb_dataset(name, tmp_path / "rgb" / name, corpus["video_dir"], corpus["pose_dir"], corpus["manifest"],
+        build_rgb_pack(name, tmp_path / "rgb" / name, corpus["video_dir"], corpus["pose_dir"], corpus["manifest"],
                           corpus["annotations"], tmp_path / "clips.parquet", params)
-        build_rgb_dataset(name, tmp_path / "plain" / name, corpus["video_dir"], corpus["pose_dir"],
+        build_rgb_pack(name, tmp_path / "plain" / name, corpus["video_dir"], corpus["pose_dir"],
                           corpus["manifest"], corpus["annotations"], tmp_path / "clips.parquet",
                           {**params, "views": {"datasets": []}})
     # the evaluation dataset is byte for byte the plain layout
@@ -162,7 +162,7 @@ def test_pretraining_dataset_in_the_views_layout_and_evaluation_datasets_unchang
 
 def test_fine_tuning_reads_a_views_layout_dataset_whole_within_each_clips_starts(tmp_path):
     from mgfm.eval.rgb_finetune import describe_views, view_scores
-    from mgfm.train.rgb_finetune_views import crop_view, evaluation_views
+    from mgfm.train.rgb.finetune_views import crop_view, evaluation_views
 
     _views_dataset(tmp_path / "v")                       # 6 clips, 12 frames of 20 px, T 8 of 16 px, starts below
     whole = PackedRGBClips(tmp_path / "v", 8, 16, larger=True)

@@ -56,7 +56,7 @@ def test_the_schedule_is_sized_for_schedule_epochs_and_stops_at_epochs():
 def test_raising_the_stop_epoch_resumes_the_stopped_run(clips, tmp_path, caplog):
     """With the schedule sized apart from the stop epoch, a run stopped at epoch 2 continues to epoch 3 and ends
     bit-identical to a run straight to epoch 3; the card records where it stopped and the last lr."""
-    from mgfm.train.rgb_pretrain import pretrain_rgb
+    from mgfm.train.rgb.pretrain import pretrain_rgb
 
     stopped = {**TRAIN, "schedule_epochs": 6}
     pretrain_rgb(clips, 1, tmp_path / "run", _params(stage1=stopped), seed=0)
@@ -90,8 +90,8 @@ def _recording_model(cfg: StudentConfig, dim: int):
 def test_multiple_sampling_runs_the_clips_again_with_the_shuffled_batch_masks(stage):
     from mgfm.config.steps import resolve_step
     from mgfm.models.rgb.teacher import build_teacher
-    from mgfm.train.rgb_motion import MotionConfig
-    from mgfm.train.rgb_pretrain import make_step
+    from mgfm.train.rgb.motion import MotionConfig
+    from mgfm.train.rgb.pretrain import make_step
 
     p = resolve_step(f"pretrain_rgb_stage{stage}", _params())
     cfg = StudentConfig.from_section(p["model"])
@@ -160,7 +160,7 @@ def test_the_teacher_is_fed_the_imagenet_normalised_clip_unless_asked_otherwise(
 
 
 def test_stage_2_cache_and_per_epoch_views_exclude_each_other(clips, tmp_path):
-    from mgfm.train.rgb_pretrain import pretrain_rgb
+    from mgfm.train.rgb.pretrain import pretrain_rgb
 
     params = _params(teacher={"kind": "onnx_backbone", "input_size": [64, 64], "cache": True},
                      augment={"stages": [1, 2]})

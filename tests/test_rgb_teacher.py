@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 
 from mgfm.models.rgb.targets import normalise_targets, teacher_targets
 from mgfm.models.rgb.teacher import DEMO_TEACHER_NODE, ClipTeacher, OnnxBackboneTeacher, build_teacher
+from mgfm.pose.params import DEMO_MODEL
 
 transformers = pytest.importorskip("transformers")
 SIZES = dict(image_size=64, patch_size=16, hidden=32, depth=2, heads=2, mlp_dim=64)
@@ -69,7 +70,7 @@ def test_clip_teacher_from_hf_safetensors_equals_library(tmp_path):
 
 
 def test_clip_teacher_from_openai_torchscript_equals_library(tmp_path):
-    from mgfm.train.rgb_teacher import convert_openai_clip
+    from mgfm.train.rgb.clip_fetch import convert_openai_clip
 
     model = _library_clip(seed=1)
     state = _openai_layout(model)
@@ -107,11 +108,7 @@ def test_demo_teacher_equals_onnxruntime_on_its_node():
                              "cache": False, "weights": "", "url": "", "sha256": "", "clip": {}}, (4, 4))
     assert isinstance(teacher, OnnxBackboneTeacher) and teacher.dim == 64
     assert not any(p.requires_grad for p in teacher.parameters())
-    from pathlib import Path
-
-    import mgfm.pose
-
-    model = onnx.load(str(Path(mgfm.pose.__file__).parent / "models" / "demo_wholebody.onnx"))
+    model = onnx.load(str(DEMO_MODEL))
     model.graph.output.append(onnx.helper.make_tensor_value_info(DEMO_TEACHER_NODE, onnx.TensorProto.FLOAT, None))
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).normal(size=(2, 3, 96, 128)).astype(np.float32)

@@ -31,6 +31,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mgfm.pose.params import DEMO_MODEL
+
 from tests.support.workflow import REPO as ROOT, TINY_DEMO, output, repo_config, snakemake, write_config
 
 UP, DOWN = ROOT / "scripts" / "slurm" / "up.sh", ROOT / "scripts" / "slurm" / "down.sh"
@@ -43,13 +45,13 @@ TWO_PROCESSES = {"nodes": 1, "tasks": 2, "tasks_per_gpu": 0, "mpi": "srun", "gpu
 TINY = copy.deepcopy(TINY_DEMO)
 VIDEO_IDS = [f"demo{i:03d}" for i in range(4)]
 # what goes through SLURM: the demo corpus, validation, the per-video download group, the annotation check
-SLURM_TARGETS = ["results/dataset/annotations_checked.json"]
+SLURM_TARGETS = ["results/ingest/annotations_checked.json"]
 # outputs compared byte for byte with a local run of the same targets
 COMPARED = ["results/demo/manifest.csv", "results/demo/annotations.csv", "results/demo/taxonomy.csv",
             *[f"results/videos/{v}.{ext}" for v in VIDEO_IDS for ext in ("json", "mp4")]]
 # and, once the demo pose model is in the package, the per-video pose group and one stream's pretraining (a
 # GPU rule run with gpu=0: a plain process) with a one-epoch schedule
-POSE_MODEL = ROOT / "mgfm" / "pose" / "models" / "demo_wholebody.onnx"
+POSE_MODEL = DEMO_MODEL
 if POSE_MODEL.is_file():
     SLURM_TARGETS.append("results/models/skeleton/joint/encoder.safetensors")
     COMPARED += [f"results/pose/{v}.parquet" for v in VIDEO_IDS]

@@ -44,7 +44,7 @@ def _spy(seen: dict, name: str, stop: bool = True, result=None):
 
 
 def test_demo_corpus(monkeypatch, tmp_path):
-    from mgfm.data.demo import corpus
+    from mgfm.demo import corpus
 
     seen = {}
     monkeypatch.setattr(corpus, "build_plan", _spy(seen, "plan"))
@@ -54,7 +54,7 @@ def test_demo_corpus(monkeypatch, tmp_path):
 
 
 def test_download(monkeypatch, tmp_path):
-    from mgfm.data import download
+    from mgfm.ingest import download
 
     seen = {}
     monkeypatch.setattr(download, "manifest_row", lambda path, vid: {"video_id": vid, "url": "a.mp4"})
@@ -139,7 +139,7 @@ def test_duration_figure(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("kind", ["skeleton", "rgb"])
 def test_packed_datasets(monkeypatch, tmp_path, kind):
-    from mgfm.datasets import rgb, skeleton
+    from mgfm.packs import rgb, skeleton
 
     seen = {}
     module = skeleton if kind == "skeleton" else rgb
@@ -148,9 +148,9 @@ def test_packed_datasets(monkeypatch, tmp_path, kind):
     monkeypatch.setattr(module, "resolve", lambda section, params: seen.setdefault("p", real(section, params)))
     with pytest.raises(Stop):
         if kind == "skeleton":
-            skeleton.build_skeleton_dataset("mg_test", tmp_path / "o", tmp_path, "m.csv", "a.csv", None, {})
+            skeleton.build_skeleton_pack("mg_test", tmp_path / "o", tmp_path, "m.csv", "a.csv", None, {})
         else:
-            rgb.build_rgb_dataset("mg_test", tmp_path / "o", tmp_path, tmp_path, "m.csv", "a.csv", None, {})
+            rgb.build_rgb_pack("mg_test", tmp_path / "o", tmp_path, tmp_path, "m.csv", "a.csv", None, {})
     assert seen["p"] == defaults(kind)
 
 

@@ -15,7 +15,7 @@ from mgfm.models.losses import DecorrelationWeights
 from mgfm.core.layout import STREAMS
 from mgfm.train.augment import AugmentConfig
 from mgfm.train.checkpoint import CHECKPOINT_DIR, LAST
-from mgfm.train.data import PackedClips
+from mgfm.train.skeleton_clips import PackedClips
 from mgfm.train.distributed import init_distributed
 from mgfm.train.loop import StepContext
 from mgfm.train.pretrain import make_step, pretrain_skeleton

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mgfm.data import video
-from mgfm.data.video import (
+from mgfm.ingest import video
+from mgfm.ingest.video import (
     VideoError,
     ffmpeg_exe,
     iter_frames,

@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from mgfm.data.records import (manifest_records, read_video_record, versioned_record_path, write_versioned_record,
+from mgfm.ingest.records import (manifest_records, read_video_record, versioned_record_path, write_versioned_record,
                                write_video_records)
 
 

@@ -23,8 +23,8 @@ from tests.support.workflow import TINY_DEMO, output, repo_config, snakemake, wr
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
-TARGETS = ["results/models/skeleton/joint/encoder.safetensors", "results/datasets/skeleton/video_clips",
-           "results/datasets/skeleton/mg_train", "results/clips/iod.json", "results/figures/fig4_durations.png"]
+TARGETS = ["results/models/skeleton/joint/encoder.safetensors", "results/packs/skeleton/video_clips",
+           "results/packs/skeleton/mg_train", "results/clips/iod.json", "results/figures/fig4_durations.png"]
 LABEL_FREE_RULES = ("sample_clips", "iod", "duration_figure", "pretrain_skeleton", "download_video", "pose")
 
 
@@ -89,7 +89,7 @@ def test_outcomes_and_classes_rerun_no_label_free_stage(work):
     jobs = planned(work)
     assert not any(jobs[r] for r in LABEL_FREE_RULES), jobs
     # the class: the annotation check reads the annotations, mg_train their classes
-    assert jobs == Counter({"skeleton_dataset": 1, "check_annotations": 1}), jobs
+    assert jobs == Counter({"pack_skeleton": 1, "check_annotations": 1}), jobs
 
 
 def test_an_outcome_alone_reruns_no_check_and_no_dataset(work):

@@ -15,20 +15,22 @@ from pathlib import Path
 
 import pytest
 
+from mgfm.pose.params import DEMO_MODEL
+
 from tests.support.workflow import REPO as ROOT, TINY_DEMO as TINY, merged, output, repo_config, snakemake, write_config
 
 pytestmark = pytest.mark.pipeline
 
 # what runs for real: everything the annotation check needs (demo corpus, validation, download + normalise),
 # and once the demo pose model is in the package, pose extraction and clip sampling too
-REAL_TARGETS = ["results/dataset/annotations_checked.json"]
+REAL_TARGETS = ["results/ingest/annotations_checked.json"]
 REAL_TARGET = REAL_TARGETS[0]
 # stages in workflow order, with their rules that run for real
 STAGE_RULES = {
     "dataset": ("demo_corpus", "validate_dataset"),
     "download": ("download_video", "check_annotations"),
 }
-POSE_MODEL = ROOT / "mgfm" / "pose" / "models" / "demo_wholebody.onnx"
+POSE_MODEL = DEMO_MODEL
 if POSE_MODEL.is_file():
     REAL_TARGETS.append("results/clips/clips.parquet")
     STAGE_RULES["pose"] = ("pose",)

@@ -54,14 +54,14 @@ def test_results_folder_is_configurable_and_a_config_file_replaces_the_demo(tmp_
 def test_rgb_datasets_are_planned_only_for_an_rgb_consumer(tmp_path):
     skeleton_only = merged(TINY_DEMO, {"eval": {"modalities": ["skeleton"]}})
     text = _dry(tmp_path, skeleton_only)
-    assert "rule skeleton_dataset:" in text
-    assert "rule rgb_dataset:" not in text and "datasets/rgb/" not in text
+    assert "rule pack_skeleton:" in text
+    assert "rule pack_rgb:" not in text and "datasets/rgb/" not in text
     # still buildable on request
-    text = _dry(tmp_path, skeleton_only, "results/datasets/rgb/mg_test")
-    assert "rule rgb_dataset:" in text
+    text = _dry(tmp_path, skeleton_only, "results/packs/rgb/mg_test")
+    assert "rule pack_rgb:" in text
     # and planned, with the RGB pretraining that reads them, when RGB is evaluated
     text = _dry(tmp_path, merged(TINY_DEMO, {"eval": {"modalities": ["skeleton", "rgb"]}}))
-    assert "rule rgb_dataset:" in text and "rule pretrain_rgb_stage1:" in text
+    assert "rule pack_rgb:" in text and "rule pretrain_rgb_stage1:" in text
 
 
 def test_a_missing_required_key_is_an_error(tmp_path):
@@ -90,7 +90,7 @@ def test_dry_run_console_is_quiet(tmp_path):
 
 def test_run_console_has_one_line_per_job(tmp_path):
     write_config(tmp_path / "own.yaml", TINY_DEMO)
-    proc = snakemake(tmp_path, "results/dataset/validated.json", configfiles=[DEMO, tmp_path / "own.yaml"])
+    proc = snakemake(tmp_path, "results/ingest/validated.json", configfiles=[DEMO, tmp_path / "own.yaml"])
     text = output(proc)
     assert "--params" not in text and "mgfm demo generate" not in text
     lines = text.splitlines()

@@ -32,7 +32,7 @@ def _config(workdir: Path) -> Path:
 
 def _targets(workdir: Path) -> list[str]:
     ids = pd.read_csv(workdir / "data" / "manifest.csv", dtype=str)["video_id"]
-    return ["results/dataset/annotations_checked.json", *(f"results/pose/{i}.parquet" for i in ids)]
+    return ["results/ingest/annotations_checked.json", *(f"results/pose/{i}.parquet" for i in ids)]
 
 
 def planned(workdir: Path, snakefile: Path | None = None) -> Counter:

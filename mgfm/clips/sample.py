@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgfm.clips.sampler import sample_video
+from mgfm.clips.rejection import sample_video
 from mgfm.clips.figure import duration_figure
 from mgfm.clips.tables import (
     annotation_video_ids,

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgfm.data import contract
+from mgfm.ingest import contract
 
 
 
 def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """The manifest's label-free columns (video_id, subject_id, subset, split; ``split`` is "" for unlabeled
-    videos), checked by the dataset contract: the manifest itself or its label-free view (``mgfm.data.views``)."""
+    videos), checked by the dataset contract: the manifest itself or its label-free view (``mgfm.ingest.views``)."""
     return contract.load_manifest(path, labels=False)
 
 

@@ -16,14 +16,14 @@ from mgfm.config import ConfigError, resolve
 # step (rule name) -> (config section, top-level keys of it that the step reads; None = the whole section)
 STEPS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "download_video": ("download", None),
-    # the demo's per-video records: which urls are local files (mgfm.data.records)
+    # the demo's per-video records: which urls are local files (mgfm.ingest.records)
     "video_records": ("download", ("ytdlp_hosts",)),
     "pose": ("pose", None),
     "sample_clips": ("clips", ("prior", "quota", "tau", "retry_budget", "min_video_fraction")),
     "iod": ("clips", ("prior", "tau", "retry_budget", "iod_quotas", "iod_taus", "iod_tau_table_quota")),
     "duration_figure": ("clips", ("prior", "figure_max_s")),
-    "skeleton_dataset": ("skeleton", None),
-    "rgb_dataset": ("rgb", None),
+    "pack_skeleton": ("skeleton", None),
+    "pack_rgb": ("rgb", None),
     "pretrain_skeleton": ("pretrain", ("model", "loss", "augment", "train")),
     "extract_features": ("pretrain", ("features",)),
     # Stage 2 reads Stage 1's model file, so Stage 1's keys reach it through that input, never through params

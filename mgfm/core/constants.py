@@ -17,9 +17,9 @@ FPS = 25
 VIDEO_ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 VIDEO_ID_PATTERN = re.compile(rf"^{VIDEO_ID_REGEX}$")
 
-#: The packed clip datasets (results/datasets/<modality>/<name>); the sampled ones read the clip table, the
+#: The packed clip datasets (results/packs/<modality>/<name>); the sampled ones read the clip table, the
 #: others the annotated MG instances of the labeled train / test videos.
-DATASET_NAMES = ("pretrain", "mg_train", "mg_test", "video_clips")
+PACK_NAMES = ("pretrain", "mg_train", "mg_test", "video_clips")
 SAMPLED_DATASETS = ("pretrain", "video_clips")
 
 #: Table file stems under results/tables/ (each written as .md, .csv and .tex), by the paper's table number.

@@ -1,6 +1,6 @@
 """Packed clip datasets: one memory-mappable array plus one metadata table per dataset folder.
 
-Layout of a dataset folder (e.g. ``results/datasets/skeleton/mg_train/``):
+Layout of a dataset folder (e.g. ``results/packs/skeleton/mg_train/``):
     data.npy      skeleton: float32 (N, C, T, V), channels x, y, score; RGB: uint8 (N, T, H, W, 3), or in the
                   views layout (the pretraining clips) uint8 (N, F, S', S', 3): F >= T frames at a fixed stride
                   and a context margin around the crop, from which pretraining takes a view every epoch

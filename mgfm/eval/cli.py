@@ -134,7 +134,7 @@ def register(subparsers) -> None:
     lp.add_argument("--features-dir", required=True, help="results/features")
     lp.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     lp.add_argument("--models-dir", default="", help="results/models: re-encode a few clips to check the cache")
-    lp.add_argument("--datasets-dir", default="", help="results/datasets (with --models-dir)")
+    lp.add_argument("--datasets-dir", default="", help="results/packs (with --models-dir)")
     lp.set_defaults(func=_linear_probe)
 
     rt = sub.add_parser("retrieval", help="training-free nearest-neighbour retrieval, per stream")
@@ -150,7 +150,7 @@ def register(subparsers) -> None:
                     "scratch: same encoder, random init")
     ft.add_argument("--stream", required=True, help="which pretrained stream's encoder to train (joint, bone, motion)")
     ft.add_argument("--models-dir", required=True, help="results/models")
-    ft.add_argument("--datasets-dir", required=True, help="results/datasets")
+    ft.add_argument("--datasets-dir", required=True, help="results/packs")
     ft.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     ft.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ft.set_defaults(func=_finetune)

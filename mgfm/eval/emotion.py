@@ -168,8 +168,8 @@ def binary_metrics(pred: np.ndarray, y: np.ndarray) -> dict:
 
 def run_emotion(members: dict[str, str], manifest: str, params: dict, out_dir: str, global_seed: int = 0) -> dict:
     """Emotion recognition from ``members`` ({"skeleton/joint": video_clips table, ...}); writes metrics.json."""
-    from mgfm.data.contract import load_manifest
-    from mgfm.eval.data import check_disjoint
+    from mgfm.ingest.contract import load_manifest
+    from mgfm.eval.splits import check_disjoint
     from mgfm.eval.results import fold_seeds, git_revision, write_json
 
     params = resolve_step("eval_emotion", params)

@@ -24,7 +24,7 @@ from torch import nn
 
 from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
-from mgfm.eval.data import check_disjoint, num_classes_of, semi_supervised_rows, validation_rows
+from mgfm.eval.splits import check_disjoint, num_classes_of, semi_supervised_rows, validation_rows
 from mgfm.eval.results import fold_seeds, git_revision, read_json, write_json, write_npz
 from mgfm.eval.selection import REPORT_LABELS, summarize_epochs
 
@@ -115,7 +115,7 @@ def predict(model: nn.Module, clips, rows: np.ndarray, batch_size: int, views=No
     """Scores (len(rows), K) in eval mode: logits, or with RGB test ``views`` (``rgb_finetune.view_list``) the
     log of their averaged softmax (``rgb_finetune.view_scores``); the model's train/eval mode is restored
     afterwards."""
-    from mgfm.train.inputs import prepare_input
+    from mgfm.train.encoder_inputs import prepare_input
 
     was_training = model.training
     model.eval()
@@ -238,7 +238,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     """One seed of one protocol: train, score test/val along the way, return the per-seed summary + scores."""
     from mgfm.models.artifact import read_card
     from mgfm.train.checkpoint import code_version, dataset_digest, fingerprint_of
-    from mgfm.train.inputs import open_clips, prepare_input
+    from mgfm.train.encoder_inputs import open_clips, prepare_input
     from mgfm.train.loop import fit
 
     params = resolve_step(f"eval_{protocol}", params)
@@ -261,7 +261,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
     views = val_views = None
     if rgb:
         from mgfm.eval.rgb_finetune import describe_views, train_input, view_list
-        from mgfm.train.rgb_augment import ClipAugment
+        from mgfm.train.rgb.augment import ClipAugment
 
         augment = ClipAugment.from_recipe(recipe)
         views = view_list(test_clips.data.shape, card, recipe)

@@ -53,7 +53,7 @@ def verify_cached_features(model_dir: str, dataset: str, features: str, n_clips:
     records, ``TOLERANCE``)."""
     from mgfm.core.feature_store import read_feature_info, read_features
     from mgfm.models.artifact import load_encoder
-    from mgfm.train.inputs import open_clips, prepare_input
+    from mgfm.train.encoder_inputs import open_clips, prepare_input
 
     encoder = load_encoder(model_dir)
     card = encoder.card

@@ -22,7 +22,7 @@ from mgfm.common.logs import Progress
 from mgfm.common.seeding import derive_seed
 from mgfm.config import resolve
 from mgfm.config.steps import resolve_step
-from mgfm.eval.data import Split, check_aligned, check_disjoint, load_labeled, num_classes_of, validation_rows
+from mgfm.eval.splits import Split, check_aligned, check_disjoint, load_labeled, num_classes_of, validation_rows
 from mgfm.eval.ensemble import fuse
 from mgfm.eval.metrics import topk_accuracy
 from mgfm.eval.results import fold_seeds, git_revision, write_json, write_npz

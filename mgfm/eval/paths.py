@@ -1,12 +1,12 @@
-"""Where the eval stage finds its inputs and writes its outputs (the results layout, in one place)."""
+"""Which encoders each protocol evaluates and how they are named; where they live is ``mgfm.core.results``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from mgfm.core.results import RGB_STREAM, feature_file, metrics_file, model_folder, pack_folder
+
 FINETUNE_PROTOCOLS = ("semi_supervised", "finetune", "scratch")
-#: the RGB branch has one encoder (MG-FM-RGB, Stage 2), evaluated as stream "rgb" of modality "rgb"
-RGB_STREAM = "rgb"
 
 
 def modality_streams(modality: str, streams) -> list[str]:
@@ -26,15 +26,15 @@ def emotion_members(modalities, streams, skeleton_streams) -> list[tuple[str, st
 
 
 def feature_table(features_dir: str | Path, modality: str, stream: str, name: str) -> Path:
-    return Path(features_dir) / modality / stream / f"{name}.parquet"
+    return Path(feature_file(str(features_dir), modality, stream, name))
 
 
 def model_dir(models_dir: str | Path, modality: str, stream: str) -> Path:
-    return Path(models_dir) / modality / stream
+    return Path(model_folder(str(models_dir), modality, stream))
 
 
 def dataset_dir(datasets_dir: str | Path, modality: str, name: str) -> Path:
-    return Path(datasets_dir) / modality / name
+    return Path(pack_folder(str(datasets_dir), modality, name))
 
 
 def member_name(modality: str, stream: str) -> str:
@@ -47,9 +47,4 @@ def member_name(modality: str, stream: str) -> str:
 
 def protocol_metrics(eval_dir: str | Path, protocol: str, modality: str | None = None,
                      stream: str | None = None) -> Path:
-    p = Path(eval_dir) / protocol
-    if modality is not None:
-        p = p / modality
-    if stream is not None:
-        p = p / stream
-    return p / "metrics.json"
+    return Path(metrics_file(str(eval_dir), protocol, modality, stream))

@@ -8,7 +8,7 @@
 - whether validation subjects can be held out at all.
 
 The counts are the protocols' own: the MG-instance datasets are the annotated instances of the labeled train and
-test videos, and the validation subjects and the semi-supervised subset are drawn by ``mgfm.eval.data`` with the
+test videos, and the validation subjects and the semi-supervised subset are drawn by ``mgfm.eval.splits`` with the
 seeds the protocols use. The pretraining clips exist only once sampled: their bound (``clips.quota`` per unlabeled
 video) is checked here, their count in the job.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mgfm.common.seeding import derive_seed
-from mgfm.eval.data import semi_supervised_rows, validation_rows
+from mgfm.eval.splits import semi_supervised_rows, validation_rows
 
 #: the paper's protocols (Tables VIII-XIII), as config key eval.protocols names them
 PROTOCOLS = ("linear_probe", "retrieval", "semi_supervised", "finetune", "scratch", "ensemble", "emotion")

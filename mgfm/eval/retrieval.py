@@ -61,7 +61,7 @@ def nearest_loop(gallery: np.ndarray, queries: np.ndarray, k: int = 5) -> np.nda
 def run_retrieval(features: dict[str, tuple[str, str]], taxonomy: str, params: dict, out_dir: str,
                   modality: str = "skeleton") -> dict:
     """Retrieval for every stream of ``features``; writes ``metrics.json`` (deterministic: no seeds)."""
-    from mgfm.eval.data import check_disjoint, load_labeled, num_classes_of
+    from mgfm.eval.splits import check_disjoint, load_labeled, num_classes_of
     from mgfm.eval.results import git_revision, write_json
 
     from mgfm.config.steps import resolve_step

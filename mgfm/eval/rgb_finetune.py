@@ -7,9 +7,9 @@
   drop-path on the residual branches. It starts from the MG-FM-RGB encoder, from a SMILE / VideoMAE checkpoint
   (``init``), or from random weights (the from-scratch baseline).
 - Training input: a random temporal window of the stored clip, then RandAugment, random resized crop + flip,
-  normalisation, random erasing (``mgfm.train.rgb_augment``); mixup / CutMix follow in the protocol's step.
+  normalisation, random erasing (``mgfm.train.rgb.augment``); mixup / CutMix follow in the protocol's step.
 - Scoring: the softmax probabilities averaged over the temporal x spatial test views
-  (``mgfm.train.rgb_finetune_views``), each clip's distinct ones.
+  (``mgfm.train.rgb.finetune_views``), each clip's distinct ones.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def train_input(x: torch.Tensor, card: dict, augment, generator: torch.Generator
                 starts: torch.Tensor | None = None) -> torch.Tensor:
     """Stored uint8 clips (B, T_s, S_s, S_s, 3) -> augmented, normalised model input (B, T, 3, S, S); ``starts``
     (B,): how many starts of T frames each clip stores (``PackedRGBClips(..., larger=True)``'s batches)."""
-    from mgfm.train.rgb_augment import augment_clips
-    from mgfm.train.rgb_data import to_unit
-    from mgfm.train.rgb_finetune_views import random_window
+    from mgfm.train.rgb.augment import augment_clips
+    from mgfm.train.rgb.clips import to_unit
+    from mgfm.train.rgb.finetune_views import random_window
 
     x = random_window(x, int(card["num_frames"]), generator, starts)
     return augment_clips(to_unit(x), int(card["image_size"]), augment, generator)
@@ -67,7 +67,7 @@ def train_input(x: torch.Tensor, card: dict, augment, generator: torch.Generator
 
 def view_list(stored_shape: tuple[int, ...], card: dict, recipe: dict):
     """The test views (``rgb_finetune_views.TestViews``) of clips stored as ``stored_shape``."""
-    from mgfm.train.rgb_finetune_views import evaluation_views
+    from mgfm.train.rgb.finetune_views import evaluation_views
 
     views = recipe["test_views"]
     return evaluation_views(stored_shape, int(card["num_frames"]), int(card["image_size"]), int(views["temporal"]),
@@ -79,8 +79,8 @@ def view_scores(model: nn.Module, x: torch.Tensor, views, starts: torch.Tensor |
     """Scores (B, K) of stored clips ``x`` (``starts`` per clip as in ``train_input``): the logits where every
     clip has a single view, else the log of the softmax probabilities averaged over each clip's distinct views
     (so a softmax of the scores gives SMILE's averaged probabilities)."""
-    from mgfm.train.rgb_features import prepare_rgb
-    from mgfm.train.rgb_finetune_views import crop_view
+    from mgfm.train.rgb.features import prepare_rgb
+    from mgfm.train.rgb.finetune_views import crop_view
 
     t, s = views.num_frames, views.size
     if starts is None:

@@ -57,7 +57,7 @@ def draw_frame(img: np.ndarray, xy: np.ndarray, score: np.ndarray, label: str) -
 def write_annotated_video(video: str | os.PathLike, xy: np.ndarray, score: np.ndarray, inst: pd.DataFrame,
                           fps: float, out: str | os.PathLike, crf: int = 23) -> Path:
     """Encode ``out`` (mp4, H.264): every frame of ``video`` with its skeleton and current label."""
-    from mgfm.data.video import ffmpeg_exe, open_reader
+    from mgfm.ingest.video import ffmpeg_exe, open_reader
 
     reader = open_reader(video, num_threads=1)
     n = len(reader)

@@ -35,7 +35,7 @@ SPOTTER_NAME = "spotter.json"
 CLASSIFIER_NAME = "classifier.json"
 HEAD_NAME = "head.safetensors"
 #: Modalities whose window clips ``mgfm.infer.score`` builds: skeleton clips from the pose file
-#: (``mgfm.datasets.skeleton.clip_tensors``), RGB clips from the normalised video (``mgfm.infer.rgb_windows``).
+#: (``mgfm.packs.skeleton.clip_tensors``), RGB clips from the normalised video (``mgfm.infer.rgb_windows``).
 WINDOW_MODALITIES = ("skeleton", "rgb")
 
 

@@ -85,7 +85,7 @@ def build_spotter(models_dir: str | os.PathLike, members: list[tuple[str, str, s
     (at least one skeleton stream; RGB members read the validation videos' frames from ``videos_dir``).
     ``dataset``: what the models were trained on (the run's dataset label), named on every page; ``demo``:
     whether that is the synthetic demo corpus."""
-    from mgfm.data.contract import load_annotations, load_manifest
+    from mgfm.ingest.contract import load_annotations, load_manifest
     from mgfm.infer.score import score_video
 
     params = resolve_step("infer_calibrate", params)

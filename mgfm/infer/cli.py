@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from mgfm.cli import json_object, params_help
-from mgfm.infer.inputs import video_files
+from mgfm.infer.video_files import video_files
 
 SUBCOMMANDS = ("train-classifier", "train-emotion", "calibrate", "evaluate")
 #: subcommand -> (config section, step) of its --params

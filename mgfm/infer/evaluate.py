@@ -47,7 +47,7 @@ def evaluate_spotting(models_dir: str | os.PathLike, manifest: str, annotations:
                       params: dict) -> dict:
     """Spot the labeled test videos into ``out_dir`` and write the metrics (ours and the baseline)."""
     from mgfm.common.logs import Progress
-    from mgfm.data.contract import load_annotations, load_manifest
+    from mgfm.ingest.contract import load_annotations, load_manifest
     from mgfm.eval.results import git_revision, write_json
 
     params = resolve_step("infer_spot", params)

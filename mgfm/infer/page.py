@@ -21,7 +21,7 @@ def keyframes(video: str | os.PathLike | None, inst: pd.DataFrame, width: int = 
         return {}
     import cv2
 
-    from mgfm.data.video import read_frames
+    from mgfm.ingest.video import read_frames
 
     top = inst.sort_values("confidence", ascending=False).head(MAX_KEYFRAMES)
     mid = ((top["start_frame"] + top["end_frame"]) // 2).to_numpy()

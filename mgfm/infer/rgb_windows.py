@@ -1,5 +1,5 @@
 """RGB window clips for spotting, built exactly as the packed RGB datasets build their clips
-(``mgfm.datasets.rgb``: frame sampling ``sample_indices``, one square person box per clip ``frame_boxes`` +
+(``mgfm.packs.rgb``: frame sampling ``sample_indices``, one square person box per clip ``frame_boxes`` +
 ``clip_boxes``, ``crop_resize``), read from the normalised video in one forward pass.
 
 Why one pass: sliding windows overlap heavily, so a window-by-window read would decode most frames many times
@@ -33,7 +33,7 @@ def window_crops(pose_path: str | os.PathLike, starts: np.ndarray, ends: np.ndar
                  image_size: tuple[int, int]) -> np.ndarray:
     """Square crop box (n, 4) per window from the video's pose file, as the packed RGB dataset crops a clip."""
     from mgfm.core.pose_store import read_pose
-    from mgfm.datasets.rgb import clip_boxes, frame_boxes
+    from mgfm.packs.rgb import clip_boxes, frame_boxes
 
     pose = read_pose(pose_path, columns=["frame", "bbox", "det_score", "x", "y", "score"])
     boxes, ok = frame_boxes(pose.xy, pose.score, pose.bbox, pose.det_score, params["box_source"],
@@ -47,7 +47,7 @@ def stream_clips(frames: Iterator[tuple[int, np.ndarray]], idx: np.ndarray, crop
                  batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(window positions, uint8 clips (b, T, S, S, 3)) as windows complete; ``frames`` yields (index, RGB frame)
     for the sorted unique indices of ``idx`` (n, T), each once."""
-    from mgfm.datasets.rgb import crop_resize
+    from mgfm.packs.rgb import crop_resize
 
     n, t_len = idx.shape
     flat = idx.reshape(-1)
@@ -85,8 +85,8 @@ def rgb_window_batches(video: str | os.PathLike, pose_path: str | os.PathLike, s
                        params: dict, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Batches (window positions into ``starts``, uint8 (b, T, S, S, 3)) of the RGB clips of the inclusive frame
     intervals ``starts..ends`` of ``video``, read forward once."""
-    from mgfm.data.video import open_reader
-    from mgfm.datasets.rgb import read_needed_frames, sample_indices
+    from mgfm.ingest.video import open_reader
+    from mgfm.packs.rgb import read_needed_frames, sample_indices
 
     video = Path(video)
     if not video.is_file():

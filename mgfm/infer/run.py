@@ -5,7 +5,7 @@ config hash, versions, timings) and ``report.html``. A video that cannot be read
 than the shortest window gets a clear message, an empty timeline where that is the truth, and the next video
 still runs. The real-time factor (video seconds per wall second) is logged with decode, pose and model split out.
 
-A video file is checked as the download stage checks a source (``mgfm.data.download.normalise_checked``: allowed
+A video file is checked as the download stage checks a source (``mgfm.ingest.download.normalise_checked``: allowed
 containers and protocols only, the longest video stream rather than a cover picture, and a truncated file
 refused against its container's duration). A video's folder is built under a temporary name and renamed when
 complete; when a video fails, the folder an earlier run left for it is removed, so nothing stale looks current.
@@ -29,7 +29,7 @@ from mgfm.common.atomic import atomic_path
 from mgfm.common.logs import Progress
 from mgfm.infer.bundle import Member, load_members, load_spotter
 from mgfm.infer.calibrate import spotter_hash
-from mgfm.infer.inputs import safe_id
+from mgfm.infer.video_files import safe_id
 from mgfm.infer.page import keyframes, render_page
 from mgfm.infer.score import VideoScores, score_video, win_probability
 from mgfm.infer.spotting import INSTANCE_COLUMNS, instances, proposals
@@ -165,7 +165,7 @@ def prepare_video(src: Path, work: Path, video_id: str, spotter: dict, threads: 
     """The real stages on one raw file: the download stage's normalisation and checks, then pose estimation with
     ``pose`` (the pose section ``mgfm.infer.integrity.pose_settings`` chose; default: the spotter's, as recorded);
     returns (normalised video, pose file, timings)."""
-    from mgfm.data.download import DownloadParams, normalise_checked
+    from mgfm.ingest.download import DownloadParams, normalise_checked
     from mgfm.pose.extract import extract_pose
 
     work.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Per-window class probabilities of one video: the skeleton clips of every window built from its pose file
-exactly as the packed datasets build them (``mgfm.datasets.skeleton.clip_tensors``), the RGB clips (when an RGB
+exactly as the packed datasets build them (``mgfm.packs.skeleton.clip_tensors``), the RGB clips (when an RGB
 member is in the spotter) from its normalised video exactly as the packed RGB datasets build them
 (``mgfm.infer.rgb_windows``), each fed to its members exactly as fine-tuning fed them
-(``mgfm.train.inputs.prepare_input``), fused with the ensemble's weights (``mgfm.eval.ensemble.fuse``). The win/lose estimate runs the emotion aggregator on the pretrained encoders'
+(``mgfm.train.encoder_inputs.prepare_input``), fused with the ensemble's weights (``mgfm.eval.ensemble.fuse``). The win/lose estimate runs the emotion aggregator on the pretrained encoders'
 features of the visible, non-overlapping windows of the median length (the analogue of the sampled clips it
 was trained on).
 """
@@ -57,7 +57,7 @@ def read_video_pose(pose_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
 def member_probs(members: list[Member], x: np.ndarray, valid_len: np.ndarray, batch_size: int) -> dict:
     """Softmax-ready logits per member name, (n, K) each, batched; ``x`` packed clips of the members' modality
     (skeleton (n, C, T, V) float, RGB (n, T, S, S, 3) uint8)."""
-    from mgfm.train.inputs import prepare_input
+    from mgfm.train.encoder_inputs import prepare_input
 
     out = {}
     for m in members:
@@ -84,7 +84,7 @@ def window_logits(video_id: str, pose_path: str | os.PathLike, video: str | os.P
                   batch_size: int) -> tuple[dict[str, np.ndarray], dict]:
     """Logits (n, K) per member of the windows ``starts..ends``, each modality's clips built once for all its
     members; and the seconds each modality took."""
-    from mgfm.datasets.skeleton import clip_tensors
+    from mgfm.packs.skeleton import clip_tensors
 
     k = len(spotter["class_names"])
     n = len(starts)
@@ -163,7 +163,7 @@ def score_video(video_id: str, pose_path: str | os.PathLike, spotter: dict, memb
 def win_probability(models_dir: str | os.PathLike, pose_path: str | os.PathLike, scores: VideoScores,
                     spotter: dict, batch_size: int) -> float | None:
     """P(win) of the video from the emotion aggregator, or None when it has no visible window."""
-    from mgfm.datasets.skeleton import clip_tensors
+    from mgfm.packs.skeleton import clip_tensors
     from mgfm.eval.emotion import AttentionAggregator, MeanAggregator
     from mgfm.models.artifact import load_encoder
     from mgfm.train.features import prepare_clips

@@ -34,10 +34,10 @@ def export_classifier(model_dir: str, train_data: str, test_data: str, taxonomy:
                       out_dir: str, global_seed: int = 0, device: str | None = None) -> dict:
     """Fine-tune ``model_dir``'s encoder (``finetune`` protocol, first seed) and save it to ``out_dir``."""
     from mgfm.core.packed import read_info
-    from mgfm.eval.data import class_names_of, num_classes_of, validation_rows
+    from mgfm.eval.splits import class_names_of, num_classes_of, validation_rows
     from mgfm.eval.finetune import build_classifier, finetune_once
     from mgfm.models.artifact import read_card, save_encoder
-    from mgfm.train.inputs import open_clips
+    from mgfm.train.encoder_inputs import open_clips
 
     params = copy.deepcopy(resolve_step("infer_classifier", params))
     params["finetune"]["keep_checkpoints"] = True        # the model is read back from the last checkpoint
@@ -76,7 +76,7 @@ def export_classifier(model_dir: str, train_data: str, test_data: str, taxonomy:
 def export_emotion(members: dict[str, str], encoders: dict[str, str], manifest: str, params: dict,
                    models_dir: str, global_seed: int = 0) -> dict:
     """Train the emotion aggregator on all labeled train videos (``members``: name -> video_clips features)."""
-    from mgfm.data.contract import load_manifest
+    from mgfm.ingest.contract import load_manifest
     from mgfm.eval.emotion import OUTCOME_LABEL, EmotionConfig, build_sequences, clip_table, train_aggregator
 
     params = resolve_step("infer_emotion", params)

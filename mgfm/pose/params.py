@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mgfm.config import resolve
 
-#: The shipped demo whole-body model (trained by ``python -m mgfm.pose.demo_model.train``).
+#: The shipped demo whole-body model (trained by ``python -m mgfm.demo.pose_model.train``).
 DEMO_MODEL = Path(__file__).parent / "models" / "demo_wholebody.onnx"
 
 

@@ -1,6 +1,6 @@
 """The pose stage's view of a normalised video: its probed metadata JSON, and frame batches.
 
-Decoding is ``mgfm.data.video``'s batched reader (decord, sequential, a bounded number of frame batches in
+Decoding is ``mgfm.ingest.video``'s batched reader (decord, sequential, a bounded number of frame batches in
 memory, so a 40-minute video costs the same memory as a 20-second one); this module adds the checks that make a
 missing, empty or undecodable video fail before any model runs, with errors that name the file, and
 ``background``: a bounded prefetch queue fed by a decode thread, so decoding the next batch overlaps the model
@@ -42,12 +42,12 @@ def read_video_meta(path: str | os.PathLike) -> dict:
 class VideoBatches:
     """Open a video and iterate ``(first_frame_index, frames (n, H, W, 3) uint8 RGB)`` batches.
 
-    Reading goes through ``mgfm.data.video`` (decord, sequential decode, one batch in memory); this class adds
+    Reading goes through ``mgfm.ingest.video`` (decord, sequential decode, one batch in memory); this class adds
     the checks that make a corrupt or empty file fail before any work, naming the video.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 1) -> None:
-        from mgfm.data.video import open_reader
+        from mgfm.ingest.video import open_reader
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -70,7 +70,7 @@ class VideoBatches:
         del reader
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
-        from mgfm.data.video import iter_frames
+        from mgfm.ingest.video import iter_frames
 
         try:
             for idx, frames in iter_frames(self.path, batch_size=batch_size, num_threads=self.threads):

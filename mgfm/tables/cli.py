@@ -37,7 +37,7 @@ def _iod(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mgfm.eval.data import class_names_of
+    from mgfm.eval.splits import class_names_of
     from mgfm.tables.report import build_report
 
     params = _resolved(args, "eval_report")

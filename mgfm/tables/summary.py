@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from mgfm.common.digest import sha256_file
-from mgfm.data.contract import load_annotations, load_manifest, load_taxonomy
+from mgfm.ingest.contract import load_annotations, load_manifest, load_taxonomy
 
 #: packages whose versions decide the numbers (the report lists the installed ones)
 PACKAGES = ("mgfm", "torch", "numpy", "pandas", "onnxruntime", "snakemake", "decord", "opencv-python-headless")

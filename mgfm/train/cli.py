@@ -27,7 +27,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _pretrain_rgb(args: argparse.Namespace) -> int:
-    from mgfm.train.rgb_pretrain import pretrain_rgb
+    from mgfm.train.rgb.pretrain import pretrain_rgb
 
     _threads(args)
     pretrain_rgb(args.dataset, args.stage, args.out, args.params, seed=args.seed, init=args.init, device=args.device)
@@ -35,7 +35,7 @@ def _pretrain_rgb(args: argparse.Namespace) -> int:
 
 
 def _fetch_clip(args: argparse.Namespace) -> int:
-    from mgfm.train.rgb_teacher import fetch_clip_teacher
+    from mgfm.train.rgb.clip_fetch import fetch_clip_teacher
 
     fetch_clip_teacher(args.url, args.sha256, args.out)
     return 0
@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     pre_sub = pre.add_subparsers(dest="modality", required=True)
     sk = pre_sub.add_parser("skeleton", help="MG-FM-Skele: DSTE + four-view multi-grained decorrelation, one stream")
     sk.add_argument("--dataset", required=True,
-                    help="packed skeleton dataset folder (results/datasets/skeleton/pretrain)")
+                    help="packed skeleton dataset folder (results/packs/skeleton/pretrain)")
     sk.add_argument("--stream", required=True, choices=("joint", "bone", "motion"),
                     help="which stream of the skeleton to pretrain on")
     sk.add_argument("--out", required=True, help="model folder (encoder.safetensors, card.json, checkpoints/, logs)")
@@ -66,7 +66,7 @@ def register(subparsers) -> None:
     sk.set_defaults(func=_pretrain)
 
     rgb = pre_sub.add_parser("rgb", help="MG-FM-RGB: SMILE masked video distillation, one stage")
-    rgb.add_argument("--dataset", required=True, help="packed RGB dataset folder (results/datasets/rgb/pretrain)")
+    rgb.add_argument("--dataset", required=True, help="packed RGB dataset folder (results/packs/rgb/pretrain)")
     rgb.add_argument("--stage", required=True, type=int, choices=(1, 2),
                      help="1: synthetic motion + trajectory-aware masking; 2: original clips, tube masking")
     rgb.add_argument("--out", required=True, help="model folder (encoder.safetensors, card.json, smile_model...)")

@@ -20,7 +20,7 @@ from mgfm.core.feature_store import write_features
 from mgfm.models.artifact import load_encoder
 from mgfm.core.layout import to_stream
 from mgfm.train.augment import resample_valid
-from mgfm.train.data import PackedClips
+from mgfm.train.skeleton_clips import PackedClips
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def extract_features(model_dir: str | os.PathLike, dataset: str | os.PathLike, o
         raise ValueError(f"features batch_size must be >= 1, got {batch_size}")
     name = Path(dataset).name
     if rgb:
-        from mgfm.train.rgb_data import PackedRGBClips
-        from mgfm.train.rgb_features import encode_rgb_dataset
+        from mgfm.train.rgb.clips import PackedRGBClips
+        from mgfm.train.rgb.features import encode_rgb_dataset
 
         data = PackedRGBClips(dataset, int(card["num_frames"]), int(card["image_size"]))
         feats = encode_rgb_dataset(encoder, data, batch_size, dev, desc=f"features rgb/{name}")

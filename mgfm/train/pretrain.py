@@ -26,7 +26,7 @@ from mgfm.models.projectors import PretrainModel
 from mgfm.core.layout import STREAMS, to_stream
 from mgfm.train.augment import AugmentConfig, apply, draw, select_rows
 from mgfm.train.checkpoint import code_version, dataset_digest, fingerprint_of
-from mgfm.train.data import PackedClips
+from mgfm.train.skeleton_clips import PackedClips
 from mgfm.train.distributed import gather_with_grad
 from mgfm.train.loop import StepContext, TrainConfig, fit
 

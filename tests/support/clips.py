@@ -2,7 +2,7 @@
 videos, dataset tables, full-scale visibility streams generated in memory, and the sampler written as a plain
 reference loop (what the fast sampler must equal).
 
-Not the demo corpus (``mgfm.data.demo`` renders that): these are minimal, fully known inputs, so a test can say
+Not the demo corpus (``mgfm.demo`` renders that): these are minimal, fully known inputs, so a test can say
 exactly which frames a clip may cover.
 """
 

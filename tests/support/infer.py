@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgfm.data.video import ffmpeg_exe
+from mgfm.ingest.video import ffmpeg_exe
 
 NUM_CLASSES = 3
 TRAIN_VIDEOS = ["tr0", "tr1"]

@@ -18,8 +18,8 @@ DEMO = {"seed": 11, "n_videos": 2, "n_subjects": 2, "n_labeled": 2, "labeled_dur
 
 def demo_frames(width: int, height: int, n: int) -> np.ndarray:
     """``n`` frames of each demo video, drawn by the demo corpus' renderer at ``width`` x ``height`` (RGB)."""
-    from mgfm.data.demo.corpus import simulate_video
-    from mgfm.data.demo.plan import build_plan, demo_settings
+    from mgfm.demo.corpus import simulate_video
+    from mgfm.demo.plan import build_plan, demo_settings
 
     cfg = demo_settings({**DEMO, "width": width, "height": height})
     frames = []

@@ -80,9 +80,9 @@ def render_normalised_demo_videos(videos: Path, demo: dict, n_frames: int) -> li
     """The first ``n_frames`` frames of the demo corpus videos of ``demo``, drawn and encoded (25 fps H.264) by the
     demo corpus' own renderer and writer into ``videos``, standing in for the download stage's normalised copies
     and their probed metadata. Returns the video ids."""
-    from mgfm.data.demo.corpus import simulate_video
-    from mgfm.data.demo.encode import VideoWriter
-    from mgfm.data.demo.plan import FPS, build_plan, demo_settings
+    from mgfm.demo.corpus import simulate_video
+    from mgfm.demo.encode import VideoWriter
+    from mgfm.demo.plan import FPS, build_plan, demo_settings
 
     cfg = demo_settings(demo)
     videos.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,9 @@
 import os
 
 CLIPS = config["clips"]
-CLIPS_DIR = f"{RESULTS}/clips"
-CLIP_TABLE = f"{CLIPS_DIR}/clips.parquet"
-IOD_TABLE_FILES = [f"{RESULTS}/tables/{name}.{ext}" for name in IOD_TABLES.values() for ext in TABLE_FORMATS]
+CLIPS_DIR = RES.clips_dir
+CLIP_TABLE = RES.clip_table
+IOD_TABLE_FILES = [RES.table(name, ext) for name in IOD_TABLES.values() for ext in TABLE_FORMATS]
 
 
 # label-free inputs only (a corrected outcome or class reruns nothing here): the tables' label-free views, and
@@ -18,7 +18,7 @@ IOD_TABLE_FILES = [f"{RESULTS}/tables/{name}.{ext}" for name in IOD_TABLES.value
 CLIPS_INPUTS = {
     "pose": ancient(POSE_FILES),
     "pose_records": record_input(POSE_FILES),
-    "metas": expand(f"{RESULTS}/videos/{{video_id}}.json", video_id=VIDEO_IDS),
+    "metas": expand(RES.video_meta("{video_id}"), video_id=VIDEO_IDS),
     "manifest": VIDEO_VIEW,
     "annotations": INTERVAL_VIEW,
     "prior": [] if CLIPS["prior"] == "train_split" else [CLIPS["prior"]],
@@ -99,7 +99,7 @@ rule duration_figure:
         manifest=VIDEO_VIEW,
         annotations=INTERVAL_VIEW,
     output:
-        f"{RESULTS}/figures/fig4_durations.png",
+        RES.figure("fig4_durations.png"),
     params:
         cfg=params_json("duration_figure"),
         video_dir=lambda wc, input: os.path.dirname(input.metas[0]),
@@ -119,5 +119,5 @@ TARGETS["clips"] = [
     f"{CLIPS_DIR}/sampler_stats.csv",
     f"{CLIPS_DIR}/iod.json",
     *IOD_TABLE_FILES,
-    f"{RESULTS}/figures/fig4_durations.png",
+    RES.figure("fig4_durations.png"),
 ]

@@ -13,7 +13,7 @@ from mgfm.common.gpu_slots import candidate_gpus
 from mgfm.config import ConfigError
 from mgfm.config.run import run_config
 from mgfm.config.steps import step_params
-from mgfm.core.constants import (DATASET_NAMES, EVAL_TABLES, IOD_TABLES, SAMPLED_DATASETS, SPOTTING_TABLES,
+from mgfm.core.constants import (PACK_NAMES, EVAL_TABLES, IOD_TABLES, SAMPLED_DATASETS, SPOTTING_TABLES,
                                  TABLE_FORMATS, VIDEO_ID_REGEX)
 
 
@@ -33,8 +33,12 @@ _run_config(config)
 
 # every artifact goes under the configured results folder (config key `results`, default "results")
 RESULTS = config["results"].rstrip("/")
+# every path under it comes from one place (mgfm.core.results): RES.pose("{video_id}") and so on
+from mgfm.core.results import RGB_STAGE1, RGB_STREAM, Results
+
+RES = Results(RESULTS)
 LOGS = "logs"
-BENCH = f"{RESULTS}/benchmarks"
+BENCH = RES.benchmarks_dir
 
 # a folder that cannot be written makes Snakemake fail in its own code when it removes an old output: said here
 from mgfm.common.disk import unwritable_message
@@ -170,21 +174,15 @@ def params_json(step):
 
 
 # ---- dataset tables and video ids ---------------------------------------------------------------------
-# The demo's video ids are a pure function of its config (mgfm.data.demo.plan.demo_video_ids), so the DAG is
+# The demo's video ids are a pure function of its config (mgfm.demo.plan.demo_video_ids), so the DAG is
 # known before the corpus is rendered; a real dataset's ids come from its manifest, validated here first.
 DATASET = config["dataset"]
 if DATASET["source"] == "demo":
-    from mgfm.data.demo.plan import demo_video_ids
+    # the demo's tables, video ids and its one rule (the only place the workflow imports mgfm.demo)
+    include: "demo.smk"
 
-    DEMO_DIR = f"{RESULTS}/demo"
-    TABLES = {
-        "manifest": f"{DEMO_DIR}/manifest.csv",
-        "annotations": f"{DEMO_DIR}/annotations.csv",
-        "taxonomy": f"{DEMO_DIR}/taxonomy.csv",
-    }
-    VIDEO_IDS = demo_video_ids(DATASET["demo"])
 else:
-    from mgfm.data.contract import DatasetError, load_manifest
+    from mgfm.ingest.contract import DatasetError, load_manifest
 
     TABLES = {}
     for key in ("manifest", "annotations", "taxonomy"):
@@ -199,7 +197,7 @@ else:
     except DatasetError as err:
         raise WorkflowError(f"config key dataset.manifest: {err}") from None
 
-# Per-video download records (mgfm.data.records): what a video's download job reads instead of the whole
+# Per-video download records (mgfm.ingest.records): what a video's download job reads instead of the whole
 # manifest, so an edited row reruns only that video's chain, and labels or splits rerun no download or pose.
 # A real dataset's records are computed here from the manifest, in memory, and written by one small job per
 # video (video_record, download.smk) under a name carrying a digest of their content. So a changed row is a
@@ -207,9 +205,9 @@ else:
 # Parsing writes nothing but the local sources' digest cache, and not that in a dry run or in a job's own parse
 # (cluster jobs parse the workflow again). The demo's records come from one job (download.smk), since its
 # manifest is itself an output.
-VIDEO_RECORDS = f"{RESULTS}/dataset/videos"
+VIDEO_RECORDS = RES.video_records_dir
 if DATASET["source"] == "files":
-    from mgfm.data.records import manifest_records, versioned_record_path
+    from mgfm.ingest.records import manifest_records, versioned_record_path
 
     try:
         VIDEO_RECORD_TEXT = manifest_records(TABLES["manifest"], VIDEO_RECORDS, config["download"],
@@ -230,16 +228,16 @@ def video_record_input(wildcards):
         raise WorkflowError(f"video {wildcards.video_id!r} is not in the manifest ({TABLES['manifest']})") from None
 
 
-# Label-free views of the tables (mgfm.data.views): what sampling, MG-IoD, the figure, the packed datasets, the
+# Label-free views of the tables (mgfm.ingest.views): what sampling, MG-IoD, the figure, the packed datasets, the
 # annotation check and spotting read of the manifest (and sampling of the annotations), so a corrected outcome
 # or class reruns only what reads it. A real dataset's views are computed here, in memory, and written by a
 # small job (label_free_view, download.smk) under a name carrying a digest of their content, as the video
 # records: a label edit keeps the names and plans nothing, a label-free change is a new input of what reads it.
 # The demo's come from a job (download.smk), since its tables are themselves outputs.
-LABEL_FREE = f"{RESULTS}/dataset/label_free"
+LABEL_FREE = RES.label_free_dir
 if DATASET["source"] == "files":
-    from mgfm.data.views import INTERVAL_VIEW as _INTERVAL_NAME, VIDEO_VIEW as _VIDEO_NAME
-    from mgfm.data.views import versioned_view_path, view_texts
+    from mgfm.ingest.views import INTERVAL_VIEW as _INTERVAL_NAME, VIDEO_VIEW as _VIDEO_NAME
+    from mgfm.ingest.views import versioned_view_path, view_texts
 
     try:
         VIEW_TEXT = view_texts(TABLES["manifest"], TABLES["annotations"])

@@ -22,15 +22,13 @@ EVAL_STREAMS = list(EVAL["streams"])
 # What the data's size allows (mgfm.eval.plan), from the tables, before any job: a protocol the config leaves out
 # or the data cannot run (too few training clips, no validation subjects) is no job, and its table, the report
 # and the console say why; batch sizes above a stage's clips are said once here (each job trains with its clip
-# count). The demo's tables are planned from its config (mgfm.data.demo.planned), as the renderer makes them.
+# count). The demo's tables are planned from its config (demo.smk), as the renderer makes them.
 from mgfm.eval.plan import PlanError, plan_run
 
 if DATASET["source"] == "demo":
-    from mgfm.data.demo.planned import planned_tables
-
-    _PLAN_TABLES = planned_tables(DATASET["demo"])
+    _PLAN_TABLES = DEMO_PLAN_TABLES
 else:
-    from mgfm.data.contract import load_annotations as _load_annotations
+    from mgfm.ingest.contract import load_annotations as _load_annotations
 
     _plan_manifest = load_manifest(TABLES["manifest"], labels=False)
     _PLAN_TABLES = (_plan_manifest, _load_annotations(TABLES["annotations"], _plan_manifest))
@@ -50,10 +48,10 @@ SKIPPED_JSON = json.dumps(DATA_PLAN.skipped, sort_keys=True)
 EVAL_DIR = f"{RESULTS}/eval"
 FEATURES_DIR = f"{RESULTS}/features"
 MODELS_DIR = f"{RESULTS}/models"
-DATASETS_DIR = f"{RESULTS}/datasets"
+PACKS_DIR = f"{RESULTS}/packs"
 TABLES_DIR = f"{RESULTS}/tables"
 FIGURES_DIR = f"{RESULTS}/figures"
-EVAL_PATHS = {"features": FEATURES_DIR, "models": MODELS_DIR, "datasets": DATASETS_DIR, "eval": EVAL_DIR,
+EVAL_PATHS = {"features": FEATURES_DIR, "models": MODELS_DIR, "datasets": PACKS_DIR, "eval": EVAL_DIR,
               "tables": TABLES_DIR, "figures": FIGURES_DIR}
 EVAL_TABLE_NAMES = list(EVAL_TABLES.values())
 # made by the clips stage, gathered by the report
@@ -84,8 +82,8 @@ rule eval_linear_probe:
         feature_records=record_input(PROBE_FEATURES),
         encoders=ancient(PROBE_ENCODERS),
         encoder_records=record_input(PROBE_ENCODERS),
-        dataset=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
-        dataset_record=record_input(f"{DATASETS_DIR}/{{modality}}/mg_test"),
+        dataset=ancient(f"{PACKS_DIR}/{{modality}}/mg_test"),
+        dataset_record=record_input(f"{PACKS_DIR}/{{modality}}/mg_test"),
         taxonomy=TABLES["taxonomy"],
     output:
         metrics=f"{EVAL_DIR}/linear_probe/{{modality}}/metrics.json",
@@ -141,9 +139,9 @@ rule eval_finetune:
         encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-        train=ancient(f"{DATASETS_DIR}/{{modality}}/mg_train"),
-        test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
-        dataset_records=record_input([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
+        train=ancient(f"{PACKS_DIR}/{{modality}}/mg_train"),
+        test=ancient(f"{PACKS_DIR}/{{modality}}/mg_test"),
+        dataset_records=record_input([f"{PACKS_DIR}/{{modality}}/mg_train", f"{PACKS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
         init=finetune_init,
     output:

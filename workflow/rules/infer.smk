@@ -6,7 +6,7 @@
 import re as _re
 
 from mgfm.eval.paths import member_name as _member_name, modality_streams as _modality_streams
-from mgfm.infer.inputs import video_ids as _video_ids
+from mgfm.infer.video_files import video_ids as _video_ids
 
 INFER = config["infer"]
 INFER_DIR = f"{RESULTS}/infer"
@@ -37,9 +37,9 @@ rule infer_classifier:
         encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
         card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-        train=ancient(f"{DATASETS_DIR}/{{modality}}/mg_train"),
-        test=ancient(f"{DATASETS_DIR}/{{modality}}/mg_test"),
-        dataset_records=record_input([f"{DATASETS_DIR}/{{modality}}/mg_train", f"{DATASETS_DIR}/{{modality}}/mg_test"]),
+        train=ancient(f"{PACKS_DIR}/{{modality}}/mg_train"),
+        test=ancient(f"{PACKS_DIR}/{{modality}}/mg_test"),
+        dataset_records=record_input([f"{PACKS_DIR}/{{modality}}/mg_train", f"{PACKS_DIR}/{{modality}}/mg_test"]),
         taxonomy=TABLES["taxonomy"],
         init=finetune_init,
     output:

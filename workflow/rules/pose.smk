@@ -12,16 +12,18 @@ from snakemake.logging import logger
 # ones, and a new checkpoint (another export file name) reruns the pose jobs through their params
 from mgfm.pose.presets import PresetError, plan_pose
 
-POSE_MODEL_DIR = f"{RESULTS}/models/pose"
+POSE_MODEL_DIR = RES.pose_models_dir
 try:
     POSE_PLAN = plan_pose(config["pose"], POSE_MODEL_DIR)
 except PresetError as err:
     raise WorkflowError(str(err)) from None
 config["pose"] = POSE = POSE_PLAN.section
-# the shipped demo model, found beside the Snakefile whatever the working directory. It is package data, not a
-# workflow file: the rule records it by content (params.model_sha256), never by its absolute path, so a work
+# the shipped demo model (mgfm.pose.params.DEMO_MODEL, the one place that knows its path). It is package data,
+# not a workflow file: the rule records it by content (params.model_sha256), never by its absolute path, so a work
 # folder or checkout moved elsewhere reruns no pose job, and a retrained demo model reruns them all
-POSE_DEMO_MODEL = str(Path(workflow.basedir) / "mgfm" / "pose" / "models" / "demo_wholebody.onnx")
+from mgfm.pose.params import DEMO_MODEL
+
+POSE_DEMO_MODEL = str(DEMO_MODEL)
 
 # model files by the config key that names them
 if POSE["backend"] == "mmpose":
@@ -112,13 +114,13 @@ if POSE_PLAN.exports:
 
 rule pose:
     input:
-        video=ancient(f"{RESULTS}/videos/{{video_id}}.mp4"),
-        video_record=record_input(f"{RESULTS}/videos/{{video_id}}.mp4"),
-        meta=f"{RESULTS}/videos/{{video_id}}.json",
+        video=ancient(RES.video("{video_id}")),
+        video_record=record_input(RES.video("{video_id}")),
+        meta=RES.video_meta("{video_id}"),
         models=POSE_MODEL_INPUTS,
     output:
-        pose=f"{RESULTS}/pose/{{video_id}}.parquet",
-        record=record_of(f"{RESULTS}/pose/{{video_id}}.parquet"),
+        pose=RES.pose("{video_id}"),
+        record=record_of(RES.pose("{video_id}")),
     wildcard_constraints:
         video_id=VIDEO_ID_REGEX,
     params:
@@ -142,6 +144,6 @@ rule pose:
         )
 
 
-POSE_FILES = expand(f"{RESULTS}/pose/{{video_id}}.parquet", video_id=VIDEO_IDS)
+POSE_FILES = expand(RES.pose("{video_id}"), video_id=VIDEO_IDS)
 refresh_content(POSE_FILES)
 TARGETS["pose"] = POSE_FILES

@@ -24,12 +24,12 @@ PRETRAIN_CFG = params_json("pretrain_skeleton")
 
 rule pretrain_skeleton:
     input:
-        dataset=ancient(f"{RESULTS}/datasets/skeleton/pretrain"),
-        dataset_record=record_input(f"{RESULTS}/datasets/skeleton/pretrain"),
+        dataset=ancient(RES.pack("skeleton", "pretrain")),
+        dataset_record=record_input(RES.pack("skeleton", "pretrain")),
     output:
-        encoder=f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors",
-        card=f"{RESULTS}/models/skeleton/{{stream}}/card.json",
-        record=record_of(f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors"),
+        encoder=RES.encoder("skeleton", "{stream}"),
+        card=RES.card("skeleton", "{stream}"),
+        record=record_of(RES.encoder("skeleton", "{stream}")),
     wildcard_constraints:
         stream="|".join(SKELETON_STREAMS),
     params:
@@ -61,11 +61,11 @@ rule extract_features:
         encoder=ancient(rules.pretrain_skeleton.output.encoder),
         encoder_record=record_input(rules.pretrain_skeleton.output.encoder),
         card=rules.pretrain_skeleton.output.card,
-        dataset=ancient(f"{RESULTS}/datasets/skeleton/{{name}}"),
-        dataset_record=record_input(f"{RESULTS}/datasets/skeleton/{{name}}"),
+        dataset=ancient(RES.pack("skeleton", "{name}")),
+        dataset_record=record_input(RES.pack("skeleton", "{name}")),
     output:
-        features=f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet",
-        record=record_of(f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet"),
+        features=RES.features("skeleton", "{stream}", "{name}"),
+        record=record_of(RES.features("skeleton", "{stream}", "{name}")),
     wildcard_constraints:
         stream="|".join(SKELETON_STREAMS),
         name="|".join(FEATURE_DATASETS),
@@ -90,13 +90,13 @@ rule extract_features:
         )
 
 
-SKELETON_ENCODERS = expand(f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors", stream=SKELETON_STREAMS)
+SKELETON_ENCODERS = expand(RES.encoder("skeleton", "{stream}"), stream=SKELETON_STREAMS)
 refresh_content(SKELETON_ENCODERS)
-refresh_content(expand(f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet", stream=SKELETON_STREAMS,
+refresh_content(expand(RES.features("skeleton", "{stream}", "{name}"), stream=SKELETON_STREAMS,
                        name=FEATURE_DATASETS))
 
 TARGETS["pretrain"] = [
-    *expand(f"{RESULTS}/models/skeleton/{{stream}}/encoder.safetensors", stream=SKELETON_STREAMS),
-    *expand(f"{RESULTS}/features/skeleton/{{stream}}/{{name}}.parquet", stream=SKELETON_STREAMS,
+    *expand(RES.encoder("skeleton", "{stream}"), stream=SKELETON_STREAMS),
+    *expand(RES.features("skeleton", "{stream}", "{name}"), stream=SKELETON_STREAMS,
             name=FEATURE_DATASETS),
 ]

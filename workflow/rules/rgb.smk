@@ -5,9 +5,8 @@
 # GPUs as in pretrain.smk: resources.gpu > 1 launches torchrun; the model folders keep checkpoints/ between attempts.
 
 import os
-from pathlib import Path
 
-import mgfm.pose
+from mgfm.pose.params import DEMO_MODEL
 
 RGB_PRETRAIN = config["rgb_pretrain"]
 RGB_TEACHER = RGB_PRETRAIN["teacher"]
@@ -16,7 +15,7 @@ RGB_FEATURE_DATASETS = RGB_PRETRAIN["feature_datasets"]
 RGB_INIT_CHECKPOINT = [RGB_PRETRAIN["init"]["checkpoint"]] if RGB_PRETRAIN["init"]["checkpoint"] else []
 # the teacher's file is an input, so a new teacher retrains both stages (the demo's is the packaged pose model)
 RGB_TEACHER_WEIGHTS = [RGB_TEACHER["weights"]] if RGB_TEACHER["kind"] == "clip" else [
-    RGB_TEACHER["onnx"] or str(Path(mgfm.pose.__file__).parent / "models" / "demo_wholebody.onnx")
+    RGB_TEACHER["onnx"] or str(DEMO_MODEL)
 ]
 # Stage 1's RGBA objects folder, when one is named: a missing folder stops the run before any job starts
 RGB_OBJECTS = [RGB_PRETRAIN["motion"]["objects_dir"]] if RGB_PRETRAIN["motion"]["objects_dir"] else []
@@ -44,16 +43,16 @@ if RGB_TEACHER["kind"] == "clip":
 
 rule pretrain_rgb_stage1:
     input:
-        dataset=ancient(f"{RESULTS}/datasets/rgb/pretrain"),
-        dataset_record=record_input(f"{RESULTS}/datasets/rgb/pretrain"),
+        dataset=ancient(RES.pack("rgb", "pretrain")),
+        dataset_record=record_input(RES.pack("rgb", "pretrain")),
         teacher=RGB_TEACHER_WEIGHTS,
         init=RGB_INIT_CHECKPOINT,
         objects=RGB_OBJECTS,
     output:
-        encoder=f"{RESULTS}/models/rgb/stage1/encoder.safetensors",
-        card=f"{RESULTS}/models/rgb/stage1/card.json",
-        model=f"{RESULTS}/models/rgb/stage1/smile_model.safetensors",
-        record=record_of(f"{RESULTS}/models/rgb/stage1/smile_model.safetensors"),
+        encoder=RES.encoder("rgb", RGB_STAGE1),
+        card=RES.card("rgb", RGB_STAGE1),
+        model=RES.smile_model(RGB_STAGE1),
+        record=record_of(RES.smile_model(RGB_STAGE1)),
     params:
         cfg=params_json("pretrain_rgb_stage1"),
         seed=config["seed"],
@@ -80,15 +79,15 @@ rule pretrain_rgb_stage1:
 
 rule pretrain_rgb_stage2:
     input:
-        dataset=ancient(f"{RESULTS}/datasets/rgb/pretrain"),
-        dataset_record=record_input(f"{RESULTS}/datasets/rgb/pretrain"),
+        dataset=ancient(RES.pack("rgb", "pretrain")),
+        dataset_record=record_input(RES.pack("rgb", "pretrain")),
         teacher=RGB_TEACHER_WEIGHTS,
         stage1=ancient(rules.pretrain_rgb_stage1.output.model),
         stage1_record=record_input(rules.pretrain_rgb_stage1.output.model),
     output:
-        encoder=f"{RESULTS}/models/rgb/rgb/encoder.safetensors",
-        card=f"{RESULTS}/models/rgb/rgb/card.json",
-        record=record_of(f"{RESULTS}/models/rgb/rgb/encoder.safetensors"),
+        encoder=RES.encoder("rgb", RGB_STREAM),
+        card=RES.card("rgb", RGB_STREAM),
+        record=record_of(RES.encoder("rgb", RGB_STREAM)),
     params:
         cfg=params_json("pretrain_rgb_stage2"),
         seed=config["seed"],
@@ -119,11 +118,11 @@ rule extract_rgb_features:
         encoder=ancient(rules.pretrain_rgb_stage2.output.encoder),
         encoder_record=record_input(rules.pretrain_rgb_stage2.output.encoder),
         card=rules.pretrain_rgb_stage2.output.card,
-        dataset=ancient(f"{RESULTS}/datasets/rgb/{{name}}"),
-        dataset_record=record_input(f"{RESULTS}/datasets/rgb/{{name}}"),
+        dataset=ancient(RES.pack("rgb", "{name}")),
+        dataset_record=record_input(RES.pack("rgb", "{name}")),
     output:
-        features=f"{RESULTS}/features/rgb/rgb/{{name}}.parquet",
-        record=record_of(f"{RESULTS}/features/rgb/rgb/{{name}}.parquet"),
+        features=RES.features("rgb", RGB_STREAM, "{name}"),
+        record=record_of(RES.features("rgb", RGB_STREAM, "{name}")),
     wildcard_constraints:
         name="|".join(RGB_FEATURE_DATASETS),
     params:
@@ -147,12 +146,12 @@ rule extract_rgb_features:
         )
 
 
-refresh_content([f"{RESULTS}/models/rgb/stage1/smile_model.safetensors", f"{RESULTS}/models/rgb/rgb/encoder.safetensors",
-                 *expand(f"{RESULTS}/features/rgb/rgb/{{name}}.parquet", name=RGB_FEATURE_DATASETS)])
+refresh_content([RES.smile_model(RGB_STAGE1), RES.encoder("rgb", RGB_STREAM),
+                 *expand(RES.features("rgb", RGB_STREAM, "{name}"), name=RGB_FEATURE_DATASETS)])
 
 
 # MG-FM-RGB is part of the default target only when RGB is evaluated (eval.modalities), like its datasets
 TARGETS["rgb"] = [
-    f"{RESULTS}/models/rgb/rgb/encoder.safetensors",
-    *expand(f"{RESULTS}/features/rgb/rgb/{{name}}.parquet", name=RGB_FEATURE_DATASETS),
+    RES.encoder("rgb", RGB_STREAM),
+    *expand(RES.features("rgb", RGB_STREAM, "{name}"), name=RGB_FEATURE_DATASETS),
 ] if RGB_DATASETS_NEEDED else []

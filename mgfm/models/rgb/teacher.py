@@ -212,8 +212,9 @@ def build_teacher(p: dict, grid: tuple[int, int]) -> nn.Module:
     if p["kind"] == "onnx_backbone":
         import json
 
-        onnx_path = Path(p["onnx"]) if p["onnx"] else Path(__file__).resolve().parents[2] / "pose" / "models" \
-            / "demo_wholebody.onnx"
+        from mgfm.pose.params import DEMO_MODEL
+
+        onnx_path = Path(p["onnx"]) if p["onnx"] else DEMO_MODEL
         side_path = onnx_path.with_suffix(".json")
         side = json.loads(side_path.read_text()) if side_path.is_file() else {}
         size = tuple(p["input_size"]) if p["input_size"] else tuple(side.get("input_size", (128, 96)))

@@ -250,7 +250,7 @@ def load_detector(p: PoseParams, threads: int) -> tuple[object, dict]:
 def load_onnx_backend(p: PoseParams, threads: int) -> PoseBackend:
     """The ONNX pose model (and detector) of ``p``, every file and checksum checked; sidecar JSON fills gaps."""
     model = p.model_path()
-    how = ("Train and export the shipped demo model with `python -m mgfm.pose.demo_model.train`."
+    how = ("Train and export the shipped demo model with `python -m mgfm.demo.pose_model.train`."
            if model == DEMO_MODEL else
            "Set config key pose.model to a local RTMPose/RTMW whole-body ONNX export (mmdeploy or rtmlib).")
     require_file(model, "pose model", how)

@@ -53,3 +53,21 @@ def test_version():
     proc = subprocess.run([sys.executable, "-m", "mgfm", "--version"], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == f"mgfm {version()}"
     assert version()[0].isdigit()
+
+
+def test_old_command_names_still_work_for_one_release_with_a_warning(tmp_path):
+    """`mgfm dataset`, `mgfm download` and `mgfm datasets` are now `mgfm ingest`, `mgfm ingest download` and
+    `mgfm packs`: the old words run the new commands, say so, and are not listed in --help."""
+    from mgfm.cli import OLD_COMMANDS, modern_argv
+
+    assert modern_argv(["-v", "dataset", "probe", "x.mp4"]) == ["-v", "ingest", "probe", "x.mp4"]
+    assert modern_argv(["download", "--record", "r.json"]) == ["ingest", "download", "--record", "r.json"]
+    assert modern_argv(["datasets", "skeleton", "--name", "pretrain"])[:2] == ["packs", "skeleton"]
+    assert modern_argv(["eval", "dataset"]) == ["eval", "dataset"]     # only the command word is renamed
+    top = _subcommand_help(build_parser())
+    assert not set(OLD_COMMANDS) & set(top) and {"ingest", "packs"} <= set(top)
+    proc = subprocess.run([sys.executable, "-m", "mgfm", "dataset", "validate", "--manifest", "m.csv",
+                           "--annotations", "a.csv", "--taxonomy", "t.csv", "--out", str(tmp_path / "v.json")],
+                          capture_output=True, text=True)
+    assert "`mgfm dataset` is now `mgfm ingest`" in proc.stderr
+    assert proc.returncode == 1 and "m.csv" in proc.stderr       # the new command ran and named the missing file

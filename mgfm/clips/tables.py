@@ -57,7 +57,7 @@ def pose_fps(video_ids: list[str], pose_dir: str | os.PathLike) -> dict[str, flo
 
 
 def video_fps(video_ids: list[str], video_dir: str | os.PathLike) -> dict[str, float]:
-    """Frame rate of each video from its probed metadata (``{video_id}.json`` of the download stage)."""
+    """Frame rate of each video from its probed metadata (``{video_id}.json`` of the ingest stage)."""
     import json
 
     rates = {}

@@ -40,7 +40,7 @@ def pose_identity(pose_meta: dict) -> dict:
 
 def is_demo_render(video: str | os.PathLike | None) -> bool:
     """Whether the normalised ``video`` is one of the demo corpus's renders: its metadata beside it
-    (``<video>.json``, written by the download stage) says ``synthetic``. A file given to ``mgfm infer`` is not."""
+    (``<video>.json``, written by the ingest stage) says ``synthetic``. A file given to ``mgfm infer`` is not."""
     if video is None:
         return False
     meta = Path(video).with_suffix(".json")

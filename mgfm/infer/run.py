@@ -5,7 +5,7 @@ config hash, versions, timings) and ``report.html``. A video that cannot be read
 than the shortest window gets a clear message, an empty timeline where that is the truth, and the next video
 still runs. The real-time factor (video seconds per wall second) is logged with decode, pose and model split out.
 
-A video file is checked as the download stage checks a source (``mgfm.ingest.download.normalise_checked``: allowed
+A video file is checked as the ingest stage checks a source (``mgfm.ingest.download.normalise_checked``: allowed
 containers and protocols only, the longest video stream rather than a cover picture, and a truncated file
 refused against its container's duration). A video's folder is built under a temporary name and renamed when
 complete; when a video fails, the folder an earlier run left for it is removed, so nothing stale looks current.
@@ -162,7 +162,7 @@ def spot_pose(video_id: str, pose_path: str | os.PathLike, models_dir: str | os.
 
 def prepare_video(src: Path, work: Path, video_id: str, spotter: dict, threads: int,
                   pose: dict | None = None) -> tuple[Path, Path, dict]:
-    """The real stages on one raw file: the download stage's normalisation and checks, then pose estimation with
+    """The real stages on one raw file: the ingest stage's normalisation and checks, then pose estimation with
     ``pose`` (the pose section ``mgfm.infer.integrity.pose_settings`` chose; default: the spotter's, as recorded);
     returns (normalised video, pose file, timings)."""
     from mgfm.ingest.download import DownloadParams, normalise_checked

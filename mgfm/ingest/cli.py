@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet) or its label-free view")
     p.add_argument("--annotations", required=True, help="annotation table (CSV or Parquet): one row per MG instance")
     p.add_argument("--taxonomy", default=None, help="taxonomy table: also check every class (validate does that)")
-    p.add_argument("--metas", nargs="+", required=True, help="the download stage's {video_id}.json files")
+    p.add_argument("--metas", nargs="+", required=True, help="the ingest stage's {video_id}.json files")
     p.add_argument("--out", required=True, help="JSON summary to write (results/ingest/annotations_checked.json)")
     p.set_defaults(func=_check_annotations)
 

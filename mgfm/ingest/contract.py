@@ -37,7 +37,7 @@ VIDEO_COLUMNS = ("video_id", "subject_id", "subset", "split")
 INTERVAL_COLUMNS = ("video_id", "start_frame", "end_frame")
 TAXONOMY_REQUIRED = ("class_id", "name", "group")
 
-#: Schemes a manifest url may have besides none (a local path): the download stage fetches nothing else.
+#: Schemes a manifest url may have besides none (a local path): the ingest stage fetches nothing else.
 URL_SCHEMES = ("file", "http", "https")
 URL_HELP = "use a local path, file://, http:// or https://"
 
@@ -377,7 +377,7 @@ def check_splits(manifest: pd.DataFrame, annotations: pd.DataFrame) -> None:
 def check_annotations_in_videos(annotations: pd.DataFrame, video_meta: Mapping[str, Mapping]) -> dict:
     """After download: every annotated interval must lie inside its normalised video (frames 0..frames-1).
 
-    ``video_meta`` maps video id -> the download stage's metadata (needs ``frames``). Errors name the
+    ``video_meta`` maps video id -> the ingest stage's metadata (needs ``frames``). Errors name the
     annotation row; returns per-video counts of checked instances.
     """
     problems = _Problems(annotations.attrs.get("source", "annotations"))

@@ -296,7 +296,7 @@ def normalise_checked(src: str | Path, dst: str | Path, params: DownloadParams, 
                       ) -> tuple[SourceInfo, dict]:
     """Normalise ``src`` into ``dst`` with the download settings and check the result: the frame rate, and
     the frame count against the source container's duration (``check_complete``). The one normalisation of
-    a video file, shared by the download stage and ``mgfm infer``. Returns (source info, probed output)."""
+    a video file, shared by the ingest stage and ``mgfm infer``. Returns (source info, probed output)."""
     source = normalise_video(src, dst, fps=params.fps, max_width=params.max_width, max_height=params.max_height,
                              crf=params.crf, preset=params.preset, threads=threads,
                              timeout_s=params.ffmpeg_timeout_s)
@@ -404,7 +404,7 @@ def check_downloaded_annotations(manifest_path: str | Path, annotations_path: st
                                  taxonomy_path: str | Path | None, meta_paths: list[str | Path]) -> dict:
     """Check that every annotated interval lies inside its normalised video; return a summary.
 
-    ``meta_paths`` are the download stage's ``{video_id}.json`` files (all videos, or at least the annotated).
+    ``meta_paths`` are the ingest stage's ``{video_id}.json`` files (all videos, or at least the annotated).
     ``manifest_path``: the manifest or its label-free view (only subsets are read); ``taxonomy_path``: when
     given, every class is checked too.
     """

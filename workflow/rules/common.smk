@@ -200,10 +200,10 @@ else:
 # Per-video download records (mgfm.ingest.records): what a video's download job reads instead of the whole
 # manifest, so an edited row reruns only that video's chain, and labels or splits rerun no download or pose.
 # A real dataset's records are computed here from the manifest, in memory, and written by one small job per
-# video (video_record, download.smk) under a name carrying a digest of their content. So a changed row is a
+# video (video_record, ingest.smk) under a name carrying a digest of their content. So a changed row is a
 # new input of its download, an unchanged one plans nothing, and a dry run shows exactly what a run would do.
 # Parsing writes nothing but the local sources' digest cache, and not that in a dry run or in a job's own parse
-# (cluster jobs parse the workflow again). The demo's records come from one job (download.smk), since its
+# (cluster jobs parse the workflow again). The demo's records come from one job (ingest.smk), since its
 # manifest is itself an output.
 VIDEO_RECORDS = RES.video_records_dir
 if DATASET["source"] == "files":
@@ -231,9 +231,9 @@ def video_record_input(wildcards):
 # Label-free views of the tables (mgfm.ingest.views): what sampling, MG-IoD, the figure, the packed datasets, the
 # annotation check and spotting read of the manifest (and sampling of the annotations), so a corrected outcome
 # or class reruns only what reads it. A real dataset's views are computed here, in memory, and written by a
-# small job (label_free_view, download.smk) under a name carrying a digest of their content, as the video
+# small job (label_free_view, ingest.smk) under a name carrying a digest of their content, as the video
 # records: a label edit keeps the names and plans nothing, a label-free change is a new input of what reads it.
-# The demo's come from a job (download.smk), since its tables are themselves outputs.
+# The demo's come from a job (ingest.smk), since its tables are themselves outputs.
 LABEL_FREE = RES.label_free_dir
 if DATASET["source"] == "files":
     from mgfm.ingest.views import INTERVAL_VIEW as _INTERVAL_NAME, VIDEO_VIEW as _VIDEO_NAME

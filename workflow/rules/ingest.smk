@@ -1,4 +1,4 @@
-# Rules of the download stage (see README.md): validate the dataset tables, fetch and normalise each video
+# Rules of the ingest stage (see README.md): validate the dataset tables, fetch and normalise each video
 # (one job per video), then check the annotations against the normalised videos.
 
 

@@ -1,6 +1,6 @@
-# Rules of the datasets stage (see README.md): the packed skeleton and RGB clip datasets, one job per
+# Rules of the packs stage (see README.md): the packed skeleton and RGB clip datasets (packs), one job per
 # (modality, name). pretrain / video_clips read the sampled clip table (so a new tau rebuilds them);
-# mg_train / mg_test read only the annotations (checked against the videos by the download stage).
+# mg_train / mg_test read only the annotations (checked against the videos by the ingest stage).
 
 import os
 
@@ -12,7 +12,7 @@ DATASET_INPUTS = {
     "pose_records": record_input(POSE_FILES),
     # every dataset reads the label-free video table (subjects, splits): a corrected outcome rebuilds none; sampled
     # datasets (pretrain, video_clips) read the clip table, MG-instance datasets the annotations (their labels),
-    # once checked against the videos (a check that reads no outcome either: download.smk)
+    # once checked against the videos (a check that reads no outcome either: ingest.smk)
     "manifest": VIDEO_VIEW,
     "clips": ancient(lambda wc: CLIP_TABLE if wc.name in SAMPLED_DATASETS else []),
     "clips_record": record_input(lambda wc: [CLIP_TABLE] if wc.name in SAMPLED_DATASETS else []),

@@ -170,7 +170,8 @@ def run_emotion(members: dict[str, str], manifest: str, params: dict, out_dir: s
     """Emotion recognition from ``members`` ({"skeleton/joint": video_clips table, ...}); writes metrics.json."""
     from mgfm.ingest.contract import load_manifest
     from mgfm.eval.splits import check_disjoint
-    from mgfm.eval.results import fold_seeds, git_revision, write_json
+    from mgfm.common.revision import git_revision
+    from mgfm.eval.results import fold_seeds, write_json
 
     params = resolve_step("eval_emotion", params)
     cfg = EmotionConfig.from_params(params["emotion"])

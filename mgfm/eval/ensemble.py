@@ -102,7 +102,8 @@ def run_ensemble(members: dict[str, str], params: dict, out_dir: str,
     from pathlib import Path
 
     from mgfm.eval.finetune import load_scores
-    from mgfm.eval.results import fold_seeds, git_revision, write_json
+    from mgfm.common.revision import git_revision
+    from mgfm.eval.results import fold_seeds, write_json
 
     from mgfm.config.steps import resolve_step
 

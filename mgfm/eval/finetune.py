@@ -25,7 +25,8 @@ from torch import nn
 from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
 from mgfm.eval.splits import check_disjoint, num_classes_of, semi_supervised_rows, validation_rows
-from mgfm.eval.results import fold_seeds, git_revision, read_json, write_json, write_npz
+from mgfm.common.revision import git_revision
+from mgfm.eval.results import fold_seeds, read_json, write_json, write_npz
 from mgfm.eval.selection import REPORT_LABELS, summarize_epochs
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from mgfm.config.steps import resolve_step
 from mgfm.eval.splits import Split, check_aligned, check_disjoint, load_labeled, num_classes_of, validation_rows
 from mgfm.eval.ensemble import fuse
 from mgfm.eval.metrics import topk_accuracy
-from mgfm.eval.results import fold_seeds, git_revision, write_json, write_npz
+from mgfm.common.revision import git_revision
+from mgfm.eval.results import fold_seeds, write_json, write_npz
 from mgfm.eval.selection import REPORT_LABELS, summarize_epochs
 
 log = logging.getLogger(__name__)

@@ -62,7 +62,8 @@ def run_retrieval(features: dict[str, tuple[str, str]], taxonomy: str, params: d
                   modality: str = "skeleton") -> dict:
     """Retrieval for every stream of ``features``; writes ``metrics.json`` (deterministic: no seeds)."""
     from mgfm.eval.splits import check_disjoint, load_labeled, num_classes_of
-    from mgfm.eval.results import git_revision, write_json
+    from mgfm.common.revision import git_revision
+    from mgfm.eval.results import write_json
 
     from mgfm.config.steps import resolve_step
 

@@ -48,7 +48,8 @@ def evaluate_spotting(models_dir: str | os.PathLike, manifest: str, annotations:
     """Spot the labeled test videos into ``out_dir`` and write the metrics (ours and the baseline)."""
     from mgfm.common.logs import Progress
     from mgfm.ingest.contract import load_annotations, load_manifest
-    from mgfm.eval.results import git_revision, write_json
+    from mgfm.common.revision import git_revision
+    from mgfm.eval.results import write_json
 
     params = resolve_step("infer_spot", params)
     spotter = load_spotter(models_dir)

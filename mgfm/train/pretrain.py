@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import torch
 
-from mgfm.core.packed import read_info
+from mgfm.common.revision import git_revision
 from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
-from mgfm.models.artifact import save_encoder
 from mgfm.models.dste import DSTE, DSTEConfig
 from mgfm.models.losses.decorrelation import DecorrelationWeights, multi_grained_decorrelation_loss
 from mgfm.models.projectors import PretrainModel
@@ -29,21 +27,12 @@ from mgfm.train.checkpoint import code_version, dataset_digest, fingerprint_of
 from mgfm.train.skeleton_clips import PackedClips
 from mgfm.train.distributed import gather_with_grad
 from mgfm.train.loop import StepContext, TrainConfig, fit
+from mgfm.train.pretrained import data_card, run_card, write_pretrained
 
 log = logging.getLogger(__name__)
 # the packages whose code shapes a pretrained encoder (the fingerprint's code version)
 CODE_PACKAGES = ("common", "config", "core", "models", "train")
 PROJECTOR_KEYS = ("projector_dims", "instance_projector_dims")
-
-
-def git_revision() -> str | None:
-    """The package checkout's commit, when it is a git checkout (else None)."""
-    try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return res.stdout.strip() or None if res.returncode == 0 else None
 
 
 def split_model_params(model_params: dict) -> tuple[DSTEConfig, dict]:
@@ -108,23 +97,14 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
     result = fit(model, data, make_step(stream, aug, weights, enc_cfg.num_frames), train_cfg, out,
                  fingerprint_of(setup), desc=f"pretrain skeleton/{stream}", device=device, on_epoch_end=on_epoch_end)
     if result.dist.is_main:
-        try:
-            dataset_info = read_info(dataset)
-        except (OSError, ValueError):
-            dataset_info = {}
         card = {
             "architecture": "dste", "modality": "skeleton", "arch": enc_cfg.to_dict(), "stream": stream,
             "feature_dim": enc_cfg.feature_dim, "num_frames": enc_cfg.num_frames, "num_joints": enc_cfg.num_joints,
             "num_channels": enc_cfg.num_channels, "input": "clip resampled to num_frames, then the stream transform",
-            "data": {**data_desc, "info": dataset_info}, "epochs": train_cfg.epochs, "seed": seed,
+            "data": data_card(dataset, data_desc), "epochs": train_cfg.epochs, "seed": seed,
             "train_seed": train_cfg.seed, "train": train_cfg.to_dict(), "augment": aug.to_dict(),
             "loss": weights.to_dict(), "projectors": proj, "git_revision": git_revision(),
-            "parameters": {"encoder": sum(p.numel() for p in result.model.encoder.parameters()),
-                           "with_projectors": sum(p.numel() for p in result.model.parameters())},
-            "world_size": result.dist.world, "device": result.dist.device.type,
-            "final_loss": result.history[-1]["loss"] if result.history else None,
-            "train_seconds_last_run": round(time.perf_counter() - t0, 1),
+            **run_card(result, t0, "with_projectors"),
         }
-        save_encoder(out, result.model.encoder, card)
-        log.info("pretrain skeleton/%s: wrote %s", stream, out / "encoder.safetensors")
+        write_pretrained(out, result, card, f"pretrain skeleton/{stream}")
     return out

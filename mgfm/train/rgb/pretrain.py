@@ -33,10 +33,9 @@ from safetensors.torch import load_file, save_file
 from mgfm.common.atomic import atomic_path
 from mgfm.common.disk import check_free_space, reserve
 from mgfm.common.logs import Progress
+from mgfm.common.revision import git_revision
 from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
-from mgfm.core.packed import read_info
-from mgfm.models.artifact import save_encoder
 from mgfm.models.rgb.convert import start_pretraining_from
 from mgfm.models.rgb.student import SmileModel, StudentConfig, normalise_clips
 from mgfm.models.rgb.targets import teacher_targets
@@ -44,7 +43,8 @@ from mgfm.models.rgb.teacher import build_teacher
 from mgfm.train.checkpoint import code_version, dataset_digest, file_digest, fingerprint_of
 from mgfm.train.distributed import DistInfo, init_distributed
 from mgfm.train.loop import StepContext, TrainConfig, fit
-from mgfm.train.pretrain import CODE_PACKAGES, git_revision
+from mgfm.train.pretrain import CODE_PACKAGES
+from mgfm.train.pretrained import data_card, run_card, write_pretrained
 from mgfm.train.rgb.clips import PackedRGBClips, TargetsFromCache, to_unit
 from mgfm.train.rgb.masking import box_tokens, trajectory_mask, tube_mask
 from mgfm.train.rgb.motion import MotionConfig, draw, render, select
@@ -276,10 +276,6 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
         if info.created_group and dist.is_initialized():
             dist.destroy_process_group()
     if result.dist.is_main:
-        try:
-            dataset_info = read_info(dataset)
-        except (OSError, ValueError):
-            dataset_info = {}
         card = {
             "architecture": "videomae", "modality": "rgb", "arch": cfg.to_dict(), "stream": "rgb", "stage": stage,
             "feature_dim": cfg.hidden, "num_frames": cfg.num_frames, "image_size": cfg.image_size,
@@ -289,17 +285,12 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
             "objects": setup.get("objects"), "augment": augment_desc, "decay_exempt": params["decay_exempt"],
             "schedule": {"stop_epoch": train_cfg.epochs, "schedule_epochs": train_cfg.schedule_length,
                          "final_lr": result.history[-1]["lr"] if result.history else None},
-            "init": init_desc, "data": {**data_desc, "info": dataset_info}, "epochs": train_cfg.epochs,
+            "init": init_desc, "data": data_card(dataset, data_desc), "epochs": train_cfg.epochs,
             "seed": seed, "train_seed": train_cfg.seed, "train": train_cfg.to_dict(), "git_revision": git_revision(),
-            "parameters": {"encoder": sum(p.numel() for p in result.model.encoder.parameters()),
-                           "with_decoder": sum(p.numel() for p in result.model.parameters())},
-            "world_size": result.dist.world, "device": result.dist.device.type,
-            "final_loss": result.history[-1]["loss"] if result.history else None,
-            "train_seconds_last_run": round(time.perf_counter() - t0, 1),
+            **run_card(result, t0, "with_decoder"),
         }
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in result.model.state_dict().items()}
         with atomic_path(out / FULL_MODEL) as tmp:
             save_file(state, str(tmp))
-        save_encoder(out, result.model.encoder, card)
-        log.info("pretrain rgb/stage%d: wrote %s", stage, out / "encoder.safetensors")
+        write_pretrained(out, result, card, f"pretrain rgb/stage{stage}")
     return out

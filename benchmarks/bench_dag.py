@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("mgfm",):
             if not (workdir / name).exists():
                 (workdir / name).symlink_to(ROOT / name)
-        # the slurm profile's partition/account expressions look at the environment only when unset
+        # the slurm profile's partition/account (mgfm.common.slurm) ask scontrol only when these are unset
         os.environ.setdefault("MGFM_SLURM_PARTITION_NEEDED", "no")
         os.environ.setdefault("MGFM_SLURM_ACCOUNT_NEEDED", "no")
         base = dry_run(workdir, dataset, None)

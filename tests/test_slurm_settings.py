@@ -123,7 +123,7 @@ def test_the_profile_values_call_the_function_through_snakemakes_evaluator(clust
     from snakemake.exceptions import WorkflowError
     from snakemake.resources import Resource
 
-    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     expr = profile["default-resources"][key]
     assert function in expr
 

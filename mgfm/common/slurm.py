@@ -1,4 +1,4 @@
-"""Partition and account of every SLURM submission (read by ``workflow/profiles/slurm/config.yaml``).
+"""Partition and account of every SLURM submission (read by ``profiles/slurm/config.yaml``).
 
 Why here and not in the profile: the profile stays the same for every user of a cluster, so the values come
 from the environment (``MGFM_SLURM_PARTITION``, ``MGFM_SLURM_ACCOUNT``). Unset, the cluster's default partition

@@ -328,15 +328,6 @@ def download_video(manifest_path: str | Path, video_id: str, out_video: str | Pa
     return download_row(row, Path(manifest_path).resolve().parent, out_video, out_meta, params, threads)
 
 
-def download_record(record_path: str | Path, out_video: str | Path, out_meta: str | Path,
-                    params: DownloadParams | dict | None = None, threads: int = 1) -> dict:
-    """``download_video`` from a per-video record (``mgfm.data.records``) instead of the whole manifest."""
-    from mgfm.data.records import read_video_record
-
-    record = read_video_record(record_path)
-    return download_row(record, Path(record["base_dir"]).resolve(), out_video, out_meta, params, threads)
-
-
 def download_row(row: dict, base_dir: Path, out_video: str | Path, out_meta: str | Path,
                  params: DownloadParams | dict | None = None, threads: int = 1) -> dict:
     """Fetch, verify and normalise the video of one manifest row; relative local urls resolve against ``base_dir``."""

@@ -124,7 +124,7 @@ def _redact(url: str) -> str:
 # ---- fetchers: each writes into `workdir` and returns the file ------------------------------------------
 
 
-def fetch_file(url: str, workdir: Path, params: DownloadParams, base_dir: Path) -> FetchResult:
+def fetch_local(url: str, workdir: Path, params: DownloadParams, base_dir: Path) -> FetchResult:
     """Link (or copy) a local source into ``workdir``; the hash is of that copy, the bytes that get normalised.
 
     Symlinks are resolved first: ``os.link`` may link the symlink itself, and a relative one dangles in
@@ -310,7 +310,7 @@ def download_row(row: dict, base_dir: Path, out_video: str | Path, out_meta: str
             workdir = Path(tmp)
             log.info("%s: fetching %s source %s", video_id, kind, _redact(row["url"]))
             if kind == "file":
-                fetched = fetch_file(row["url"], workdir, params, base_dir)
+                fetched = fetch_local(row["url"], workdir, params, base_dir)
             elif kind == "http":
                 fetched = fetch_http(row["url"], workdir, params)
             else:

@@ -5,7 +5,7 @@ Writes a synthetic iMiGUE-3K-shaped release (3,484 videos: 248 + 93 labeled trai
 classes; a few annotations per labeled video) to a temporary folder, then times two dry runs of the default
 target from the repository:
   1. baseline: the local profile (no grouping): every job is its own unit;
-  2. the SLURM profile (workflow/profiles/slurm): per-video rules batched with groups/group-components.
+  2. the SLURM profile (profiles/slurm): per-video rules batched with groups/group-components.
 It reports the DAG (dry-run) wall time, the number of jobs, and the number of cluster submissions after grouping
 (group jobs + ungrouped non-local jobs), with the ratios to the baseline. Targets (issue 7): the dry run under a
 minute, the full corpus in at most a few hundred submissions.
@@ -89,7 +89,7 @@ def dry_run(workdir: Path, dataset: dict, profile: str | None) -> dict:
            "--directory", str(workdir), "--configfile", str(ROOT / "workflow" / "configs" / "paper.yaml"),
            "--config", f"dataset={json.dumps(dataset)}"]
     if profile:
-        cmd += ["--workflow-profile", str(ROOT / "workflow" / "profiles" / profile)]
+        cmd += ["--workflow-profile", str(ROOT / "profiles" / profile)]
     else:
         cmd += ["--workflow-profile", "none", "--cores", "1"]
     start = time.perf_counter()
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("mgfm",):
             if not (workdir / name).exists():
                 (workdir / name).symlink_to(ROOT / name)
-        # the slurm profile's partition/account expressions look at the environment only when unset
+        # the slurm profile's partition/account (mgfm.common.slurm) ask scontrol only when these are unset
         os.environ.setdefault("MGFM_SLURM_PARTITION_NEEDED", "no")
         os.environ.setdefault("MGFM_SLURM_ACCOUNT_NEEDED", "no")
         base = dry_run(workdir, dataset, None)

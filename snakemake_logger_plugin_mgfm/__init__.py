@@ -1,6 +1,6 @@
 """mgfm's Snakemake console: one line per finished job, the progress, and every warning and error.
 
-A Snakemake logger plugin (``--logger mgfm``; workflow/profiles/default/config.yaml turns it on). Snakemake
+A Snakemake logger plugin (``--logger mgfm``; profiles/default/config.yaml turns it on). Snakemake
 finds it by this package's name, ``snakemake_logger_plugin_<name>``, among the importable top-level packages,
 which is why it sits beside ``mgfm`` rather than inside it. ``--logger-mgfm-full`` prints Snakemake's own
 console instead, with the rest of the profile kept.

@@ -21,7 +21,7 @@ import pytest
 from snakemake_logger_plugin_mgfm import text
 from tests.support.workflow import REPO, output, snakemake
 
-PROFILE = REPO / "workflow" / "profiles" / "default"
+PROFILE = REPO / "profiles" / "default"
 
 SNAKEFILE = r'''
 from snakemake.logging import logger

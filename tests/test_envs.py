@@ -435,14 +435,14 @@ def test_pin_parser_rejects_ranges(tmp_path):
 def test_slurm_profile_names_only_existing_rules(rules):
     """snakemake ignores set-resources/set-threads/groups of unknown rules: a renamed rule would silently lose
     its cluster resources, so the profile's rule names must all exist."""
-    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     names = {rule.name for rule in rules}
     named = set(profile.get("set-resources", {})) | set(profile.get("set-threads", {})) | set(
         profile.get("groups", {}))
     # rules that exist only under another config (e.g. fetch_pose_model with the mmpose backend)
     conditional = {"fetch_pose_model", "demo_corpus"}
     unknown = sorted(named - names - conditional)
-    assert not unknown, f"workflow/profiles/slurm/config.yaml names rules that do not exist: {unknown}"
+    assert not unknown, f"profiles/slurm/config.yaml names rules that do not exist: {unknown}"
     groups = set(profile.get("groups", {}).values())
     assert groups == set(profile.get("group-components", {})), "every group needs a group-components size"
 
@@ -451,7 +451,7 @@ def test_slurm_profile_sizes_every_gpu_rule(rules):
     """A rule that declares a GPU gets explicit cluster resources (memory, run time) in the SLURM profile,
     its `gpu` count included: the rule's own default follows the GPUs of the machine that parses the workflow
     (common.smk's GPU), which for a cluster is the login node."""
-    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     sized = profile.get("set-resources", {})
     missing = [r.name for r in rules if "gpu" in r.resources and "gpu" not in sized.get(r.name, {})]
     assert not missing, f"GPU rules without a gpu count in the SLURM profile's set-resources: {missing}"

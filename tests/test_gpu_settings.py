@@ -51,3 +51,23 @@ def test_tf32_stays_off_without_cuda():
 def test_cuda_features_record_tf32(monkeypatch):
     monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
     assert matmul_precision(torch.device("cuda")) == "tf32"
+
+
+def test_threads_of_a_command_set_torchs_and_zero_keeps_the_default():
+    """``--threads`` of the train, eval and infer commands (mgfm.common.accel.set_torch_threads)."""
+    import pytest
+
+    from mgfm.common.accel import set_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        set_torch_threads(1)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(before)
+        for keep in (0, None):
+            set_torch_threads(keep)
+            assert torch.get_num_threads() == before
+        with pytest.raises(ValueError, match="--threads -2"):
+            set_torch_threads(-2)
+    finally:
+        torch.set_num_threads(before)

@@ -106,7 +106,7 @@ def gpu_workflow(tmp_path: Path, *args: str, gpus: str = "0,1,2,3") -> list[tupl
     workdir.mkdir()
     (workdir / "Snakefile").write_text(SNAKEFILE)
     env = {"CUDA_VISIBLE_DEVICES": gpus, "MGFM_GPU_LOCK_DIR": str(tmp_path / "locks")}
-    proc = snakemake(workdir, *args, configfiles=(), profile=REPO / "workflow" / "profiles" / "default",
+    proc = snakemake(workdir, *args, configfiles=(), profile=REPO / "profiles" / "default",
                      snakefile=workdir / "Snakefile", env={**env, "PATH": f"{Path(sys.executable).parent}:"
                                                            f"{os.environ['PATH']}"}, timeout=300)
     assert proc.returncode == 0, output(proc)[-3000:]
@@ -139,6 +139,6 @@ def test_the_workflow_asks_for_a_gpu_only_where_there_are_gpus(tmp_path):
     write_config(tmp_path / "config.yaml", repo_config(TINY_DEMO))
     for gpus, want in (("0,1,2,3", 1), ("", 0)):
         proc = snakemake(tmp_path, "-n", "-p", "--quiet", "host", "--logger-mgfm-full", "results/pose/demo000.parquet",
-                         profile=REPO / "workflow" / "profiles" / "default", env={"CUDA_VISIBLE_DEVICES": gpus})
+                         profile=REPO / "profiles" / "default", env={"CUDA_VISIBLE_DEVICES": gpus})
         out = output(proc)
         assert f"python -m mgfm.common.gpu_slots --gpus {want} -- mgfm pose extract" in out, out[-3000:]

@@ -8,6 +8,10 @@ stages: it may import any of them, and no stage imports it (only the demo's rule
 ``mgfm/__main__.py`` sit above every stage (the command line finds the stage ``cli`` modules by name at run
 time); a stage's ``cli`` module may import ``mgfm.cli`` (``json_object``) besides its own stage.
 Every import counts, at module level or inside a function.
+
+Within a stage too, no two modules import each other, directly or through others: a deferred import inside a
+function hides a circle from Python's import order but not from the reader (the shared piece belongs in one of
+them, or in a module both import).
 """
 
 from __future__ import annotations
@@ -93,6 +97,73 @@ def package_files() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
+def import_graph(files: list[Path]) -> dict[str, set[str]]:
+    """module -> the package modules it imports (a name inside a module counts as importing that module)."""
+    modules = {module_name(p): p for p in files}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets = set()
+        for _, name in imported_modules(path):
+            while name and name not in modules:     # mgfm.a.b.func -> mgfm.a.b
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One circle per group of modules that reach each other (strongly connected components, Tarjan), each
+    written as a path that starts and ends at its smallest module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return [circle_through(graph, group) for group in groups]
+
+
+def circle_through(graph: dict[str, set[str]], group: set[str]) -> list[str]:
+    """A shortest import path from the group's first module back to itself (breadth first, inside the group)."""
+    start = min(group)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        v = queue.pop(0)
+        for w in sorted(graph[v] & group):
+            if w == start:
+                return paths[v] + [start]
+            if w not in paths:
+                paths[w] = paths[v] + [w]
+                queue.append(w)
+    raise AssertionError(f"no circle through {sorted(group)}")
+
+
 def test_every_stage_package_is_in_the_order():
     packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
     assert packages == {*STAGES, DEMO}
@@ -101,6 +172,30 @@ def test_every_stage_package_is_in_the_order():
 def test_no_stage_imports_a_later_one():
     bad = [v for path in package_files() for v in violations(path)]
     assert not bad, "imports against the stage order:\n" + "\n".join(bad)
+
+
+def test_no_import_cycles():
+    cycles = import_cycles(import_graph(package_files()))
+    assert not cycles, "modules that import each other (deferred imports count):\n" + "\n".join(
+        " -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_check_counts_deferred_imports_and_longer_circles(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    files = {
+        "a.py": "from mgfm.infer.b import thing\n",
+        "b.py": "def f():\n    from mgfm.infer import c\n",        # deferred, and a module named by from-import
+        "c.py": "import mgfm.infer.a\n",
+        "d.py": "from mgfm.infer.a import thing\nfrom mgfm.common.atomic import atomic_path\n",
+    }
+    for name, text in files.items():
+        path = tmp_path / "mgfm" / "infer" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    paths = sorted((tmp_path / "mgfm" / "infer").glob("*.py"))
+    assert import_cycles(import_graph(paths)) == [["mgfm.infer.a", "mgfm.infer.b", "mgfm.infer.c", "mgfm.infer.a"]]
+    (tmp_path / "mgfm" / "infer" / "b.py").write_text("def f():\n    return 1\n")
+    assert import_cycles(import_graph(paths)) == []
 
 
 def test_core_is_a_leaf():

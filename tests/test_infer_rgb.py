@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mgfm.packs.rgb import crop_resize, sample_indices
-from mgfm.infer.bundle import BundleError
+from mgfm.infer.bundle import BundleError, check_rgb_card
 from mgfm.infer.calibrate import fusion_weights
-from mgfm.infer.rgb_windows import check_rgb_card, stream_clips
+from mgfm.infer.rgb_windows import stream_clips
 
 
 def _frames(video: np.ndarray, needed: np.ndarray, log: list[int]):

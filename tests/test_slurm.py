@@ -1,5 +1,5 @@
 """The SLURM path for real: a single-node SLURM cluster from Debian's packages runs part of the demo
-workflow through workflow/profiles/slurm, and SLURM's own tools confirm what happened.
+workflow through profiles/slurm, and SLURM's own tools confirm what happened.
 
 Opt-in: these tests (marked `slurm`) run only with MGFM_TEST_SLURM=1 in the environment (.ci/run sets it), since
 they install system packages and start daemons; a plain `pytest` skips them (tests/conftest.py). The cluster
@@ -100,7 +100,7 @@ def scontrol_job(jobid: str) -> dict[str, str]:
 
 def test_profile(tmp_path: Path, download_group_size: int = 2) -> Path:
     """The repository's SLURM profile with sizes fitted to the one-node test cluster."""
-    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     profile["cores"] = os.cpu_count() and min(os.cpu_count(), 2)
     profile["resources"] = {"mem_mb": 4000}
     profile["jobs"] = 4
@@ -141,7 +141,7 @@ def local_run(tmp_path_factory):
     """The same targets run locally, with the profile's threads: x264 writes its thread count into the stream
     header (the only byte that differs otherwise)."""
     workdir = scratch(tmp_path_factory, "local")
-    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     threads = [f"{rule}={min(n, 2)}" for rule, n in profile.get("set-threads", {}).items()]
     snakemake(workdir, *SLURM_TARGETS, "--set-threads", *threads, timeout=300)
     return workdir
@@ -242,7 +242,7 @@ def test_missing_partition_gives_a_clear_message_before_submitting(slurm_cluster
     write_config(workdir / "config.yaml", repo_config(TINY))
     for key in [k for k in os.environ if k.startswith("MGFM_SLURM_")]:
         monkeypatch.delenv(key)
-    slurm_profile = ROOT / "workflow" / "profiles" / "slurm"
+    slurm_profile = ROOT / "profiles" / "slurm"
     env = {"PATH": f"{fake}:{SLURM_PATH['PATH']}"}
     proc = snakemake(workdir, "-n", "results/demo/manifest.csv", profile=slurm_profile, env=env, check=False,
                      timeout=300)

@@ -41,7 +41,7 @@ class Resources(dict):
 
 def resolved_job(tmp_path: Path, recipe: dict) -> tuple[Resources, int, str]:
     """(resources, threads, shell command) of the pretraining job under the SLURM profile plus ``recipe``."""
-    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["resources"] = recipe.get("resources", profile.get("resources"))
     for rule, res in recipe["set-resources"].items():
         profile["set-resources"][rule] = res  # the recipe's entry replaces the rule's

@@ -58,10 +58,10 @@ def test_download(monkeypatch, tmp_path):
 
     seen = {}
     monkeypatch.setattr(download, "manifest_row", lambda path, vid: {"video_id": vid, "url": "a.mp4"})
-    monkeypatch.setattr(download, "fetch_file", _spy(seen, "fetch_file"))
+    monkeypatch.setattr(download, "fetch_local", _spy(seen, "fetch_local"))
     with pytest.raises(Stop):
         download.download_video(tmp_path / "m.csv", "v1", tmp_path / "v.mp4", tmp_path / "v.json", {})
-    params = seen["fetch_file"][0][2]
+    params = seen["fetch_local"][0][2]
     assert _plain(asdict(params)) == defaults("download")
 
 

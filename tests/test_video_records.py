@@ -89,3 +89,27 @@ def test_manifest_records_write_nothing_and_versioned_names_carry_the_content(ma
     assert (out.parent / "source_digests.json").is_file()       # kept when asked (a real run's parse)
     with pytest.raises(ValueError, match="the name must be"):
         write_versioned_record(paths["v1"], again["v2"])
+
+
+def test_a_download_job_fetches_the_source_its_record_names(tmp_path, monkeypatch):
+    """download_record: the record's relative url resolves against its base_dir, the video is normalised."""
+    import subprocess
+
+    from mgfm.ingest.records import download_record
+    from mgfm.ingest.video import ffmpeg_exe
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=25", "-t", "1", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "data/raw/v0.mp4"], check=True)
+    rows = [{"video_id": "v0", "url": "raw/v0.mp4", "sha256": "", "subject_id": "s0", "outcome": "win",
+             "subset": "labeled", "split": "test"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    records = tmp_path / "records"
+    write_video_records(tmp_path / "data" / "manifest.csv", records)
+    video, meta = tmp_path / "out" / "v0.mp4", tmp_path / "out" / "v0.json"
+    got = download_record(records / "v0.json", video, meta, {"preset": "ultrafast"})
+    assert video.is_file() and json.loads(meta.read_text()) == got
+    assert got["video_id"] == "v0" and got["source_kind"] == "file" and got["frames"] == round(got["fps"])  # 1 s
+    assert got["source_sha256"] == read_video_record(records / "v0.json")["source"]["sha256"]

@@ -38,20 +38,14 @@ def _check(args: argparse.Namespace, step: str) -> dict:
     return params
 
 
-def _threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", 0):
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-
 def _linear_probe(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.eval.linear_probe import run_linear_probe
     from mgfm.eval.paths import dataset_dir, feature_table, modality_streams, model_dir
 
     params = _check(args, "eval_linear_probe")
     streams = modality_streams(args.modality, params["streams"])
-    _threads(args)
+    set_torch_threads(getattr(args, "threads", 0))
     feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
                  str(feature_table(args.features_dir, args.modality, s, "mg_test"))) for s in streams}
     verify = None
@@ -63,11 +57,12 @@ def _linear_probe(args: argparse.Namespace) -> int:
 
 
 def _retrieval(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.eval.paths import feature_table, modality_streams
     from mgfm.eval.retrieval import run_retrieval
 
     params = _check(args, "eval_retrieval")
-    _threads(args)
+    set_torch_threads(getattr(args, "threads", 0))
     feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
                  str(feature_table(args.features_dir, args.modality, s, "mg_test")))
              for s in modality_streams(args.modality, params["streams"])}
@@ -76,11 +71,12 @@ def _retrieval(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.eval.finetune import run_finetune
     from mgfm.eval.paths import dataset_dir, model_dir
 
     params = _check(args, f"eval_{args.protocol}")
-    _threads(args)
+    set_torch_threads(getattr(args, "threads", 0))
     run_finetune(args.protocol, str(model_dir(args.models_dir, args.modality, args.stream)),
                  str(dataset_dir(args.datasets_dir, args.modality, "mg_train")),
                  str(dataset_dir(args.datasets_dir, args.modality, "mg_test")),
@@ -89,11 +85,12 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _emotion(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.eval.emotion import run_emotion
     from mgfm.eval.paths import emotion_members, feature_table, member_name
 
     params = _check(args, "eval_emotion")
-    _threads(args)
+    set_torch_threads(getattr(args, "threads", 0))
     members = {member_name(m, s): str(feature_table(args.features_dir, m, s, "video_clips"))
                for m, s in emotion_members(params["modalities"], params["streams"],
                                            params["emotion"]["skeleton_streams"])}

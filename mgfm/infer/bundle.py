@@ -88,6 +88,16 @@ def check_layout(info: dict, path: str | os.PathLike) -> None:
                           "retrain the models with this version")
 
 
+def check_rgb_card(card: dict, clip_params: dict, path: str | os.PathLike) -> None:
+    """The RGB encoder must read the clips the packed RGB settings make (frames and side); else name the file."""
+    t, s = int(card.get("num_frames", -1)), int(card.get("image_size", -1))
+    want_t, want_s = int(clip_params.get("num_frames", -1)), int(clip_params.get("size", -1))
+    if (t, s) != (want_t, want_s):
+        raise BundleError(f"{path}: RGB encoder reads {t} frames of {s} px, the packed RGB clips it was fine-tuned "
+                          f"on have {want_t} frames of {want_s} px (config keys rgb.num_frames / rgb.size vs "
+                          "rgb_pretrain.model.num_frames / image_size): retrain or rebuild with matching settings")
+
+
 def save_head(path: str | os.PathLike, head: nn.Linear) -> None:
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()}
     with atomic_path(path) as tmp:
@@ -134,7 +144,6 @@ def load_classifier(path: str | os.PathLike, name: str, num_classes: int, member
     if info["num_classes"] != num_classes:
         raise BundleError(f"{path / CLASSIFIER_NAME}: {info['num_classes']} classes, the spotter has {num_classes}")
     if info["modality"] == "rgb":              # before building the encoder, so the mismatch itself is named
-        from mgfm.infer.rgb_windows import check_rgb_card
         from mgfm.models.artifact import read_card
 
         try:
@@ -223,8 +232,6 @@ def load_members(models_dir: str | os.PathLike, spotter: dict, device: str | Non
         m.model.to(dev)
     for m in members:
         if m.modality == "rgb" and "rgb_clip_params" in spotter:
-            from mgfm.infer.rgb_windows import check_rgb_card
-
             check_rgb_card(m.card, spotter["rgb_clip_params"],
                            classifier_dir(models_dir, m.modality, m.stream) / "card.json")
     return members

@@ -16,20 +16,13 @@ STEP_SECTIONS = {"train-classifier": ("eval", "infer_classifier"), "train-emotio
                  "calibrate": ("infer", "infer_calibrate"), "evaluate": ("infer", "infer_spot")}
 
 
-def _threads(n: int) -> None:
-    if n:
-        import torch
-
-        torch.set_num_threads(n)
-
-
-
 def _run(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.config.steps import resolve_step
     from mgfm.infer.run import infer_videos
 
     params = resolve_step("infer_spot", args.params)
-    _threads(args.threads)
+    set_torch_threads(args.threads)
     videos = video_files(args.videos, args.video_dir or [])
     if not videos:
         raise ValueError("no video given (mgfm infer VIDEO ... or --video-dir)")
@@ -51,17 +44,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _train_classifier(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.infer.train import export_classifier
 
-    _threads(args.threads)
+    set_torch_threads(args.threads)
     export_classifier(args.model_dir, args.train, args.test, args.taxonomy, args.params, args.out_dir, args.seed)
     return 0
 
 
 def _train_emotion(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.infer.train import export_emotion
 
-    _threads(args.threads)
+    set_torch_threads(args.threads)
     members = dict(m.split("=", 1) for m in args.member)
     encoders = dict(m.split("=", 1) for m in args.encoder)
     export_emotion(members, encoders, args.manifest, args.params, args.models_dir, args.seed)
@@ -69,9 +64,10 @@ def _train_emotion(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.infer.calibrate import build_spotter
 
-    _threads(args.threads)
+    set_torch_threads(args.threads)
     members = [tuple(m.split(":", 2)) for m in args.member]
     build_spotter(args.models_dir, members, args.ensemble, args.manifest, args.annotations, args.pose_dir,
                   args.params, args.tau, args.pose, args.download, args.fps, args.videos_dir, args.dataset,
@@ -80,9 +76,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.infer.evaluate import evaluate_spotting
 
-    _threads(args.threads)
+    set_torch_threads(args.threads)
     evaluate_spotting(args.models_dir, args.manifest, args.annotations, args.pose_dir, args.videos_dir,
                       args.out_dir, args.metrics, args.params)
     return 0

@@ -16,18 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mgfm.infer.bundle import BundleError
-
-
-def check_rgb_card(card: dict, clip_params: dict, path: str | os.PathLike) -> None:
-    """The RGB encoder must read the clips the packed RGB settings make (frames and side); else name the file."""
-    t, s = int(card.get("num_frames", -1)), int(card.get("image_size", -1))
-    want_t, want_s = int(clip_params.get("num_frames", -1)), int(clip_params.get("size", -1))
-    if (t, s) != (want_t, want_s):
-        raise BundleError(f"{path}: RGB encoder reads {t} frames of {s} px, the packed RGB clips it was fine-tuned "
-                          f"on have {want_t} frames of {want_s} px (config keys rgb.num_frames / rgb.size vs "
-                          "rgb_pretrain.model.num_frames / image_size): retrain or rebuild with matching settings")
-
 
 def window_crops(pose_path: str | os.PathLike, starts: np.ndarray, ends: np.ndarray, params: dict,
                  image_size: tuple[int, int]) -> np.ndarray:

@@ -51,7 +51,8 @@ def _exit_on_sigterm() -> None:
 
 
 def _download(args: argparse.Namespace) -> None:
-    from mgfm.ingest.download import download_record, download_video
+    from mgfm.ingest.download import download_video
+    from mgfm.ingest.records import download_record
 
     _exit_on_sigterm()
     if args.record:

@@ -19,17 +19,12 @@ complete, so a failed or killed job leaves nothing that looks finished and a rer
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
 import json
 import logging
 import os
 import shutil
-import socket
-import ssl
 import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -38,13 +33,12 @@ from pathlib import Path
 
 from mgfm.common.atomic import atomic_path, remove_stale_parts
 from mgfm.common.digest import sha256_file
+from mgfm.common.fetch import FetchError, TransientFetchError, stream_url
 from mgfm.config import resolve
 from mgfm.ingest.contract import ID_PATTERN, URL_HELP, load_manifest
 from mgfm.ingest.video import SourceInfo, VideoError, ffmpeg_exe, normalise_video, probe_video
 
 log = logging.getLogger(__name__)
-
-CHUNK_BYTES = 1 << 20
 
 
 class DownloadError(RuntimeError):
@@ -130,7 +124,7 @@ def _redact(url: str) -> str:
 # ---- fetchers: each writes into `workdir` and returns the file ------------------------------------------
 
 
-def fetch_file(url: str, workdir: Path, params: DownloadParams, base_dir: Path) -> FetchResult:
+def fetch_local(url: str, workdir: Path, params: DownloadParams, base_dir: Path) -> FetchResult:
     """Link (or copy) a local source into ``workdir``; the hash is of that copy, the bytes that get normalised.
 
     Symlinks are resolved first: ``os.link`` may link the symlink itself, and a relative one dangles in
@@ -157,50 +151,16 @@ def fetch_file(url: str, workdir: Path, params: DownloadParams, base_dir: Path) 
 
 
 def _http_attempt(url: str, dst: Path, params: DownloadParams) -> FetchResult:
-    """One streamed GET; raises _Retryable for transient failures, DownloadError for permanent ones."""
-    request = urllib.request.Request(url, headers={"User-Agent": params.user_agent})
-    digest = hashlib.sha256()
-    received = 0
+    """One streamed GET (``mgfm.common.fetch``); raises _Retryable for transient failures, DownloadError for
+    permanent ones."""
     try:
-        with urllib.request.urlopen(request, timeout=params.timeout_s) as response, open(dst, "wb") as out:
-            length_header = response.headers.get("Content-Length")
-            expected = int(length_header) if length_header and length_header.isdigit() else None
-            if expected is not None and expected > params.max_bytes:
-                raise DownloadError(f"server announces {expected} bytes, more than max_bytes={params.max_bytes}")
-            while True:
-                chunk = response.read(CHUNK_BYTES)
-                if not chunk:
-                    break
-                received += len(chunk)
-                if received > params.max_bytes:
-                    raise DownloadError(f"body exceeds max_bytes={params.max_bytes}")
-                digest.update(chunk)
-                out.write(chunk)
-    except urllib.error.HTTPError as err:
-        if err.code >= 500 or err.code in (408, 429):
-            raise _Retryable(f"HTTP {err.code} {err.reason}") from err
-        raise DownloadError(f"HTTP {err.code} {err.reason}") from err
-    except (http.client.InvalidURL, ValueError) as err:    # a malformed url: no retry makes it well-formed
-        raise DownloadError(f"malformed url: {err}") from err
-    except http.client.IncompleteRead as err:
-        raise _Retryable(f"truncated body: got {received + len(err.partial)} bytes, "
-                         f"expected {received + len(err.partial) + (err.expected or 0)}") from err
-    except (TimeoutError, socket.timeout) as err:
-        raise _Retryable(f"timed out after {params.timeout_s} s without data") from err
-    except urllib.error.URLError as err:
-        reason = err.reason
-        if isinstance(reason, (TimeoutError, socket.timeout)):
-            raise _Retryable(f"timed out after {params.timeout_s} s without data") from err
-        if isinstance(reason, ssl.SSLCertVerificationError) or not isinstance(reason, OSError):
-            raise DownloadError(f"cannot fetch: {reason}") from err    # a bad certificate, no host, ...: permanent
-        raise _Retryable(f"connection failed: {reason}") from err
-    except (ConnectionError, http.client.HTTPException, OSError) as err:
-        raise _Retryable(f"connection failed: {err}") from err
-    if expected is not None and received != expected:
-        raise _Retryable(f"truncated body: got {received} bytes, Content-Length says {expected}")
-    if received == 0:
-        raise DownloadError("server sent an empty body")
-    return FetchResult(dst, digest.hexdigest(), received)
+        got = stream_url(url, dst, timeout_s=params.timeout_s, max_bytes=params.max_bytes,
+                         user_agent=params.user_agent)
+    except TransientFetchError as err:
+        raise _Retryable(str(err)) from err
+    except FetchError as err:
+        raise DownloadError(str(err)) from err
+    return FetchResult(dst, got.sha256, got.size)
 
 
 def with_retries(attempt: Callable[[], FetchResult], params: DownloadParams, what: str,
@@ -328,15 +288,6 @@ def download_video(manifest_path: str | Path, video_id: str, out_video: str | Pa
     return download_row(row, Path(manifest_path).resolve().parent, out_video, out_meta, params, threads)
 
 
-def download_record(record_path: str | Path, out_video: str | Path, out_meta: str | Path,
-                    params: DownloadParams | dict | None = None, threads: int = 1) -> dict:
-    """``download_video`` from a per-video record (``mgfm.ingest.records``) instead of the whole manifest."""
-    from mgfm.ingest.records import read_video_record
-
-    record = read_video_record(record_path)
-    return download_row(record, Path(record["base_dir"]).resolve(), out_video, out_meta, params, threads)
-
-
 def download_row(row: dict, base_dir: Path, out_video: str | Path, out_meta: str | Path,
                  params: DownloadParams | dict | None = None, threads: int = 1) -> dict:
     """Fetch, verify and normalise the video of one manifest row; relative local urls resolve against ``base_dir``."""
@@ -359,7 +310,7 @@ def download_row(row: dict, base_dir: Path, out_video: str | Path, out_meta: str
             workdir = Path(tmp)
             log.info("%s: fetching %s source %s", video_id, kind, _redact(row["url"]))
             if kind == "file":
-                fetched = fetch_file(row["url"], workdir, params, base_dir)
+                fetched = fetch_local(row["url"], workdir, params, base_dir)
             elif kind == "http":
                 fetched = fetch_http(row["url"], workdir, params)
             else:

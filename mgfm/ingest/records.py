@@ -17,6 +17,7 @@ workflow is parsed (``manifest_records``, which writes nothing but the digest ca
 run) and written by one small job per video (``write_versioned_record``) under a name that carries a digest of
 the content, ``{video_id}.{digest}.json``: a changed row is a new file, so its download (and all after it)
 reruns whatever rerun triggers are in use, a dry run shows exactly that, and an unchanged row plans nothing.
+A download job runs ``download_record``: the download stage (``mgfm.ingest.download``) on the row a record holds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 from mgfm.common.atomic import atomic_path, write_version
 from mgfm.common.digest import sha256_file
 from mgfm.ingest.contract import load_manifest
-from mgfm.ingest.download import DownloadParams, local_path, source_kind
+from mgfm.ingest.download import DownloadParams, download_row, local_path, source_kind
 
 log = logging.getLogger(__name__)
 RECORD_FIELDS = ("video_id", "url", "sha256", "synthetic", "base_dir", "source")
@@ -196,3 +197,10 @@ def read_video_record(path: str | os.PathLike) -> dict:
     if record["video_id"] != expected:
         raise ValueError(f"{path}: record of video {record['video_id']!r}, expected {expected!r}")
     return record
+
+
+def download_record(record_path: str | Path, out_video: str | Path, out_meta: str | Path,
+                    params: DownloadParams | dict | None = None, threads: int = 1) -> dict:
+    """``download_video`` from a per-video record instead of the whole manifest: what a download job runs."""
+    record = read_video_record(record_path)
+    return download_row(record, Path(record["base_dir"]).resolve(), out_video, out_meta, params, threads)

@@ -11,25 +11,20 @@ from mgfm.cli import json_object, params_help
 from mgfm.config import default_seed
 
 
-def _threads(args: argparse.Namespace) -> None:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-
 def _pretrain(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.train.pretrain import pretrain_skeleton
 
-    _threads(args)
+    set_torch_threads(args.threads)
     pretrain_skeleton(args.dataset, args.stream, args.out, args.params, seed=args.seed, device=args.device)
     return 0
 
 
 def _pretrain_rgb(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.train.rgb.pretrain import pretrain_rgb
 
-    _threads(args)
+    set_torch_threads(args.threads)
     pretrain_rgb(args.dataset, args.stage, args.out, args.params, seed=args.seed, init=args.init, device=args.device)
     return 0
 
@@ -42,9 +37,10 @@ def _fetch_clip(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
     from mgfm.train.features import extract_features
 
-    _threads(args)
+    set_torch_threads(args.threads)
     extract_features(args.model, args.dataset, args.out, batch_size=args.batch_size, device=args.device,
                      params=args.params)
     return 0

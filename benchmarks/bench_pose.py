@@ -275,6 +275,7 @@ def main() -> None:
     from mgfm.common.logs import setup_logging
     from mgfm.core.pose_store import read_pose
     from mgfm.pose.backends.registry import load_backend
+    from mgfm.config.sections import from_partial
     from mgfm.pose.params import PoseParams
 
     setup_logging()
@@ -282,13 +283,13 @@ def main() -> None:
     if args.preset_random:
         model, det = preset_random_models(args.preset_random, Path(args.work), args.flip_test)
         detector_path = detector_path or str(det)
-    p = PoseParams.from_dict({"model": str(model), "batch_size": args.batch_size, "device": "cpu"})
+    p = from_partial(PoseParams, "pose", {"model": str(model), "batch_size": args.batch_size, "device": "cpu"})
     t0 = time.perf_counter()
     backend = load_backend(p, args.threads)
     load_s = time.perf_counter() - t0
     det_backend = det_p = None
     if detector_path:
-        det_p = PoseParams.from_dict({"model": str(model), "batch_size": args.batch_size, "device": "cpu",
+        det_p = from_partial(PoseParams, "pose", {"model": str(model), "batch_size": args.batch_size, "device": "cpu",
                                       "detector": {"model": detector_path}})
         det_backend = load_backend(det_p, args.threads)
         det_backend.detector = CountingDetector(det_backend.detector)

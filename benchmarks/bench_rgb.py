@@ -180,7 +180,7 @@ def bench_loader(size: str, n: int, batch_size: int, workers: int | None = None,
 
     p = section(size, 1)
     cfg = StudentConfig.from_section(p["model"])
-    tcfg = TrainConfig.from_params({**p["stage1"], "batch_size": batch_size,
+    tcfg = TrainConfig.from_section({**p["stage1"], "batch_size": batch_size,
                                     **({} if workers is None else {"num_workers": workers})}, seed=0)
     device = pick_device()
     with tempfile.TemporaryDirectory() as tmp:

@@ -62,6 +62,7 @@ def measure_model(size: str, batch: int, steps: int, compile_: bool) -> dict:
 
     from mgfm.models import DSTE, PretrainModel
     from mgfm.models.dste import DSTEConfig
+    from mgfm.models.projectors import ProjectorConfig
     from mgfm.models.flops import pretrain_flops_per_clip
     from mgfm.models.losses import DecorrelationWeights, multi_grained_decorrelation_loss
     from mgfm.core.layout import to_stream
@@ -70,12 +71,12 @@ def measure_model(size: str, batch: int, steps: int, compile_: bool) -> dict:
 
     section = pretrain_section(size)
     cfg = DSTEConfig.from_section(section["model"])
-    proj = {k: section["model"][k] for k in ("projector_dims", "instance_projector_dims")}
+    proj = ProjectorConfig.from_section(section["model"])
     aug = AugmentConfig.from_section(section["augment"])
     weights = DecorrelationWeights.from_section(section["loss"])
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    model = PretrainModel(DSTE(**cfg.to_dict()), **proj).to(dev)
+    model = PretrainModel(DSTE(cfg), proj).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     data, meta = synthetic_skeleton(batch, frames=cfg.num_frames, joints=cfg.num_joints, seed=1)
     x = torch.from_numpy(data).to(dev)

@@ -294,6 +294,7 @@ def _pose_stage_rows(part: Part, video: Path, meta: dict, tmp: Path, device: str
     from mgfm.ingest.video import iter_frames
     from mgfm.pose.backends.registry import load_backend
     from mgfm.pose.extract import estimate_video, extract_pose
+    from mgfm.config.sections import from_partial
     from mgfm.pose.params import PoseParams
     from mgfm.pose.video_reader import VideoBatches
 
@@ -305,7 +306,7 @@ def _pose_stage_rows(part: Part, video: Path, meta: dict, tmp: Path, device: str
     decode_rate()  # page cache, decoder start-up
     part.set(decode_fps=decode_rate())
     t0 = time.perf_counter()
-    backend = load_backend(PoseParams.from_dict({"device": device}), threads)
+    backend = load_backend(from_partial(PoseParams, "pose", {"device": device}), threads)
     part.set(providers=backend.meta["providers"], session_start_s=round(time.perf_counter() - t0, 2))
     _, frames = next(iter_frames(video, batch_size=64))
     boxes = np.tile(np.array([0, 0, meta["width"], meta["height"]], np.float32), (len(frames), 1))
@@ -318,7 +319,7 @@ def _pose_stage_rows(part: Part, video: Path, meta: dict, tmp: Path, device: str
     part.set(onnx_model_only_fps_batch64=reps * len(frames) / (time.perf_counter() - t0))
     # the stage's own loop (prefetch, crops ahead, batched model, Parquet) with the session made once
     for batch in POSE_BATCHES:
-        p = PoseParams.from_dict({"device": device, "batch_size": batch})
+        p = from_partial(PoseParams, "pose", {"device": device, "batch_size": batch})
         rates = []
         for _ in range(2):  # the first pass warms the provider for this batch shape
             reader = VideoBatches(video)
@@ -441,10 +442,10 @@ def _train_setup(size: str, device, batch: int | None = None, compiled: bool = F
 
     block = _config_block(size)
     cfg, proj = split_model_params({**block["model"], **model_overrides})
-    tcfg = TrainConfig.from_params(block["train"], seed=0)
+    tcfg = TrainConfig.from_section(block["train"], seed=0)
     batch = batch or tcfg.batch_size
     torch.manual_seed(0)
-    model = PretrainModel(DSTE(**cfg.to_dict()), **proj).to(device)
+    model = PretrainModel(DSTE(cfg), proj).to(device)
     fused = {"fused": True} if device.type == "cuda" else {}
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay, **fused)
     data, meta = synthetic_skeleton(batch, frames=64, joints=cfg.num_joints, seed=1)
@@ -458,7 +459,7 @@ def _train_setup(size: str, device, batch: int | None = None, compiled: bool = F
 
     fwd = torch.compile(model) if compiled else model
     return fwd, opt, b, step_fn, ctx, {"batch": batch, "compiled": "whole model" if compiled else None,
-                                       **cfg.to_dict(), **proj}
+                                       **cfg.to_dict(), **proj.to_dict()}
 
 
 def _train_variant(size: str, device, compiled: bool, dtype: str, steps: int, setup, batch: int | None) -> dict:
@@ -576,7 +577,7 @@ def _rgb_setup(size: str, device, batch: int | None = None, compiled: bool = Fal
 
     block = _config_block(size, "rgb_pretrain")
     cfg = StudentConfig.from_section(block["model"])
-    tcfg = TrainConfig.from_params(block["stage2"], seed=0)
+    tcfg = TrainConfig.from_section(block["stage2"], seed=0)
     batch = batch or tcfg.batch_size
     t = block["teacher"]
     if t["kind"] == "clip":
@@ -800,9 +801,9 @@ def section_resume(part: Part, size: str) -> None:
 
     params = resolve("pretrain", _resume_params(size))
     arch, _ = split_model_params(params["model"])
-    seed = TrainConfig.from_params(params["train"], seed=derive_seed(3, "pretrain", "skeleton", "joint")).seed
+    seed = TrainConfig.from_section(params["train"], seed=derive_seed(3, "pretrain", "skeleton", "joint")).seed
     torch.manual_seed(derive_seed(seed, "init"))
-    init = DSTE(**arch.to_dict()).state_dict()
+    init = DSTE(arch).state_dict()
     max_diff, relative, moved = weight_distance(a, b, init)
     rtol = RESUME_RTOL[device]
     part.set(max_weight_diff=max_diff, weight_update_norm=moved, relative_diff=relative, rtol=rtol,

@@ -275,3 +275,45 @@ def test_config_show_prints_what_a_run_resolves(capsys, tmp_path):
     assert yaml.safe_load(capsys.readouterr().out) == {"skeleton": run_config([], None, DEMO)["skeleton"]}
     assert main(["config", "show", "--workflow-dir", str(tmp_path)]) == 1
     assert "no demo config" in capsys.readouterr().err
+
+
+# ---- typed config objects (mgfm.config.sections) ------------------------------------------------------
+
+from dataclasses import dataclass  # noqa: E402
+
+from mgfm.config.sections import from_partial, section_values  # noqa: E402
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    width: int
+    depth: int
+    seed: int
+    note: str = ""
+
+    @classmethod
+    def from_section(cls, section: dict, seed: int = 0) -> _Sizes:
+        return cls(**section_values(cls, section, "demo.sizes", supplied=("seed",), ignored=("other",)), seed=seed)
+
+
+def test_section_values_names_missing_and_unknown_keys_and_takes_supplied_ones_from_the_caller():
+    assert _Sizes.from_section({"width": 2, "depth": 3, "other": 1}, seed=5) == _Sizes(2, 3, 5)
+    assert _Sizes.from_section({"width": 2, "depth": 3, "note": "x"}).note == "x"     # a field with a default
+    with pytest.raises(ConfigError, match=r"demo.sizes: missing keys \['depth'\], unknown keys \['seed', 'wide'\]"):
+        _Sizes.from_section({"width": 2, "wide": 1, "seed": 4})
+    with pytest.raises(ConfigError, match="demo.sizes: expected a resolved config section"):
+        _Sizes.from_section([("width", 2)])
+
+
+def test_from_partial_resolves_once_and_passes_a_typed_object_through(monkeypatch):
+    from mgfm.config import sections
+    from mgfm.ingest.download import DownloadParams
+
+    calls = []
+    real = sections.resolve
+    monkeypatch.setattr(sections, "resolve", lambda *a: calls.append(a) or real(*a))
+    params = from_partial(DownloadParams, "download", {"retries": 7})
+    assert params.retries == 7 and params.fps == defaults("download")["fps"] and len(calls) == 1
+    assert from_partial(DownloadParams, "download", params) is params and len(calls) == 1
+    with pytest.raises(ConfigError, match="download.retry"):
+        from_partial(DownloadParams, "download", {"retry": 7})

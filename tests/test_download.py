@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mgfm.config.sections import from_partial
 from mgfm.ingest import download as dl
 from mgfm.ingest.download import (
     DownloadError,
@@ -323,7 +324,7 @@ def test_backoff_doubles_and_is_capped():
         attempts.append(1)
         raise dl._Retryable("HTTP 503")
 
-    params = DownloadParams.from_config({"retries": 4, "backoff_s": 1.0, "max_backoff_s": 5.0})
+    params = from_partial(DownloadParams, "download", {"retries": 4, "backoff_s": 1.0, "max_backoff_s": 5.0})
     with pytest.raises(DownloadError, match="gave up after 5 attempts"):
         with_retries(attempt, params, "x", sleep=waits.append)
     assert waits == [1.0, 2.0, 4.0, 5.0] and len(attempts) == 5
@@ -336,7 +337,10 @@ def test_schema_matches_params():
     from mgfm.config import defaults
 
     expected = {**defaults("download"), "ytdlp_hosts": tuple(defaults("download")["ytdlp_hosts"])}
-    assert dataclasses.asdict(DownloadParams.from_config({})) == expected
+    assert dataclasses.asdict(from_partial(DownloadParams, "download", {})) == expected
+    assert dataclasses.asdict(DownloadParams.from_section(defaults("download"))) == expected
+    with pytest.raises(ValueError, match=r"download: missing keys \['timeout_s'"):   # resolved sections only
+        DownloadParams.from_section({"retries": 4})
 
 
 # ---- after download: annotations inside videos --------------------------------------------------------

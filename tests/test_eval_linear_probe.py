@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mgfm.config import resolve
 from mgfm.eval.splits import check_disjoint, load_labeled, semi_supervised_rows, validation_rows
 from mgfm.core.feature_store import read_features, write_features
 from mgfm.eval.linear_probe import ProbeConfig, run_linear_probe
@@ -103,8 +104,14 @@ def test_subject_overlap_rejected():
 
 
 def test_probe_config_checks():
+    def probe(values: dict) -> ProbeConfig:
+        return ProbeConfig.from_section(resolve("eval", {"linear_probe": values})["linear_probe"])
+
     with pytest.raises(ValueError, match=r"eval.linear_probe.epoch: unknown key \(did you mean 'epochs'\?\)"):
-        ProbeConfig.from_params({"epoch": 3})
+        probe({"epoch": 3})
     with pytest.raises(ValueError, match="feature_norm"):
-        ProbeConfig.from_params({"feature_norm": "zscore"})
-    assert ProbeConfig.from_params({}).milestones == (120, 140) and ProbeConfig.from_params({}).lr == 0.006
+        probe({"feature_norm": "zscore"})
+    assert probe({}).milestones == (120, 140) and probe({}).lr == 0.006
+    # the dataclass takes a resolved block only: it never fills defaults itself
+    with pytest.raises(ValueError, match=r"eval.linear_probe: missing keys \['batch_size'"):
+        ProbeConfig.from_section({"epochs": 3})

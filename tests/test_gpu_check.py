@@ -140,9 +140,9 @@ def test_the_resume_measure_flags_a_resume_that_lost_the_optimiser_state(tmp_pat
         pretrain_skeleton(tmp_path / "ds", "joint", tmp_path / name, params, seed=3)
     p = resolve("pretrain", params)
     arch, _ = split_model_params(p["model"])
-    torch.manual_seed(derive_seed(TrainConfig.from_params(
+    torch.manual_seed(derive_seed(TrainConfig.from_section(
         p["train"], seed=derive_seed(3, "pretrain", "skeleton", "joint")).seed, "init"))
-    init = DSTE(**arch.to_dict()).state_dict()
+    init = DSTE(arch).state_dict()
     a = load_file(tmp_path / "a" / "encoder.safetensors")
     _, good, moved = gc.weight_distance(a, load_file(tmp_path / "b" / "encoder.safetensors"), init)
     _, broken, _ = gc.weight_distance(a, load_file(tmp_path / "c" / "encoder.safetensors"), init)

@@ -24,8 +24,8 @@ def test_gpu_path_modules_import_and_build_models_without_jsonschema():
         "import sys\n"
         "sys.modules['jsonschema'] = None  # any import of it raises ImportError\n"
         f"import importlib\nfor name in {GPU_PATH_MODULES!r}:\n    importlib.import_module(name)\n"
-        "from mgfm.models import DSTE\n"
-        f"DSTE(**{arch!r})\n"
+        "from mgfm.models import DSTE, DSTEConfig\n"
+        f"DSTE(DSTEConfig.from_section({arch!r}))\n"
         "import mgfm.config\n"
         "try:\n    mgfm.config.resolve('pretrain', {})\nexcept ImportError:\n    print('validation needs jsonschema')\n"
     )

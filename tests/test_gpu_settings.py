@@ -13,7 +13,7 @@ from mgfm.train.features import matmul_precision
 def _cfg(optimizer: str) -> loop.TrainConfig:
     from mgfm.config import resolve
 
-    return loop.TrainConfig.from_params({**resolve("pretrain", {})["train"], "optimizer": optimizer}, seed=0)
+    return loop.TrainConfig.from_section({**resolve("pretrain", {})["train"], "optimizer": optimizer}, seed=0)
 
 
 class _OnCuda(torch.nn.Module):

@@ -6,6 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mgfm.models import DSTE, PretrainModel
 from mgfm.models.dste import DSTEConfig
 from mgfm.models.flops import encoder_forward_flops, pretrain_flops_per_clip
+from mgfm.models.projectors import ProjectorConfig
 from mgfm.config import resolve
 
 
@@ -14,7 +15,7 @@ def test_encoder_and_projector_flops_match_torch_counter():
                                             "drop_path": 0.0, "projector_dims": [24, 24],
                                             "instance_projector_dims": [24, 40]}})["model"]
     cfg = DSTEConfig.from_section(model_cfg)
-    model = PretrainModel(DSTE(**cfg.to_dict()), [24, 24], [24, 40]).eval()
+    model = PretrainModel(DSTE(cfg), ProjectorConfig.from_section(model_cfg)).eval()
     x = torch.randn(5, 3, 12, 9)
     # the counter does not see the CPU attention kernel: QK^T and AV, 4 L^2 D per sequence, 3 sequences per layer
     unseen = 5 * cfg.depth * 3 * 4 * (12 ** 2 + 9 ** 2) * cfg.hidden

@@ -12,14 +12,15 @@ import pytest
 import torch
 
 from mgfm.models.artifact import load_encoder, read_card, save_encoder
-from mgfm.models.dste import DSTE
+from mgfm.models.dste import DSTE, DSTEConfig
 from mgfm.models.weights import load_weights, read_header
+from tests.support.models import student_config
 from tests.test_models_dste import SMALL, _card
 
 
 @pytest.fixture
 def folder(tmp_path):
-    enc = DSTE(**SMALL)
+    enc = DSTE(DSTEConfig.from_section(SMALL))
     save_encoder(tmp_path, enc, _card(enc))
     return tmp_path
 
@@ -117,9 +118,9 @@ def test_an_rgb_card_takes_its_optional_keys_within_bounds_and_refuses_other_poo
     from mgfm.models.artifact import ARCH_CHOICES
 
     assert tuple(ARCH_CHOICES["videomae"]["pooling"]) == POOLINGS
-    enc = RGBEncoder(num_frames=4, image_size=32, patch_size=16, tubelet_size=2, hidden=16, depth=1, heads=2,
-                     mlp_ratio=2.0, decoder_hidden=8, decoder_depth=1, decoder_heads=2, pooling="fc_norm",
-                     drop_path=0.1)
+    enc = RGBEncoder(student_config(num_frames=4, image_size=32, patch_size=16, tubelet_size=2, hidden=16, depth=1,
+                                    heads=2, mlp_ratio=2.0, decoder_hidden=8, decoder_depth=1, decoder_heads=2),
+                     pooling="fc_norm", drop_path=0.1)
     card = {"architecture": "videomae", "modality": "rgb", "arch": enc.arch, "stream": "rgb", "feature_dim": 16,
             "num_frames": 4, "image_size": 32}
     save_encoder(tmp_path, enc, card)

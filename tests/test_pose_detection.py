@@ -162,6 +162,7 @@ def test_extract_with_a_raw_format_detector(tmp_path):
 
 def test_a_detector_changed_after_export_is_refused(tmp_path):
     from mgfm.pose.backends.onnx_backend import load_detector
+    from mgfm.config.sections import from_partial
     from mgfm.pose.params import PoseParams
 
     spec = DetectorSpec(input_size=(64, 64))
@@ -170,7 +171,7 @@ def test_a_detector_changed_after_export_is_refused(tmp_path):
     side = json.loads(det.with_suffix(".json").read_text())
     det.with_suffix(".json").write_text(json.dumps({**side, "sha256": "0" * 64}))
     with pytest.raises(ValueError, match="changed after it was exported"):
-        load_detector(PoseParams.from_dict({"detector": {"model": str(det)}}), 1)
+        load_detector(from_partial(PoseParams, "pose", {"detector": {"model": str(det)}}), 1)
 
 
 # ---- batched detection, frame-by-frame tracking --------------------------------------------------------------

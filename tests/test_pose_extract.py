@@ -11,6 +11,7 @@ from mgfm.demo.pose_model.export import export_onnx
 from mgfm.demo.pose_model.net import DemoSimCCNet
 from mgfm.pose.extract import extract_pose
 from mgfm.core.layout import NUM_KEYPOINTS
+from mgfm.config.sections import from_partial
 from mgfm.pose.params import PoseParams
 from mgfm.core.pose_store import read_pose, read_pose_meta
 from mgfm.pose.tracking import PrimaryPersonTracker, keypoint_box
@@ -120,11 +121,11 @@ def test_corrupt_or_empty_video_names_the_video(work, tmp_path, content):
 
 def test_bad_params_name_the_key():
     with pytest.raises(ValueError, match="pose.bogus"):
-        PoseParams.from_dict({"bogus": 1})
+        from_partial(PoseParams, "pose", {"bogus": 1})
     with pytest.raises(ValueError, match="pose.detector.nms"):
-        PoseParams.from_dict({"detector": {"nms": 0.5}})
+        from_partial(PoseParams, "pose", {"detector": {"nms": 0.5}})
     with pytest.raises(ValueError, match="pose.backend"):
-        PoseParams.from_dict({"backend": "openpose"})
+        from_partial(PoseParams, "pose", {"backend": "openpose"})
 
 
 def test_schema_defaults_match_params(tmp_path):
@@ -132,7 +133,11 @@ def test_schema_defaults_match_params(tmp_path):
 
     from mgfm.config import defaults
 
-    assert asdict(PoseParams.from_dict({})) == defaults("pose")
+    assert asdict(from_partial(PoseParams, "pose", {})) == defaults("pose")
+    assert asdict(PoseParams.from_section(defaults("pose"))) == defaults("pose")
+    # a resolved section only: a partial one is an error naming what it lacks, never filled here
+    with pytest.raises(ValueError, match=r"pose.detector: missing keys \['input_size'"):
+        PoseParams.from_section({**defaults("pose"), "detector": {"model": ""}})
 
 
 def test_cli_extract(work, tmp_path):

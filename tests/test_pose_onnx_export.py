@@ -42,6 +42,7 @@ def test_exported_pose_model_gives_mmposes_keypoints(pose_checkpoint, tmp_path, 
     from mgfm.pose.backends.mmpose_backend import MmposeEstimator, build_mmpose_model, resolve_config
     from mgfm.pose.backends.onnx_backend import load_onnx_backend
     from mgfm.pose.onnx_export import export
+    from mgfm.config.sections import from_partial
     from mgfm.pose.params import PoseParams
 
     ckpt, digest = pose_checkpoint
@@ -59,7 +60,7 @@ def test_exported_pose_model_gives_mmposes_keypoints(pose_checkpoint, tmp_path, 
     boxes = np.array([[0, 0, w, h], [90, 30, 230, 235], [40, 10, 300, 200], [120, 60, 200, 200]], np.float32)
     mm_xy, mm_score = MmposeEstimator(model).estimate(frames, boxes)
 
-    backend = load_onnx_backend(PoseParams.from_dict({"model": str(onnx_path), "device": "cpu"}), 2)
+    backend = load_onnx_backend(from_partial(PoseParams, "pose", {"model": str(onnx_path), "device": "cpu"}), 2)
     assert backend.meta["model_checkpoint_sha256"] == digest and backend.meta["flip_test"] is flip
     xy, score = backend.estimate(frames, boxes)
     err = np.abs(xy - mm_xy).max(axis=-1)
@@ -124,6 +125,7 @@ def detections(detector_checkpoint, tmp_path_factory):
     from mgfm.pose.backends.mmpose_backend import _checkpoint_safe_globals, resolve_config
     from mgfm.pose.backends.onnx_backend import load_detector
     from mgfm.pose.onnx_export import export
+    from mgfm.config.sections import from_partial
     from mgfm.pose.params import PoseParams
 
     ckpt, digest = detector_checkpoint
@@ -145,7 +147,7 @@ def detections(detector_checkpoint, tmp_path_factory):
                 reference.append((inst.bboxes, inst.scores, inst.labels))
 
     def ours(threshold: float, color: str | None = None):
-        det, _ = load_detector(PoseParams.from_dict({"device": "cpu", "detector": {
+        det, _ = load_detector(from_partial(PoseParams, "pose", {"device": "cpu", "detector": {
             "model": str(onnx_path), "score_threshold": threshold}}), 2)
         if color:  # a deliberately wrong input, to show that the comparison sees it
             det.spec = dataclasses.replace(det.spec, color=color)

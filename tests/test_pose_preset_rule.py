@@ -79,6 +79,7 @@ def test_pose_files_are_the_onnx_backends_output_with_both_digests(preset_run):
     from mgfm.core.pose_store import read_pose, read_pose_meta
     from mgfm.pose.backends.onnx_backend import load_onnx_backend
     from mgfm.pose.extract import estimate_video
+    from mgfm.config.sections import from_partial
     from mgfm.pose.params import PoseParams
     from mgfm.pose.video_reader import VideoBatches
 
@@ -89,7 +90,7 @@ def test_pose_files_are_the_onnx_backends_output_with_both_digests(preset_run):
               "model": str(onnx_dir / f"rtmw-x_random.{pose_sha[:8]}.onnx"),
               "detector": {**config["pose"]["detector"],
                            "model": str(onnx_dir / f"rtmdet-m_random.{det_sha[:8]}.onnx")}}
-    p = PoseParams.from_dict(params)
+    p = from_partial(PoseParams, "pose", params)
     backend = load_onnx_backend(p, 2)
     for vid in ids:
         path = work / "results" / "pose" / f"{vid}.parquet"

@@ -15,7 +15,8 @@ pytest.importorskip("transformers")
 
 from mgfm.models.rgb.convert import (CheckpointError, read_checkpoint, start_finetuning_from,  # noqa: E402
                                      start_pretraining_from, to_pretrain_state)
-from mgfm.models.rgb.student import RGBEncoder, SmileModel, StudentConfig  # noqa: E402
+from mgfm.models.rgb.student import RGBEncoder, SmileModel  # noqa: E402
+from tests.support.models import student_config  # noqa: E402
 
 from tests.support.rgb import write_synthetic_rgb  # noqa: E402
 
@@ -66,7 +67,7 @@ def save_smile(path, state: dict) -> str:
 @pytest.fixture()
 def reference(tmp_path):
     torch.manual_seed(1)
-    ref = SmileModel(StudentConfig(**MODEL), 24)
+    ref = SmileModel(student_config(**MODEL), 24)
     path = tmp_path / "smile_k400.pth"
     return ref, path, save_smile(path, smile_pretrain_state(ref))
 
@@ -74,14 +75,14 @@ def reference(tmp_path):
 def test_a_smile_pretraining_file_starts_the_student(reference):
     ref, path, sha = reference
     torch.manual_seed(2)
-    model = SmileModel(StudentConfig(**MODEL), 24)
+    model = SmileModel(student_config(**MODEL), 24)
     desc = start_pretraining_from(model, {"checkpoint": str(path), "sha256": sha, "decoder": True})
     assert desc["fresh"] == []
     for k, v in ref.state_dict().items():
         torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0, msg=k)
     # encoder only: the decoder keeps its own initialisation
     torch.manual_seed(3)
-    model = SmileModel(StudentConfig(**MODEL), 24)
+    model = SmileModel(student_config(**MODEL), 24)
     before = model.decoder.head.weight.clone()
     desc = start_pretraining_from(model, {"checkpoint": str(path), "sha256": sha, "decoder": False})
     assert torch.equal(model.decoder.head.weight, before) and "decoder.head.weight" in desc["fresh"]
@@ -91,7 +92,7 @@ def test_a_smile_pretraining_file_starts_the_student(reference):
 def test_a_pinned_digest_missing_unexpected_and_misshapen_tensors_name_the_key(reference, tmp_path):
     ref, path, sha = reference
     key = "rgb_pretrain.init"
-    model = SmileModel(StudentConfig(**MODEL), 24)
+    model = SmileModel(student_config(**MODEL), 24)
     pinned = r"rgb_pretrain.init.checkpoint: .* sha256 .*\(rgb_pretrain.init.sha256\)"
     with pytest.raises(CheckpointError, match=pinned):
         start_pretraining_from(model, {"checkpoint": str(path), "sha256": "0" * 64, "decoder": True}, key)
@@ -123,20 +124,20 @@ def test_a_pretraining_file_starts_fine_tuning_as_smile_does(reference, tmp_path
     from safetensors.torch import save_file
 
     ref, path, sha = reference
-    enc = RGBEncoder(**MODEL, pooling="fc_norm", drop_path=0.1)
+    enc = RGBEncoder(student_config(**MODEL), pooling="fc_norm", drop_path=0.1)
     desc = start_finetuning_from(enc, {"checkpoint": str(path), "sha256": sha})
     assert desc["fresh"] == ["fc_norm.bias", "fc_norm.weight"]
     assert torch.equal(enc.fc_norm.weight, torch.ones(MODEL["hidden"]))
     for k, v in ref.encoder.state_dict().items():
         if not k.startswith("videomae.layernorm."):
             assert torch.equal(enc.state_dict()[k], v), k
-    tuned = RGBEncoder(**MODEL, pooling="fc_norm")
+    tuned = RGBEncoder(student_config(**MODEL), pooling="fc_norm")
     torch.nn.init.normal_(tuned.fc_norm.weight)
     hf = {k: v.contiguous() for k, v in tuned.state_dict().items()}
     hf["classifier.weight"], hf["classifier.bias"] = torch.zeros(7, MODEL["hidden"]), torch.zeros(7)
     st = tmp_path / "videomae_finetuned.safetensors"
     save_file(hf, str(st))
-    other = RGBEncoder(**MODEL, pooling="fc_norm")
+    other = RGBEncoder(student_config(**MODEL), pooling="fc_norm")
     desc = start_finetuning_from(other, {"checkpoint": str(st), "sha256": hashlib.sha256(st.read_bytes()).hexdigest()})
     assert desc["fresh"] == [] and torch.equal(other.fc_norm.weight, tuned.fc_norm.weight)
 

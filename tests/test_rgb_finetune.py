@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
+from mgfm.config import resolve
 from mgfm.train.mix import mix_batch, smooth_onehot
+from tests.support.models import student_config
 
 pytest.importorskip("transformers")
 
@@ -14,8 +18,8 @@ def _classifier(decay):
     from mgfm.eval.finetune import Classifier
     from mgfm.models.rgb.student import RGBEncoder
 
-    enc = RGBEncoder(num_frames=4, image_size=32, patch_size=16, tubelet_size=2, hidden=16, depth=3, heads=2,
-                     mlp_ratio=2.0, decoder_hidden=8, decoder_depth=1, decoder_heads=2)
+    enc = RGBEncoder(student_config(num_frames=4, image_size=32, patch_size=16, tubelet_size=2, hidden=16, depth=3,
+                                    heads=2, mlp_ratio=2.0, decoder_hidden=8, decoder_depth=1, decoder_heads=2))
     enc.card = {"feature_dim": 16}
     return Classifier(enc, 5, 0.01, decay)
 
@@ -94,7 +98,7 @@ ARCH = {"num_frames": 4, "image_size": 32, "patch_size": 16, "tubelet_size": 2, 
 def test_drop_path_drops_whole_residual_branches_per_sample_and_keeps_the_checkpoint_names():
     from mgfm.models.rgb.student import RGBEncoder
 
-    plain, dropped = RGBEncoder(**ARCH), RGBEncoder(**ARCH, drop_path=0.6)
+    plain, dropped = RGBEncoder(student_config(**ARCH)), RGBEncoder(student_config(**ARCH), drop_path=0.6)
     assert list(plain.state_dict()) == list(dropped.state_dict())
     dropped.load_state_dict(plain.state_dict())
     x = torch.randn(6, 4, 3, 32, 32)
@@ -117,9 +121,10 @@ def test_drop_path_drops_whole_residual_branches_per_sample_and_keeps_the_checkp
 
 
 def test_fc_norm_pooling_is_a_layernorm_of_the_mean_of_the_last_layer():
+    from mgfm.models.artifact import encoder_from_arch
     from mgfm.models.rgb.student import RGBEncoder
 
-    enc = RGBEncoder(**ARCH, pooling="fc_norm").eval()
+    enc = encoder_from_arch("videomae", {**ARCH, "pooling": "fc_norm"}).eval()
     assert enc.videomae.layernorm is None and "fc_norm.weight" in enc.state_dict()
     torch.nn.init.normal_(enc.fc_norm.weight)
     x = torch.randn(2, 4, 3, 32, 32)
@@ -129,7 +134,7 @@ def test_fc_norm_pooling_is_a_layernorm_of_the_mean_of_the_last_layer():
     assert enc.arch["pooling"] == "fc_norm"
     # every LayerNorm takes the arch's eps; a card written before the key existed keeps transformers' 1e-12
     assert enc.fc_norm.eps == enc.videomae.encoder.layer[0].layernorm_before.eps == 1e-12
-    smile = RGBEncoder(**ARCH, layer_norm_eps=1e-6, pooling="fc_norm")
+    smile = RGBEncoder(student_config(**ARCH, layer_norm_eps=1e-6), pooling="fc_norm")
     assert smile.fc_norm.eps == smile.videomae.encoder.layer[1].layernorm_after.eps == 1e-6
 
 
@@ -185,13 +190,13 @@ def test_clip_augmentation_is_one_draw_per_clip_for_all_its_frames():
 
     frame = torch.from_numpy(_frame(1, 32)).permute(2, 0, 1).float().div(255)
     x = frame.expand(6, 4, 3, 32, 32).clone()                       # every frame of every clip the same image
-    aug = ClipAugment(erasing=0.0)
+    aug = dataclasses.replace(ClipAugment.from_section(resolve("eval", {})["finetune"]["rgb"]), erasing=0.0)
     a = augment_clips(x, 32, aug, torch.Generator().manual_seed(0))
     b = augment_clips(x, 32, aug, torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and a.shape == (6, 4, 3, 32, 32)
     torch.testing.assert_close(a, a[:, :1].expand_as(a))             # the same transform on every frame of a clip
     assert len({round(float(c.sum()), 3) for c in a}) == 6          # clips drew their own transforms
-    off = ClipAugment(randaugment_ops=0, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=0.0, erasing=0.0)
+    off = dataclasses.replace(aug, randaugment_ops=0, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=0.0)
     from mgfm.models.rgb.student import normalise_clips
 
     torch.testing.assert_close(augment_clips(x, 32, off, torch.Generator()), normalise_clips(x), atol=1e-5, rtol=0)
@@ -286,9 +291,8 @@ def test_the_fine_tuning_encoder_drops_the_final_norm_and_round_trips_as_an_arti
     from mgfm.eval.finetune import build_classifier
     from mgfm.models.artifact import load_encoder, save_encoder
     from mgfm.models.rgb.student import RGBEncoder
-    from mgfm.config import resolve
 
-    pre = RGBEncoder(**ARCH)
+    pre = RGBEncoder(student_config(**ARCH))
     card = {"architecture": "videomae", "modality": "rgb", "arch": dict(pre.cfg.to_dict()), "stream": "rgb",
             "feature_dim": 16, "num_frames": 4, "image_size": 32}
     save_encoder(tmp_path / "pre", pre, card)

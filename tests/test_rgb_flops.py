@@ -20,7 +20,7 @@ def _counted(fn) -> int:
 
 
 def test_student_forward_flops_match_torch():
-    cfg = StudentConfig(8, 64, 16, 2, 48, 2, 2, 4.0, 32, 2, 2)
+    cfg = StudentConfig(8, 64, 16, 2, 48, 2, 2, 4.0, 32, 2, 2, 1e-6)
     model = SmileModel(cfg, target_dim=24).eval()
     for config in (model.encoder.videomae.config, model.decoder.config):
         config._attn_implementation = "eager"      # attention as matrix products the counter sees
@@ -36,7 +36,7 @@ def test_student_forward_flops_match_torch():
 def test_clip_teacher_flops_match_torch():
     from mgfm.models.rgb.teacher import ClipTeacher
 
-    cfg = StudentConfig(4, 64, 16, 2, 32, 1, 2, 4.0, 16, 1, 2)
+    cfg = StudentConfig(4, 64, 16, 2, 32, 1, 2, 4.0, 16, 1, 2, 1e-6)
     teacher = ClipTeacher(None, (4, 4), image_size=64, patch_size=16, hidden=32, depth=2, heads=2, mlp_dim=64)
     teacher.model.config._attn_implementation = "eager"
     frames = torch.rand(2, 3, 64, 64)                     # T / tubelet = 2 frames of one clip

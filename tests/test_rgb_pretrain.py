@@ -16,6 +16,7 @@ from mgfm.models.rgb.student import SmileModel, StudentConfig
 from mgfm.train.rgb.masking import box_tokens, masked_count, trajectory_mask, tube_mask
 from mgfm.train.rgb.motion import MotionConfig, draw, render, select
 
+from tests.support.models import student_config
 from tests.support.rgb import write_synthetic_rgb
 
 pytest.importorskip("transformers")
@@ -191,7 +192,7 @@ def resolve_motion() -> dict:
 
 
 def test_student_predicts_the_masked_tokens_only():
-    cfg = StudentConfig(**MODEL)
+    cfg = student_config(**MODEL)
     model = SmileModel(cfg, target_dim=24)
     mask = tube_mask(2, cfg.grid, 0.75, torch.Generator().manual_seed(0))
     pred = model(torch.randn(2, 8, 3, 64, 64), mask)

@@ -17,6 +17,7 @@ from mgfm.models.rgb.student import SmileModel, StudentConfig
 from mgfm.train.loop import StepContext, TrainConfig
 from mgfm.train.schedule import learning_rate
 
+from tests.support.models import student_config
 from tests.support.rgb import write_synthetic_rgb
 
 pytest.importorskip("transformers")
@@ -39,18 +40,18 @@ def clips(tmp_path_factory):
 
 def test_the_schedule_is_sized_for_schedule_epochs_and_stops_at_epochs():
     block = resolve("rgb_pretrain", {})["stage1"]
-    cfg = TrainConfig.from_params(block, seed=0)
+    cfg = TrainConfig.from_section(block, seed=0)
     assert (cfg.epochs, cfg.schedule_epochs, cfg.schedule_length) == (150, 801, 801)
     steps = 10
     last = learning_rate(150 * steps - 1, steps, cfg.schedule_length, cfg.lr, cfg.schedule, cfg.warmup_epochs,
                          cfg.milestones, cfg.gamma, cfg.min_lr)
     # SMILE's recipe never anneals: at epoch 150 of 801 the cosine is still near its peak (~1.43e-4 of 1.5e-4)
     assert 1.4e-4 < last < 1.45e-4
-    assert TrainConfig.from_params({**block, "schedule_epochs": 0}, seed=0).schedule_length == 150
+    assert TrainConfig.from_section({**block, "schedule_epochs": 0}, seed=0).schedule_length == 150
     with pytest.raises(ValueError, match="schedule_epochs 100 is shorter than train.epochs 150"):
-        TrainConfig.from_params({**block, "schedule_epochs": 100}, seed=0)
+        TrainConfig.from_section({**block, "schedule_epochs": 100}, seed=0)
     # blocks that never stop early need not carry the key (the skeleton and fine-tuning schedules)
-    assert TrainConfig.from_params(resolve("pretrain", {})["train"], seed=0).schedule_epochs == 0
+    assert TrainConfig.from_section(resolve("pretrain", {})["train"], seed=0).schedule_epochs == 0
 
 
 def test_raising_the_stop_epoch_resumes_the_stopped_run(clips, tmp_path, caplog):
@@ -114,7 +115,7 @@ def test_multiple_sampling_runs_the_clips_again_with_the_shuffled_batch_masks(st
 
 
 def test_weight_decay_exempts_biases_norms_and_the_mask_token():
-    model = SmileModel(StudentConfig(**MODEL), 24)
+    model = SmileModel(student_config(**MODEL), 24)
     groups = model.optimizer_groups(0.05)
     assert [g["weight_decay"] for g in groups] == [0.05, 0.0]
     exempt = {id(p) for p in groups[1]["params"]}
@@ -126,7 +127,7 @@ def test_weight_decay_exempts_biases_norms_and_the_mask_token():
     assert len(names) == 1 + 9 + 2 + 9 + 2 + 1 + 1
     decays = [n for n, p in model.named_parameters() if id(p) not in exempt]
     assert all(p.ndim >= 2 for n, p in model.named_parameters() if n in decays)
-    everything = SmileModel(StudentConfig(**MODEL), 24, decay_exempt=False).optimizer_groups(0.05)
+    everything = SmileModel(student_config(**MODEL), 24, decay_exempt=False).optimizer_groups(0.05)
     assert len(everything) == 1 and len(everything[0]["params"]) == len(list(model.parameters()))
 
 

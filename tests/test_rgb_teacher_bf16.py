@@ -71,7 +71,7 @@ def test_bf16_really_changes_the_teacher_arithmetic():
 def test_videomae_position_table_is_a_buffer_that_moves_with_the_model():
     p = resolve("rgb_pretrain", {"model": {"num_frames": 4, "image_size": 32, "hidden": 32, "depth": 1, "heads": 2,
                                             "decoder_hidden": 16, "decoder_depth": 1, "decoder_heads": 2}})
-    enc = RGBEncoder(**p["model"])
+    enc = RGBEncoder(StudentConfig.from_section(p["model"]))
     buffers = dict(enc.named_buffers())
     name = "videomae.embeddings.position_embeddings"
     assert name in buffers and name not in enc.state_dict()  # moved by .to(), never saved

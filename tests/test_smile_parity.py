@@ -84,7 +84,7 @@ def test_finetuning_model_matches_smile(fixture):
                         tubelet_size=a["tubelet_size"], hidden=a["embed_dim"], depth=a["depth"], heads=a["num_heads"],
                         mlp_ratio=a["mlp_ratio"], decoder_hidden=8, decoder_depth=1, decoder_heads=1,
                         layer_norm_eps=a["layernorm_eps"])
-    encoder = RGBEncoder(**cfg.to_dict(), pooling="fc_norm", drop_path=0.1)   # drop-path: training only
+    encoder = RGBEncoder(cfg, pooling="fc_norm", drop_path=0.1)   # drop-path: training only
     encoder.card = {"feature_dim": cfg.hidden}
     model = Classifier(encoder, a["num_classes"], 0.01).eval()
     assert load_into(model, to_classifier_state(_prefixed(tensors, "finetune."), "test"), "test", "fixture") == []

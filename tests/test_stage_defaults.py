@@ -161,11 +161,11 @@ def test_pretrain_training_loop(monkeypatch, tmp_path):
     from mgfm.train import pretrain
 
     seen = {}
-    real = pretrain.TrainConfig.from_params
+    real = pretrain.TrainConfig.from_section
 
     class Recording:
         @staticmethod
-        def from_params(p, seed, key="train"):
+        def from_section(p, seed, key="train"):
             seen["train"] = real(p, seed, key)
             raise Stop("train")
 

@@ -10,11 +10,12 @@ import torch
 
 from mgfm.cli import main as mgfm_main
 from mgfm.core.feature_store import read_feature_info, read_features
-from mgfm.models import DSTE, save_encoder
+from mgfm.models import save_encoder
 from mgfm.core.layout import STREAMS, to_stream
 from mgfm.train.augment import resample_valid
 from mgfm.train.features import extract_features, prepare_clips
 
+from tests.support.models import dste
 from tests.support.skeleton import synthetic_skeleton, write_synthetic_skeleton
 
 ARCH = dict(num_frames=8, hidden=16, depth=1, drop_path=0.5)  # DropPath must be off in eval mode
@@ -25,7 +26,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("feat")
     write_synthetic_skeleton(root / "mg_test", n=21, frames=16, seed=8)
     torch.manual_seed(0)
-    enc = DSTE(**ARCH)
+    enc = dste(**ARCH)
     c = enc.cfg
     card = {"architecture": "dste", "arch": c.to_dict(), "stream": "motion", "feature_dim": c.feature_dim,
             "num_frames": c.num_frames, "num_joints": c.num_joints, "num_channels": c.num_channels}

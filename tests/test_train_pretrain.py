@@ -97,9 +97,10 @@ def test_changed_parameters_do_not_resume_a_stale_checkpoint(dataset, tmp_path):
 
 def test_each_stream_feeds_the_model_differently(dataset):
     torch.manual_seed(0)
-    from mgfm.models import DSTE, PretrainModel
+    from mgfm.models import PretrainModel
+    from tests.support.models import dste, projectors
 
-    model = PretrainModel(DSTE(num_frames=8, hidden=16, depth=1, drop_path=0.0), [32, 32], [32, 32])
+    model = PretrainModel(dste(num_frames=8, hidden=16, depth=1, drop_path=0.0), projectors([32, 32], [32, 32]))
     batch = PackedClips(dataset)[list(range(8))]
     info = init_distributed("cpu")
     losses = {}
@@ -125,7 +126,7 @@ def test_a_batch_larger_than_the_clips_trains_with_the_clip_count_naming_the_key
 def test_batch_for_clips_names_the_key_and_refuses_one_clip():
     from mgfm.train.loop import TrainConfig, batch_for_clips
 
-    cfg = TrainConfig.from_params(resolve("rgb_pretrain", {})["stage1"], seed=0, key="rgb_pretrain.stage1")
+    cfg = TrainConfig.from_section(resolve("rgb_pretrain", {})["stage1"], seed=0, key="rgb_pretrain.stage1")
     assert batch_for_clips(cfg, 10_000) is cfg
     assert batch_for_clips(cfg, 7, world=2).batch_size == 6
     assert cfg.to_dict() == batch_for_clips(cfg, 10_000).to_dict() and "key" not in cfg.to_dict()

@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mgfm.models import DSTE, PretrainModel
+from mgfm.models import DSTE, DSTEConfig, PretrainModel
+from mgfm.models.projectors import ProjectorConfig
 from mgfm.models.losses import DecorrelationWeights, multi_grained_decorrelation_loss
 from mgfm.models.usdrl import usdrl_to_mgfm
 from mgfm.config import resolve
@@ -39,8 +40,7 @@ def build(meta: dict, x: torch.Tensor, drop_path: float) -> PretrainModel:
         "mlp_ratio": 2.0, "drop_path": drop_path,
         "projector_dims": [2 * hidden] * 3, "instance_projector_dims": [2 * hidden] * 2 + [4 * hidden]}})["model"]
     assert c["kernel_size"] == 1 and c["t_input_size"] == persons * joints * channels
-    encoder = DSTE(**{k: v for k, v in model.items() if not k.endswith("projector_dims")})
-    return PretrainModel(encoder, model["projector_dims"], model["instance_projector_dims"])
+    return PretrainModel(DSTE(DSTEConfig.from_section(model)), ProjectorConfig.from_section(model))
 
 
 def loaded(fixture, drop_path: float) -> PretrainModel:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from mgfm.common.seeding import derive_seed
-from mgfm.config import resolve
+from mgfm.config.sections import section_values
 from mgfm.config.steps import resolve_step
 from mgfm.core.feature_store import read_features
 
@@ -53,9 +53,9 @@ class EmotionConfig:
             raise ValueError(f"config key eval.emotion.feature_norm must be none or standardize, got {self.feature_norm!r}")
 
     @classmethod
-    def from_params(cls, p: dict | None) -> EmotionConfig:
-        """From a (partial) ``eval.emotion``: validated and completed by the eval schema."""
-        section = resolve("eval", {"emotion": p or {}})["emotion"]
+    def from_section(cls, p: dict) -> EmotionConfig:
+        """From the resolved ``eval.emotion`` block; a missing or unknown key is an error naming it."""
+        section = section_values(cls, p, "eval.emotion")
         return cls(**{**section, "skeleton_streams": tuple(section["skeleton_streams"])})
 
 
@@ -174,7 +174,7 @@ def run_emotion(members: dict[str, str], manifest: str, params: dict, out_dir: s
     from mgfm.eval.results import fold_seeds, write_json
 
     params = resolve_step("eval_emotion", params)
-    cfg = EmotionConfig.from_params(params["emotion"])
+    cfg = EmotionConfig.from_section(params["emotion"])
     seeds = [int(s) for s in params["seeds"]]
     man = load_manifest(manifest).set_index("video_id")
     meta, x = clip_table(members)

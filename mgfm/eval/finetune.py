@@ -104,9 +104,9 @@ class LabeledClips(torch.utils.data.Dataset):
 
 def build_encoder(card: dict) -> nn.Module:
     """A freshly initialised encoder of the card's architecture (the from-scratch baseline)."""
-    from mgfm.models.artifact import ARCHITECTURES
+    from mgfm.models.artifact import encoder_from_arch
 
-    encoder = ARCHITECTURES[card["architecture"]](**card["arch"])
+    encoder = encoder_from_arch(card["architecture"], card["arch"])
     encoder.card = card
     return encoder
 
@@ -176,7 +176,7 @@ def _train_config(protocol: str, params: dict, n_pool: int, run_seed: int, rgb: 
         train_params["epochs"] = int(params["semi_supervised"]["epochs"])
     train_params["batch_size"] = fit_batch_size(int(train_params["batch_size"]), n_pool, protocol,
                                                 f"{key}.batch_size")
-    return TrainConfig.from_params(train_params, seed=run_seed, key=key)
+    return TrainConfig.from_section(train_params, seed=run_seed, key=key)
 
 
 def _prepare_run_dir(run_dir: Path, scores_dir: Path, fingerprint: str, is_main: bool) -> None:
@@ -264,7 +264,7 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
         from mgfm.eval.rgb_finetune import describe_views, train_input, view_list
         from mgfm.train.rgb.augment import ClipAugment
 
-        augment = ClipAugment.from_recipe(recipe)
+        augment = ClipAugment.from_section(recipe)
         views = view_list(test_clips.data.shape, card, recipe)
         val_views = view_list(train_clips.data.shape, card, recipe)
         log.info("%s rgb: %s", protocol, describe_views(test_clips, card, recipe))

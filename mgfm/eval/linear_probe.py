@@ -20,7 +20,7 @@ from torch import nn
 from mgfm.common.atomic import atomic_path
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import derive_seed
-from mgfm.config import resolve
+from mgfm.config.sections import section_values
 from mgfm.config.steps import resolve_step
 from mgfm.eval.splits import Split, check_aligned, check_disjoint, load_labeled, num_classes_of, validation_rows
 from mgfm.eval.ensemble import fuse
@@ -56,9 +56,9 @@ class ProbeConfig:
                              f"got {self.feature_norm!r}")
 
     @classmethod
-    def from_params(cls, p: dict | None) -> ProbeConfig:
-        """From a (partial) ``eval.linear_probe``: validated and completed by the eval schema."""
-        p = resolve("eval", {"linear_probe": p or {}})["linear_probe"]
+    def from_section(cls, p: dict) -> ProbeConfig:
+        """From the resolved ``eval.linear_probe`` block; a missing or unknown key is an error naming it."""
+        p = section_values(cls, p, "eval.linear_probe")
         p["milestones"] = tuple(int(m) for m in p["milestones"])
         return cls(**p)
 
@@ -215,7 +215,7 @@ def run_linear_probe(features: dict[str, tuple[str, str]], taxonomy: str, params
     """
     out = Path(out_dir)
     params = resolve_step("eval_linear_probe", params)
-    cfg = ProbeConfig.from_params(params["linear_probe"])
+    cfg = ProbeConfig.from_section(params["linear_probe"])
     seeds = [int(s) for s in params["seeds"]]
     val_fraction = float(params["validation"]["fraction"])
     k = num_classes_of(taxonomy)

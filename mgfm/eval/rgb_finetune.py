@@ -29,12 +29,11 @@ def finetuning_encoder(protocol: str, model_dir: str | Path, card: dict, recipe:
 
     The encoder's ``card`` is the pretrained card with the fine-tuning architecture (``pooling``, ``drop_path``),
     so ``load_encoder`` rebuilds a saved fine-tuned encoder exactly."""
-    from mgfm.models.artifact import WEIGHTS_NAME
+    from mgfm.models.artifact import WEIGHTS_NAME, encoder_from_arch
     from mgfm.models.rgb.convert import load_into, sha256_file, start_finetuning_from
-    from mgfm.models.rgb.student import RGBEncoder
 
     arch = {**card["arch"], "pooling": "fc_norm", "drop_path": float(recipe["drop_path"])}
-    encoder = RGBEncoder(**arch)
+    encoder = encoder_from_arch("videomae", arch)
     weights, init = None, None
     if protocol != "scratch" and recipe["init"]["checkpoint"]:
         init = {"checkpoint": recipe["init"]["checkpoint"], "sha256": recipe["init"]["sha256"]}

@@ -197,7 +197,7 @@ def pose_model_digests(pose: dict) -> dict[str, str]:
     """sha256 of the pose model and of the detector (or "") that ``pose`` (a resolved pose section) loads."""
     from mgfm.pose.params import PoseParams
 
-    p = PoseParams.from_dict(pose)
+    p = PoseParams.from_section(pose)
     if p.backend == "mmpose":
         files = {"model": ("pose.mmpose.checkpoint", p.mmpose.checkpoint),
                  "detector": ("pose.mmpose.det_checkpoint", p.mmpose.det_checkpoint)}

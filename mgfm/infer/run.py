@@ -165,6 +165,7 @@ def prepare_video(src: Path, work: Path, video_id: str, spotter: dict, threads: 
     """The real stages on one raw file: the ingest stage's normalisation and checks, then pose estimation with
     ``pose`` (the pose section ``mgfm.infer.integrity.pose_settings`` chose; default: the spotter's, as recorded);
     returns (normalised video, pose file, timings)."""
+    from mgfm.config.sections import from_partial
     from mgfm.ingest.download import DownloadParams, normalise_checked
     from mgfm.pose.extract import extract_pose
 
@@ -172,7 +173,7 @@ def prepare_video(src: Path, work: Path, video_id: str, spotter: dict, threads: 
     video, meta_path, pose_path = work / "video.mp4", work / "video.json", work / "pose.parquet"
     t0 = time.perf_counter()
     with atomic_path(video) as tmp:
-        _, probed = normalise_checked(src, tmp, DownloadParams.from_config(spotter["download"]), threads)
+        _, probed = normalise_checked(src, tmp, from_partial(DownloadParams, "download", spotter["download"]), threads)
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps({"video_id": video_id, **probed, "synthetic": False}, indent=2) + "\n")
     t1 = time.perf_counter()

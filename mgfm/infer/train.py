@@ -80,7 +80,7 @@ def export_emotion(members: dict[str, str], encoders: dict[str, str], manifest: 
     from mgfm.eval.emotion import OUTCOME_LABEL, EmotionConfig, build_sequences, clip_table, train_aggregator
 
     params = resolve_step("infer_emotion", params)
-    cfg = EmotionConfig.from_params(params["emotion"])
+    cfg = EmotionConfig.from_section(params["emotion"])
     man = load_manifest(manifest).set_index("video_id")
     meta, x = clip_table(members)
     seq = build_sequences(meta, x, cfg.max_clips)

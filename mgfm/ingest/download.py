@@ -34,7 +34,7 @@ from pathlib import Path
 from mgfm.common.atomic import atomic_path, remove_stale_parts
 from mgfm.common.digest import sha256_file
 from mgfm.common.fetch import FetchError, TransientFetchError, stream_url
-from mgfm.config import resolve
+from mgfm.config.sections import from_partial, section_values
 from mgfm.ingest.contract import ID_PATTERN, URL_HELP, load_manifest
 from mgfm.ingest.video import SourceInfo, VideoError, ffmpeg_exe, normalise_video, probe_video
 
@@ -70,9 +70,10 @@ class DownloadParams:
     ffmpeg_timeout_s: float
 
     @classmethod
-    def from_config(cls, cfg: dict | None) -> DownloadParams:
-        """Build from a (partial) config section, resolved by mgfm.config; errors name the key."""
-        values = resolve("download", cfg)
+    def from_section(cls, section: dict) -> DownloadParams:
+        """From the resolved ``download`` section (a partial one goes through ``mgfm.config.sections.from_partial``
+        first); a missing or unknown key is an error naming it."""
+        values = section_values(cls, section, "download")
         values["ytdlp_hosts"] = tuple(values["ytdlp_hosts"])
         return cls(**values)
 
@@ -90,7 +91,7 @@ class FetchResult:
 def source_kind(url: str, ytdlp_hosts: tuple[str, ...] | None = None) -> str:
     """'file', 'http' or 'ytdlp' for a manifest url (a plain path counts as 'file'); hosts default to the config's."""
     if ytdlp_hosts is None:
-        ytdlp_hosts = DownloadParams.from_config({}).ytdlp_hosts
+        ytdlp_hosts = from_partial(DownloadParams, "download").ytdlp_hosts
     parsed = urllib.parse.urlsplit(url)
     scheme = parsed.scheme.lower()
     if scheme in ("", "file") or (len(scheme) == 1 and url[1:3] in (":\\", ":/")):  # C:\ on Windows
@@ -291,8 +292,7 @@ def download_video(manifest_path: str | Path, video_id: str, out_video: str | Pa
 def download_row(row: dict, base_dir: Path, out_video: str | Path, out_meta: str | Path,
                  params: DownloadParams | dict | None = None, threads: int = 1) -> dict:
     """Fetch, verify and normalise the video of one manifest row; relative local urls resolve against ``base_dir``."""
-    if not isinstance(params, DownloadParams):
-        params = DownloadParams.from_config(params or {})
+    params = from_partial(DownloadParams, "download", params)
     out_video, out_meta = Path(out_video), Path(out_meta)
     video_id = str(row["video_id"])
     if not ID_PATTERN.fullmatch(video_id):

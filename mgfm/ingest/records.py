@@ -31,6 +31,7 @@ from pathlib import Path
 
 from mgfm.common.atomic import atomic_path, write_version
 from mgfm.common.digest import sha256_file
+from mgfm.config.sections import from_partial
 from mgfm.ingest.contract import load_manifest
 from mgfm.ingest.download import DownloadParams, download_row, local_path, source_kind
 
@@ -110,7 +111,7 @@ def manifest_records(manifest_path: str | os.PathLike, records_dir: str | os.Pat
     Local sources are hashed through the digest cache beside ``records_dir``; ``update_cache`` False (a dry
     run, or a job's own parse of the workflow) writes nothing at all, so new hashes are then not remembered.
     """
-    params = DownloadParams.from_config(download_params or {})
+    params = from_partial(DownloadParams, "download", download_params)
     manifest = load_manifest(manifest_path)
     manifest_dir = Path(manifest_path).resolve().parent
     cache_file = Path(records_dir).parent / DIGEST_CACHE
@@ -146,7 +147,7 @@ def write_video_records(manifest_path: str | os.PathLike, records_dir: str | os.
     usable on its own. ``backdate_new``: a record that did not
     exist yet gets the manifest's mtime (what the workflow wants, below); a rule's output must not be backdated.
     """
-    params = DownloadParams.from_config(download_params or {})
+    params = from_partial(DownloadParams, "download", download_params)
     manifest = load_manifest(manifest_path)
     manifest_dir = Path(manifest_path).resolve().parent
     records_dir = Path(records_dir)

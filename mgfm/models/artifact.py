@@ -1,7 +1,8 @@
 """Encoder artifacts: ``encoder.safetensors`` (weights only) + ``card.json`` (everything needed to rebuild it).
 
-Loading never unpickles: the card names the architecture and its keyword arguments, the weights are plain
-tensors in safetensors. Evaluation stages only ever call ``load_encoder``.
+Loading never unpickles: the card names the architecture and stores its model section (``arch``), the weights are
+plain tensors in safetensors. A card's ``arch`` becomes the model's typed config through the same
+``from_section`` the training stage used (``encoder_from_arch``). Evaluation stages only ever call ``load_encoder``.
 
 A card is data from a models folder, possibly another person's: its sizes are checked against bounds
 (``ARCH_BOUNDS``), the encoder is first built on PyTorch's meta device (shapes only, nothing allocated) and its
@@ -20,19 +21,30 @@ import torch
 from safetensors.torch import save_file
 
 from mgfm.common.atomic import atomic_path
-from mgfm.models.dste import DSTE
+from mgfm.models.dste import DSTE, DSTEConfig
 from mgfm.models.weights import check_shapes, load_weights, meta_shapes, read_header
 
 CARD_FORMAT = "mgfm-encoder/1"
 
 
-def _videomae(**arch) -> torch.nn.Module:
-    from mgfm.models.rgb.student import RGBEncoder  # imports transformers: only when an RGB encoder is loaded
-
-    return RGBEncoder(**arch)
+def _dste(arch: dict) -> torch.nn.Module:
+    return DSTE(DSTEConfig.from_section(arch))
 
 
-ARCHITECTURES = {"dste": DSTE, "videomae": _videomae}
+def _videomae(arch: dict) -> torch.nn.Module:
+    """The card's ``rgb_pretrain.model`` keys make the StudentConfig; ``pooling`` and ``drop_path`` (a fine-tuned
+    encoder's) are the encoder's own arguments; a card from before ``layer_norm_eps`` was a key holds a model
+    trained with transformers' default."""
+    # imports transformers: only when an RGB encoder is built
+    from mgfm.models.rgb.student import LEGACY_LAYER_NORM_EPS, RGBEncoder, StudentConfig
+
+    model = {"layer_norm_eps": LEGACY_LAYER_NORM_EPS, **arch}
+    extra = {k: model.pop(k) for k in ("pooling", "drop_path") if k in model}
+    return RGBEncoder(StudentConfig.from_section(model), **extra)
+
+
+#: architecture -> builder of its encoder from a card's ``arch``
+ARCHITECTURES = {"dste": _dste, "videomae": _videomae}
 #: card keys each architecture's consumers need besides architecture / arch / feature_dim
 CARD_KEYS = {"dste": ("stream", "num_frames", "num_joints"), "videomae": ("stream", "num_frames", "image_size")}
 WEIGHTS_NAME = "encoder.safetensors"
@@ -128,14 +140,21 @@ def check_arch(card: dict, path: str | os.PathLike) -> None:
             raise ValueError(f"{path}: card {key} = {card[key]!r}: must be a positive integer")
 
 
+def encoder_from_arch(architecture: str, arch: dict) -> torch.nn.Module:
+    """A freshly initialised encoder of a card's ``architecture`` and ``arch`` (its model section)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r} (known: {sorted(ARCHITECTURES)})")
+    return ARCHITECTURES[architecture](arch)
+
+
 def _build(card: dict, path: Path, device: str | torch.device | None = None) -> torch.nn.Module:
     """The card's encoder, on ``device`` ("meta": shapes only, no memory); a card the architecture refuses is
     a ValueError naming it."""
     try:
         if device is None:
-            return ARCHITECTURES[card["architecture"]](**card["arch"])
+            return encoder_from_arch(card["architecture"], card["arch"])
         with torch.device(device):
-            return ARCHITECTURES[card["architecture"]](**card["arch"])
+            return encoder_from_arch(card["architecture"], card["arch"])
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path / CARD_NAME}: the card's arch does not make a {card['architecture']} encoder: "
                          f"{err}") from err

@@ -22,12 +22,16 @@ state dict onto these module names; tests/test_usdrl_parity.py checks the output
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from mgfm.config import resolve
+from mgfm.config.sections import section_values
+
+#: keys of ``pretrain.model`` that size the grain projectors (``mgfm.models.projectors.ProjectorConfig``), not the
+#: encoder
+PROJECTOR_KEYS = ("projector_dims", "instance_projector_dims")
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,10 @@ class DSTEConfig:
 
     @classmethod
     def from_section(cls, model: dict) -> DSTEConfig:
-        """The encoder keys of a resolved ``pretrain.model`` dict (projector keys are ignored); a missing key
-        is an error naming it, since defaults live only in the schema."""
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in model]
-        if missing:
-            raise ValueError(f"pretrain.model lacks {missing} (pass the section resolved against its schema)")
-        return cls(**{n: model[n] for n in names})
+        """The encoder keys of a resolved ``pretrain.model`` dict, or of a model card's ``arch`` (projector keys
+        are left to ``ProjectorConfig``); a missing or unknown key is an error naming it, since defaults live only
+        in the schema."""
+        return cls(**section_values(cls, model, "pretrain.model", ignored=PROJECTOR_KEYS))
 
     @property
     def feature_dim(self) -> int:
@@ -241,18 +242,17 @@ def init_weights(module: nn.Module) -> None:
 class DSTE(nn.Module):
     """The dual-stream encoder; ``forward(x)`` maps clips (B, C, T, V) or (B, C, T, V, M) to features (B, 2*hidden).
 
-    Built from the keys of ``DSTEConfig`` (``DSTE(**card["arch"])``, ``DSTE(**cfg.to_dict())``); keys left out
-    take the pretrain schema's defaults (the only place they live).
+    Built from a ``DSTEConfig`` only: whoever builds the model builds the config once, from the resolved
+    ``pretrain.model`` section or a model card's ``arch`` (``DSTEConfig.from_section``); the model never reads
+    or resolves config itself.
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, cfg: DSTEConfig) -> None:
         super().__init__()
-        extra = sorted(set(kwargs) - {f.name for f in fields(DSTEConfig)})
-        if extra:
-            raise ValueError(f"pretrain.model: unknown encoder keys {extra}")
-        if set(kwargs) != {f.name for f in fields(DSTEConfig)}:
-            kwargs = {**resolve("pretrain", {"model": kwargs})["model"], **kwargs}
-        self.cfg = cfg = DSTEConfig.from_section(kwargs)
+        if not isinstance(cfg, DSTEConfig):
+            raise TypeError(f"DSTE takes a DSTEConfig (DSTEConfig.from_section of the resolved pretrain.model "
+                            f"section), got {type(cfg).__name__}")
+        self.cfg = cfg
         mv = cfg.num_persons * cfg.num_joints
         self.temporal = TokenStream(cfg.num_frames, mv * cfg.num_channels, cfg, learned_pe=False)
         self.spatial = TokenStream(mv, cfg.num_frames * cfg.num_channels, cfg, learned_pe=True)

@@ -10,13 +10,34 @@ repeated, then a final Linear: 1024 -> 2048 -> 2048 -> 2048 for the temporal and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
-from mgfm.models.dste import DSTE, init_weights
+from mgfm.config.sections import section_values
+from mgfm.models.dste import DSTE, DSTEConfig, init_weights
 
 GRAINS = ("temporal", "spatial", "instance")
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    """Layer widths of the grain projectors: the projector keys of the resolved ``pretrain.model`` section (its
+    encoder keys make the ``DSTEConfig``)."""
+
+    projector_dims: tuple[int, ...]            # temporal and spatial grains
+    instance_projector_dims: tuple[int, ...]   # instance grain
+
+    @classmethod
+    def from_section(cls, model: dict) -> ProjectorConfig:
+        values = section_values(cls, model, "pretrain.model", ignored=[f.name for f in fields(DSTEConfig)])
+        return cls(**{k: tuple(v) for k, v in values.items()})
+
+    def to_dict(self) -> dict:
+        """The widths as the config writes them (lists), for cards and fingerprints."""
+        return {"projector_dims": list(self.projector_dims),
+                "instance_projector_dims": list(self.instance_projector_dims)}
 
 
 def projector(in_dim: int, dims: Sequence[int]) -> nn.Sequential:
@@ -41,13 +62,16 @@ class PretrainModel(nn.Module):
     global batch and a multi-process run computes exactly what one process would on the same batch.
     """
 
-    def __init__(self, encoder: DSTE, projector_dims: Sequence[int], instance_projector_dims: Sequence[int]) -> None:
+    def __init__(self, encoder: DSTE, projectors: ProjectorConfig) -> None:
         super().__init__()
+        if not isinstance(projectors, ProjectorConfig):
+            raise TypeError(f"PretrainModel takes a ProjectorConfig (ProjectorConfig.from_section of the resolved "
+                            f"pretrain.model section), got {type(projectors).__name__}")
         self.encoder = encoder
         hidden = encoder.cfg.hidden
-        self.temporal_projector = projector(hidden, projector_dims)
-        self.spatial_projector = projector(hidden, projector_dims)
-        self.instance_projector = projector(2 * hidden, instance_projector_dims)
+        self.temporal_projector = projector(hidden, projectors.projector_dims)
+        self.spatial_projector = projector(hidden, projectors.projector_dims)
+        self.instance_projector = projector(2 * hidden, projectors.instance_projector_dims)
         for head in (self.temporal_projector, self.spatial_projector, self.instance_projector):
             head.apply(init_weights)
         self.gather_fn: Callable[[torch.Tensor], torch.Tensor] | None = None

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mgfm.common.logs import Progress
+from mgfm.config.sections import from_partial
 from mgfm.core.layout import NUM_KEYPOINTS
 from mgfm.pose.memory import limit_malloc_arenas
 from mgfm.pose.backends.base import PersonDetector, PoseBackend
@@ -147,7 +148,7 @@ def extract_pose(video: str | os.PathLike, meta: str | os.PathLike, out: str | o
     the model's intra-op thread count, ``prefetch`` the batches decoded ahead (0: no background threads),
     ``workers`` the crop threads (default ``default_workers()``). Returns the file metadata written.
     """
-    p = params if isinstance(params, PoseParams) else PoseParams.from_dict(params)
+    p = from_partial(PoseParams, "pose", params)
     limit_malloc_arenas()
     video, meta, out = Path(video), Path(meta), Path(out)
     if not video.is_file():

@@ -1,8 +1,9 @@
 """The ``pose`` config section as typed parameters.
 
-The fields carry no defaults: ``PoseParams.from_dict`` resolves the section through ``mgfm.config`` (the schema
-mgfm/config/schemas/pose.schema.yaml validates it and fills every default), so a direct caller gets exactly the
-values and the errors the workflow gets.
+The fields carry no defaults: ``PoseParams.from_section`` takes the section resolved by ``mgfm.config`` (the schema
+mgfm/config/schemas/pose.schema.yaml validates it and fills every default); a caller holding a partial section
+types it with ``from_partial(PoseParams, "pose", values)``, so it gets exactly the values and the errors the
+workflow gets.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mgfm.config import resolve
+from mgfm.config.sections import section_values
 
 #: The shipped demo whole-body model (trained by ``python -m mgfm.demo.pose_model.train``).
 DEMO_MODEL = Path(__file__).parent / "models" / "demo_wholebody.onnx"
@@ -61,11 +62,12 @@ class PoseParams:
     mmpose: MmposeParams
 
     @classmethod
-    def from_dict(cls, params: dict | None) -> PoseParams:
-        """Build from the (partial) config section; a bad key or value raises ConfigError naming ``pose.<key>``."""
-        values = resolve("pose", params)
-        return cls(**{**values, "detector": DetectorParams(**values["detector"]),
-                      "mmpose": MmposeParams(**values["mmpose"])})
+    def from_section(cls, section: dict) -> PoseParams:
+        """From the resolved ``pose`` section; a missing or unknown key raises ConfigError naming ``pose.<key>``."""
+        values = section_values(cls, section, "pose")
+        return cls(**{**values, "detector": DetectorParams(**section_values(DetectorParams, values["detector"],
+                                                                            "pose.detector")),
+                      "mmpose": MmposeParams(**section_values(MmposeParams, values["mmpose"], "pose.mmpose"))})
 
     def model_path(self) -> Path:
         return Path(self.model) if self.model else DEMO_MODEL

@@ -28,6 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 from mgfm.common.atomic import atomic_path
 from mgfm.common.logs import Progress
 from mgfm.common.seeding import derive_seed
+from mgfm.config.sections import section_values
 from mgfm.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mgfm.train.distributed import DistInfo, init_distributed, mean_across
 from mgfm.train.schedule import learning_rate
@@ -80,20 +81,15 @@ class TrainConfig:
             raise ValueError(f"train.checkpoint_every must be >= 1, got {self.checkpoint_every}")
 
     @classmethod
-    def from_params(cls, p: dict, seed: int, key: str = "train") -> TrainConfig:
+    def from_section(cls, p: dict, seed: int, key: str = "train") -> TrainConfig:
         """From a resolved train block (mgfm.config fills its defaults); a missing or unknown key is an error
         (``schedule_epochs`` may be absent). ``key``: the block's place in the config, named by messages about its
         values."""
-        p = dict(p)
+        values = section_values(cls, p, key, supplied=("seed", "key"))
         for name in ("betas", "milestones"):
-            if name in p:
-                p[name] = tuple(p[name])
-        expected = set(cls.__dataclass_fields__) - {"seed", "key"}
-        unknown, missing = sorted(set(p) - expected), sorted(expected - set(p) - {"schedule_epochs"})
-        if unknown or missing:
-            raise ValueError(f"{key}: unknown keys {unknown}, missing keys {missing} (resolve the section with "
-                             "mgfm.config first)")
-        return cls(**p, seed=seed, key=key)
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values, seed=seed, key=key)
 
     def to_dict(self) -> dict:
         """The block's values (what shapes training; not where it lives in the config)."""

@@ -20,7 +20,7 @@ from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
 from mgfm.models.dste import DSTE, DSTEConfig
 from mgfm.models.losses.decorrelation import DecorrelationWeights, multi_grained_decorrelation_loss
-from mgfm.models.projectors import PretrainModel
+from mgfm.models.projectors import PretrainModel, ProjectorConfig
 from mgfm.core.layout import STREAMS, to_stream
 from mgfm.train.augment import AugmentConfig, apply, draw, select_rows
 from mgfm.train.checkpoint import code_version, dataset_digest, fingerprint_of
@@ -32,18 +32,11 @@ from mgfm.train.pretrained import data_card, run_card, write_pretrained
 log = logging.getLogger(__name__)
 # the packages whose code shapes a pretrained encoder (the fingerprint's code version)
 CODE_PACKAGES = ("common", "config", "core", "models", "train")
-PROJECTOR_KEYS = ("projector_dims", "instance_projector_dims")
 
 
-def split_model_params(model_params: dict) -> tuple[DSTEConfig, dict]:
-    """Encoder config and projector dims from the resolved ``pretrain.model`` block (unknown keys are an error)."""
-    unknown = sorted(set(model_params) - set(DSTEConfig.__dataclass_fields__) - set(PROJECTOR_KEYS))
-    if unknown:
-        raise ValueError(f"pretrain.model: unknown keys {unknown}")
-    missing = [k for k in PROJECTOR_KEYS if k not in model_params]
-    if missing:
-        raise ValueError(f"pretrain.model lacks {missing} (pass the section resolved against its schema)")
-    return DSTEConfig.from_section(model_params), {k: list(model_params[k]) for k in PROJECTOR_KEYS}
+def split_model_params(model_params: dict) -> tuple[DSTEConfig, ProjectorConfig]:
+    """Encoder and projector configs from the resolved ``pretrain.model`` block (unknown keys are an error)."""
+    return DSTEConfig.from_section(model_params), ProjectorConfig.from_section(model_params)
 
 
 def make_step(stream: str, aug: AugmentConfig, weights: DecorrelationWeights, num_frames: int):
@@ -73,15 +66,15 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
     enc_cfg, proj = split_model_params(params["model"])
     aug = AugmentConfig.from_section(params["augment"])
     weights = DecorrelationWeights.from_section(params["loss"])
-    train_cfg = TrainConfig.from_params(params["train"], seed=derive_seed(seed, "pretrain", "skeleton", stream),
+    train_cfg = TrainConfig.from_section(params["train"], seed=derive_seed(seed, "pretrain", "skeleton", stream),
                                       key="pretrain.train")
     data = PackedClips(dataset, num_joints=enc_cfg.num_joints, num_channels=enc_cfg.num_channels)
     if enc_cfg.num_persons != 1:
         raise ValueError("pretrain.model.num_persons must be 1 for packed single-person skeleton datasets")
 
     torch.manual_seed(derive_seed(train_cfg.seed, "init"))
-    encoder = DSTE(**enc_cfg.to_dict())
-    model = PretrainModel(encoder, **proj)
+    encoder = DSTE(enc_cfg)
+    model = PretrainModel(encoder, proj)
     model.gather_fn = lambda t: gather_with_grad(t, dim=1)
     data_desc = {"dataset": str(dataset), "name": Path(dataset).name, "num_clips": len(data),
                  "clip_shape": list(data.data.shape[1:]), "content_sha256": dataset_digest(dataset)}
@@ -89,7 +82,7 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
     shaping = {k: v for k, v in train_cfg.to_dict().items() if k not in ("checkpoint_every", "log_every_steps",
                                                                        "num_workers")}
     # the data by content, never by path: a dataset rebuilt in place with other values must not be resumed
-    setup = {"model": {**enc_cfg.to_dict(), **proj}, "augment": aug.to_dict(), "loss": weights.to_dict(),
+    setup = {"model": {**enc_cfg.to_dict(), **proj.to_dict()}, "augment": aug.to_dict(), "loss": weights.to_dict(),
              "train": shaping, "stream": stream, "seed": seed,
              "data": {k: data_desc[k] for k in ("num_clips", "clip_shape", "content_sha256")},
              "code": code_version(*CODE_PACKAGES)}
@@ -103,7 +96,7 @@ def pretrain_skeleton(dataset: str | os.PathLike, stream: str, out: str | os.Pat
             "num_channels": enc_cfg.num_channels, "input": "clip resampled to num_frames, then the stream transform",
             "data": data_card(dataset, data_desc), "epochs": train_cfg.epochs, "seed": seed,
             "train_seed": train_cfg.seed, "train": train_cfg.to_dict(), "augment": aug.to_dict(),
-            "loss": weights.to_dict(), "projectors": proj, "git_revision": git_revision(),
+            "loss": weights.to_dict(), "projectors": proj.to_dict(), "git_revision": git_revision(),
             **run_card(result, t0, "with_projectors"),
         }
         write_pretrained(out, result, card, f"pretrain skeleton/{stream}")

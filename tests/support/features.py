@@ -123,7 +123,7 @@ def write_synthetic_encoders(root: str | os.PathLike, streams=("joint",), num_cl
     cfg = DSTEConfig.from_section(resolve("pretrain", {"model": model})["model"])
     for stream in streams:
         torch.manual_seed(seed)
-        enc = DSTE(**cfg.to_dict())
+        enc = DSTE(cfg)
         card = {"architecture": "dste", "modality": "skeleton", "arch": cfg.to_dict(), "stream": stream,
                 "feature_dim": cfg.feature_dim, "num_frames": frames, "num_joints": NUM_JOINTS, "num_channels": 3}
         mdir = root / "models" / "skeleton" / stream

@@ -41,7 +41,7 @@ def build_models(root: Path, frames: int = 16, hidden: int = 8) -> Path:
     card = {"architecture": "dste", "modality": "skeleton", "arch": cfg.to_dict(), "stream": "joint",
             "feature_dim": cfg.feature_dim, "num_frames": frames, "num_joints": len(UPPER_BODY), "num_channels": 3}
     torch.manual_seed(0)
-    encoder = DSTE(**cfg.to_dict())
+    encoder = DSTE(cfg)
     save_encoder(models / "skeleton" / "joint", encoder, card)            # the pretrained encoder (emotion reads it)
     cls = models / "classifiers" / "skeleton" / "joint"
     save_encoder(cls, encoder, card)

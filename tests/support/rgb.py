@@ -53,7 +53,8 @@ def add_rgb_branch(root: str | os.PathLike, model: dict | None = None, seed: int
     from mgfm.core.packed import open_packed
     from mgfm.eval.paths import feature_table
     from mgfm.models.artifact import save_encoder
-    from mgfm.models.rgb.student import RGBEncoder, StudentConfig
+    from mgfm.models.rgb.student import RGBEncoder
+    from tests.support.models import student_config
     from mgfm.train.features import extract_features
 
     root = Path(root)
@@ -68,9 +69,9 @@ def add_rgb_branch(root: str | os.PathLike, model: dict | None = None, seed: int
         clips = moved[np.arange(len(meta)) * k + labels]            # clip i moves in direction labels[i]
         write_packed(root / "datasets" / "rgb" / name, clips, meta.assign(valid_len=arch["num_frames"]),
                      {"modality": "rgb"})
-    cfg = StudentConfig(**arch)
+    cfg = student_config(**arch)
     torch.manual_seed(seed)
-    enc = RGBEncoder(**cfg.to_dict())
+    enc = RGBEncoder(cfg)
     card = {"architecture": "videomae", "modality": "rgb", "arch": cfg.to_dict(), "stream": "rgb", "stage": 2,
             "feature_dim": cfg.hidden, "num_frames": cfg.num_frames, "image_size": cfg.image_size}
     mdir = root / "models" / "rgb" / "rgb"

@@ -67,9 +67,10 @@ def pose_metrics(pred_xy: np.ndarray, pred_score: np.ndarray, gt_xy: np.ndarray,
 @functools.lru_cache(maxsize=2)
 def _load(model: str, threads: int):
     from mgfm.pose.backends.onnx_backend import load_onnx_backend
+    from mgfm.config.sections import from_partial
     from mgfm.pose.params import PoseParams
 
-    return load_onnx_backend(PoseParams.from_dict({"model": model}), threads)
+    return load_onnx_backend(from_partial(PoseParams, "pose", {"model": model}), threads)
 
 
 def predict_frames(model: str | os.PathLike, frames: np.ndarray, threads: int = 2,

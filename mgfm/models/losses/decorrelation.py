@@ -15,11 +15,13 @@ xcorr_weight * xcorr (5, 1, 1e-3). Computed in float32 at least (under autocast 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from itertools import combinations
 
 import torch
 import torch.nn.functional as F
+
+from mgfm.config.sections import section_values
 
 GRAINS = ("temporal", "spatial", "instance")
 
@@ -42,12 +44,7 @@ class DecorrelationWeights:
     @classmethod
     def from_section(cls, loss: dict) -> DecorrelationWeights:
         """Every key of a resolved ``pretrain.loss`` dict; a missing or unknown key is an error naming it."""
-        names = [f.name for f in fields(cls)]
-        missing, unknown = [n for n in names if n not in loss], sorted(set(loss) - set(names))
-        if missing or unknown:
-            raise ValueError(f"pretrain.loss: missing keys {missing}, unknown keys {unknown} "
-                             "(pass the section resolved against its schema)")
-        return cls(**{n: float(loss[n]) for n in names})
+        return cls(**{n: float(v) for n, v in section_values(cls, loss, "pretrain.loss").items()})
 
     def to_dict(self) -> dict:
         return asdict(self)

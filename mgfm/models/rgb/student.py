@@ -15,13 +15,16 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from mgfm.config.sections import section_values
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """Student sizes: a resolved ``rgb_pretrain.model`` block (defaults live in the schema)."""
+    """Student sizes: a resolved ``rgb_pretrain.model`` block (defaults live in the schema), or a model card's
+    ``arch`` without its fine-tuning keys."""
 
     num_frames: int
     image_size: int
@@ -34,7 +37,7 @@ class StudentConfig:
     decoder_hidden: int
     decoder_depth: int
     decoder_heads: int
-    layer_norm_eps: float = 1e-6
+    layer_norm_eps: float
 
     def __post_init__(self) -> None:
         if self.num_frames % self.tubelet_size or self.image_size % self.patch_size:
@@ -47,11 +50,8 @@ class StudentConfig:
 
     @classmethod
     def from_section(cls, p: dict) -> StudentConfig:
-        unknown = sorted(set(p) - set(cls.__dataclass_fields__))
-        missing = sorted(set(cls.__dataclass_fields__) - set(p))
-        if unknown or missing:
-            raise ValueError(f"rgb_pretrain.model: unknown keys {unknown}, missing keys {missing}")
-        return cls(**p)
+        """From the resolved ``rgb_pretrain.model`` block; a missing or unknown key is an error naming it."""
+        return cls(**section_values(cls, p, "rgb_pretrain.model"))
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -114,19 +114,22 @@ def keep_on_device(module: nn.Module, name: str) -> None:
 class RGBEncoder(nn.Module):
     """The VideoMAE encoder; ``encoder(x)`` -> (B, hidden) pooled as ``pooling`` says (``POOLINGS``).
 
-    Keyword arguments are the ``StudentConfig`` fields plus ``pooling`` and ``drop_path`` (the model card's
-    ``arch``, see ``arch``), so ``load_encoder`` rebuilds it. ``drop_path`` > 0 adds stochastic depth to the
-    layers' residual branches (``stochastic_depth``) without renaming a parameter.
+    Built from a ``StudentConfig`` (whoever builds the model builds the config once; the model never resolves
+    config) plus the fine-tuning choices ``pooling`` and ``drop_path``; ``arch`` is the model card's record of all
+    three, from which ``mgfm.models.artifact`` rebuilds it. ``drop_path`` > 0 adds stochastic depth to the layers'
+    residual branches (``stochastic_depth``) without renaming a parameter.
     """
 
-    def __init__(self, pooling: str = "mean", drop_path: float = 0.0, **arch) -> None:
+    def __init__(self, cfg: StudentConfig, pooling: str = "mean", drop_path: float = 0.0) -> None:
         super().__init__()
         from transformers import VideoMAEModel
 
+        if not isinstance(cfg, StudentConfig):
+            raise TypeError(f"RGBEncoder takes a StudentConfig (StudentConfig.from_section of the resolved "
+                            f"rgb_pretrain.model section), got {type(cfg).__name__}")
         if pooling not in POOLINGS:
             raise ValueError(f"RGB encoder pooling must be one of {POOLINGS}, got {pooling!r}")
-        arch = {"layer_norm_eps": LEGACY_LAYER_NORM_EPS, **arch}
-        self.cfg = StudentConfig(**arch)
+        self.cfg = cfg
         self.videomae = VideoMAEModel(self.cfg.hf_config())
         self.feature_dim = self.cfg.hidden
         keep_on_device(self.videomae.embeddings, "position_embeddings")
@@ -178,7 +181,7 @@ class SmileModel(nn.Module):
         from transformers.models.videomae.modeling_videomae import VideoMAEDecoder, get_sinusoid_encoding_table
 
         self.cfg, self.target_dim, self.decay_exempt = cfg, target_dim, decay_exempt
-        self.encoder = RGBEncoder(**cfg.to_dict())
+        self.encoder = RGBEncoder(cfg)
         hf = cfg.hf_config()
         hf._attn_implementation = "sdpa"   # the decoder is built outside a PreTrainedModel, which would set it
         self.encoder_to_decoder = nn.Linear(cfg.hidden, cfg.decoder_hidden, bias=False)

@@ -31,18 +31,20 @@ OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "PosterizeIncreasing", "S
 
 @dataclass(frozen=True)
 class ClipAugment:
-    """The fine-tuning augmentation settings (``eval.finetune.rgb``'s keys; 0 turns a part off)."""
+    """The fine-tuning augmentation settings (``eval.finetune.rgb``'s keys, defaults in the eval schema; 0 turns a
+    part off)."""
 
-    randaugment_ops: int = 4
-    randaugment_magnitude: float = 7.0
-    randaugment_magnitude_std: float = 0.5
-    crop_scale: tuple[float, float] = (0.25, 1.0)
-    crop_ratio: tuple[float, float] = (0.75, 4 / 3)
-    flip: float = 0.5
-    erasing: float = 0.25
+    randaugment_ops: int
+    randaugment_magnitude: float
+    randaugment_magnitude_std: float
+    crop_scale: tuple[float, float]
+    crop_ratio: tuple[float, float]
+    flip: float
+    erasing: float
 
     @classmethod
-    def from_recipe(cls, recipe: dict) -> ClipAugment:
+    def from_section(cls, recipe: dict) -> ClipAugment:
+        """From the resolved ``eval.finetune.rgb`` block (its other keys shape the model and training)."""
         ra, crop = recipe["randaugment"], recipe["crop"]
         return cls(int(ra["num_ops"]), float(ra["magnitude"]), float(ra["magnitude_std"]),
                    tuple(crop["scale"]), tuple(crop["ratio"]), float(crop["flip"]), float(recipe["random_erasing"]))

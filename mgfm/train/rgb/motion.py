@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from mgfm.config.sections import section_values
+
 TEMPLATE_SIZE = 48
 SHAPES = 4   # disk, square, triangle, ring
 #: how key-frame segments are interpolated (SMILE's extend_key_frame_to_all 'random'): linear, accelerating,
@@ -66,7 +68,8 @@ class MotionConfig:
 
     @classmethod
     def from_section(cls, p: dict) -> MotionConfig:
-        p = dict(p)
+        """From the resolved ``rgb_pretrain.motion`` block; a missing or unknown key is an error naming it."""
+        p = section_values(cls, p, "rgb_pretrain.motion")
         for k in ("scales", "ratios", "alpha", "key_frame_probs"):
             p[k] = tuple(float(v) for v in p[k])
         p["path_extent"] = tuple(int(v) for v in p["path_extent"])

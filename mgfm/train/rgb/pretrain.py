@@ -206,7 +206,7 @@ def pretrain_rgb(dataset: str | os.PathLike, stage: int, out: str | os.PathLike,
     params = resolve_step(f"pretrain_rgb_stage{stage}", params)
     cfg = StudentConfig.from_section(params["model"])
     train_key = f"stage{stage}"
-    train_cfg = TrainConfig.from_params(params[train_key], seed=derive_seed(seed, "pretrain", "rgb", stage),
+    train_cfg = TrainConfig.from_section(params[train_key], seed=derive_seed(seed, "pretrain", "rgb", stage),
                                       key=f"rgb_pretrain.{train_key}")
     masking = params["masking"]
     motion = MotionConfig.from_section(params["motion"]) if stage == 1 else None

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from mgfm.common.seeding import rng_for
+from mgfm.config.sections import section_values
 
 #: GroupMultiScaleCrop snaps a crop size this close to the output size onto it
 SNAP_PX = 3
@@ -40,6 +41,8 @@ class ViewAugment:
 
     @classmethod
     def from_section(cls, p: dict) -> ViewAugment:
+        """From the resolved ``rgb_pretrain.augment`` block (its ``stages`` say when the views apply, not how)."""
+        p = section_values(cls, p, "rgb_pretrain.augment", ignored=("stages",))
         if not p["scales"] or any(not 0 < s <= 1 for s in p["scales"]):
             raise ValueError(f"rgb_pretrain.augment.scales must be in (0, 1], got {p['scales']}")
         return cls(temporal=bool(p["temporal"]), scales=tuple(float(s) for s in p["scales"]),

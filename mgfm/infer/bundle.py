@@ -10,7 +10,8 @@ spotter.json                       members, fusion weights, window lengths, stri
                                    the validation-chosen threshold (what ``mgfm infer`` reads first)
 ```
 
-Every file is safetensors or JSON: loading never unpickles. A models folder is data (``mgfm.infer.integrity``):
+The classifiers and the emotion aggregator are the eval stage's models (``mgfm.eval.export`` writes them); the
+spotter is calibration's. Every file is safetensors or JSON: loading never unpickles. A models folder is data (``mgfm.infer.integrity``):
 every description is checked field by field, every file inference loads against the digest calibration
 recorded, and no field selects code to run.
 """
@@ -23,17 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from mgfm.common.atomic import atomic_path
 from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
+# the classifier and emotion formats are written by the eval stage that trains them (mgfm.eval.export)
+from mgfm.eval.export import CLASSIFIER_FORMAT, CLASSIFIER_NAME, EMOTION_NAME, HEAD_NAME, classifier_dir, emotion_dir
 
 SPOTTER_FORMAT = "mgfm-spotter/1"
-CLASSIFIER_FORMAT = "mgfm-classifier/1"
 SPOTTER_NAME = "spotter.json"
-CLASSIFIER_NAME = "classifier.json"
-HEAD_NAME = "head.safetensors"
 #: Modalities whose window clips ``mgfm.infer.score`` builds: skeleton clips from the pose file
 #: (``mgfm.datasets.skeleton.clip_tensors``), RGB clips from the normalised video (``mgfm.infer.rgb_windows``).
 WINDOW_MODALITIES = ("skeleton", "rgb")
@@ -41,21 +39,6 @@ WINDOW_MODALITIES = ("skeleton", "rgb")
 
 class BundleError(ValueError):
     """A models folder that inference cannot use: names the file and what is wrong."""
-
-
-def classifier_dir(models_dir: str | os.PathLike, modality: str, stream: str) -> Path:
-    return Path(models_dir) / "classifiers" / modality / stream
-
-
-def emotion_dir(models_dir: str | os.PathLike) -> Path:
-    return Path(models_dir) / "emotion"
-
-
-def write_json(path: str | os.PathLike, obj: dict) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    return path
 
 
 def read_json(path: str | os.PathLike, what: str) -> dict:
@@ -86,12 +69,6 @@ def check_layout(info: dict, path: str | os.PathLike) -> None:
         raise BundleError(f"{path}: trained on a joint subset of {n} joints {list(joints or [])[:6]}..., this mgfm "
                           f"feeds {len(UPPER_BODY)} joints {list(UPPER_BODY)[:6]}... (mgfm.core.layout.UPPER_BODY): "
                           "retrain the models with this version")
-
-
-def save_head(path: str | os.PathLike, head: nn.Linear) -> None:
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": CLASSIFIER_FORMAT})
 
 
 @dataclass
@@ -167,7 +144,7 @@ def read_emotion_info(models_dir: str | os.PathLike) -> dict:
     """``emotion/emotion.json``, checked (members, the encoder folders it reads, aggregator settings)."""
     from mgfm.infer.integrity import EMOTION_SCHEMA, check_description
 
-    path = emotion_dir(models_dir) / "emotion.json"
+    path = emotion_dir(models_dir) / EMOTION_NAME
     info = read_json(path, "emotion model description")
     check_description(info, EMOTION_SCHEMA, path, BundleError)
     missing = sorted(set(info["members"]) - set(info["encoders"]))

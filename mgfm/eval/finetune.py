@@ -4,7 +4,8 @@ training clips), supervised (Table X, all of them) and the same architecture fro
 The training itself is ``mgfm.train.loop.fit`` (the model engineer's loop: Adam/AdamW, warm-up + step or
 cosine schedule, DDP under torchrun, bf16 on GPU, atomic checkpoints and resume, CSV curves); this module
 adds the classifier, the labeled data, and test / validation scores every ``eval_every`` epochs (saved as
-they happen, so a resumed run still reports every epoch). Skeleton clips are fed exactly as at feature
+they happen, so a resumed run still reports every epoch); with an export folder it saves the first seed's trained
+model as inference loads it (``export_classifier``). Skeleton clips are fed exactly as at feature
 extraction (``mgfm.train.features.prepare_clips``: valid frames resampled to the card's frame count, then the
 stream); the RGB encoder is fine-tuned with SMILE's recipe (``mgfm.eval.rgb_finetune``: fc_norm pooling,
 drop-path, RandAugment, random resized crop, random erasing, mixup / CutMix, layer decay, multi-view testing).

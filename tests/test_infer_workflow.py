@@ -160,6 +160,6 @@ def test_infer_target_spots_the_configured_videos_and_reruns_nothing_else(work, 
     video = work / "results" / "videos" / "demo009.mp4"
     cfg = write_config(tmp_path / "infer.yaml", repo_config({**SMALL, "infer": {"videos": [str(video)]}}))
     proc = snakemake(work, "infer", "--rerun-triggers", "mtime", configfiles=[cfg], timeout=600)
-    assert "infer_video" in output(proc) and "infer_classifier" not in output(proc)
+    assert "infer_video" in output(proc) and "eval_finetune" not in output(proc)
     meta = json.loads((work / "results" / "infer" / "videos" / "demo009" / "instances.json").read_text())
     assert meta["source"].endswith("video.mp4") and meta["n_frames"] > 0

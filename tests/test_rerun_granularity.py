@@ -65,7 +65,7 @@ def planned_commands(workdir: Path, change: dict | None = None) -> dict[tuple[st
 
 
 def step_of(rule: str, command: str) -> str:
-    if rule == "eval_finetune":
+    if rule in ("eval_finetune", "eval_finetune_variant"):
         return "eval_" + re.search(r"--protocol (\w+)", command).group(1)
     return rule
 
@@ -109,12 +109,12 @@ CHANGES = {
     "eval.linear_probe.epochs": {"eval_linear_probe"},
     "eval.retrieval.chunk": {"eval_retrieval"},
     "eval.semi_supervised.fraction": {"eval_semi_supervised"},
-    "eval.finetune.label_smoothing": {"eval_semi_supervised", "eval_finetune", "eval_scratch", "infer_classifier"},
+    "eval.finetune.label_smoothing": {"eval_semi_supervised", "eval_finetune", "eval_scratch"},
     "eval.ensemble.grid_step": {"eval_ensemble"},
-    "eval.emotion.epochs": {"eval_emotion", "infer_emotion"},
+    "eval.emotion.epochs": {"eval_emotion", "eval_emotion_model"},
     "eval.report.max_points": {"eval_report"},
     "eval.seeds": {"eval_linear_probe", "eval_semi_supervised", "eval_finetune", "eval_scratch", "eval_ensemble",
-                   "eval_emotion", "infer_classifier", "infer_emotion"},
+                   "eval_emotion", "eval_emotion_model"},
     "infer.merge.nms_iou": {"infer_calibrate"},
     "infer.batch_size": {"infer_calibrate", "infer_spot"},
     "download.crf": {"download_video"},
@@ -157,7 +157,7 @@ def test_a_key_changes_the_params_of_exactly_its_readers(key):
 
 
 @pytest.mark.parametrize(("change", "rules"), [
-    ({"eval.emotion.epochs": 3}, {"eval_emotion", "infer_emotion"}),
+    ({"eval.emotion.epochs": 3}, {"eval_emotion", "eval_emotion_model"}),
     ({"clips.figure_max_s": 12.0}, {"duration_figure"}),
 ])
 def test_dry_run_after_a_change_alters_only_its_rule(tmp_path, baseline, change, rules):

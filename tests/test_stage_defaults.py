@@ -294,34 +294,17 @@ def test_ensemble(monkeypatch, tmp_path):
     assert seen == [defaults("eval")["seeds"][0]]
 
 
-# ---- inference -------------------------------------------------------------------------------------------
+# ---- the models inference loads ----------------------------------------------------------------------------
+# (the classifier is the finetune protocol's first seed, exported by run_finetune: test_finetune_protocols)
 
 
-def test_infer_classifier(monkeypatch, encoders, tmp_path):
-    from mgfm.eval import finetune
-    from mgfm.infer.train import export_classifier
-
-    seen = {}
-    monkeypatch.setattr(finetune, "finetune_once", _spy(seen, "finetune"))
-    p = encoders
-    with pytest.raises(Stop):
-        export_classifier(str(p["models"] / "skeleton" / "joint"), str(p["datasets"] / "skeleton" / "mg_train"),
-                          str(p["datasets"] / "skeleton" / "mg_test"), str(p["taxonomy"]), {}, str(tmp_path / "c"))
-    args = seen["finetune"][0]
-    want = defaults("eval")
-    assert args[0] == "finetune" and args[7] == want["seeds"][0]
-    want["finetune"]["keep_checkpoints"] = True      # read back from the last checkpoint, then removed
-    assert args[5] == {k: want[k] for k in ("finetune", "seeds", "validation")}
-
-
-def test_infer_emotion(monkeypatch, features, tmp_path):
+def test_emotion_model(monkeypatch, features, tmp_path):
     from mgfm.eval import emotion
-    from mgfm.infer.train import export_emotion
 
     seen = {}
     monkeypatch.setattr(emotion, "train_aggregator", _spy(seen, "aggregator"))
     table = features["features"] / "skeleton" / "joint" / "video_clips.parquet"
     with pytest.raises(Stop):
-        export_emotion({"joint": str(table)}, {"joint": "skeleton/joint"}, str(features["manifest"]), {},
-                       str(tmp_path))
+        emotion.export_emotion_model({"joint": str(table)}, {"joint": "skeleton/joint"}, str(features["manifest"]),
+                                     {}, str(tmp_path / "emotion"))
     assert _plain(asdict(seen["aggregator"][0][3])) == defaults("eval")["emotion"]

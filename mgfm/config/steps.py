@@ -39,11 +39,11 @@ STEPS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "eval_scratch": ("eval", ("finetune", "seeds", "validation")),
     "eval_ensemble": ("eval", ("ensemble", "seeds", "validation", "modalities", "streams")),
     "eval_emotion": ("eval", ("emotion", "seeds", "modalities", "streams")),
+    # the emotion aggregator inference applies: trained as the protocol's first seed (its members are the rule's)
+    "eval_emotion_model": ("eval", ("emotion", "seeds")),
     "eval_tables": ("eval", ("modalities", "streams")),
     "eval_report": ("eval", ("report", "modalities", "streams")),
-    # inference: the fine-tuned classifier and the emotion model are trained as their protocols train them
-    "infer_classifier": ("eval", ("finetune", "seeds", "validation")),
-    "infer_emotion": ("eval", ("emotion", "seeds")),
+    # inference reads the classifiers eval_finetune exports and eval_emotion_model's aggregator
     "infer_calibrate": ("infer", ("windows", "merge", "evaluate", "batch_size")),
     # spotting the labeled test videos (and, with the same keys, the videos a user lists: rule infer_video)
     "infer_spot": ("infer", ("batch_size",)),

@@ -80,7 +80,7 @@ def _finetune(args: argparse.Namespace) -> int:
     run_finetune(args.protocol, str(model_dir(args.models_dir, args.modality, args.stream)),
                  str(dataset_dir(args.datasets_dir, args.modality, "mg_train")),
                  str(dataset_dir(args.datasets_dir, args.modality, "mg_test")),
-                 args.taxonomy, params, args.out_dir, args.seed, args.device)
+                 args.taxonomy, params, args.out_dir, args.seed, args.device, args.export_dir)
     return 0
 
 
@@ -98,6 +98,22 @@ def _emotion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emotion_model(args: argparse.Namespace) -> int:
+    from mgfm.common.accel import set_torch_threads
+    from mgfm.eval.emotion import export_emotion_model
+
+    params = _check(args, "eval_emotion_model")
+    set_torch_threads(getattr(args, "threads", 0))
+    pairs = {}
+    for flag, given in (("--member", args.member), ("--encoder", args.encoder)):
+        bad = [g for g in given if "=" not in g or not g.split("=", 1)[0] or not g.split("=", 1)[1]]
+        if bad:
+            raise ValueError(f"{flag} {bad[0]!r}: expected NAME=PATH")
+        pairs[flag] = dict(g.split("=", 1) for g in given)
+    export_emotion_model(pairs["--member"], pairs["--encoder"], args.manifest, params, args.out_dir, args.seed)
+    return 0
+
+
 def _ensemble(args: argparse.Namespace) -> int:
     from mgfm.eval.ensemble import run_ensemble
     from mgfm.eval.paths import member_name, modality_streams, protocol_metrics
@@ -110,13 +126,14 @@ def _ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser, modality: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, modality: bool = True,
+            out_help: str = "results/eval/<protocol>/... folder for metrics.json") -> None:
     p.add_argument("--params", type=json_object, default={},
                    help=params_help("eval") + " (the whole section, or the slice of it this step reads)")
     p.add_argument("--pretrained-streams", default="",
                    help="comma-separated streams that were pretrained (config key pretrain.streams; default: all)")
     p.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key 'seed')")
-    p.add_argument("--out-dir", required=True, help="results/eval/<protocol>/... folder for metrics.json")
+    p.add_argument("--out-dir", required=True, help=out_help)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     if modality:
         p.add_argument("--modality", default="skeleton", help="skeleton or rgb")
@@ -150,6 +167,9 @@ def register(subparsers) -> None:
     ft.add_argument("--datasets-dir", required=True, help="results/packs")
     ft.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     ft.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    ft.add_argument("--export-dir", default=None,
+                    help="also save the first seed's trained classifier here, as inference loads it "
+                    "(results/models/classifiers/<modality>/<stream>; the workflow exports the finetune protocol's)")
     ft.set_defaults(func=_finetune)
 
     em = sub.add_parser("emotion", help="win/lose per labeled video from its clips' frozen features")
@@ -157,6 +177,15 @@ def register(subparsers) -> None:
     em.add_argument("--features-dir", required=True, help="frozen features of the video clips (results/features)")
     em.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
     em.set_defaults(func=_emotion)
+
+    eo = sub.add_parser("emotion-model", help="train the win/lose aggregator inference applies (all labeled train "
+                        "videos, the first seed) into the models folder")
+    _common(eo, modality=False, out_help="the model's folder (results/models/emotion)")
+    eo.add_argument("--member", action="append", required=True, help="NAME=video_clips feature table (repeatable)")
+    eo.add_argument("--encoder", action="append", required=True,
+                    help="NAME=pretrained encoder folder, relative to the models folder (repeatable)")
+    eo.add_argument("--manifest", required=True, help="manifest table (outcome and split of each video)")
+    eo.set_defaults(func=_emotion_model)
 
     en = sub.add_parser("ensemble", help="weighted score fusion of the fine-tuned streams")
     _common(en, modality=False)

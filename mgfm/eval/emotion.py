@@ -159,6 +159,12 @@ def train_aggregator(x: np.ndarray, mask: np.ndarray, y: np.ndarray, cfg: Emotio
     return model.eval()
 
 
+def feature_scaling(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std + 1e-6) per feature over the real clips (``mask``) of the training videos' sequences ``x``."""
+    valid = x[mask]
+    return valid.mean(0), valid.std(0) + 1e-6
+
+
 def binary_metrics(pred: np.ndarray, y: np.ndarray) -> dict:
     from mgfm.eval.metrics import balanced_accuracy, macro_f1
 
@@ -193,8 +199,7 @@ def run_emotion(members: dict[str, str], manifest: str, params: dict, out_dir: s
     check_disjoint(pd.DataFrame({"subject_id": subj[tr]}), pd.DataFrame({"subject_id": subj[te]}))
     xs = seq.x.copy()
     if cfg.feature_norm == "standardize":
-        valid = seq.x[tr][seq.mask[tr]]
-        mean, std = valid.mean(0), valid.std(0) + 1e-6
+        mean, std = feature_scaling(seq.x[tr], seq.mask[tr])
         xs = np.where(seq.mask[..., None], (seq.x - mean) / std, 0.0).astype(np.float32)
     per_seed = []
     for seed in seeds:
@@ -217,3 +222,45 @@ def run_emotion(members: dict[str, str], manifest: str, params: dict, out_dir: s
     write_json(Path(out_dir) / "metrics.json", result)
     log.info("emotion: %s", {k: round(v["mean"], 2) for k, v in result["results"].items()})
     return result
+
+
+def export_emotion_model(members: dict[str, str], encoders: dict[str, str], manifest: str, params: dict,
+                         out_dir: str, global_seed: int = 0) -> dict:
+    """The emotion aggregator inference applies to spotted windows (``mgfm.infer.score``), into ``out_dir``
+    (``results/models/emotion``): trained as the protocol trains its first seed, on every labeled train video's
+    clip features of ``members`` (name -> video_clips table; the skeleton encoders only, since windows have no
+    RGB features, so it is not the protocol's model when rgb is evaluated). ``encoders``: name -> encoder folder
+    relative to the models folder, recorded for inference to encode windows with."""
+    from mgfm.ingest.contract import load_manifest
+    from mgfm.eval.export import save_aggregator
+
+    params = resolve_step("eval_emotion_model", params)
+    cfg = EmotionConfig.from_params(params["emotion"])
+    missing = sorted(set(members) - set(encoders))
+    if missing:
+        raise ValueError(f"emotion model: members {missing} have no encoder folder")
+    man = load_manifest(manifest).set_index("video_id")
+    meta, x = clip_table(members)
+    seq = build_sequences(meta, x, cfg.max_clips)
+    tr = seq.split == "train"
+    if not tr.any():
+        raise ValueError(f"{list(members.values())[0]}: no train video has clips; the emotion model needs some")
+    unknown = [v for v in seq.video_id[tr] if v not in man.index]
+    if unknown:
+        raise ValueError(f"{manifest}: video_clips videos {unknown[:5]} are not in the manifest")
+    y = np.array([OUTCOME_LABEL[man.loc[v, "outcome"]] for v in seq.video_id[tr]], dtype=np.int64)
+    mean = np.zeros(x.shape[1], np.float32)
+    std = np.ones(x.shape[1], np.float32)
+    xs = seq.x[tr]
+    if cfg.feature_norm == "standardize":
+        mean, std = feature_scaling(xs, seq.mask[tr])
+        xs = np.where(seq.mask[tr][..., None], (xs - mean) / std, 0.0).astype(np.float32)
+    seed = int(params["seeds"][0])
+    model = train_aggregator(xs, seq.mask[tr], y, cfg, derive_seed(global_seed, "eval", "emotion", seed))
+    info = {"members": list(members), "encoders": dict(encoders), "config": asdict(cfg), "dim": int(x.shape[1]),
+            "n_train_videos": int(tr.sum()), "train_counts": {"lose": int((y == 0).sum()), "win": int((y == 1).sum())},
+            "seed": seed}
+    save_aggregator(out_dir, model, torch.from_numpy(mean), torch.from_numpy(std), info)
+    log.info("emotion model: %d train videos (%s), saved to %s", info["n_train_videos"], info["train_counts"],
+             out_dir)
+    return info

@@ -4,7 +4,8 @@ training clips), supervised (Table X, all of them) and the same architecture fro
 The training itself is ``mgfm.train.loop.fit`` (the model engineer's loop: Adam/AdamW, warm-up + step or
 cosine schedule, DDP under torchrun, bf16 on GPU, atomic checkpoints and resume, CSV curves); this module
 adds the classifier, the labeled data, and test / validation scores every ``eval_every`` epochs (saved as
-they happen, so a resumed run still reports every epoch). Skeleton clips are fed exactly as at feature
+they happen, so a resumed run still reports every epoch); with an export folder it saves the first seed's trained
+model as inference loads it (``export_classifier``). Skeleton clips are fed exactly as at feature
 extraction (``mgfm.train.features.prepare_clips``: valid frames resampled to the card's frame count, then the
 stream); the RGB encoder is fine-tuned with SMILE's recipe (``mgfm.eval.rgb_finetune``: fc_norm pooling,
 drop-path, RandAugment, random resized crop, random erasing, mixup / CutMix, layer decay, multi-view testing).
@@ -24,8 +25,9 @@ from torch import nn
 
 from mgfm.common.seeding import derive_seed
 from mgfm.config.steps import resolve_step
-from mgfm.eval.splits import check_disjoint, num_classes_of, semi_supervised_rows, validation_rows
 from mgfm.common.revision import git_revision
+from mgfm.eval.splits import check_disjoint, num_classes_of, semi_supervised_rows, validation_rows
+from mgfm.eval.export import unwrap
 from mgfm.eval.results import fold_seeds, read_json, write_json, write_npz
 from mgfm.eval.selection import REPORT_LABELS, summarize_epochs
 
@@ -307,11 +309,16 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
              "num_classes": num_classes, "code": code_version(*FINETUNE_CODE)}
     fingerprint = fingerprint_of(setup)
     _prepare_run_dir(run_dir, scores_dir, fingerprint, is_main)
-    fit(model, LabeledClips(train_clips, pool, y_train), step, cfg, run_dir, fingerprint,
-        desc=f"{protocol} {card['stream']} seed {seed}", device=device, on_epoch_end=on_epoch_end)
+    fitted = fit(model, LabeledClips(train_clips, pool, y_train), step, cfg, run_dir, fingerprint,
+                 desc=f"{protocol} {card['stream']} seed {seed}", device=device, on_epoch_end=on_epoch_end)
     if not is_main:                     # under torchrun only rank 0 scores, summarises and writes
         return None
     result = _seed_result(scores_dir, y_test, y_train, pool, val_rows, test_clips.meta)
+    # the trained model itself (for the first seed's export to inference) and what it was trained on
+    result["model"] = unwrap(fitted.model)
+    videos = train_clips.meta["video_id"].astype(str).to_numpy()
+    result["training"] = {"validation_videos": sorted(set(videos[val_rows])), "train_videos": sorted(set(videos[pool])),
+                          "class_counts": np.bincount(y_train[pool], minlength=num_classes).tolist()}
     if rgb:
         result["rgb"] = {"init": rgb_init, "test_views": describe_views(test_clips, card, recipe),
                          "augment": augment.to_dict(), "pooling": "fc_norm", "drop_path": float(recipe["drop_path"])}
@@ -321,8 +328,10 @@ def finetune_once(protocol: str, model_dir: str, train_data: str, test_data: str
 
 
 def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str, taxonomy: str, params: dict,
-                 out_dir: str, global_seed: int = 0, device: str | None = None) -> dict:
-    """Every seed of ``protocol`` for one encoder; writes metrics.json and scores.npz in ``out_dir``."""
+                 out_dir: str, global_seed: int = 0, device: str | None = None,
+                 export_dir: str | os.PathLike | None = None) -> dict:
+    """Every seed of ``protocol`` for one encoder; writes metrics.json and scores.npz in ``out_dir``, and with
+    ``export_dir`` the first seed's trained classifier there (``export_classifier``: what inference loads)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown fine-tuning protocol {protocol!r}; expected one of {PROTOCOLS}")
     from mgfm.models.artifact import read_card
@@ -338,6 +347,8 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
                           global_seed, device)
         if r is None:
             continue
+        if export_dir is not None and seed == seeds[0]:
+            export_classifier(export_dir, r, protocol, seed, model_dir, train_data, taxonomy)
         per_seed.append(r["summary"])
         rgb_recipe = r.get("rgb", rgb_recipe)
         # every scored epoch too: Table X's stream fusion is reported at the same epochs as its members
@@ -367,6 +378,31 @@ def run_finetune(protocol: str, model_dir: str, train_data: str, test_data: str,
     write_npz(out / "scores.npz", **arrays)
     write_json(out / "metrics.json", result)
     return result
+
+
+def export_classifier(out_dir: str | os.PathLike, result: dict, protocol: str, seed: int, model_dir: str,
+                      train_data: str, taxonomy: str) -> dict:
+    """One seed's trained classifier (``finetune_once``'s result) as inference loads it (``mgfm.eval.export``):
+    weights from the model in memory, and a description naming its classes, the skeleton layout and clip settings
+    of the training data, and the validation subjects' videos (inference chooses its threshold on those, never on
+    test)."""
+    from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
+    from mgfm.core.packed import read_info
+    from mgfm.eval.splits import class_names_of
+    from mgfm.eval.export import save_classifier
+
+    model = result["model"]
+    skel = read_info(train_data)
+    info = {"modality": model.card.get("modality", "skeleton"), "stream": model.card["stream"],
+            "num_classes": int(model.head.out_features), "class_names": class_names_of(taxonomy),
+            "layout": LAYOUT_NAME, "joints": list(skel.get("joints", UPPER_BODY)),
+            "clip_params": skel.get("params", {}), "protocol": protocol, "seed": int(seed),
+            "pretrained": str(model_dir), "train_data": str(train_data), **result["training"],
+            "last_epoch": result["summary"]["last"]}
+    save_classifier(out_dir, model, info)
+    log.info("classifier %s/%s (%s, seed %d): %d classes, %d validation videos, saved to %s", info["modality"],
+             info["stream"], protocol, seed, info["num_classes"], len(info["validation_videos"]), out_dir)
+    return info
 
 
 def _encoder_origin(protocol: str, rgb_recipe: dict | None) -> str:

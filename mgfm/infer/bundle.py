@@ -10,7 +10,8 @@ spotter.json                       members, fusion weights, window lengths, stri
                                    the validation-chosen threshold (what ``mgfm infer`` reads first)
 ```
 
-Every file is safetensors or JSON: loading never unpickles. A models folder is data (``mgfm.infer.integrity``):
+The classifiers and the emotion aggregator are the eval stage's models (``mgfm.eval.export`` writes them); the
+spotter is calibration's. Every file is safetensors or JSON: loading never unpickles. A models folder is data (``mgfm.infer.integrity``):
 every description is checked field by field, every file inference loads against the digest calibration
 recorded, and no field selects code to run.
 """
@@ -23,17 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from mgfm.common.atomic import atomic_path
 from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
+# the classifier and emotion formats are written by the eval stage that trains them (mgfm.eval.export)
+from mgfm.eval.export import CLASSIFIER_FORMAT, CLASSIFIER_NAME, EMOTION_NAME, HEAD_NAME, classifier_dir, emotion_dir
 
 SPOTTER_FORMAT = "mgfm-spotter/1"
-CLASSIFIER_FORMAT = "mgfm-classifier/1"
 SPOTTER_NAME = "spotter.json"
-CLASSIFIER_NAME = "classifier.json"
-HEAD_NAME = "head.safetensors"
 #: Modalities whose window clips ``mgfm.infer.score`` builds: skeleton clips from the pose file
 #: (``mgfm.packs.skeleton.clip_tensors``), RGB clips from the normalised video (``mgfm.infer.rgb_windows``).
 WINDOW_MODALITIES = ("skeleton", "rgb")
@@ -41,21 +39,6 @@ WINDOW_MODALITIES = ("skeleton", "rgb")
 
 class BundleError(ValueError):
     """A models folder that inference cannot use: names the file and what is wrong."""
-
-
-def classifier_dir(models_dir: str | os.PathLike, modality: str, stream: str) -> Path:
-    return Path(models_dir) / "classifiers" / modality / stream
-
-
-def emotion_dir(models_dir: str | os.PathLike) -> Path:
-    return Path(models_dir) / "emotion"
-
-
-def write_json(path: str | os.PathLike, obj: dict) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    return path
 
 
 def read_json(path: str | os.PathLike, what: str) -> dict:
@@ -96,12 +79,6 @@ def check_rgb_card(card: dict, clip_params: dict, path: str | os.PathLike) -> No
         raise BundleError(f"{path}: RGB encoder reads {t} frames of {s} px, the packed RGB clips it was fine-tuned "
                           f"on have {want_t} frames of {want_s} px (config keys rgb.num_frames / rgb.size vs "
                           "rgb_pretrain.model.num_frames / image_size): retrain or rebuild with matching settings")
-
-
-def save_head(path: str | os.PathLike, head: nn.Linear) -> None:
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": CLASSIFIER_FORMAT})
 
 
 @dataclass
@@ -176,7 +153,7 @@ def read_emotion_info(models_dir: str | os.PathLike) -> dict:
     """``emotion/emotion.json``, checked (members, the encoder folders it reads, aggregator settings)."""
     from mgfm.infer.integrity import EMOTION_SCHEMA, check_description
 
-    path = emotion_dir(models_dir) / "emotion.json"
+    path = emotion_dir(models_dir) / EMOTION_NAME
     info = read_json(path, "emotion model description")
     check_description(info, EMOTION_SCHEMA, path, BundleError)
     missing = sorted(set(info["members"]) - set(info["encoders"]))

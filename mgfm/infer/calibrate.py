@@ -24,8 +24,9 @@ import pandas as pd
 from mgfm.config.steps import resolve_step
 from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
 from mgfm.config import resolve
+from mgfm.eval.export import write_json
 from mgfm.infer.bundle import (CLASSIFIER_NAME, SPOTTER_FORMAT, SPOTTER_NAME, BundleError, classifier_dir,
-                               load_members, read_emotion_info, read_json, write_json)
+                               load_members, read_emotion_info, read_json)
 from mgfm.infer.integrity import bundle_files, pose_model_digests, record_digests
 from mgfm.infer.metrics import check_scorer, cumulative_hits, f1_score
 from mgfm.infer.spotting import proposals

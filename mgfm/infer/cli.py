@@ -1,5 +1,6 @@
 """``mgfm infer VIDEO ... --models DIR --out DIR`` spots micro-gestures in video files; ``mgfm infer-step ...``
-runs the workflow's steps (train-classifier, train-emotion, calibrate, evaluate). Each is a thin wrapper."""
+runs the workflow's steps (calibrate, evaluate; the models they read are the eval stage's). Each is a thin
+wrapper."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from pathlib import Path
 from mgfm.cli import json_object, params_help
 from mgfm.infer.video_files import video_files
 
-SUBCOMMANDS = ("train-classifier", "train-emotion", "calibrate", "evaluate")
+SUBCOMMANDS = ("calibrate", "evaluate")
 #: subcommand -> (config section, step) of its --params
-STEP_SECTIONS = {"train-classifier": ("eval", "infer_classifier"), "train-emotion": ("eval", "infer_emotion"),
-                 "calibrate": ("infer", "infer_calibrate"), "evaluate": ("infer", "infer_spot")}
+STEP_SECTIONS = {"calibrate": ("infer", "infer_calibrate"), "evaluate": ("infer", "infer_spot")}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -41,26 +41,6 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("mgfm.infer").error("%d of %d videos failed: %s", len(failed), len(results),
                                               ", ".join(r.source for r in failed))
     return 1 if failed else 0
-
-
-def _train_classifier(args: argparse.Namespace) -> int:
-    from mgfm.common.accel import set_torch_threads
-    from mgfm.infer.train import export_classifier
-
-    set_torch_threads(args.threads)
-    export_classifier(args.model_dir, args.train, args.test, args.taxonomy, args.params, args.out_dir, args.seed)
-    return 0
-
-
-def _train_emotion(args: argparse.Namespace) -> int:
-    from mgfm.common.accel import set_torch_threads
-    from mgfm.infer.train import export_emotion
-
-    set_torch_threads(args.threads)
-    members = dict(m.split("=", 1) for m in args.member)
-    encoders = dict(m.split("=", 1) for m in args.encoder)
-    export_emotion(members, encoders, args.manifest, args.params, args.models_dir, args.seed)
-    return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -120,34 +100,12 @@ def register(subparsers) -> None:
 
 def register_steps(subparsers) -> None:
     """The workflow's steps, ``mgfm infer-step ...`` (kept apart from ``mgfm infer VIDEO ...``'s positional list)."""
-    from mgfm.config import default_seed
-
-    p = subparsers.add_parser("infer-step", help="the workflow's inference steps (train, calibrate, evaluate)")
+    p = subparsers.add_parser("infer-step", help="the workflow's inference steps (calibrate, evaluate)")
     sub = p.add_subparsers(dest="infer_step", required=True)
 
-    def common(q, seed=False):
+    def common(q):
         q.add_argument("--params", type=json_object, default={}, help=params_help(*STEP_SECTIONS[q.prog.split()[-1]]))
         q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: library default)")
-        if seed:
-            q.add_argument("--seed", type=int, default=default_seed(), help="global seed (config key seed)")
-
-    c = sub.add_parser("train-classifier", help="fine-tune one stream's classifier (finetune protocol, first seed)")
-    c.add_argument("--model-dir", required=True, help="pretrained encoder folder (results/models/skeleton/joint)")
-    c.add_argument("--train", required=True, help="packed mg_train dataset")
-    c.add_argument("--test", required=True, help="packed mg_test dataset (scored along the way, as the protocol does)")
-    c.add_argument("--taxonomy", required=True, help="taxonomy table (class ids and names)")
-    c.add_argument("--out-dir", required=True, help="results/models/classifiers/<modality>/<stream>")
-    common(c, seed=True)
-    c.set_defaults(func=_train_classifier)
-
-    e = sub.add_parser("train-emotion", help="train the win/lose aggregator on all labeled train videos")
-    e.add_argument("--member", action="append", required=True, help="NAME=video_clips feature table (repeatable)")
-    e.add_argument("--encoder", action="append", required=True,
-                   help="NAME=pretrained encoder folder, relative to --models-dir (repeatable)")
-    e.add_argument("--manifest", required=True, help="manifest table (outcome and split of each video)")
-    e.add_argument("--models-dir", required=True, help="models folder; the model goes to its emotion/ subfolder")
-    common(e, seed=True)
-    e.set_defaults(func=_train_emotion)
 
     k = sub.add_parser("calibrate", help="write spotter.json: windows, fusion weights, validation-chosen threshold")
     k.add_argument("--models-dir", required=True, help="models folder with classifiers/; spotter.json goes there")

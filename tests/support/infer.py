@@ -28,7 +28,7 @@ def build_models(root: Path, frames: int = 16, hidden: int = 8) -> Path:
     from mgfm.config import resolve
     from mgfm.core.layout import LAYOUT_NAME, UPPER_BODY
     from mgfm.eval.emotion import MeanAggregator
-    from mgfm.infer.bundle import CLASSIFIER_FORMAT, save_head, write_json
+    from mgfm.eval.export import CLASSIFIER_FORMAT, save_head, write_json
     from mgfm.infer.calibrate import build_spotter
     from mgfm.models.artifact import save_encoder
     from mgfm.models.dste import DSTE, DSTEConfig

@@ -6,7 +6,7 @@
 # here, once, so no job depends on that list.
 
 from mgfm.eval.checks import check_eval_config
-from mgfm.eval.paths import RGB_STREAM, emotion_members, modality_streams
+from mgfm.eval.paths import RGB_STREAM, emotion_members, member_name, modality_streams
 from mgfm.core.layout import STREAMS as _ALL_STREAMS
 
 EVAL = config["eval"]
@@ -48,7 +48,9 @@ SKIPPED_JSON = json.dumps(DATA_PLAN.skipped, sort_keys=True)
 EVAL_DIR = f"{RESULTS}/eval"
 FEATURES_DIR = f"{RESULTS}/features"
 MODELS_DIR = f"{RESULTS}/models"
+CLASSIFIERS_DIR = f"{MODELS_DIR}/classifiers"
 PACKS_DIR = f"{RESULTS}/packs"
+
 TABLES_DIR = f"{RESULTS}/tables"
 FIGURES_DIR = f"{RESULTS}/figures"
 EVAL_PATHS = {"features": FEATURES_DIR, "models": MODELS_DIR, "datasets": PACKS_DIR, "eval": EVAL_DIR,
@@ -132,26 +134,76 @@ rule eval_retrieval:
         "--threads {threads} > {log:q} 2>&1"
 
 
+# the inputs of a fine-tuning job (the three protocols read the same encoder and datasets)
+FINETUNE_INPUT = dict(
+    encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
+    encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
+    card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
+    train=ancient(f"{PACKS_DIR}/{{modality}}/mg_train"),
+    test=ancient(f"{PACKS_DIR}/{{modality}}/mg_test"),
+    dataset_records=record_input([f"{PACKS_DIR}/{{modality}}/mg_train", f"{PACKS_DIR}/{{modality}}/mg_test"]),
+    taxonomy=TABLES["taxonomy"],
+    init=finetune_init,
+)
+FINETUNE_SHELL = (
+    "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
+    "mgfm eval finetune --protocol {params.protocol:q} --modality {wildcards.modality:q} "
+    "--stream {wildcards.eval_stream:q} --models-dir {params.dirs[models]:q} --datasets-dir {params.dirs[datasets]:q} "
+    "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
+    "--seed {params.seed:q} --threads {threads} {params.export:q} > {log:q} 2>&1"
+)
+# inference's classifier of each stream: the finetune protocol's model of the first of eval.seeds, exported by its job
+CLASSIFIER = f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}"
+
+
 rule eval_finetune:
     wildcard_constraints:
         **EVAL_WILDCARDS,
     input:
-        encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
-        encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
-        card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-        train=ancient(f"{PACKS_DIR}/{{modality}}/mg_train"),
-        test=ancient(f"{PACKS_DIR}/{{modality}}/mg_test"),
-        dataset_records=record_input([f"{PACKS_DIR}/{{modality}}/mg_train", f"{PACKS_DIR}/{{modality}}/mg_test"]),
-        taxonomy=TABLES["taxonomy"],
-        init=finetune_init,
+        **FINETUNE_INPUT,
+    output:
+        metrics=f"{EVAL_DIR}/finetune/{{modality}}/{{eval_stream}}/metrics.json",
+        scores=f"{EVAL_DIR}/finetune/{{modality}}/{{eval_stream}}/scores.npz",
+        info=f"{CLASSIFIER}/classifier.json",
+        head=f"{CLASSIFIER}/head.safetensors",
+        encoder=f"{CLASSIFIER}/encoder.safetensors",
+        card=f"{CLASSIFIER}/card.json",
+        record=record_of(f"{CLASSIFIER}/encoder.safetensors"),
+    params:
+        protocol="finetune",
+        dirs=EVAL_PATHS,
+        cfg=params_json("eval_finetune"),
+        seed=config["seed"],
+        out_dir=lambda wc, output: Path(output.metrics).parent,
+        export=lambda wc, output: ["--export-dir", Path(output.info).parent],
+    resources:
+        gpu=GPU,
+    log:
+        f"{LOGS}/eval/finetune_{{modality}}_{{eval_stream}}.log",
+    benchmark:
+        f"{BENCH}/eval/finetune_{{modality}}_{{eval_stream}}.tsv"
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        recorded(FINETUNE_SHELL, "{output.encoder:q}")
+
+
+# the semi-supervised and from-scratch protocols: the same code as eval_finetune, scores only
+rule eval_finetune_variant:
+    wildcard_constraints:
+        **{**EVAL_WILDCARDS, "ft_protocol": "semi_supervised|scratch"},
+    input:
+        **FINETUNE_INPUT,
     output:
         metrics=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/metrics.json",
         scores=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/scores.npz",
     params:
+        protocol=lambda wc: wc.ft_protocol,
         dirs=EVAL_PATHS,
         cfg=lambda wc: params_json(f"eval_{wc.ft_protocol}"),
         seed=config["seed"],
         out_dir=lambda wc, output: Path(output.metrics).parent,
+        export=[],
     resources:
         gpu=GPU,
     log:
@@ -161,11 +213,7 @@ rule eval_finetune:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-        "mgfm eval finetune --protocol {wildcards.ft_protocol:q} --modality {wildcards.modality:q} "
-        "--stream {wildcards.eval_stream:q} --models-dir {params.dirs[models]:q} --datasets-dir {params.dirs[datasets]:q} "
-        "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
-        "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
+        FINETUNE_SHELL
 
 
 rule eval_ensemble:
@@ -212,6 +260,39 @@ rule eval_emotion:
         "mgfm eval emotion --features-dir {params.dirs[features]:q} --manifest {input.manifest:q} "
         "--out-dir {params.dirs[eval]:q}/emotion --params {params.cfg:q} "
         "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
+
+
+# the win/lose aggregator inference applies to spotted windows: the skeleton members of the emotion protocol
+# (windows have no RGB features), trained as its first seed on every labeled train video
+EMOTION_MODEL_MEMBERS = [(m, s) for m, s in EMOTION_MEMBERS if m == "skeleton"]
+EMOTION_MODEL_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m, s in EMOTION_MODEL_MEMBERS]
+EMOTION_MODEL_ENCODERS = [f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for m, s in EMOTION_MODEL_MEMBERS]
+
+
+rule eval_emotion_model:
+    input:
+        features=ancient(EMOTION_MODEL_FEATURES),
+        feature_records=record_input(EMOTION_MODEL_FEATURES),
+        encoders=ancient(EMOTION_MODEL_ENCODERS),
+        encoder_records=record_input(EMOTION_MODEL_ENCODERS),
+        manifest=TABLES["manifest"],
+    output:
+        info=f"{MODELS_DIR}/emotion/emotion.json",
+        weights=f"{MODELS_DIR}/emotion/aggregator.safetensors",
+    params:
+        cfg=params_json("eval_emotion_model"),
+        seed=config["seed"],
+        members=[a for m, s in EMOTION_MODEL_MEMBERS for a in (
+            "--member", f"{member_name(m, s)}={FEATURES_DIR}/{m}/{s}/video_clips.parquet",
+            "--encoder", f"{member_name(m, s)}={m}/{s}")],
+        out_dir=lambda wc, output: Path(output.info).parent,
+    log:
+        f"{LOGS}/eval/emotion_model.log",
+    conda:
+        "../../envs/mgfm.yaml"
+    shell:
+        "mgfm eval emotion-model {params.members:q} --manifest {input.manifest:q} --out-dir {params.out_dir:q} "
+        "--params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule eval_tables:

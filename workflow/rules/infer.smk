@@ -1,7 +1,7 @@
-# Rules of the infer stage (see docs/infer.md): the models inference needs (one fine-tuned classifier per stream,
-# the emotion aggregator), the spotter description with its validation-chosen threshold, the spotting protocol
-# on the labeled test videos with its table, and spotting of the videos a user lists (target `infer`).
-# Each rule is given only the keys its step reads (mgfm.config.steps).
+# Rules of the infer stage (see docs/infer.md): the spotter description with its validation-chosen threshold, the
+# spotting protocol on the labeled test videos with its table, and spotting of the videos a user lists (target
+# `infer`). The models they read are the eval stage's: each stream's classifier exported by eval_finetune, the
+# emotion aggregator of eval_emotion_model. Each rule is given only the keys its step reads (mgfm.config.steps).
 
 import re as _re
 
@@ -10,13 +10,8 @@ from mgfm.infer.video_files import video_ids as _video_ids
 
 INFER = config["infer"]
 INFER_DIR = f"{RESULTS}/infer"
-CLASSIFIERS_DIR = f"{MODELS_DIR}/classifiers"
 # spotting fuses a fine-tuned classifier of every evaluated modality and stream (skeleton streams, RGB when built)
 INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES for s in _modality_streams(m, EVAL_STREAMS)]
-# the win/lose aggregator reads the features of skeleton windows from MG-FM-Skele's encoders, the streams of
-# eval.emotion.skeleton_streams (as the emotion protocol; windows have no RGB features here)
-INFER_EMOTION_MEMBERS = [(n, m, s) for n, m, s in INFER_MEMBERS
-                         if m == "skeleton" and s in EVAL["emotion"]["skeleton_streams"]]
 # RGB members read the window frames of the normalised videos (calibration: the validation videos)
 INFER_RGB = any(m == "rgb" for _, m, _ in INFER_MEMBERS)
 SPOTTER = f"{MODELS_DIR}/spotter.json"
@@ -30,79 +25,13 @@ INFER_PATHS = {"models": MODELS_DIR, "pose": f"{RESULTS}/pose", "videos": f"{RES
                "out": f"{INFER_DIR}/videos"}
 
 
-rule infer_classifier:
-    wildcard_constraints:
-        **EVAL_WILDCARDS,
-    input:
-        encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
-        encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
-        card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-        train=ancient(f"{PACKS_DIR}/{{modality}}/mg_train"),
-        test=ancient(f"{PACKS_DIR}/{{modality}}/mg_test"),
-        dataset_records=record_input([f"{PACKS_DIR}/{{modality}}/mg_train", f"{PACKS_DIR}/{{modality}}/mg_test"]),
-        taxonomy=TABLES["taxonomy"],
-        init=finetune_init,
-    output:
-        info=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/classifier.json",
-        head=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/head.safetensors",
-        encoder=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors",
-        card=f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-        record=record_of(f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
-    params:
-        cfg=params_json("infer_classifier"),
-        seed=config["seed"],
-        model_dir=lambda wc, input: Path(input.encoder).parent,
-        out_dir=lambda wc, output: Path(output.info).parent,
-    resources:
-        gpu=GPU,
-    log:
-        f"{LOGS}/infer/classifier_{{modality}}_{{eval_stream}}.log",
-    benchmark:
-        f"{BENCH}/infer/classifier_{{modality}}_{{eval_stream}}.tsv"
-    conda:
-        "../../envs/mgfm.yaml"
-    shell:
-        recorded(
-            "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
-            "mgfm infer-step train-classifier --model-dir {params.model_dir:q} --train {input.train:q} "
-            "--test {input.test:q} --taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
-            "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1",
-            "{output.encoder:q}",
-        )
-
-
-rule infer_emotion:
-    input:
-        features=ancient([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS]),
-        feature_records=record_input([f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for _, m, s in INFER_EMOTION_MEMBERS]),
-        encoders=ancient([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS]),
-        encoder_records=record_input([f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_EMOTION_MEMBERS]),
-        manifest=TABLES["manifest"],
-    output:
-        info=f"{MODELS_DIR}/emotion/emotion.json",
-        weights=f"{MODELS_DIR}/emotion/aggregator.safetensors",
-    params:
-        cfg=params_json("infer_emotion"),
-        seed=config["seed"],
-        members=[a for n, m, s in INFER_EMOTION_MEMBERS for a in (
-            "--member", f"{n}={FEATURES_DIR}/{m}/{s}/video_clips.parquet", "--encoder", f"{n}={m}/{s}")],
-        dirs=INFER_PATHS,
-    log:
-        f"{LOGS}/infer/emotion.log",
-    conda:
-        "../../envs/mgfm.yaml"
-    shell:
-        "mgfm infer-step train-emotion {params.members:q} --manifest {input.manifest:q} --models-dir {params.dirs[models]:q} "
-        "--params {params.cfg:q} --seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
-
-
 rule infer_calibrate:
     input:
         classifiers=[f"{CLASSIFIERS_DIR}/{m}/{s}/{f}" for _, m, s in INFER_MEMBERS
                      for f in ("classifier.json", "head.safetensors", "card.json")],
         classifier_encoders=ancient([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
         classifier_records=record_input([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
-        emotion=rules.infer_emotion.output,
+        emotion=rules.eval_emotion_model.output,
         # the ensemble's fusion weights when that protocol runs; equal weights otherwise
         ensemble=f"{EVAL_DIR}/ensemble/metrics.json" if EVAL_RUNS("ensemble") else [],
         manifest=VIDEO_VIEW,                   # splits and subsets only: an outcome is no input of spotting

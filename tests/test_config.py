@@ -103,7 +103,7 @@ def _sample_args(tmp_path, params: str) -> list[str]:
 
 @pytest.mark.parametrize(("argv", "expected"), [
     (["clips", "sample"], "clips.tua: unknown key (did you mean 'tau'?)"),
-    (["eval", "emotion", "--features-dir", "f", "--manifest", "m.csv", "--out-dir", "o"],
+    (["eval", "emotion", "--member", "joint=f", "--manifest", "m.csv", "--out-dir", "o"],
      "eval.emotion.epochs: expected integer, got 'x'"),
 ])
 def test_cli_params_errors_are_short_and_name_the_key(tmp_path, capsys, argv, expected):
@@ -165,7 +165,7 @@ def test_cli_traceback_reaches_a_rule_log(tmp_path):
 def test_a_float_for_an_integer_key_is_refused_on_the_command_line_too(tmp_path, capsys):
     from mgfm.cli import main
 
-    assert main(["eval", "emotion", "--features-dir", "f", "--manifest", "m.csv", "--out-dir", "o", "--params",
+    assert main(["eval", "emotion", "--member", "joint=f", "--manifest", "m.csv", "--out-dir", "o", "--params",
                  '{"emotion": {"epochs": 5.0}}']) == 1
     assert "eval.emotion.epochs: expected integer, got 5.0" in capsys.readouterr().err
 

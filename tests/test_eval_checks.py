@@ -31,14 +31,17 @@ def test_ensemble_needs_validation():
 
 def test_cli_fails_before_reading(tmp_path, capsys):
     # paths do not exist: the config error must come first
-    rc = main(["eval", "linear-probe", "--features-dir", str(tmp_path / "none"), "--taxonomy", "missing.csv",
+    none = tmp_path / "none.parquet"
+    rc = main(["eval", "linear-probe", "--train-features", f"joint={none}", "--test-features", f"joint={none}",
+               "--taxonomy", "missing.csv",
                "--out-dir", str(tmp_path / "out"), "--params", '{"streams": ["joint", "motion"]}',
                "--pretrained-streams", "joint,bone"])
     assert rc == 1
     err = capsys.readouterr().err
     assert "pretrain.streams" in err and "'motion'" in err
     assert not (tmp_path / "out").exists()
-    rc = main(["eval", "retrieval", "--modality", "audio", "--features-dir", "x", "--taxonomy", "x",
+    rc = main(["eval", "retrieval", "--modality", "audio", "--train-features", "joint=x", "--test-features", "joint=x",
+               "--taxonomy", "x",
                "--out-dir", str(tmp_path / "out")])
     assert rc == 1 and "--modality: modality 'audio' does not exist" in capsys.readouterr().err
 

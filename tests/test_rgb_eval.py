@@ -31,22 +31,27 @@ def evaluated(tmp_path_factory):
     p = json.dumps(PARAMS)
     common = ["--taxonomy", str(paths["taxonomy"]), "--params", p]
     for modality in ("skeleton", "rgb"):
-        assert main(["eval", "linear-probe", "--modality", modality, "--features-dir", str(root / "features"),
-                     "--models-dir", str(root / "models"), "--datasets-dir", str(root / "datasets"),
-                     "--out-dir", str(ev / "linear_probe" / modality), "--pretrained-streams", "joint", *common]) == 0
-        assert main(["eval", "retrieval", "--modality", modality, "--features-dir", str(root / "features"),
-                     "--out-dir", str(ev / "retrieval" / modality), "--pretrained-streams", "joint", *common]) == 0
         stream = "joint" if modality == "skeleton" else "rgb"
+        feats = ["--train-features", f"{stream}={root / 'features' / modality / stream / 'mg_train.parquet'}",
+                 "--test-features", f"{stream}={root / 'features' / modality / stream / 'mg_test.parquet'}"]
+        packs = root / "datasets" / modality
+        assert main(["eval", "linear-probe", "--modality", modality, *feats,
+                     "--encoder", f"{stream}={root / 'models' / modality / stream}", "--test-pack", str(packs / "mg_test"),
+                     "--out-dir", str(ev / "linear_probe" / modality), "--pretrained-streams", "joint", *common]) == 0
+        assert main(["eval", "retrieval", "--modality", modality, *feats,
+                     "--out-dir", str(ev / "retrieval" / modality), "--pretrained-streams", "joint", *common]) == 0
         for protocol in ("finetune", "semi_supervised", "scratch"):
             # as the workflow: the finetune protocol exports the classifier inference loads
             export = ["--export-dir", str(root / "models" / "classifiers" / modality / stream)] \
                 if protocol == "finetune" else []
             assert main(["eval", "finetune", "--protocol", protocol, "--modality", modality, "--stream", stream,
-                         "--models-dir", str(root / "models"), "--datasets-dir", str(root / "datasets"),
+                         "--model-dir", str(root / "models" / modality / stream), "--train", str(packs / "mg_train"),
+                         "--test", str(packs / "mg_test"),
                          "--out-dir", str(ev / protocol / modality / stream), "--pretrained-streams", "joint",
                          *export, *common]) == 0
-    assert main(["eval", "ensemble", "--eval-dir", str(ev), "--out-dir", str(ev / "ensemble"), "--params", p,
-                 "--pretrained-streams", "joint"]) == 0
+    assert main(["eval", "ensemble", "--member", f"joint={ev / 'finetune' / 'skeleton' / 'joint' / 'metrics.json'}",
+                 "--member", f"rgb={ev / 'finetune' / 'rgb' / 'rgb' / 'metrics.json'}",
+                 "--out-dir", str(ev / "ensemble"), "--params", p, "--pretrained-streams", "joint"]) == 0
     return root, paths, ev
 
 

@@ -219,7 +219,9 @@ def test_fine_tuning_on_views_layout_datasets_runs_with_per_clip_test_views(tmp_
                            "rgb": {"test_views": {"temporal": 2, "spatial": 3}}}}
     out = tmp_path / "eval"
     assert main(["eval", "finetune", "--protocol", "finetune", "--modality", "rgb", "--stream", "rgb",
-                 "--models-dir", str(tmp_path / "models"), "--datasets-dir", str(tmp_path / "datasets"),
+                 "--model-dir", str(tmp_path / "models" / "rgb" / "rgb"),
+                 "--train", str(tmp_path / "datasets" / "rgb" / "mg_train"),
+                 "--test", str(tmp_path / "datasets" / "rgb" / "mg_test"),
                  "--out-dir", str(out), "--pretrained-streams", "joint", "--taxonomy", str(paths["taxonomy"]),
                  "--params", json.dumps(params)]) == 0
     views = json.loads((out / "metrics.json").read_text())["rgb_recipe"]["test_views"]

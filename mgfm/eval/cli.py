@@ -38,34 +38,62 @@ def _check(args: argparse.Namespace, step: str) -> dict:
     return params
 
 
+def _named(flag: str, given: list[str] | None) -> dict[str, str]:
+    """``NAME=PATH`` options (repeatable) as a dict; a malformed or repeated name is an error naming ``flag``."""
+    out: dict[str, str] = {}
+    for g in given or []:
+        name, sep, path = g.partition("=")
+        if not (sep and name and path):
+            raise ValueError(f"{flag} {g!r}: expected NAME=PATH")
+        if name in out:
+            raise ValueError(f"{flag} {name!r} is given twice")
+        out[name] = path
+    return out
+
+
+def _expect(flag: str, given: dict, expected: list[str]) -> None:
+    """The files given for ``flag`` must be exactly those of the members the config evaluates."""
+    if sorted(given) != sorted(expected):
+        raise ValueError(f"{flag} names {sorted(given)}, but the config evaluates {sorted(expected)} "
+                         "(config keys eval.streams / eval.modalities)")
+
+
+def _stream_features(args: argparse.Namespace, streams: list[str]) -> dict[str, tuple[str, str]]:
+    """--train-features / --test-features as {stream: (train table, test table)}, checked against ``streams``."""
+    train, test = _named("--train-features", args.train_features), _named("--test-features", args.test_features)
+    _expect("--train-features", train, streams)
+    _expect("--test-features", test, streams)
+    return {s: (train[s], test[s]) for s in streams}
+
+
 def _linear_probe(args: argparse.Namespace) -> int:
     from mgfm.common.accel import set_torch_threads
     from mgfm.eval.linear_probe import run_linear_probe
-    from mgfm.eval.paths import dataset_dir, feature_table, modality_streams, model_dir
+    from mgfm.eval.paths import modality_streams
 
     params = _check(args, "eval_linear_probe")
     streams = modality_streams(args.modality, params["streams"])
     set_torch_threads(getattr(args, "threads", 0))
-    feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
-                 str(feature_table(args.features_dir, args.modality, s, "mg_test"))) for s in streams}
+    feats = _stream_features(args, streams)
     verify = None
-    if args.models_dir and args.datasets_dir:
-        verify = {s: (str(model_dir(args.models_dir, args.modality, s)),
-                      str(dataset_dir(args.datasets_dir, args.modality, "mg_test"))) for s in streams}
+    encoders = _named("--encoder", args.encoder)
+    if encoders or args.test_pack:
+        if not (encoders and args.test_pack):
+            raise ValueError("--encoder and --test-pack go together (the cache check re-encodes test clips)")
+        _expect("--encoder", encoders, streams)
+        verify = {s: (encoders[s], args.test_pack) for s in streams}
     run_linear_probe(feats, args.taxonomy, params, args.out_dir, args.modality, args.seed, verify)
     return 0
 
 
 def _retrieval(args: argparse.Namespace) -> int:
     from mgfm.common.accel import set_torch_threads
-    from mgfm.eval.paths import feature_table, modality_streams
+    from mgfm.eval.paths import modality_streams
     from mgfm.eval.retrieval import run_retrieval
 
     params = _check(args, "eval_retrieval")
     set_torch_threads(getattr(args, "threads", 0))
-    feats = {s: (str(feature_table(args.features_dir, args.modality, s, "mg_train")),
-                 str(feature_table(args.features_dir, args.modality, s, "mg_test")))
-             for s in modality_streams(args.modality, params["streams"])}
+    feats = _stream_features(args, modality_streams(args.modality, params["streams"]))
     run_retrieval(feats, args.taxonomy, params, args.out_dir, args.modality)
     return 0
 
@@ -73,27 +101,24 @@ def _retrieval(args: argparse.Namespace) -> int:
 def _finetune(args: argparse.Namespace) -> int:
     from mgfm.common.accel import set_torch_threads
     from mgfm.eval.finetune import run_finetune
-    from mgfm.eval.paths import dataset_dir, model_dir
 
     params = _check(args, f"eval_{args.protocol}")
     set_torch_threads(getattr(args, "threads", 0))
-    run_finetune(args.protocol, str(model_dir(args.models_dir, args.modality, args.stream)),
-                 str(dataset_dir(args.datasets_dir, args.modality, "mg_train")),
-                 str(dataset_dir(args.datasets_dir, args.modality, "mg_test")),
-                 args.taxonomy, params, args.out_dir, args.seed, args.device, args.export_dir)
+    run_finetune(args.protocol, args.model_dir, args.train, args.test, args.taxonomy, params, args.out_dir,
+                 args.seed, args.device, args.export_dir)
     return 0
 
 
 def _emotion(args: argparse.Namespace) -> int:
     from mgfm.common.accel import set_torch_threads
     from mgfm.eval.emotion import run_emotion
-    from mgfm.eval.paths import emotion_members, feature_table, member_name
+    from mgfm.eval.paths import emotion_members, member_name
 
     params = _check(args, "eval_emotion")
     set_torch_threads(getattr(args, "threads", 0))
-    members = {member_name(m, s): str(feature_table(args.features_dir, m, s, "video_clips"))
-               for m, s in emotion_members(params["modalities"], params["streams"],
-                                           params["emotion"]["skeleton_streams"])}
+    members = _named("--member", args.member)
+    _expect("--member", members, [member_name(m, s) for m, s in emotion_members(
+        params["modalities"], params["streams"], params["emotion"]["skeleton_streams"])])
     run_emotion(members, args.manifest, params, args.out_dir, args.seed)
     return 0
 
@@ -104,25 +129,20 @@ def _emotion_model(args: argparse.Namespace) -> int:
 
     params = _check(args, "eval_emotion_model")
     set_torch_threads(getattr(args, "threads", 0))
-    pairs = {}
-    for flag, given in (("--member", args.member), ("--encoder", args.encoder)):
-        bad = [g for g in given if "=" not in g or not g.split("=", 1)[0] or not g.split("=", 1)[1]]
-        if bad:
-            raise ValueError(f"{flag} {bad[0]!r}: expected NAME=PATH")
-        pairs[flag] = dict(g.split("=", 1) for g in given)
-    export_emotion_model(pairs["--member"], pairs["--encoder"], args.manifest, params, args.out_dir, args.seed)
+    export_emotion_model(_named("--member", args.member), _named("--encoder", args.encoder), args.manifest, params,
+                         args.out_dir, args.seed)
     return 0
 
 
 def _ensemble(args: argparse.Namespace) -> int:
     from mgfm.eval.ensemble import run_ensemble
-    from mgfm.eval.paths import member_name, modality_streams, protocol_metrics
+    from mgfm.eval.paths import member_name, modality_streams
 
     params = _check(args, "eval_ensemble")
-    members = {member_name(m, s): str(protocol_metrics(args.eval_dir, "finetune", m, s))
-               for m in params["modalities"] for s in modality_streams(m, params["streams"])}
     modality_of = {member_name(m, s): m for m in params["modalities"] for s in modality_streams(m, params["streams"])}
-    run_ensemble(members, params, args.out_dir, modality_of)
+    members = _named("--member", args.member)
+    _expect("--member", members, list(modality_of))
+    run_ensemble({name: members[name] for name in modality_of}, params, args.out_dir, modality_of)
     return 0
 
 
@@ -139,21 +159,30 @@ def _common(p: argparse.ArgumentParser, modality: bool = True,
         p.add_argument("--modality", default="skeleton", help="skeleton or rgb")
 
 
+def _features(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train-features", action="append", required=True,
+                   help="STREAM=mg_train feature table (repeatable, one per evaluated stream)")
+    p.add_argument("--test-features", action="append", required=True,
+                   help="STREAM=mg_test feature table (repeatable, one per evaluated stream)")
+
+
 def register(subparsers) -> None:
     ev = subparsers.add_parser("eval", help="evaluation protocols (Tables VIII-XIII)")
     sub = ev.add_subparsers(dest="protocol_command", required=True)
 
     lp = sub.add_parser("linear-probe", help="linear classifier on frozen features, per stream + fusion")
     _common(lp)
-    lp.add_argument("--features-dir", required=True, help="results/features")
+    _features(lp)
     lp.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
-    lp.add_argument("--models-dir", default="", help="results/models: re-encode a few clips to check the cache")
-    lp.add_argument("--datasets-dir", default="", help="results/packs (with --models-dir)")
+    lp.add_argument("--encoder", action="append", default=[],
+                    help="STREAM=encoder folder (repeatable, with --test-pack): re-encode a few test clips to check "
+                    "that the features are this encoder's")
+    lp.add_argument("--test-pack", default="", help="the mg_test pack the test features were extracted from")
     lp.set_defaults(func=_linear_probe)
 
     rt = sub.add_parser("retrieval", help="training-free nearest-neighbour retrieval, per stream")
     _common(rt)
-    rt.add_argument("--features-dir", required=True, help="frozen features (results/features)")
+    _features(rt)
     rt.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     rt.set_defaults(func=_retrieval)
 
@@ -163,8 +192,9 @@ def register(subparsers) -> None:
                     help="semi_supervised: a fraction of the labels; finetune: all labels; "
                     "scratch: same encoder, random init")
     ft.add_argument("--stream", required=True, help="which pretrained stream's encoder to train (joint, bone, motion)")
-    ft.add_argument("--models-dir", required=True, help="results/models")
-    ft.add_argument("--datasets-dir", required=True, help="results/packs")
+    ft.add_argument("--model-dir", required=True, help="the pretrained encoder's folder (encoder.safetensors + card)")
+    ft.add_argument("--train", required=True, help="the mg_train pack of the encoder's modality")
+    ft.add_argument("--test", required=True, help="the mg_test pack of the encoder's modality")
     ft.add_argument("--taxonomy", required=True, help="taxonomy table (CSV or Parquet): one row per MG class")
     ft.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ft.add_argument("--export-dir", default=None,
@@ -174,7 +204,9 @@ def register(subparsers) -> None:
 
     em = sub.add_parser("emotion", help="win/lose per labeled video from its clips' frozen features")
     _common(em, modality=False)
-    em.add_argument("--features-dir", required=True, help="frozen features of the video clips (results/features)")
+    em.add_argument("--member", action="append", required=True,
+                    help="NAME=video_clips feature table of one member encoder (repeatable; names as eval.streams, "
+                    "rgb for MG-FM-RGB)")
     em.add_argument("--manifest", required=True, help="manifest table (CSV or Parquet): one row per video")
     em.set_defaults(func=_emotion)
 
@@ -189,5 +221,7 @@ def register(subparsers) -> None:
 
     en = sub.add_parser("ensemble", help="weighted score fusion of the fine-tuned streams")
     _common(en, modality=False)
-    en.add_argument("--eval-dir", required=True, help="results/eval (reads finetune/<modality>/<stream>/)")
+    en.add_argument("--member", action="append", required=True,
+                    help="NAME=the finetune protocol's metrics.json of one member (repeatable; its scores.npz sits "
+                    "beside it)")
     en.set_defaults(func=_ensemble)

@@ -263,3 +263,17 @@ def finetune_init(wildcards):
     path = config["eval"]["finetune"]["rgb"]["init"]["checkpoint"]
     used = wildcards.modality == "rgb" and getattr(wildcards, "ft_protocol", "finetune") != "scratch"
     return [path] if path and used else []
+
+
+# ---- arguments of the eval rules (eval.smk): explicit files per evaluated stream of a modality --------------
+def feature_args(wc) -> list[str]:
+    """--train-features / --test-features STREAM=table of one modality's evaluated streams."""
+    return [a for s in modality_streams(wc.modality, EVAL_STREAMS) for a in (
+        "--train-features", f"{s}={RES.features(wc.modality, s, 'mg_train')}",
+        "--test-features", f"{s}={RES.features(wc.modality, s, 'mg_test')}")]
+
+
+def encoder_args(wc) -> list[str]:
+    """--encoder STREAM=folder of one modality's evaluated streams (the probe's cache check)."""
+    return [a for s in modality_streams(wc.modality, EVAL_STREAMS)
+            for a in ("--encoder", f"{s}={RES.model_dir(wc.modality, s)}")]

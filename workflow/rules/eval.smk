@@ -45,20 +45,13 @@ EVAL_RUNS = lambda protocol: DATA_PLAN.runs(protocol)  # noqa: E731
 SKIPPED_JSON = json.dumps(DATA_PLAN.skipped, sort_keys=True)
 
 # streams per modality: eval.streams for skeleton, the one RGB encoder (stream "rgb") for rgb
-EVAL_DIR = f"{RESULTS}/eval"
-FEATURES_DIR = f"{RESULTS}/features"
-MODELS_DIR = f"{RESULTS}/models"
-CLASSIFIERS_DIR = f"{MODELS_DIR}/classifiers"
-PACKS_DIR = f"{RESULTS}/packs"
-
-TABLES_DIR = f"{RESULTS}/tables"
-FIGURES_DIR = f"{RESULTS}/figures"
-EVAL_PATHS = {"features": FEATURES_DIR, "models": MODELS_DIR, "datasets": PACKS_DIR, "eval": EVAL_DIR,
-              "tables": TABLES_DIR, "figures": FIGURES_DIR}
+# the folders the report and the tables read as a whole (every path comes from RES, mgfm.core.results)
+EVAL_PATHS = {"features": RES.features_dir, "models": RES.models_dir, "eval": RES.eval_dir,
+              "tables": RES.tables_dir, "figures": RES.figures_dir}
 EVAL_TABLE_NAMES = list(EVAL_TABLES.values())
 # made by the clips stage, gathered by the report
-CLIPS_REPORT_TABLES = [f"{TABLES_DIR}/{name}.md" for name in IOD_TABLES.values()]
-CLIPS_REPORT_FIGURES = [f"{FIGURES_DIR}/fig4_durations.png"]
+CLIPS_REPORT_TABLES = [RES.table(name, "md") for name in IOD_TABLES.values()]
+CLIPS_REPORT_FIGURES = [RES.figure("fig4_durations.png")]
 
 
 EVAL_WILDCARDS = {"modality": "skeleton|rgb", "eval_stream": "|".join([*_ALL_STREAMS, RGB_STREAM]),
@@ -67,13 +60,12 @@ EVAL_WILDCARDS = {"modality": "skeleton|rgb", "eval_stream": "|".join([*_ALL_STR
 
 # the mg_train / mg_test feature tables and the encoders of one modality's evaluated streams (read by content:
 # ancient + their records, as every large artifact here)
-PROBE_FEATURES = lambda wc: [f"{FEATURES_DIR}/{wc.modality}/{s}/{n}.parquet"  # noqa: E731
+PROBE_FEATURES = lambda wc: [RES.features(wc.modality, s, n)  # noqa: E731
                              for s in modality_streams(wc.modality, EVAL_STREAMS) for n in ("mg_train", "mg_test")]
-PROBE_ENCODERS = lambda wc: [f"{MODELS_DIR}/{wc.modality}/{s}/encoder.safetensors"  # noqa: E731
-                             for s in modality_streams(wc.modality, EVAL_STREAMS)]
+PROBE_ENCODERS = lambda wc: [RES.encoder(wc.modality, s) for s in modality_streams(wc.modality, EVAL_STREAMS)]  # noqa: E731
 
 
-TEST_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/mg_test.parquet" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)]
+TEST_FEATURES = [RES.features(m, s, "mg_test") for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)]
 
 
 rule eval_linear_probe:
@@ -84,15 +76,16 @@ rule eval_linear_probe:
         feature_records=record_input(PROBE_FEATURES),
         encoders=ancient(PROBE_ENCODERS),
         encoder_records=record_input(PROBE_ENCODERS),
-        dataset=ancient(f"{PACKS_DIR}/{{modality}}/mg_test"),
-        dataset_record=record_input(f"{PACKS_DIR}/{{modality}}/mg_test"),
+        dataset=ancient(RES.pack("{modality}", "mg_test")),
+        dataset_record=record_input(RES.pack("{modality}", "mg_test")),
         taxonomy=TABLES["taxonomy"],
     output:
-        metrics=f"{EVAL_DIR}/linear_probe/{{modality}}/metrics.json",
-        scores=f"{EVAL_DIR}/linear_probe/{{modality}}/scores.npz",
-        curves=f"{EVAL_DIR}/linear_probe/{{modality}}/probe_log.csv",
+        metrics=RES.protocol_metrics("linear_probe", "{modality}"),
+        scores=f"{RES.protocol_dir('linear_probe')}/{{modality}}/scores.npz",
+        curves=f"{RES.protocol_dir('linear_probe')}/{{modality}}/probe_log.csv",
     params:
-        dirs=EVAL_PATHS,
+        features=feature_args,
+        encoders=encoder_args,
         cfg=params_json("eval_linear_probe"),
         seed=config["seed"],
         out_dir=lambda wc, output: Path(output.metrics).parent,
@@ -103,8 +96,8 @@ rule eval_linear_probe:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval linear-probe --modality {wildcards.modality:q} --features-dir {params.dirs[features]:q} "
-        "--models-dir {params.dirs[models]:q} --datasets-dir {params.dirs[datasets]:q} --taxonomy {input.taxonomy:q} "
+        "mgfm eval linear-probe --modality {wildcards.modality:q} {params.features:q} {params.encoders:q} "
+        "--test-pack {input.dataset:q} --taxonomy {input.taxonomy:q} "
         "--out-dir {params.out_dir:q} --params {params.cfg:q} --seed {params.seed:q} --threads {threads} "
         "> {log:q} 2>&1"
 
@@ -117,9 +110,9 @@ rule eval_retrieval:
         feature_records=record_input(PROBE_FEATURES),
         taxonomy=TABLES["taxonomy"],
     output:
-        f"{EVAL_DIR}/retrieval/{{modality}}/metrics.json",
+        RES.protocol_metrics("retrieval", "{modality}"),
     params:
-        dirs=EVAL_PATHS,
+        features=feature_args,
         cfg=params_json("eval_retrieval"),
         out_dir=lambda wc, output: Path(output[0]).parent,
     log:
@@ -129,31 +122,31 @@ rule eval_retrieval:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval retrieval --modality {wildcards.modality:q} --features-dir {params.dirs[features]:q} "
+        "mgfm eval retrieval --modality {wildcards.modality:q} {params.features:q} "
         "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 
 # the inputs of a fine-tuning job (the three protocols read the same encoder and datasets)
 FINETUNE_INPUT = dict(
-    encoder=ancient(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
-    encoder_record=record_input(f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/encoder.safetensors"),
-    card=f"{MODELS_DIR}/{{modality}}/{{eval_stream}}/card.json",
-    train=ancient(f"{PACKS_DIR}/{{modality}}/mg_train"),
-    test=ancient(f"{PACKS_DIR}/{{modality}}/mg_test"),
-    dataset_records=record_input([f"{PACKS_DIR}/{{modality}}/mg_train", f"{PACKS_DIR}/{{modality}}/mg_test"]),
+    encoder=ancient(RES.encoder("{modality}", "{eval_stream}")),
+    encoder_record=record_input(RES.encoder("{modality}", "{eval_stream}")),
+    card=RES.card("{modality}", "{eval_stream}"),
+    train=ancient(RES.pack("{modality}", "mg_train")),
+    test=ancient(RES.pack("{modality}", "mg_test")),
+    dataset_records=record_input([RES.pack("{modality}", "mg_train"), RES.pack("{modality}", "mg_test")]),
     taxonomy=TABLES["taxonomy"],
     init=finetune_init,
 )
 FINETUNE_SHELL = (
     "python -m mgfm.common.gpu_slots --gpus {resources.gpu} -- "
     "mgfm eval finetune --protocol {params.protocol:q} --modality {wildcards.modality:q} "
-    "--stream {wildcards.eval_stream:q} --models-dir {params.dirs[models]:q} --datasets-dir {params.dirs[datasets]:q} "
+    "--stream {wildcards.eval_stream:q} --model-dir {params.model_dir:q} --train {input.train:q} --test {input.test:q} "
     "--taxonomy {input.taxonomy:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
     "--seed {params.seed:q} --threads {threads} {params.export:q} > {log:q} 2>&1"
 )
 # inference's classifier of each stream: the finetune protocol's model of the first of eval.seeds, exported by its job
-CLASSIFIER = f"{CLASSIFIERS_DIR}/{{modality}}/{{eval_stream}}"
+CLASSIFIER = f"{RES.classifiers_dir}/{{modality}}/{{eval_stream}}"
 
 
 rule eval_finetune:
@@ -162,8 +155,8 @@ rule eval_finetune:
     input:
         **FINETUNE_INPUT,
     output:
-        metrics=f"{EVAL_DIR}/finetune/{{modality}}/{{eval_stream}}/metrics.json",
-        scores=f"{EVAL_DIR}/finetune/{{modality}}/{{eval_stream}}/scores.npz",
+        metrics=RES.protocol_metrics("finetune", "{modality}", "{eval_stream}"),
+        scores=f"{RES.protocol_dir('finetune')}/{{modality}}/{{eval_stream}}/scores.npz",
         info=f"{CLASSIFIER}/classifier.json",
         head=f"{CLASSIFIER}/head.safetensors",
         encoder=f"{CLASSIFIER}/encoder.safetensors",
@@ -171,7 +164,7 @@ rule eval_finetune:
         record=record_of(f"{CLASSIFIER}/encoder.safetensors"),
     params:
         protocol="finetune",
-        dirs=EVAL_PATHS,
+        model_dir=lambda wc, input: Path(input.encoder).parent,
         cfg=params_json("eval_finetune"),
         seed=config["seed"],
         out_dir=lambda wc, output: Path(output.metrics).parent,
@@ -195,11 +188,11 @@ rule eval_finetune_variant:
     input:
         **FINETUNE_INPUT,
     output:
-        metrics=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/metrics.json",
-        scores=f"{EVAL_DIR}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/scores.npz",
+        metrics=RES.protocol_metrics("{ft_protocol}", "{modality}", "{eval_stream}"),
+        scores=f"{RES.eval_dir}/{{ft_protocol}}/{{modality}}/{{eval_stream}}/scores.npz",
     params:
         protocol=lambda wc: wc.ft_protocol,
-        dirs=EVAL_PATHS,
+        model_dir=lambda wc, input: Path(input.encoder).parent,
         cfg=lambda wc: params_json(f"eval_{wc.ft_protocol}"),
         seed=config["seed"],
         out_dir=lambda wc, output: Path(output.metrics).parent,
@@ -218,25 +211,27 @@ rule eval_finetune_variant:
 
 rule eval_ensemble:
     input:
-        [f"{EVAL_DIR}/finetune/{m}/{s}/{f}" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
+        [f"{RES.protocol_dir('finetune')}/{m}/{s}/{f}" for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
          for f in ("metrics.json", "scores.npz")],
     output:
-        f"{EVAL_DIR}/ensemble/metrics.json",
+        RES.protocol_metrics("ensemble"),
     params:
-        dirs=EVAL_PATHS,
+        members=[a for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)
+                 for a in ("--member", f"{member_name(m, s)}={RES.protocol_metrics('finetune', m, s)}")],
+        out_dir=lambda wc, output: Path(output[0]).parent,
         cfg=params_json("eval_ensemble"),
     log:
         f"{LOGS}/eval/ensemble.log",
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval ensemble --eval-dir {params.dirs[eval]:q} --out-dir {params.dirs[eval]:q}/ensemble "
+        "mgfm eval ensemble {params.members:q} --out-dir {params.out_dir:q} "
         "--params {params.cfg:q} > {log:q} 2>&1"
 
 
 # the emotion model reads MG-FM-Skele (the streams of eval.emotion.skeleton_streams) and MG-FM-RGB
 EMOTION_MEMBERS = emotion_members(EVAL_MODALITIES, EVAL_STREAMS, EVAL["emotion"]["skeleton_streams"])
-EMOTION_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m, s in EMOTION_MEMBERS]
+EMOTION_FEATURES = [RES.features(m, s, "video_clips") for m, s in EMOTION_MEMBERS]
 
 
 rule eval_emotion:
@@ -245,9 +240,10 @@ rule eval_emotion:
         feature_records=record_input(EMOTION_FEATURES),
         manifest=TABLES["manifest"],
     output:
-        f"{EVAL_DIR}/emotion/metrics.json",
+        RES.protocol_metrics("emotion"),
     params:
-        dirs=EVAL_PATHS,
+        members=[a for m, s in EMOTION_MEMBERS for a in ("--member", f"{member_name(m, s)}={RES.features(m, s, 'video_clips')}")],
+        out_dir=lambda wc, output: Path(output[0]).parent,
         cfg=params_json("eval_emotion"),
         seed=config["seed"],
     log:
@@ -257,16 +253,16 @@ rule eval_emotion:
     conda:
         "../../envs/mgfm.yaml"
     shell:
-        "mgfm eval emotion --features-dir {params.dirs[features]:q} --manifest {input.manifest:q} "
-        "--out-dir {params.dirs[eval]:q}/emotion --params {params.cfg:q} "
+        "mgfm eval emotion {params.members:q} --manifest {input.manifest:q} "
+        "--out-dir {params.out_dir:q} --params {params.cfg:q} "
         "--seed {params.seed:q} --threads {threads} > {log:q} 2>&1"
 
 
 # the win/lose aggregator inference applies to spotted windows: the skeleton members of the emotion protocol
 # (windows have no RGB features), trained as its first seed on every labeled train video
 EMOTION_MODEL_MEMBERS = [(m, s) for m, s in EMOTION_MEMBERS if m == "skeleton"]
-EMOTION_MODEL_FEATURES = [f"{FEATURES_DIR}/{m}/{s}/video_clips.parquet" for m, s in EMOTION_MODEL_MEMBERS]
-EMOTION_MODEL_ENCODERS = [f"{MODELS_DIR}/{m}/{s}/encoder.safetensors" for m, s in EMOTION_MODEL_MEMBERS]
+EMOTION_MODEL_FEATURES = [RES.features(m, s, "video_clips") for m, s in EMOTION_MODEL_MEMBERS]
+EMOTION_MODEL_ENCODERS = [RES.encoder(m, s) for m, s in EMOTION_MODEL_MEMBERS]
 
 
 rule eval_emotion_model:
@@ -277,13 +273,13 @@ rule eval_emotion_model:
         encoder_records=record_input(EMOTION_MODEL_ENCODERS),
         manifest=TABLES["manifest"],
     output:
-        info=f"{MODELS_DIR}/emotion/emotion.json",
-        weights=f"{MODELS_DIR}/emotion/aggregator.safetensors",
+        info=f"{RES.emotion_dir}/emotion.json",
+        weights=f"{RES.emotion_dir}/aggregator.safetensors",
     params:
         cfg=params_json("eval_emotion_model"),
         seed=config["seed"],
         members=[a for m, s in EMOTION_MODEL_MEMBERS for a in (
-            "--member", f"{member_name(m, s)}={FEATURES_DIR}/{m}/{s}/video_clips.parquet",
+            "--member", f"{member_name(m, s)}={RES.features(m, s, 'video_clips')}",
             "--encoder", f"{member_name(m, s)}={m}/{s}")],
         out_dir=lambda wc, output: Path(output.info).parent,
     log:
@@ -298,13 +294,13 @@ rule eval_emotion_model:
 rule eval_tables:
     input:
         # the protocols that run (DATA_PLAN): a skipped one's table says why, from --skipped
-        [f"{EVAL_DIR}/{p}/{m}/metrics.json" for p in ("linear_probe", "retrieval") if EVAL_RUNS(p)
+        [RES.protocol_metrics(p, m) for p in ("linear_probe", "retrieval") if EVAL_RUNS(p)
          for m in EVAL_MODALITIES],
-        [f"{EVAL_DIR}/{p}/{m}/{s}/metrics.json" for p in ("semi_supervised", "finetune", "scratch") if EVAL_RUNS(p)
+        [RES.protocol_metrics(p, m, s) for p in ("semi_supervised", "finetune", "scratch") if EVAL_RUNS(p)
          for m in EVAL_MODALITIES for s in modality_streams(m, EVAL_STREAMS)],
-        [f"{EVAL_DIR}/{p}/metrics.json" for p in ("ensemble", "emotion") if EVAL_RUNS(p)],
+        [RES.protocol_metrics(p) for p in ("ensemble", "emotion") if EVAL_RUNS(p)],
     output:
-        [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS],
+        [RES.table(t, ext) for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS],
     params:
         dirs=EVAL_PATHS,
         cfg=params_json("eval_tables"),
@@ -321,11 +317,11 @@ rule eval_tables:
 
 rule eval_report:
     input:
-        tables=[f"{TABLES_DIR}/{t}.md" for t in EVAL_TABLE_NAMES],
+        tables=[RES.table(t, "md") for t in EVAL_TABLE_NAMES],
         clips_tables=CLIPS_REPORT_TABLES,
         clips_figures=CLIPS_REPORT_FIGURES,
-        spotting_tables=[f"{TABLES_DIR}/{t}.md" for t in SPOTTING_TABLES] if EVAL_RUNS("spotting") else [],
-        scores=[f"{EVAL_DIR}/linear_probe/{m}/scores.npz" for m in EVAL_MODALITIES] if EVAL_RUNS("linear_probe")
+        spotting_tables=[RES.table(t, "md") for t in SPOTTING_TABLES] if EVAL_RUNS("spotting") else [],
+        scores=[f"{RES.protocol_dir('linear_probe')}/{m}/scores.npz" for m in EVAL_MODALITIES] if EVAL_RUNS("linear_probe")
         else [],
         test_features=ancient(TEST_FEATURES),
         test_feature_records=record_input(TEST_FEATURES),
@@ -333,8 +329,8 @@ rule eval_report:
         manifest=TABLES["manifest"],
         annotations=TABLES["annotations"],
     output:
-        report=f"{RESULTS}/report.html",
-        figures=[f"{FIGURES_DIR}/confusion_best.png", f"{FIGURES_DIR}/embedding_test.png"],
+        report=RES.report,
+        figures=[RES.figure("confusion_best.png"), RES.figure("embedding_test.png")],
     params:
         dirs=EVAL_PATHS,
         cfg=params_json("eval_report"),
@@ -358,6 +354,6 @@ rule eval_report:
         "{params.extra:q} --skipped {params.skipped:q} --params {params.cfg:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
-TARGETS["eval"] = [f"{TABLES_DIR}/{t}.{ext}" for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS] + [
-    f"{RESULTS}/report.html"
+TARGETS["eval"] = [RES.table(t, ext) for t in EVAL_TABLE_NAMES for ext in TABLE_FORMATS] + [
+    RES.report
 ]

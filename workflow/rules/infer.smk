@@ -9,31 +9,31 @@ from mgfm.eval.paths import member_name as _member_name, modality_streams as _mo
 from mgfm.infer.video_files import video_ids as _video_ids
 
 INFER = config["infer"]
-INFER_DIR = f"{RESULTS}/infer"
+INFER_DIR = RES.infer_dir
 # spotting fuses a fine-tuned classifier of every evaluated modality and stream (skeleton streams, RGB when built)
 INFER_MEMBERS = [(_member_name(m, s), m, s) for m in EVAL_MODALITIES for s in _modality_streams(m, EVAL_STREAMS)]
 # RGB members read the window frames of the normalised videos (calibration: the validation videos)
 INFER_RGB = any(m == "rgb" for _, m, _ in INFER_MEMBERS)
-SPOTTER = f"{MODELS_DIR}/spotter.json"
-SPOTTING_METRICS = f"{EVAL_DIR}/spotting/metrics.json"
+SPOTTER = RES.spotter
+SPOTTING_METRICS = RES.protocol_metrics("spotting")
 
 try:
     INFER_VIDEOS = _video_ids(INFER["videos"], INFER["video_dir"])
 except (FileNotFoundError, ValueError) as _err:
     raise WorkflowError(str(_err)) from None
-INFER_PATHS = {"models": MODELS_DIR, "pose": f"{RESULTS}/pose", "videos": f"{RESULTS}/videos", "tables": TABLES_DIR,
+INFER_PATHS = {"models": RES.models_dir, "pose": RES.pose_dir, "videos": RES.videos_dir, "tables": RES.tables_dir,
                "out": f"{INFER_DIR}/videos"}
 
 
 rule infer_calibrate:
     input:
-        classifiers=[f"{CLASSIFIERS_DIR}/{m}/{s}/{f}" for _, m, s in INFER_MEMBERS
+        classifiers=[f"{RES.classifiers_dir}/{m}/{s}/{f}" for _, m, s in INFER_MEMBERS
                      for f in ("classifier.json", "head.safetensors", "card.json")],
-        classifier_encoders=ancient([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
-        classifier_records=record_input([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
+        classifier_encoders=ancient([f"{RES.classifiers_dir}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
+        classifier_records=record_input([f"{RES.classifiers_dir}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS]),
         emotion=rules.eval_emotion_model.output,
         # the ensemble's fusion weights when that protocol runs; equal weights otherwise
-        ensemble=f"{EVAL_DIR}/ensemble/metrics.json" if EVAL_RUNS("ensemble") else [],
+        ensemble=RES.protocol_metrics("ensemble") if EVAL_RUNS("ensemble") else [],
         manifest=VIDEO_VIEW,                   # splits and subsets only: an outcome is no input of spotting
         annotations=TABLES["annotations"],
         pose=ancient(POSE_FILES),
@@ -52,7 +52,7 @@ rule infer_calibrate:
         ensemble=lambda wc, input: ["--ensemble", input.ensemble] if input.ensemble else [],
         dataset=DATASET_LABEL,
         source=DATASET["source"],
-        videos=["--videos-dir", f"{RESULTS}/videos"] if INFER_RGB else [],
+        videos=["--videos-dir", RES.videos_dir] if INFER_RGB else [],
         dirs=INFER_PATHS,
     resources:
         gpu=GPU,
@@ -106,7 +106,7 @@ rule infer_table:
     input:
         SPOTTING_METRICS,
     output:
-        [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS],
+        [RES.table(t, ext) for t in SPOTTING_TABLES for ext in TABLE_FORMATS],
     params:
         dirs=INFER_PATHS,
     log:
@@ -144,7 +144,7 @@ rule infer_video:
         "--pose {params.pose:q} --threads {threads} > {log:q} 2>&1"
 
 
-SPOTTING_TABLE_FILES = [f"{TABLES_DIR}/{t}.{ext}" for t in SPOTTING_TABLES for ext in TABLE_FORMATS]
+SPOTTING_TABLE_FILES = [RES.table(t, ext) for t in SPOTTING_TABLES for ext in TABLE_FORMATS]
 
 
 rule infer:
@@ -153,6 +153,6 @@ rule infer:
         SPOTTING_TABLE_FILES if EVAL_RUNS("spotting") else [],
 
 
-refresh_content([f"{CLASSIFIERS_DIR}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS])
+refresh_content([f"{RES.classifiers_dir}/{m}/{s}/encoder.safetensors" for _, m, s in INFER_MEMBERS])
 
 TARGETS["infer"] = SPOTTING_TABLE_FILES if EVAL_RUNS("spotting") else []

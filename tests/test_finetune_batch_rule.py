@@ -24,7 +24,7 @@ def test_batch_size_fits_the_clips_with_one_message(caplog):
 
 @pytest.mark.parametrize("n", [0, 1])
 def test_fewer_than_two_clips_is_one_clear_error(n, caplog):
-    """It used to log 'using 2' and then fail with '2 exceeds the 1 training clips'."""
+    """One error before training, never a 'training with batch size 2' warning followed by a failure."""
     with caplog.at_level(logging.WARNING, logger="mgfm.eval.finetune"):
         with pytest.raises(ValueError, match=f"semi_supervised: only {n} training clip.s. left .*at least 2"):
             fit_batch_size(64, n, "semi_supervised")

@@ -1,29 +1,71 @@
-"""Every stage called through its public function with an empty config section uses exactly the schema's defaults.
+"""Every stage's public function, called with an empty or partial config section, uses the schema's defaults:
+it does what the workflow does for a config that sets nothing more.
 
-Each case calls the function as a user's script would (no Snakemake), with ``{}`` as its section, and stops it
-at the first place the values are used (the training loop, the classifier, the sampler, the encoder pass ...)
-to compare what arrived there with ``mgfm.config.defaults``. The pretraining model, augmentation and loss
-blocks are built by their own modules and checked by their own tests; here pretraining is checked up to the
-training loop.
+The workflow's side is the config a run sees, as ``mgfm config show`` prints it for a config file holding only
+the given keys, cut to what each rule passes by ``mgfm.config.steps.step_params``. Each stage runs for real on
+tiny inputs, as a user's script calls it (``{}``, or only the keys that keep it tiny: the demo's size, model
+widths, epochs) and, where cheap, again with its rule's params; the outputs must be the same, and what the
+outputs record of their settings must be the schema's defaults. A stage that stopped applying a default fails
+here: with a KeyError, with an output unlike the workflow's, or with a recorded setting unlike the schema's.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import contextlib
+import copy
+import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
+from mgfm.cli import main
 from mgfm.config import defaults
+from mgfm.config.run import merge
+from mgfm.config.steps import step_keys, step_params
+
+# the keys that keep each run tiny; every other key is left to its default
+DEMO = {"n_videos": 3, "n_labeled": 2, "n_subjects": 3, "labeled_duration_s": [4.0, 4.0],
+        "unlabeled_duration_s": [4.0, 4.0], "width": 64, "height": 64}
+TINY_MODEL = {"num_frames": 16, "hidden": 16, "depth": 1, "projector_dims": [32, 32],
+              "instance_projector_dims": [32, 48]}
+PRETRAIN = {"model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 8}}
+ONE_EPOCH = {"finetune": {"train": {"epochs": 1}}}
+FINETUNE = {**ONE_EPOCH, "seeds": [0]}   # the default seeds are checked where a seed costs less
+PROBE = {"linear_probe": {"epochs": 5}}
+EMOTION = {"emotion": {"epochs": 5}}
+# the default ensemble.select is 'config', whose weights (no default) must name every member
+ENSEMBLE = {"ensemble": {"weights": {"skeleton/joint": 1.0}}, "seeds": [0]}
 
 
-class Stop(Exception):
-    """Raised by a spy once it has seen what it was waiting for."""
+_SHOWN: dict[str, dict] = {}
+
+
+def run_config(tmp_path: Path, given: dict) -> dict:
+    """The whole config a workflow run sees with a config file holding only ``given`` (``mgfm config show``)."""
+    key = json.dumps(given, sort_keys=True)
+    if key not in _SHOWN:
+        path = tmp_path / "given.yaml"
+        path.write_text(yaml.safe_dump(given))
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main(["config", "show", "--configfile", str(path)]) == 0
+        _SHOWN[key] = yaml.safe_load(printed.getvalue())
+    return copy.deepcopy(_SHOWN[key])
+
+
+def rule_params(tmp_path: Path, step: str, given: dict | None = None) -> dict:
+    """What the rule of ``step`` passes for a run whose config file sets only ``given`` in the step's section."""
+    section, _ = step_keys(step)
+    return step_params(step, run_config(tmp_path, {section: given} if given else {}))
 
 
 def _plain(value):
-    """Tuples (dataclass fields) as lists, as in the schema's JSON defaults."""
+    """Tuples as lists, as the schema's YAML defaults hold them."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -31,150 +73,246 @@ def _plain(value):
     return value
 
 
-def _spy(seen: dict, name: str, stop: bool = True, result=None):
-    def spy(*args, **kwargs):
-        seen[name] = (args, kwargs)
-        if stop:
-            raise Stop(name)
-        return result
-    return spy
+def assert_same_tables(a: Path, b: Path) -> None:
+    """Two parquet files with the same columns, rows and metadata."""
+    ta, tb = pq.read_table(a), pq.read_table(b)
+    assert ta.equals(tb), f"{a} and {b} differ"
+    assert ta.schema.metadata == tb.schema.metadata
 
 
-# ---- data, pose, clips, datasets ---------------------------------------------------------------------
+def assert_same_json(a: Path, b: Path) -> dict:
+    """Two JSON files with the same content; returns it."""
+    ja, jb = json.loads(Path(a).read_text()), json.loads(Path(b).read_text())
+    assert ja == jb
+    return ja
 
 
-def test_demo_corpus(monkeypatch, tmp_path):
-    from mgfm.demo import corpus
-
-    seen = {}
-    monkeypatch.setattr(corpus, "build_plan", _spy(seen, "plan"))
-    with pytest.raises(Stop):
-        corpus.generate_corpus({}, tmp_path / "demo")
-    assert seen["plan"][0][0] == defaults("dataset")["demo"]
+def assert_same_files(a: Path, b: Path) -> None:
+    """Two folders holding the same files with the same bytes."""
+    names = sorted(str(f.relative_to(a)) for f in a.rglob("*") if f.is_file())
+    assert names == sorted(str(f.relative_to(b)) for f in b.rglob("*") if f.is_file())
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_download(monkeypatch, tmp_path):
-    from mgfm.ingest import download
-
-    seen = {}
-    monkeypatch.setattr(download, "manifest_row", lambda path, vid: {"video_id": vid, "url": "a.mp4"})
-    monkeypatch.setattr(download, "fetch_local", _spy(seen, "fetch_local"))
-    with pytest.raises(Stop):
-        download.download_video(tmp_path / "m.csv", "v1", tmp_path / "v.mp4", tmp_path / "v.json", {})
-    params = seen["fetch_local"][0][2]
-    assert _plain(asdict(params)) == defaults("download")
+def assert_same_npz(a: Path, b: Path) -> None:
+    za, zb = np.load(a), np.load(b)
+    assert sorted(za.files) == sorted(zb.files)
+    for key in za.files:
+        np.testing.assert_array_equal(za[key], zb[key], err_msg=key)
 
 
-def test_pose(monkeypatch, tmp_path):
-    from mgfm.pose import extract
-
-    seen = {}
-    monkeypatch.setattr(extract, "load_backend", _spy(seen, "load_backend"))
-    video = tmp_path / "v.mp4"
-    video.write_bytes(b"")
-    meta = tmp_path / "v.json"
-    meta.write_text('{"frames": 1, "fps": 25, "width": 64, "height": 64}')
-    with pytest.raises(Stop):
-        extract.extract_pose(video, meta, tmp_path / "v.parquet", {})
-    params = seen["load_backend"][0][0]
-    assert _plain(asdict(params)) == defaults("pose")
+# ---- the workflow's view of an empty config ----------------------------------------------------------------
 
 
-def _stub_tables(monkeypatch, module, seen):
-    monkeypatch.setattr(module, "load_manifest", lambda path: pd.DataFrame({"video_id": ["v1"]}))
-    monkeypatch.setattr(module, "load_intervals", lambda path, manifest: pd.DataFrame({"video_id": []}))
-    monkeypatch.setattr(module, "load_prior", lambda prior, m, a, *why: (seen.setdefault("prior", prior),
-                                                                    np.array([1.0, 2.0]))[1])
-    monkeypatch.setattr(module, "check_pose_files", lambda ids, pose_dir: None)
-    monkeypatch.setattr(module, "iter_tracks", lambda ids, pose_dir, video_dir: [])
+def test_config_show_of_an_empty_config_file_is_every_schema_default(tmp_path):
+    config = run_config(tmp_path, {})
+    for section in ("dataset", "download", "pose", "clips", "skeleton", "rgb", "pretrain", "eval", "infer"):
+        assert config[section] == defaults(section), section
+    given = run_config(tmp_path, {"clips": {"tau": 0.5}})["clips"]
+    assert given == {**defaults("clips"), "tau": 0.5}
 
 
-def test_sample_clips(monkeypatch, tmp_path):
-    from mgfm.clips import sample
+# ---- demo corpus, download, pose ---------------------------------------------------------------------------
 
-    seen = {}
-    _stub_tables(monkeypatch, sample, seen)
-    monkeypatch.setattr(sample, "sample_tracks", _spy(seen, "sample_tracks"))
-    with pytest.raises(Stop):
-        sample.sample_clips(tmp_path, "m.csv", "a.csv", tmp_path / "c.parquet", tmp_path / "s.csv", 1, {})
-    quota, tau, budget = seen["sample_tracks"][0][3:6]
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from mgfm.demo.corpus import generate_corpus
+
+    out = tmp_path_factory.mktemp("demo")
+    generate_corpus(DEMO, out)
+    return out
+
+
+def test_demo_corpus(demo, tmp_path):
+    from mgfm.demo.corpus import generate_corpus
+
+    rule = run_config(tmp_path, {"dataset": {"demo": DEMO}})["dataset"]["demo"]
+    assert rule == {**defaults("dataset")["demo"], **DEMO}
+    generate_corpus(rule, tmp_path / "rule")
+    for name in ("manifest", "annotations", "taxonomy"):   # the manifest holds each rendered video's sha256
+        ours, theirs = pd.read_csv(demo / f"{name}.csv"), pd.read_csv(tmp_path / "rule" / f"{name}.csv")
+        pd.testing.assert_frame_equal(ours.drop(columns="url", errors="ignore"),
+                                      theirs.drop(columns="url", errors="ignore"))
+
+
+@pytest.fixture(scope="module")
+def downloaded(demo, tmp_path_factory):
+    from mgfm.ingest.download import download_video
+
+    out = tmp_path_factory.mktemp("download")
+    download_video(demo / "manifest.csv", "demo001", out / "demo001.mp4", out / "demo001.json", {})
+    return out / "demo001.mp4", out / "demo001.json"
+
+
+def test_download(demo, downloaded, tmp_path):
+    from mgfm.ingest.download import download_video
+
+    video, meta = downloaded
+    download_video(demo / "manifest.csv", "demo001", tmp_path / "demo001.mp4", tmp_path / "demo001.json",
+                   rule_params(tmp_path, "download_video"))
+    assert video.read_bytes() == (tmp_path / "demo001.mp4").read_bytes()
+    recorded = assert_same_json(meta, tmp_path / "demo001.json")
+    assert recorded["fps"] == defaults("download")["fps"]
+
+
+def test_pose(downloaded, tmp_path):
+    from mgfm.pose.extract import extract_pose
+
+    video, meta = downloaded
+    ours = extract_pose(video, meta, tmp_path / "ours.parquet", {})
+    theirs = extract_pose(video, meta, tmp_path / "rule.parquet", rule_params(tmp_path, "pose"))
+    assert ours == theirs
+    assert_same_tables(tmp_path / "ours.parquet", tmp_path / "rule.parquet")
+    want = defaults("pose")
+    assert (ours["batch_size"], ours["bbox_padding"]) == (want["batch_size"], want["bbox_padding"])
+
+
+# ---- clips and datasets ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Six videos whose pose scores step between 0.2, 0.4 and 0.9 (so tau, the IoD taus and the shoulder score
+    threshold each decide something) and whose short train instances let a video reach the default quota."""
+    from tests.support.clips import person_pose, write_pose, write_video
+
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    n, rows, instances = 900, [], []
+    for i, (subset, split) in enumerate([("labeled", "train")] * 2 + [("labeled", "test")] * 2 +
+                                        [("unlabeled", "")] * 2):
+        vid = f"v{i}"
+        pose = person_pose(n, rng, 160, 120)
+        for start in range(0, n, 60):
+            level = (0.9, 0.2, 0.9, 0.4)[start // 60 % 4]
+            pose.score[start:start + 60] = rng.uniform(level - 0.05, level + 0.05, pose.score[start:start + 60].shape)
+        write_pose(root / "pose" / f"{vid}.parquet", pose, width=160, height=120)
+        if split == "test":
+            write_video(root / "videos" / f"{vid}.mp4", n, 160, 120)
+        rows.append({"video_id": vid, "url": f"file:///x/{vid}.mp4", "subject_id": f"s{i}", "outcome": "win",
+                     "subset": subset, "split": split})
+        if subset == "labeled":
+            for start in range(10, n - 20, 45):
+                instances.append({"video_id": vid, "class_id": int(rng.integers(1, 6)), "start_frame": start,
+                                  "end_frame": start + int(rng.integers(3, 8))})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    pd.DataFrame(instances).to_csv(root / "annotations.csv", index=False)
+    return {"pose_dir": root / "pose", "video_dir": root / "videos", "manifest": root / "manifest.csv",
+            "annotations": root / "annotations.csv"}
+
+
+@pytest.fixture(scope="module")
+def sampled(corpus, tmp_path_factory):
+    from mgfm.clips.sample import sample_clips
+
+    out = tmp_path_factory.mktemp("clips")
+    sample_clips(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], out / "clips.parquet",
+                 out / "stats.csv", 1, {})
+    return out
+
+
+def test_sample_clips(corpus, sampled, tmp_path):
+    from mgfm.clips.sample import sample_clips
+
+    sample_clips(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], tmp_path / "clips.parquet",
+                 tmp_path / "stats.csv", 1, rule_params(tmp_path, "sample_clips"))
+    assert_same_tables(sampled / "clips.parquet", tmp_path / "clips.parquet")
+    assert (sampled / "stats.csv").read_bytes() == (tmp_path / "stats.csv").read_bytes()
+    per_video = pd.read_parquet(sampled / "clips.parquet").groupby("video_id").size()
+    assert per_video.max() == defaults("clips")["quota"]
+
+
+def test_iod(corpus, tmp_path):
+    from mgfm.clips.iod import run_iod
+
+    ours = run_iod(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], tmp_path / "ours.json", 1, {})
+    theirs = run_iod(corpus["pose_dir"], corpus["manifest"], corpus["annotations"], tmp_path / "rule.json", 1,
+                     rule_params(tmp_path, "iod"))
+    assert ours == theirs
+    assert (tmp_path / "ours.json").read_bytes() == (tmp_path / "rule.json").read_bytes()
+    text = json.dumps(ours)
     want = defaults("clips")
-    assert (seen["prior"], quota, tau, budget) == (want["prior"], want["quota"], want["tau"], want["retry_budget"])
+    for setting in (*want["iod_quotas"], *want["iod_taus"], want["iod_tau_table_quota"]):
+        assert str(setting) in text
 
 
-def test_iod(monkeypatch, tmp_path):
-    from mgfm.clips import iod
+def test_duration_figure(corpus, sampled, tmp_path):
+    from mgfm.clips.sample import durations_figure
 
-    seen, calls = {}, []
-    _stub_tables(monkeypatch, iod, seen)
-    monkeypatch.setattr(iod, "videos_of", lambda manifest, *a: ["v1"])
-
-    def sample_tracks(tracks, prior, seed, quota, tau, budget, total):
-        calls.append((quota, tau, budget))
-        return pd.DataFrame({"video_id": [], "start_frame": [], "end_frame": []}), pd.DataFrame({"accepted": [0]})
-
-    monkeypatch.setattr(iod, "sample_tracks", sample_tracks)
-    monkeypatch.setattr(iod, "iod_precision", lambda clips, truth: 0.0)
-    iod.run_iod(tmp_path, "m.csv", "a.csv", tmp_path / "iod.json", 1, {})
-    want = defaults("clips")
-    expected = [(q, want["tau"], want["retry_budget"]) for q in want["iod_quotas"]]
-    expected += [(want["iod_tau_table_quota"], t, want["retry_budget"]) for t in want["iod_taus"]]
-    assert calls == expected and seen["prior"] == want["prior"]
-
-
-def test_duration_figure(monkeypatch, tmp_path):
-    from mgfm.clips import sample
-
-    seen = {}
-    _stub_tables(monkeypatch, sample, seen)
-    clips = tmp_path / "c.parquet"
-    pd.DataFrame({"video_id": ["v1"], "duration_s": [1.0]}).to_parquet(clips)
-    monkeypatch.setattr(sample, "videos_of", lambda manifest, *a: [])
-    monkeypatch.setattr(sample, "duration_figure", _spy(seen, "figure"))
-    with pytest.raises(Stop):
-        sample.durations_figure(clips, "m.csv", "a.csv", tmp_path / "f.png", {})
-    assert seen["figure"][1]["max_s"] == defaults("clips")["figure_max_s"]
-    assert seen["prior"] == defaults("clips")["prior"]
+    durations_figure(sampled / "clips.parquet", corpus["manifest"], corpus["annotations"], tmp_path / "ours.png", {})
+    durations_figure(sampled / "clips.parquet", corpus["manifest"], corpus["annotations"], tmp_path / "rule.png",
+                     rule_params(tmp_path, "duration_figure"))
+    assert (tmp_path / "ours.png").read_bytes() == (tmp_path / "rule.png").read_bytes()
 
 
 @pytest.mark.parametrize("kind", ["skeleton", "rgb"])
-def test_packed_datasets(monkeypatch, tmp_path, kind):
-    from mgfm.packs import rgb, skeleton
+def test_packed_datasets(corpus, tmp_path, kind):
+    from mgfm.core.packed import read_info
+    from mgfm.packs.rgb import build_rgb_pack
+    from mgfm.packs.skeleton import build_skeleton_pack
 
-    seen = {}
-    module = skeleton if kind == "skeleton" else rgb
-    monkeypatch.setattr(module, "load_catalog", _spy(seen, "catalog"))
-    real = module.resolve
-    monkeypatch.setattr(module, "resolve", lambda section, params: seen.setdefault("p", real(section, params)))
-    with pytest.raises(Stop):
+    c = corpus
+    given = {"size": 32} if kind == "rgb" else {}   # 224-pixel frames would only make the test slower
+
+    def build(out, params):
         if kind == "skeleton":
-            skeleton.build_skeleton_pack("mg_test", tmp_path / "o", tmp_path, "m.csv", "a.csv", None, {})
-        else:
-            rgb.build_rgb_pack("mg_test", tmp_path / "o", tmp_path, tmp_path, "m.csv", "a.csv", None, {})
-    assert seen["p"] == defaults(kind)
+            return build_skeleton_pack("mg_test", out, c["pose_dir"], c["manifest"], c["annotations"], None,
+                                          params)
+        return build_rgb_pack("mg_test", out, c["video_dir"], c["pose_dir"], c["manifest"], c["annotations"],
+                                 None, params)
+
+    ours = build(tmp_path / "ours", given)
+    theirs = build(tmp_path / "rule", rule_params(tmp_path, f"pack_{kind}", given))
+    pd.testing.assert_frame_equal(ours, theirs)
+    assert_same_files(tmp_path / "ours", tmp_path / "rule")
+    assert read_info(tmp_path / "ours")["params"] == {**defaults(kind), **given}
 
 
-# ---- pretraining and features ------------------------------------------------------------------------
+# ---- pretraining and features ------------------------------------------------------------------------------
 
 
-def test_pretrain_training_loop(monkeypatch, tmp_path):
-    from mgfm.train import pretrain
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    from mgfm.train.pretrain import pretrain_skeleton
+    from tests.support.skeleton import write_synthetic_skeleton
 
-    seen = {}
-    real = pretrain.TrainConfig.from_section
+    root = tmp_path_factory.mktemp("pretrain")
+    write_synthetic_skeleton(root / "data", 16, frames=16)
+    pretrain_skeleton(root / "data", "joint", root / "model", PRETRAIN, seed=0)
+    return root
 
-    class Recording:
-        @staticmethod
-        def from_section(p, seed, key="train"):
-            seen["train"] = real(p, seed, key)
-            raise Stop("train")
 
-    monkeypatch.setattr(pretrain, "TrainConfig", Recording)
-    with pytest.raises(Stop):
-        pretrain.pretrain_skeleton(tmp_path / "none", "joint", tmp_path / "out", {}, seed=0)
-    got = _plain(seen["train"].to_dict())
-    got.pop("seed")
-    assert got == defaults("pretrain")["train"]
+def test_pretraining_records_the_defaults_it_trained_with(pretrained, tmp_path):
+    from mgfm.models.artifact import read_card
+    from mgfm.models.losses.decorrelation import DecorrelationWeights
+    from mgfm.train.augment import AugmentConfig
+
+    card = read_card(pretrained / "model")
+    rule = rule_params(tmp_path, "pretrain_skeleton", PRETRAIN)
+    want = defaults("pretrain")
+    assert rule["augment"] == want["augment"] and rule["loss"] == want["loss"]
+    # the card holds the settings the training used, in the form its step built from the section
+    assert _plain(card["augment"]) == _plain(AugmentConfig.from_section(want["augment"]).to_dict())
+    assert _plain(card["loss"]) == _plain(DecorrelationWeights.from_section(want["loss"]).to_dict())
+    trained = {k: v for k, v in _plain(card["train"]).items() if k != "seed"}
+    assert trained == rule["train"] == {**defaults("pretrain")["train"], **PRETRAIN["train"]}
+    model = {**card["arch"], **card["projectors"]}
+    assert {k: model[k] for k in rule["model"]} == {**defaults("pretrain")["model"], **TINY_MODEL}
+
+
+def test_feature_extraction(pretrained, tmp_path):
+    from mgfm.train.features import extract_features
+
+    model, data = pretrained / "model", pretrained / "data"
+    extract_features(model, data, tmp_path / "ours.parquet", params={})
+    extract_features(model, data, tmp_path / "rule.parquet",
+                     params=rule_params(tmp_path, "extract_features"))
+    assert_same_tables(tmp_path / "ours.parquet", tmp_path / "rule.parquet")
+
+
+# ---- evaluation and inference ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -182,56 +320,46 @@ def encoders(tmp_path_factory):
     from tests.support.features import write_synthetic_encoders
 
     root = tmp_path_factory.mktemp("enc")
-    # 160 training clips: more than the default fine-tuning batch, so it is not lowered to the subset size
+    # 160 training clips: more than the default fine-tuning batch, so it is not lowered to the clip count
     return write_synthetic_encoders(root, streams=("joint",), num_classes=4, n_train=160, n_test=8, frames=8,
                                     hidden=8)
 
 
-def test_feature_extraction(monkeypatch, encoders, tmp_path):
-    from mgfm.train import features
+def _finetune(protocol, p, params, out):
+    from mgfm.eval.finetune import run_finetune
 
-    seen = {}
-    monkeypatch.setattr(features, "encode_dataset", _spy(seen, "encode"))
-    with pytest.raises(Stop):
-        features.extract_features(encoders["models"] / "skeleton" / "joint", encoders["datasets"] / "skeleton" /
-                                  "mg_test", tmp_path / "f.parquet", params={})
-    assert seen["encode"][0][2] == defaults("pretrain")["features"]["batch_size"]
+    return run_finetune(protocol, str(p["models"] / "skeleton" / "joint"), str(p["datasets"] / "skeleton" / "mg_train"),
+                        str(p["datasets"] / "skeleton" / "mg_test"), str(p["taxonomy"]), params, str(out))
 
 
-# ---- evaluation ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finetuned(encoders, tmp_path_factory):
+    """The ``finetune`` protocol with every default but its epochs and seeds (the ensemble's member)."""
+    out = tmp_path_factory.mktemp("finetuned")
+    _finetune("finetune", encoders, FINETUNE, out)
+    return out
 
 
 @pytest.mark.parametrize("protocol", ["finetune", "scratch", "semi_supervised"])
-def test_finetune_protocols(monkeypatch, encoders, tmp_path, protocol):
-    import torch
-
-    from mgfm.eval import finetune
-    from mgfm.train import loop
-
-    seen = {}
-    real_loss, real_head = torch.nn.CrossEntropyLoss, finetune.Classifier
-    monkeypatch.setattr(torch.nn, "CrossEntropyLoss",
-                        lambda **kw: (seen.setdefault("loss", kw), real_loss(**kw))[1])
-    monkeypatch.setattr(finetune, "Classifier",
-                        lambda enc, k, std: (seen.setdefault("init_std", std), real_head(enc, k, std))[1])
-    real_rows = finetune.semi_supervised_rows
-    monkeypatch.setattr(finetune, "semi_supervised_rows",
-                        lambda n, frac, seed: (seen.setdefault("fraction", frac), real_rows(n, frac, seed))[1])
-    monkeypatch.setattr(loop, "fit", _spy(seen, "fit"))
-    p = encoders
-    with pytest.raises(Stop):
-        finetune.run_finetune(protocol, str(p["models"] / "skeleton" / "joint"),
-                              str(p["datasets"] / "skeleton" / "mg_train"), str(p["datasets"] / "skeleton" / "mg_test"),
-                              str(p["taxonomy"]), {}, str(tmp_path / "out"))
+def test_finetune_protocols(encoders, finetuned, tmp_path, protocol):
+    if protocol == "finetune":
+        ours = finetuned
+    else:
+        ours = tmp_path / "ours"
+        _finetune(protocol, encoders, FINETUNE, ours)
+    _finetune(protocol, encoders, rule_params(tmp_path, f"eval_{protocol}", FINETUNE), tmp_path / "rule")
+    metrics = assert_same_json(ours / "metrics.json", tmp_path / "rule" / "metrics.json")
+    assert_same_npz(ours / "scores.npz", tmp_path / "rule" / "scores.npz")
     want = defaults("eval")
-    cfg = _plain(seen["fit"][0][3].to_dict())
-    cfg.pop("seed")
-    if protocol == "semi_supervised":   # a 10% subset is smaller than the batch, which is lowered (and logged)
-        assert seen["fraction"] == want["semi_supervised"]["fraction"]
-        cfg.pop("batch_size"), want["finetune"]["train"].pop("batch_size")
-    assert cfg == want["finetune"]["train"]
-    assert seen["loss"] == {"label_smoothing": want["finetune"]["label_smoothing"]}
-    assert seen["init_std"] == want["finetune"]["init_std"]
+    assert metrics["seeds"] == FINETUNE["seeds"]
+    assert metrics["config"]["finetune"] == merge(want["finetune"], FINETUNE["finetune"])
+    assert metrics["config"]["validation"] == want["validation"]
+    n_train = json.loads((ours / "metrics.json").read_text())["n_train"][0]
+    if protocol == "semi_supervised":   # the default 10% of the 160 training clips
+        assert metrics["config"]["semi_supervised"] == want["semi_supervised"]
+        assert n_train == pytest.approx(160 * want["semi_supervised"]["fraction"], abs=4)
+    else:
+        assert n_train == 160
 
 
 @pytest.fixture(scope="module")
@@ -247,64 +375,77 @@ def _tables(p, stream="joint"):
     return {stream: (str(base / "mg_train.parquet"), str(base / "mg_test.parquet"))}
 
 
-def test_linear_probe(monkeypatch, features, tmp_path):
-    from mgfm.eval import linear_probe
+def test_linear_probe(features, tmp_path):
+    from mgfm.eval.linear_probe import run_linear_probe
 
-    seen = {}
-    monkeypatch.setattr(linear_probe, "train_probe", _spy(seen, "probe"))
-    with pytest.raises(Stop):
-        linear_probe.run_linear_probe(_tables(features), str(features["taxonomy"]), {}, str(tmp_path))
-    assert _plain(asdict(seen["probe"][0][3])) == defaults("eval")["linear_probe"]
-
-
-def test_retrieval(monkeypatch, features, tmp_path):
-    from mgfm.eval import retrieval
-
-    seen = {}
-    monkeypatch.setattr(retrieval, "nearest", _spy(seen, "nearest"))
-    with pytest.raises(Stop):
-        retrieval.run_retrieval(_tables(features), str(features["taxonomy"]), {}, str(tmp_path))
-    want = defaults("eval")["retrieval"]
-    assert seen["nearest"][0][2:4] == (max(want["ks"]), want["chunk"])
+    run_linear_probe(_tables(features), str(features["taxonomy"]), PROBE, str(tmp_path / "ours"))
+    run_linear_probe(_tables(features), str(features["taxonomy"]),
+                     rule_params(tmp_path, "eval_linear_probe", PROBE), str(tmp_path / "rule"))
+    metrics = assert_same_json(tmp_path / "ours" / "metrics.json", tmp_path / "rule" / "metrics.json")
+    assert_same_npz(tmp_path / "ours" / "scores.npz", tmp_path / "rule" / "scores.npz")
+    assert _plain(metrics["config"]) == {**defaults("eval")["linear_probe"], **PROBE["linear_probe"]}
+    assert metrics["seeds"] == defaults("eval")["seeds"]
 
 
-def test_emotion(monkeypatch, features, tmp_path):
-    from mgfm.eval import emotion
+def test_retrieval(features, tmp_path):
+    from mgfm.eval.retrieval import run_retrieval
 
-    seen = {}
-    monkeypatch.setattr(emotion, "train_aggregator", _spy(seen, "aggregator"))
-    table = features["features"] / "skeleton" / "joint" / "video_clips.parquet"
-    with pytest.raises(Stop):
-        emotion.run_emotion({"skeleton/joint": str(table)}, str(features["manifest"]), {}, str(tmp_path))
-    assert _plain(asdict(seen["aggregator"][0][3])) == defaults("eval")["emotion"]
-
-
-def test_ensemble(monkeypatch, tmp_path):
-    from mgfm.eval import ensemble, finetune
-
-    seen = []
-
-    def load_scores(path, seed):
-        seen.append(seed)
-        raise Stop("scores")
-
-    monkeypatch.setattr(finetune, "load_scores", load_scores)
-    with pytest.raises(Stop):
-        ensemble.run_ensemble({"skeleton/joint": "m.json"}, {}, str(tmp_path))
-    assert seen == [defaults("eval")["seeds"][0]]
+    ours = run_retrieval(_tables(features), str(features["taxonomy"]), {}, str(tmp_path / "ours"))
+    theirs = run_retrieval(_tables(features), str(features["taxonomy"]),
+                           rule_params(tmp_path, "eval_retrieval"), str(tmp_path / "rule"))
+    assert ours == theirs
+    assert ours["ks"] == defaults("eval")["retrieval"]["ks"]
 
 
-# ---- the models inference loads ----------------------------------------------------------------------------
-# (the classifier is the finetune protocol's first seed, exported by run_finetune: test_finetune_protocols)
+def test_emotion(features, tmp_path):
+    from mgfm.eval.emotion import run_emotion
+
+    table = {"skeleton/joint": str(features["features"] / "skeleton" / "joint" / "video_clips.parquet")}
+    ours = run_emotion(table, str(features["manifest"]), EMOTION, str(tmp_path / "ours"))
+    theirs = run_emotion(table, str(features["manifest"]), rule_params(tmp_path, "eval_emotion", EMOTION),
+                         str(tmp_path / "rule"))
+    assert ours == theirs
+    assert _plain(ours["config"]) == {**defaults("eval")["emotion"], **EMOTION["emotion"]}
+    assert ours["seeds"] == defaults("eval")["seeds"]
 
 
-def test_emotion_model(monkeypatch, features, tmp_path):
-    from mgfm.eval import emotion
+def test_ensemble(finetuned, tmp_path):
+    from mgfm.eval.ensemble import run_ensemble
 
-    seen = {}
-    monkeypatch.setattr(emotion, "train_aggregator", _spy(seen, "aggregator"))
-    table = features["features"] / "skeleton" / "joint" / "video_clips.parquet"
-    with pytest.raises(Stop):
-        emotion.export_emotion_model({"joint": str(table)}, {"joint": "skeleton/joint"}, str(features["manifest"]),
-                                     {}, str(tmp_path / "emotion"))
-    assert _plain(asdict(seen["aggregator"][0][3])) == defaults("eval")["emotion"]
+    members = {"skeleton/joint": str(finetuned / "metrics.json")}
+    ours = run_ensemble(members, ENSEMBLE, str(tmp_path / "ours"))
+    theirs = run_ensemble(members, rule_params(tmp_path, "eval_ensemble", ENSEMBLE), str(tmp_path / "rule"))
+    assert ours == theirs
+    assert ours["select"] == defaults("eval")["ensemble"]["select"]
+    assert ours["weights"] == [ENSEMBLE["ensemble"]["weights"]]
+
+
+def test_exported_classifier(encoders, tmp_path):
+    """The classifier inference loads: the finetune protocol's first seed, exported by its job."""
+    from mgfm.eval.finetune import run_finetune
+
+    p = encoders
+
+    def export(params, out):
+        return run_finetune("finetune", str(p["models"] / "skeleton" / "joint"),
+                            str(p["datasets"] / "skeleton" / "mg_train"), str(p["datasets"] / "skeleton" / "mg_test"),
+                            str(p["taxonomy"]), params, str(out / "eval"), export_dir=str(out / "classifier"))
+
+    export(ONE_EPOCH, tmp_path / "ours")
+    export(rule_params(tmp_path, "eval_finetune", ONE_EPOCH), tmp_path / "rule")
+    info = json.loads((tmp_path / "ours" / "classifier" / "classifier.json").read_text())
+    assert info["seed"] == defaults("eval")["seeds"][0]
+    assert_same_files(tmp_path / "ours" / "classifier", tmp_path / "rule" / "classifier")
+
+
+def test_emotion_model(features, tmp_path):
+    from mgfm.eval.emotion import export_emotion_model
+
+    table = {"joint": str(features["features"] / "skeleton" / "joint" / "video_clips.parquet")}
+    ours = export_emotion_model(table, {"joint": "skeleton/joint"}, str(features["manifest"]), EMOTION,
+                                str(tmp_path / "ours"))
+    theirs = export_emotion_model(table, {"joint": "skeleton/joint"}, str(features["manifest"]),
+                                  rule_params(tmp_path, "eval_emotion_model", EMOTION), str(tmp_path / "rule"))
+    assert ours == theirs
+    assert _plain(ours["config"]) == {**defaults("eval")["emotion"], **EMOTION["emotion"]}
+    assert_same_files(tmp_path / "ours", tmp_path / "rule")

@@ -1,4 +1,4 @@
-"""Workflow-level behaviour (issue 2): a second run has nothing to do, changing a parameter of one stage reruns
+"""Workflow-level behaviour: a second run has nothing to do, changing a parameter of one stage reruns
 that stage and what follows it and nothing upstream, and `snakemake --lint` is clean.
 
 A tiny demo (4 videos) runs its cheap stages for real (corpus generation, validation, download and

@@ -235,7 +235,7 @@ def export_emotion_model(members: dict[str, str], encoders: dict[str, str], mani
     from mgfm.eval.export import save_aggregator
 
     params = resolve_step("eval_emotion_model", params)
-    cfg = EmotionConfig.from_params(params["emotion"])
+    cfg = EmotionConfig.from_section(params["emotion"])
     missing = sorted(set(members) - set(encoders))
     if missing:
         raise ValueError(f"emotion model: members {missing} have no encoder folder")

@@ -1,5 +1,5 @@
-"""Real-data setups that used to pass silently fail or warn early: demo counts at parse time, whole-frame pose
-boxes on a files dataset."""
+"""Settings that cannot work on the data fail or warn before the work: demo counts at parse time (dry runs
+included), a pose model without a person detector (whole-frame boxes) on real videos."""
 
 from __future__ import annotations
 

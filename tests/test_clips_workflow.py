@@ -55,9 +55,9 @@ def workflow(tmp_path_factory):
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     # upstream artifacts as the download and pose stages leave them, oldest first
     res = work / "results"
-    for d in ("videos", "dataset", "pose"):
+    for d in ("videos", "ingest", "pose"):
         (res / d).mkdir(parents=True, exist_ok=True)
-    (res / "dataset" / "validated.json").write_text("{}")
+    (res / "ingest" / "validated.json").write_text("{}")
     ids = corpus["manifest_df"].video_id.tolist()
     for vid in ids:
         n = read_pose_meta(corpus["pose_dir"] / f"{vid}.parquet")["n_frames"]
@@ -69,17 +69,17 @@ def workflow(tmp_path_factory):
     assert DEMO_POSE_MODEL.is_file(), DEMO_POSE_MODEL
     # the per-video download records (rule video_record), as a run writes them: names carry their content's digest
     with contextlib.chdir(work):
-        for vid, text in manifest_records(corpus["manifest"], res / "dataset" / "videos").items():
-            write_versioned_record(versioned_record_path(res / "dataset" / "videos", vid, text), text)
+        for vid, text in manifest_records(corpus["manifest"], res / "ingest" / "videos").items():
+            write_versioned_record(versioned_record_path(res / "ingest" / "videos", vid, text), text)
     stamp(work.glob("data/*.csv"), 3600)
-    stamp([res / "dataset" / "validated.json", *res.glob("dataset/videos/*.json")], 3000)
+    stamp([res / "ingest" / "validated.json", *res.glob("ingest/videos/*.json")], 3000)
     for vid in ids:                                     # the download stage's content records of its videos
         write_record(res / "videos" / f"{vid}.mp4", res / "content" / "videos" / f"{vid}.mp4.json")
     stamp([*res.glob("videos/*"), *res.glob("content/videos/*")], 2400)
     for vid in ids:                                     # the pose stage's files and their content records
         (res / "pose" / f"{vid}.parquet").write_bytes((corpus["pose_dir"] / f"{vid}.parquet").read_bytes())
         write_record(res / "pose" / f"{vid}.parquet", res / "content" / "pose" / f"{vid}.parquet.json")
-    (res / "dataset" / "annotations_checked.json").write_text("{}")
+    (res / "ingest" / "annotations_checked.json").write_text("{}")
     log = run_targets(work, [work / "config.yaml"])
     return work, log
 

@@ -262,8 +262,8 @@ def test_annotations_inside_videos(tmp_path):
 def test_cli_validate_writes_summary_or_fails_without_output(tmp_path, capsys):
     from mgfm.cli import main
 
-    out = tmp_path / "dataset" / "validated.json"
-    args = ["dataset", "validate", "--manifest", str(manifest_file(tmp_path)),
+    out = tmp_path / "ingest" / "validated.json"
+    args = ["ingest", "validate", "--manifest", str(manifest_file(tmp_path)),
             "--annotations", str(annotations_file(tmp_path)), "--taxonomy", str(taxonomy_file(tmp_path))]
     assert main([*args, "--out", str(out)]) == 0
     assert json.loads(out.read_text())["instances"] == 4

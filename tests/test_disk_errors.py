@@ -177,7 +177,7 @@ def test_a_failing_command_with_an_os_error_ends_with_that_line(tmp_path, capsys
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "dataset" / "validated.json"))
 
     monkeypatch.setattr("mgfm.ingest.contract.validate_dataset", full)
-    assert main(["dataset", "validate", "--manifest", "m.csv", "--annotations", "a.csv", "--taxonomy", "t.csv",
+    assert main(["ingest", "validate", "--manifest", "m.csv", "--annotations", "a.csv", "--taxonomy", "t.csv",
                  "--out", str(tmp_path / "v.json")]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.endswith(f"{tmp_path / 'dataset' / 'validated.json'}: No space left on device "

@@ -378,7 +378,7 @@ def test_sigterm_during_download_leaves_nothing(tmp_path, server):
 
     manifest = write_manifest(tmp_path, [{"video_id": "vid01", "url": f"{server.url}/slow.mp4"}])
     out = tmp_path / "videos"
-    proc = subprocess.Popen([sys.executable, "-m", "mgfm", "download", "--manifest", str(manifest),
+    proc = subprocess.Popen([sys.executable, "-m", "mgfm", "ingest", "download", "--manifest", str(manifest),
                              "--video-id", "vid01", "--out-video", str(out / "vid01.mp4"),
                              "--out-meta", str(out / "vid01.json"), "--params", json.dumps({"timeout_s": 10})],
                             stderr=subprocess.PIPE, text=True)
@@ -518,7 +518,7 @@ def test_dataset_validate_refuses_unfetchable_urls_naming_row_and_column(tmp_pat
     manifest = write_manifest(tmp_path, [{"video_id": "ok1", "url": "a.mp4"}, {"video_id": "bad2", "url": url}])
     (tmp_path / "taxonomy.csv").write_text("class_id,name,group\n0,nod,Head\n")
     (tmp_path / "annotations.csv").write_text("video_id,class_id,start_frame,end_frame\n")
-    assert main(["dataset", "validate", "--manifest", str(manifest), "--annotations", str(tmp_path / "annotations.csv"),
+    assert main(["ingest", "validate", "--manifest", str(manifest), "--annotations", str(tmp_path / "annotations.csv"),
                  "--taxonomy", str(tmp_path / "taxonomy.csv"), "--out", str(tmp_path / "v.json")]) == 1
     err = capsys.readouterr().err
     assert f"{manifest}, row 2, column 'url': " in err and why in err, err

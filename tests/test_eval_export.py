@@ -31,7 +31,7 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     p = write_synthetic_encoders(root, streams=("joint",), num_classes=K, n_train=40, n_test=20, frames=8, hidden=8)
     args = dict(model_dir=str(p["models"] / "skeleton" / "joint"),
-                train=str(p["datasets"] / "skeleton" / "mg_train"), test=str(p["datasets"] / "skeleton" / "mg_test"))
+                train=str(p["packs"] / "skeleton" / "mg_train"), test=str(p["packs"] / "skeleton" / "mg_test"))
     out = root / "eval" / "finetune" / "skeleton" / "joint"
     export = root / "models" / "classifiers" / "skeleton" / "joint"
     result = run_finetune("finetune", args["model_dir"], args["train"], args["test"], str(p["taxonomy"]), PARAMS,
@@ -112,8 +112,8 @@ def test_no_export_without_a_folder_and_other_protocols_export_nothing(tmp_path)
                                  hidden=8)
     params = {**PARAMS, "seeds": [0], "finetune": {**PARAMS["finetune"], "train": {**PARAMS["finetune"]["train"],
                                                                                    "epochs": 1}}}
-    run_finetune("scratch", str(p["models"] / "skeleton" / "joint"), str(p["datasets"] / "skeleton" / "mg_train"),
-                 str(p["datasets"] / "skeleton" / "mg_test"), str(p["taxonomy"]), params, str(tmp_path / "scratch"),
+    run_finetune("scratch", str(p["models"] / "skeleton" / "joint"), str(p["packs"] / "skeleton" / "mg_train"),
+                 str(p["packs"] / "skeleton" / "mg_test"), str(p["taxonomy"]), params, str(tmp_path / "scratch"),
                  global_seed=GLOBAL_SEED)
     assert not (tmp_path / "models" / "classifiers").exists()
     assert not list(tmp_path.rglob(CLASSIFIER_NAME))

@@ -29,8 +29,8 @@ def tiny(tmp_path_factory):
 
 
 def _run(root, p, protocol, stream, params=PARAMS, run="eval"):
-    return run_finetune(protocol, str(p["models"] / "skeleton" / stream), str(p["datasets"] / "skeleton" / "mg_train"),
-                        str(p["datasets"] / "skeleton" / "mg_test"), str(p["taxonomy"]), params,
+    return run_finetune(protocol, str(p["models"] / "skeleton" / stream), str(p["packs"] / "skeleton" / "mg_train"),
+                        str(p["packs"] / "skeleton" / "mg_test"), str(p["taxonomy"]), params,
                         str(root / run / protocol / "skeleton" / stream), global_seed=11)
 
 
@@ -129,14 +129,14 @@ def test_frozen_guard_and_cache_check(tiny, tmp_path):
             with torch.no_grad():
                 next(enc.parameters()).add_(1.0)
     feats = p["features"] / "skeleton" / "joint" / "mg_test.parquet"
-    rel = verify_cached_features(str(p["models"] / "skeleton" / "joint"), str(p["datasets"] / "skeleton" / "mg_test"),
+    rel = verify_cached_features(str(p["models"] / "skeleton" / "joint"), str(p["packs"] / "skeleton" / "mg_test"),
                                  str(feats), 4)
     assert rel < 1e-3
     meta, x = read_features(feats)
     stale = tmp_path / "stale.parquet"
     write_features(stale, meta, x * 1.5, {})
     with pytest.raises(ValueError, match="stale"):
-        verify_cached_features(str(p["models"] / "skeleton" / "joint"), str(p["datasets"] / "skeleton" / "mg_test"),
+        verify_cached_features(str(p["models"] / "skeleton" / "joint"), str(p["packs"] / "skeleton" / "mg_test"),
                                str(stale), 4)
 
 

@@ -63,13 +63,13 @@ def test_every_stage_left_its_artifacts(demo):
     for vid in ids:
         assert (res / "videos" / f"{vid}.mp4").is_file() and (res / "pose" / f"{vid}.parquet").is_file()
     for name in ("pretrain", "mg_train", "mg_test", "video_clips"):
-        skel, skel_meta = open_packed(res / "datasets" / "skeleton" / name)
+        skel, skel_meta = open_packed(res / "packs" / "skeleton" / name)
         assert len(skel) > 0 and skel.dtype == np.float32 and skel_meta["clip_id"].is_unique
         assert np.isfinite(np.asarray(skel)).all()
     # the demo evaluates both modalities, so MG-FM-RGB reads packed RGB clips with the skeleton clips' rows
     for name in ("pretrain", "mg_train", "mg_test", "video_clips"):
-        rgb, rgb_meta = open_packed(res / "datasets" / "rgb" / name)
-        skel_ids = open_packed(res / "datasets" / "skeleton" / name)[1]["clip_id"]
+        rgb, rgb_meta = open_packed(res / "packs" / "rgb" / name)
+        skel_ids = open_packed(res / "packs" / "skeleton" / name)[1]["clip_id"]
         assert rgb.dtype == np.uint8 and rgb_meta["clip_id"].tolist() == skel_ids.tolist()
     for stream in STREAMS:
         assert (res / "models" / "skeleton" / stream / "encoder.safetensors").is_file()

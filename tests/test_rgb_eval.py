@@ -34,7 +34,7 @@ def evaluated(tmp_path_factory):
         stream = "joint" if modality == "skeleton" else "rgb"
         feats = ["--train-features", f"{stream}={root / 'features' / modality / stream / 'mg_train.parquet'}",
                  "--test-features", f"{stream}={root / 'features' / modality / stream / 'mg_test.parquet'}"]
-        packs = root / "datasets" / modality
+        packs = root / "packs" / modality
         assert main(["eval", "linear-probe", "--modality", modality, *feats,
                      "--encoder", f"{stream}={root / 'models' / modality / stream}", "--test-pack", str(packs / "mg_test"),
                      "--out-dir", str(ev / "linear_probe" / modality), "--pretrained-streams", "joint", *common]) == 0
@@ -136,7 +136,7 @@ def test_the_spotting_classifier_is_the_fine_tuned_rgb_model(evaluated, tmp_path
     from mgfm.train.rgb.features import prepare_rgb
 
     root, paths, ev = evaluated
-    data = root / "datasets" / "rgb"
+    data = root / "packs" / "rgb"
     out = shutil.copytree(root / "models" / "classifiers" / "rgb" / "rgb", tmp_path / "classifiers" / "rgb" / "rgb")
     card = json.loads((out / "card.json").read_text())
     assert card["arch"]["pooling"] == "fc_norm" and card["arch"]["drop_path"] == 0.1

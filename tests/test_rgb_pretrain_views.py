@@ -207,7 +207,7 @@ def test_fine_tuning_on_views_layout_datasets_runs_with_per_clip_test_views(tmp_
                                      hidden=8)
     add_rgb_branch(tmp_path)
     for i, name in enumerate(("mg_train", "mg_test")):  # the same clips again, in the views layout
-        path = tmp_path / "datasets" / "rgb" / name
+        path = tmp_path / "packs" / "rgb" / name
         _, meta = open_packed(path)
         clips, _ = synthetic_rgb(len(meta), 12, 80, seed=i)
         starts = np.arange(len(meta)) % 5 + 1
@@ -220,8 +220,8 @@ def test_fine_tuning_on_views_layout_datasets_runs_with_per_clip_test_views(tmp_
     out = tmp_path / "eval"
     assert main(["eval", "finetune", "--protocol", "finetune", "--modality", "rgb", "--stream", "rgb",
                  "--model-dir", str(tmp_path / "models" / "rgb" / "rgb"),
-                 "--train", str(tmp_path / "datasets" / "rgb" / "mg_train"),
-                 "--test", str(tmp_path / "datasets" / "rgb" / "mg_test"),
+                 "--train", str(tmp_path / "packs" / "rgb" / "mg_train"),
+                 "--test", str(tmp_path / "packs" / "rgb" / "mg_test"),
                  "--out-dir", str(out), "--pretrained-streams", "joint", "--taxonomy", str(paths["taxonomy"]),
                  "--params", json.dumps(params)]) == 0
     views = json.loads((out / "metrics.json").read_text())["rgb_recipe"]["test_views"]

@@ -23,7 +23,7 @@ TINY = {"model": {"hidden": 32, "depth": 1, "heads": 2, "decoder_hidden": 16, "d
 @pytest.mark.pipeline
 def test_rgb_rules_end_to_end_and_stage_granularity(tmp_path):
     for i, name in enumerate(("pretrain", "mg_train", "mg_test", "video_clips")):
-        write_synthetic_rgb(tmp_path / "results" / "datasets" / "rgb" / name, 32, seed=i)
+        write_synthetic_rgb(tmp_path / "results" / "packs" / "rgb" / name, 32, seed=i)
     cfg = repo_config({**TINY_DEMO, "rgb_pretrain": TINY})
     write_config(tmp_path / "config.yaml", cfg)
     targets = ["results/models/rgb/rgb/encoder.safetensors",

@@ -328,8 +328,8 @@ def encoders(tmp_path_factory):
 def _finetune(protocol, p, params, out):
     from mgfm.eval.finetune import run_finetune
 
-    return run_finetune(protocol, str(p["models"] / "skeleton" / "joint"), str(p["datasets"] / "skeleton" / "mg_train"),
-                        str(p["datasets"] / "skeleton" / "mg_test"), str(p["taxonomy"]), params, str(out))
+    return run_finetune(protocol, str(p["models"] / "skeleton" / "joint"), str(p["packs"] / "skeleton" / "mg_train"),
+                        str(p["packs"] / "skeleton" / "mg_test"), str(p["taxonomy"]), params, str(out))
 
 
 @pytest.fixture(scope="module")
@@ -428,7 +428,7 @@ def test_exported_classifier(encoders, tmp_path):
 
     def export(params, out):
         return run_finetune("finetune", str(p["models"] / "skeleton" / "joint"),
-                            str(p["datasets"] / "skeleton" / "mg_train"), str(p["datasets"] / "skeleton" / "mg_test"),
+                            str(p["packs"] / "skeleton" / "mg_train"), str(p["packs"] / "skeleton" / "mg_test"),
                             str(p["taxonomy"]), params, str(out / "eval"), export_dir=str(out / "classifier"))
 
     export(ONE_EPOCH, tmp_path / "ours")

@@ -136,8 +136,8 @@ def evaluated(tmp_path_factory):
     run_retrieval(feats, str(p["taxonomy"]), params, str(ev / "retrieval" / "skeleton"))
     for protocol in ("semi_supervised", "finetune", "scratch"):
         for s in STREAMS:
-            run_finetune(protocol, str(root / "models" / "skeleton" / s), str(root / "datasets" / "skeleton" / "mg_train"),
-                         str(root / "datasets" / "skeleton" / "mg_test"), str(p["taxonomy"]), params,
+            run_finetune(protocol, str(root / "models" / "skeleton" / s), str(root / "packs" / "skeleton" / "mg_train"),
+                         str(root / "packs" / "skeleton" / "mg_test"), str(p["taxonomy"]), params,
                          str(ev / protocol / "skeleton" / s))
     run_ensemble({s: str(ev / "finetune" / "skeleton" / s / "metrics.json") for s in STREAMS}, params, str(ev / "ensemble"))
     run_emotion({s: str(root / "features" / "skeleton" / s / "video_clips.parquet") for s in STREAMS},

@@ -120,8 +120,8 @@ def tiny(tmp_path_factory):
 
 
 def _finetune(root, p, protocol="finetune"):
-    return run_finetune(protocol, str(p["models"] / "skeleton" / "joint"), str(p["datasets"] / "skeleton" / "mg_train"),
-                        str(p["datasets"] / "skeleton" / "mg_test"), str(p["taxonomy"]), FT,
+    return run_finetune(protocol, str(p["models"] / "skeleton" / "joint"), str(p["packs"] / "skeleton" / "mg_train"),
+                        str(p["packs"] / "skeleton" / "mg_test"), str(p["taxonomy"]), FT,
                         str(root / "eval" / protocol), global_seed=11)
 
 
@@ -140,7 +140,7 @@ def test_finetuning_is_not_resumed_on_a_retrained_encoder_or_new_data(tiny, capl
     assert "resuming" not in caplog.text and "checkpoint of another setup" in caplog.text
     caplog.clear()
     # the training data is rebuilt in place with the same shape
-    train = p["datasets"] / "skeleton" / "mg_train"
+    train = p["packs"] / "skeleton" / "mg_train"
     data, meta = open_packed(train, mmap=False)
     _write(train, data * 1.1, meta)
     with caplog.at_level(logging.INFO):

@@ -30,7 +30,7 @@ def manifest(tmp_path, monkeypatch):
 
 
 def test_records_hold_the_source_not_labels_and_are_written_once(manifest, tmp_path):
-    out = tmp_path / "results" / "dataset" / "videos"
+    out = tmp_path / "results" / "ingest" / "videos"
     assert write_video_records(manifest, out, backdate_new=True) == ["v0", "v1", "v2", "web"]
     rec = read_video_record(out / "v1.json")
     assert rec["url"] == "raw/v1.mp4" and rec["base_dir"] == "data" and rec["source"]["bytes"] == 100
@@ -67,7 +67,7 @@ def test_bad_record_names_the_file(tmp_path):
 def test_manifest_records_write_nothing_and_versioned_names_carry_the_content(manifest, tmp_path):
     """What the workflow computes while it parses: every row's record, no file written (a dry run's promise) unless
     the digest cache is asked to be kept; a record's versioned name changes exactly when its content does."""
-    out = tmp_path / "results" / "dataset" / "videos"
+    out = tmp_path / "results" / "ingest" / "videos"
     texts = manifest_records(manifest, out, update_cache=False)
     assert sorted(texts) == ["v0", "v1", "v2", "web"] and not (tmp_path / "results").exists()
     paths = {vid: versioned_record_path(out, vid, text) for vid, text in texts.items()}

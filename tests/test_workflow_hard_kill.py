@@ -76,8 +76,8 @@ def _recover(workdir: Path) -> None:
 
 def _files(workdir: Path) -> dict[str, bytes]:
     res = workdir / "results"
-    paths = [*res.glob("pose/*.parquet"), *res.glob("videos/*.mp4"), *res.glob("datasets/skeleton/*/*.npy"),
-             *res.glob("datasets/skeleton/*/meta.parquet"), res / "clips" / "clips.parquet",
+    paths = [*res.glob("pose/*.parquet"), *res.glob("videos/*.mp4"), *res.glob("packs/skeleton/*/*.npy"),
+             *res.glob("packs/skeleton/*/meta.parquet"), res / "clips" / "clips.parquet",
              res / "models" / "skeleton" / "joint" / "encoder.safetensors"]
     return {str(p.relative_to(workdir)): p.read_bytes() for p in paths}
 

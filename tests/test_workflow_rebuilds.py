@@ -112,7 +112,7 @@ def test_a_split_is_label_free_content_and_reruns_sampling(work):
 def test_a_file_rewritten_with_the_same_bytes_reruns_nothing(work, what):
     res = work / "results"
     path = {"pose": next((res / "pose").glob("*.parquet")), "video": next((res / "videos").glob("*.mp4")),
-            "dataset": res / "datasets" / "skeleton" / "pretrain" / "data.npy",
+            "dataset": res / "packs" / "skeleton" / "pretrain" / "data.npy",
             "clips": res / "clips" / "clips.parquet"}[what]
     data = path.read_bytes()
     path.unlink()
@@ -145,7 +145,7 @@ def _change(work: Path, what: str) -> None:
         first, second = sorted((res / "pose").glob("*.parquet"))[:2]
         shutil.copyfile(second, first)
     elif what == "dataset content":                          # a folder artifact, changed outside the workflow
-        data = res / "datasets" / "skeleton" / "pretrain" / "data.npy"
+        data = res / "packs" / "skeleton" / "pretrain" / "data.npy"
         raw = bytearray(data.read_bytes())
         raw[-1] ^= 1
         data.write_bytes(bytes(raw))

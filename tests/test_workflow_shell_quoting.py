@@ -133,7 +133,7 @@ def test_every_printed_command_is_valid_shell(odd_commands):
     work, commands = odd_commands
     launched = [c.split(" -- ", 1)[1] if c.startswith("python -m mgfm.common.gpu_slots ") else c for c in commands]
     rules = {shlex.split(c)[1 if c.startswith("mgfm ") else 0] for c in launched}
-    assert len(commands) > 60 and {"infer", "eval", "tables", "pretrain", "datasets"} <= rules, rules
+    assert len(commands) > 60 and {"infer", "eval", "tables", "pretrain", "packs", "ingest"} <= rules, rules
     for command in commands:
         proc = subprocess.run(["bash", "-n"], input=command, text=True, capture_output=True)
         assert proc.returncode == 0, f"{command}\n{proc.stderr}"
@@ -158,12 +158,12 @@ def test_every_command_hands_each_path_over_intact_and_runs_nothing_else(odd_com
     assert len(argv) == sum(1 + c.count(" && mgfm content record ") for c in commands)   # the record after a job
     assert not _canaries(work), "a config string was executed by a shell"
     # the config string reached the download command verbatim, inside its --params JSON
-    downloads = [a for a in argv if a[1] == "download"]
+    downloads = [a for a in argv if a[1:3] == ["ingest", "download"]]
     assert downloads and all(json.loads(a[a.index("--params") + 1])["user_agent"] == _canary_string(work)
                              for a in downloads)
     # every path argument is one argument, whole: the odd results folder and the odd video
     words = [w for a in argv for w in a]
-    assert f"{ODD_RESULTS}/dataset/validated.json" in words and ODD_VIDEO in words
+    assert f"{ODD_RESULTS}/ingest/validated.json" in words and ODD_VIDEO in words
     assert not [w for w in words if w in ("runs/exp", "(2)", "é") or w.startswith(("(2)", "é/"))]
     report = next(a for a in argv if a[1:3] == ["tables", "report"])
     assert f"{ODD_RESULTS}/tables/table6_iod_quota.md" in report
@@ -172,7 +172,7 @@ def test_every_command_hands_each_path_over_intact_and_runs_nothing_else(odd_com
 @pytest.mark.slow
 def test_real_jobs_run_under_a_results_folder_with_spaces_parentheses_and_accents(tmp_path):
     write_config(tmp_path / "config.yaml", repo_config({**TINY_DEMO, "results": ODD_RESULTS}))
-    snakemake(tmp_path, f"{ODD_RESULTS}/pose/demo000.parquet", f"{ODD_RESULTS}/dataset/validated.json")
+    snakemake(tmp_path, f"{ODD_RESULTS}/pose/demo000.parquet", f"{ODD_RESULTS}/ingest/validated.json")
     res = tmp_path / ODD_RESULTS
     assert (res / "pose" / "demo000.parquet").is_file() and (res / "videos" / "demo000.json").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name not in ("config.yaml", "logs", "runs", ".snakemake")] == []

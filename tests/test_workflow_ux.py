@@ -55,7 +55,7 @@ def test_rgb_datasets_are_planned_only_for_an_rgb_consumer(tmp_path):
     skeleton_only = merged(TINY_DEMO, {"eval": {"modalities": ["skeleton"]}})
     text = _dry(tmp_path, skeleton_only)
     assert "rule pack_skeleton:" in text
-    assert "rule pack_rgb:" not in text and "datasets/rgb/" not in text
+    assert "rule pack_rgb:" not in text and "packs/rgb/" not in text
     # still buildable on request
     text = _dry(tmp_path, skeleton_only, "results/packs/rgb/mg_test")
     assert "rule pack_rgb:" in text

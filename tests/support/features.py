@@ -118,7 +118,7 @@ def write_synthetic_encoders(root: str | os.PathLike, streams=("joint",), num_cl
         score = np.full((n, 1, frames, NUM_JOINTS), 0.9)
         data = np.concatenate([xy, score], axis=1).astype(np.float32)
         meta = _meta(n, videos, split, y, name[3:5], rng).assign(valid_len=frames)
-        write_packed(root / "datasets" / "skeleton" / name, data, meta, {"source": "synthetic"})
+        write_packed(root / "packs" / "skeleton" / name, data, meta, {"source": "synthetic"})
     model = {"num_frames": frames, "num_joints": NUM_JOINTS, "hidden": hidden, "depth": 1, "drop_path": 0.0}
     cfg = DSTEConfig.from_section(resolve("pretrain", {"model": model})["model"])
     for stream in streams:
@@ -129,6 +129,6 @@ def write_synthetic_encoders(root: str | os.PathLike, streams=("joint",), num_cl
         mdir = root / "models" / "skeleton" / stream
         save_encoder(mdir, enc, card)
         for name in ("mg_train", "mg_test"):
-            extract_features(mdir, root / "datasets" / "skeleton" / name,
+            extract_features(mdir, root / "packs" / "skeleton" / name,
                              feature_table(root / "features", "skeleton", stream, name), batch_size=64, device="cpu")
-    return {**paths, "models": root / "models", "datasets": root / "datasets", "features": root / "features"}
+    return {**paths, "models": root / "models", "packs": root / "packs", "features": root / "features"}

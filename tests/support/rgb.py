@@ -61,13 +61,13 @@ def add_rgb_branch(root: str | os.PathLike, model: dict | None = None, seed: int
     arch = {"num_frames": 8, "image_size": 64, "patch_size": 16, "tubelet_size": 2, "hidden": 32, "depth": 1,
             "heads": 2, "mlp_ratio": 2.0, "decoder_hidden": 16, "decoder_depth": 1, "decoder_heads": 2, **(model or {})}
     for i, name in enumerate(("mg_train", "mg_test")):
-        _, meta = open_packed(root / "datasets" / "skeleton" / name)
+        _, meta = open_packed(root / "packs" / "skeleton" / name)
         labels = meta["label"].to_numpy()
         k = int(labels.max()) + 1
         clips, _ = synthetic_rgb(len(meta), arch["num_frames"], arch["image_size"], classes=1, seed=seed + i)
         moved, _ = synthetic_rgb(len(meta) * k, arch["num_frames"], arch["image_size"], classes=k, seed=seed + 10 + i)
         clips = moved[np.arange(len(meta)) * k + labels]            # clip i moves in direction labels[i]
-        write_packed(root / "datasets" / "rgb" / name, clips, meta.assign(valid_len=arch["num_frames"]),
+        write_packed(root / "packs" / "rgb" / name, clips, meta.assign(valid_len=arch["num_frames"]),
                      {"modality": "rgb"})
     cfg = student_config(**arch)
     torch.manual_seed(seed)
@@ -77,6 +77,6 @@ def add_rgb_branch(root: str | os.PathLike, model: dict | None = None, seed: int
     mdir = root / "models" / "rgb" / "rgb"
     save_encoder(mdir, enc, card)
     for name in ("mg_train", "mg_test"):
-        extract_features(mdir, root / "datasets" / "rgb" / name, feature_table(root / "features", "rgb", "rgb", name),
+        extract_features(mdir, root / "packs" / "rgb" / name, feature_table(root / "features", "rgb", "rgb", name),
                          batch_size=32, device="cpu")
     return {"model": mdir}

@@ -87,7 +87,7 @@ def test_two_foundation_models_by_default():
     error naming the key."""
     from mgfm.config import resolve
     from mgfm.eval.checks import check_eval_config
-    from mgfm.eval.paths import emotion_members
+    from mgfm.eval.members import emotion_members
     from mgfm.tables.build import emotion_models
 
     default = resolve("eval", {})["emotion"]["skeleton_streams"]

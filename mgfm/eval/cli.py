@@ -69,7 +69,7 @@ def _stream_features(args: argparse.Namespace, streams: list[str]) -> dict[str, 
 def _linear_probe(args: argparse.Namespace) -> int:
     from mgfm.common.accel import set_torch_threads
     from mgfm.eval.linear_probe import run_linear_probe
-    from mgfm.eval.paths import modality_streams
+    from mgfm.eval.members import modality_streams
 
     params = _check(args, "eval_linear_probe")
     streams = modality_streams(args.modality, params["streams"])
@@ -88,7 +88,7 @@ def _linear_probe(args: argparse.Namespace) -> int:
 
 def _retrieval(args: argparse.Namespace) -> int:
     from mgfm.common.accel import set_torch_threads
-    from mgfm.eval.paths import modality_streams
+    from mgfm.eval.members import modality_streams
     from mgfm.eval.retrieval import run_retrieval
 
     params = _check(args, "eval_retrieval")
@@ -112,7 +112,7 @@ def _finetune(args: argparse.Namespace) -> int:
 def _emotion(args: argparse.Namespace) -> int:
     from mgfm.common.accel import set_torch_threads
     from mgfm.eval.emotion import run_emotion
-    from mgfm.eval.paths import emotion_members, member_name
+    from mgfm.eval.members import emotion_members, member_name
 
     params = _check(args, "eval_emotion")
     set_torch_threads(getattr(args, "threads", 0))
@@ -136,7 +136,7 @@ def _emotion_model(args: argparse.Namespace) -> int:
 
 def _ensemble(args: argparse.Namespace) -> int:
     from mgfm.eval.ensemble import run_ensemble
-    from mgfm.eval.paths import member_name, modality_streams
+    from mgfm.eval.members import member_name, modality_streams
 
     params = _check(args, "eval_ensemble")
     modality_of = {member_name(m, s): m for m in params["modalities"] for s in modality_streams(m, params["streams"])}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mgfm.core.constants import EVAL_TABLES
 from mgfm.eval.checks import MODALITIES
-from mgfm.eval.paths import modality_streams, protocol_metrics
+from mgfm.eval.members import modality_streams, protocol_metrics
 from mgfm.eval.results import read_json
 from mgfm.tables.paper import CITED, NOT_BUILT, TABLES, PaperRow, PaperTable
 from mgfm.tables.bib import write_bib

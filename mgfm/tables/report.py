@@ -25,7 +25,7 @@ import pandas as pd
 from mgfm.common.atomic import atomic_path
 from mgfm.core.feature_store import read_features
 from mgfm.eval.metrics import confusion_matrix, topk_accuracy
-from mgfm.eval.paths import feature_table, modality_streams, protocol_metrics
+from mgfm.eval.members import feature_table, modality_streams, protocol_metrics
 from mgfm.eval.results import read_json
 from mgfm.tables import figures
 from mgfm.tables.build import fmt

@@ -12,7 +12,7 @@ import pandas as pd
 
 from mgfm.common.seeding import rng_for
 from mgfm.core.feature_store import write_features
-from mgfm.eval.paths import feature_table
+from mgfm.eval.members import feature_table
 
 GROUPS = ("Head", "Body", "Hand", "Body-Hand", "Head-Hand", "non-MG")
 

@@ -51,7 +51,7 @@ def add_rgb_branch(root: str | os.PathLike, model: dict | None = None, seed: int
     import torch
 
     from mgfm.core.packed import open_packed
-    from mgfm.eval.paths import feature_table
+    from mgfm.eval.members import feature_table
     from mgfm.models.artifact import save_encoder
     from mgfm.models.rgb.student import RGBEncoder
     from tests.support.models import student_config

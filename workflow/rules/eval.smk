@@ -6,7 +6,7 @@
 # here, once, so no job depends on that list.
 
 from mgfm.eval.checks import check_eval_config
-from mgfm.eval.paths import RGB_STREAM, emotion_members, member_name, modality_streams
+from mgfm.eval.members import RGB_STREAM, emotion_members, member_name, modality_streams
 from mgfm.core.layout import STREAMS as _ALL_STREAMS
 
 EVAL = config["eval"]

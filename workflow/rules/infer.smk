@@ -5,7 +5,7 @@
 
 import re as _re
 
-from mgfm.eval.paths import member_name as _member_name, modality_streams as _modality_streams
+from mgfm.eval.members import member_name as _member_name, modality_streams as _modality_streams
 from mgfm.infer.video_files import video_ids as _video_ids
 
 INFER = config["infer"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mgfm.core.results import RGB_STREAM, feature_file, metrics_file, model_folder, pack_folder
+from mgfm.core.results import RGB_STREAM, feature_file, metrics_file
 
 FINETUNE_PROTOCOLS = ("semi_supervised", "finetune", "scratch")
 
@@ -26,15 +26,8 @@ def emotion_members(modalities, streams, skeleton_streams) -> list[tuple[str, st
 
 
 def feature_table(features_dir: str | Path, modality: str, stream: str, name: str) -> Path:
+    """A feature table inside a features folder (``mgfm.core.results.feature_file`` as a Path)."""
     return Path(feature_file(str(features_dir), modality, stream, name))
-
-
-def model_dir(models_dir: str | Path, modality: str, stream: str) -> Path:
-    return Path(model_folder(str(models_dir), modality, stream))
-
-
-def dataset_dir(datasets_dir: str | Path, modality: str, name: str) -> Path:
-    return Path(pack_folder(str(datasets_dir), modality, name))
 
 
 def member_name(modality: str, stream: str) -> str:

@@ -39,3 +39,31 @@ def test_no_rule_file_spells_a_results_path_itself():
     bad = [f"{p.name}:{i}: {line.strip()}" for p in sorted((REPO / "workflow" / "rules").glob("*.smk"))
            for i, line in enumerate(p.read_text().splitlines(), 1) if literal.search(line)]
     assert not bad, "\n".join(bad)
+
+
+def test_a_results_folder_of_the_previous_layout_is_named_with_the_moves_that_migrate_it(tmp_path):
+    from mgfm.core.results import migration_message, migration_moves
+
+    res = tmp_path / "my results"
+    assert migration_message(res) is None                          # nothing there: nothing to move
+    for old in ("dataset/videos", "datasets/skeleton", "content/datasets", "benchmarks/datasets", "pose"):
+        (res / old).mkdir(parents=True)
+    assert [(a.relative_to(res).as_posix(), b.relative_to(res).as_posix()) for a, b in migration_moves(res)] == [
+        ("dataset", "ingest"), ("datasets", "packs"), ("content/datasets", "content/packs"),
+        ("benchmarks/datasets", "benchmarks/packs")]
+    message = migration_message(res)
+    assert f"mv '{res}/dataset' '{res}/ingest'" in message and "snakemake --touch" in message
+    for a, b in migration_moves(res):
+        a.rename(b)
+    assert migration_message(res) is None and migration_moves(res) == []
+
+
+def test_the_workflow_stops_on_a_results_folder_of_the_previous_layout_before_any_job(tmp_path):
+    from tests.support.workflow import TINY_DEMO, output, repo_config, snakemake, write_config
+
+    write_config(tmp_path / "config.yaml", repo_config(TINY_DEMO))
+    (tmp_path / "results" / "datasets" / "skeleton").mkdir(parents=True)
+    proc = snakemake(tmp_path, "--dry-run", check=False, timeout=300)
+    text = output(proc)
+    assert proc.returncode != 0 and "previous layout" in text and "mv results/datasets results/packs" in text, text
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["datasets"]

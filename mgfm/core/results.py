@@ -18,12 +18,44 @@ else. A wildcard passes through unchanged: ``Results("results").pose("{video_id}
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 #: The RGB branch's evaluated encoder (MG-FM-RGB, SMILE Stage 2) is stream "rgb" of modality "rgb".
 RGB_STREAM = "rgb"
 #: SMILE's Stage 1 model, the start of Stage 2.
 RGB_STAGE1 = "stage1"
+
+
+#: Folders renamed since the previous release: old name -> new name, under the results folder (and under its
+#: content/ and benchmarks/ folders, which mirror it).
+RENAMED_FOLDERS = {"dataset": "ingest", "datasets": "packs"}
+
+
+def migration_moves(root: str | Path) -> list[tuple[Path, Path]]:
+    """The (old, new) folder moves that bring a results folder of the previous release to this layout: only
+    those whose old folder exists and whose new one does not."""
+    root = Path(root)
+    moves = []
+    for parent in (root, root / "content", root / "benchmarks"):
+        for old, new in RENAMED_FOLDERS.items():
+            if (parent / old).is_dir() and not (parent / new).exists():
+                moves.append((parent / old, parent / new))
+    return moves
+
+
+def migration_message(root: str | Path) -> str | None:
+    """What to run before this release can use ``root``, or None when nothing is in the old layout. Without the
+    moves every job would run again (its files are where the workflow no longer looks)."""
+    moves = migration_moves(root)
+    if not moves:
+        return None
+    mv = " && ".join(f"mv {shlex.quote(str(a))} {shlex.quote(str(b))}" for a, b in moves)
+    return (f"{root} holds results of the previous layout ({', '.join(str(a) for a, _ in moves)}). Move them, "
+            f"then mark the moved results up to date once (this release renamed commands and folders, not what "
+            f"they compute), before changing anything else:\n  {mv}\n  snakemake --touch --cores 1\n"
+            "(README, \"Results layout\")")
 
 
 def feature_file(features_dir: str, modality: str, stream: str, name: str) -> str:

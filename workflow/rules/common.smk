@@ -37,6 +37,11 @@ RESULTS = config["results"].rstrip("/")
 from mgfm.core.results import RGB_STAGE1, RGB_STREAM, Results
 
 RES = Results(RESULTS)
+# a results folder of the previous layout is moved by the user first, never silently recomputed
+from mgfm.core.results import migration_message
+
+if (_migrate := migration_message(RESULTS)) is not None:
+    raise WorkflowError(_migrate)
 LOGS = "logs"
 BENCH = RES.benchmarks_dir
 

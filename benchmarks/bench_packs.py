@@ -1,7 +1,7 @@
 """Clip dataset throughput on demo-like data: skeleton build, RGB extraction, and DataLoader batch loading of the
 packed skeleton dataset against loading the same clips from the pose Parquet files.
 
-    python benchmarks/bench_datasets.py [--videos 16] [--workdir /tmp/mgfm-bench-datasets]
+    python benchmarks/bench_packs.py [--videos 16] [--workdir /tmp/mgfm-bench-packs]
 
 Demo-like corpus (``tests.support.clips.write_corpus``): 20-60 s videos at 25 fps, 320x240, half labeled.
 Packed loading is the loader the pipeline runs: ``mgfm.train.skeleton_clips.PackedClips`` behind a shuffling
@@ -90,7 +90,7 @@ def load_all(batches, ds, epochs: int = 1, batch: int = 64) -> tuple[float, dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=16)
-    ap.add_argument("--workdir", default="/tmp/mgfm-bench-datasets")
+    ap.add_argument("--workdir", default="/tmp/mgfm-bench-packs")
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = Path(args.workdir)

@@ -21,7 +21,8 @@ import pytest
 
 from tests.support.workflow import REPO, TINY_DEMO, output, repo_config, snakemake, write_config
 
-pytestmark = pytest.mark.pipeline
+# real download and pose jobs on a 4-video demo (about 30 s): part of the full suite, not the development loop
+pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 
 def _config(workdir: Path) -> Path:

@@ -55,3 +55,18 @@ def test_snakemake_parse_time_error(tmp_path):
     text = output(proc)
     assert proc.returncode != 0
     assert "eval.streams" in text and "'bone' was not pretrained" in text
+
+
+def test_explicit_files_must_name_exactly_the_evaluated_streams(tmp_path, capsys):
+    """A feature table for a stream the config does not evaluate, one missing, or a malformed NAME=PATH is an
+    error naming the option, before any file is read."""
+    base = ["eval", "retrieval", "--taxonomy", "t.csv", "--out-dir", str(tmp_path / "out"),
+            "--params", '{"streams": ["joint"]}', "--pretrained-streams", "joint"]
+    assert main([*base, "--train-features", "bone=a.parquet", "--test-features", "joint=b.parquet"]) == 1
+    assert "--train-features names ['bone'], but the config evaluates ['joint']" in capsys.readouterr().err
+    assert main([*base, "--train-features", "joint", "--test-features", "joint=b.parquet"]) == 1
+    assert "--train-features 'joint': expected NAME=PATH" in capsys.readouterr().err
+    assert main(["eval", "linear-probe", *base[2:], "--train-features", "joint=a.parquet",
+                 "--test-features", "joint=b.parquet", "--encoder", "joint=models/joint"]) == 1
+    assert "--encoder and --test-pack go together" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -83,7 +83,7 @@ def metrics_file(eval_dir: str, protocol: str, modality: str | None = None, stre
 class Results:
     """Paths under one results folder (strings, as Snakemake declares them)."""
 
-    root: str = "results"
+    root: str
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", str(self.root).rstrip("/") or ".")
@@ -97,24 +97,12 @@ class Results:
         return self._("demo")
 
     @property
-    def ingest_dir(self) -> str:
-        return self._("ingest")
-
-    @property
-    def content_dir(self) -> str:
-        return self._("content")
-
-    @property
     def videos_dir(self) -> str:
         return self._("videos")
 
     @property
     def pose_dir(self) -> str:
         return self._("pose")
-
-    @property
-    def clips_dir(self) -> str:
-        return self._("clips")
 
     @property
     def packs_dir(self) -> str:

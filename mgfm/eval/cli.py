@@ -117,9 +117,11 @@ def _emotion(args: argparse.Namespace) -> int:
     params = _check(args, "eval_emotion")
     set_torch_threads(getattr(args, "threads", 0))
     members = _named("--member", args.member)
-    _expect("--member", members, [member_name(m, s) for m, s in emotion_members(
-        params["modalities"], params["streams"], params["emotion"]["skeleton_streams"])])
-    run_emotion(members, args.manifest, params, args.out_dir, args.seed)
+    expected = [member_name(m, s) for m, s in emotion_members(params["modalities"], params["streams"],
+                                                                params["emotion"]["skeleton_streams"])]
+    _expect("--member", members, expected)
+    # the config's member order, whatever the command line's: the model concatenates the members' features
+    run_emotion({name: members[name] for name in expected}, args.manifest, params, args.out_dir, args.seed)
     return 0
 
 

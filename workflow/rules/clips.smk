@@ -8,7 +8,6 @@
 import os
 
 CLIPS = config["clips"]
-CLIPS_DIR = RES.clips_dir
 CLIP_TABLE = RES.clip_table
 IOD_TABLE_FILES = [RES.table(name, ext) for name in IOD_TABLES.values() for ext in TABLE_FORMATS]
 
@@ -30,7 +29,7 @@ rule sample_clips:
         **CLIPS_INPUTS,
     output:
         clips=CLIP_TABLE,
-        stats=f"{CLIPS_DIR}/sampler_stats.csv",
+        stats=RES.sampler_stats,
         record=record_of(CLIP_TABLE),
     params:
         cfg=params_json("sample_clips"),
@@ -56,7 +55,7 @@ rule iod:
     input:
         **CLIPS_INPUTS,
     output:
-        f"{CLIPS_DIR}/iod.json",
+        RES.iod,
     params:
         cfg=params_json("iod"),
         seed=config["seed"],
@@ -76,7 +75,7 @@ rule iod:
 
 rule iod_tables:
     input:
-        f"{CLIPS_DIR}/iod.json",
+        RES.iod,
     output:
         IOD_TABLE_FILES,
     params:
@@ -116,8 +115,8 @@ refresh_content([CLIP_TABLE])
 
 TARGETS["clips"] = [
     CLIP_TABLE,
-    f"{CLIPS_DIR}/sampler_stats.csv",
-    f"{CLIPS_DIR}/iod.json",
+    RES.sampler_stats,
+    RES.iod,
     *IOD_TABLE_FILES,
     RES.figure("fig4_durations.png"),
 ]

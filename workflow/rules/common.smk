@@ -44,6 +44,10 @@ if (_migrate := migration_message(RESULTS)) is not None:
     raise WorkflowError(_migrate)
 LOGS = "logs"
 BENCH = RES.benchmarks_dir
+# The pretraining chains (pack the clips, pretrain each encoder, extract its features) are the DAG's longest: their
+# jobs go first whenever they are ready, and the evaluation jobs fill the other cores around them, instead of the
+# RGB chain starting only once the skeleton evaluations are done (same outputs, a shorter wall time).
+PRETRAIN_CHAIN_PRIORITY = 10
 
 # a folder that cannot be written makes Snakemake fail in its own code when it removes an old output: said here
 from mgfm.common.disk import unwritable_message

@@ -34,6 +34,7 @@ rule pack_skeleton:
         pose_dir=lambda wc, input: os.path.dirname(input.pose[0]),
         source=lambda wc, input: (["--clips", input.clips] if wc.name in SAMPLED_DATASETS
                                   else ["--annotations", input.annotations]),
+    priority: PRETRAIN_CHAIN_PRIORITY
     log:
         f"{LOGS}/packs/skeleton_{{name}}.log",
     benchmark:
@@ -64,6 +65,7 @@ rule pack_rgb:
         video_dir=lambda wc, input: os.path.dirname(input.videos[0]),
         source=lambda wc, input: (["--clips", input.clips] if wc.name in SAMPLED_DATASETS
                                   else ["--annotations", input.annotations]),
+    priority: PRETRAIN_CHAIN_PRIORITY
     log:
         f"{LOGS}/packs/rgb_{{name}}.log",
     benchmark:

@@ -38,6 +38,7 @@ rule pretrain_skeleton:
         out=lambda wc, output: os.path.dirname(output.encoder),
         launcher=torch_launcher,
     threads: 1
+    priority: PRETRAIN_CHAIN_PRIORITY
     resources:
         gpu=GPU,
         nodes=1,
@@ -73,6 +74,7 @@ rule extract_features:
         cfg=params_json("extract_features"),
         model=lambda wc, input: os.path.dirname(input.encoder),
     threads: 1
+    priority: PRETRAIN_CHAIN_PRIORITY
     resources:
         gpu=GPU,
     log:

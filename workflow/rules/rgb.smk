@@ -59,6 +59,7 @@ rule pretrain_rgb_stage1:
         out=lambda wc, output: os.path.dirname(output.encoder),
         launcher=torch_launcher,
     threads: 1
+    priority: PRETRAIN_CHAIN_PRIORITY
     resources:
         gpu=GPU,
         nodes=1,
@@ -95,6 +96,7 @@ rule pretrain_rgb_stage2:
         init=lambda wc, input: os.path.dirname(input.stage1),
         launcher=torch_launcher,
     threads: 1
+    priority: PRETRAIN_CHAIN_PRIORITY
     resources:
         gpu=GPU,
         nodes=1,
@@ -129,6 +131,7 @@ rule extract_rgb_features:
         cfg=params_json("extract_rgb_features"),
         model=lambda wc, input: os.path.dirname(input.encoder),
     threads: 1
+    priority: PRETRAIN_CHAIN_PRIORITY
     resources:
         gpu=GPU,
     log:

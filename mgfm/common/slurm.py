@@ -65,19 +65,24 @@ def _needed(var: str, check: Callable[[], bool]) -> bool:
     return cached == "yes"
 
 
+def _setting(var: str, needed: Callable[[], bool], missing: str) -> str:
+    """``var``'s value; unset, "" where the cluster does without it (``needed`` asks scontrol, once per run), else
+    ``SlurmSettingError(missing)``."""
+    value = os.environ.get(var, "")
+    if value or not _needed(var, needed):
+        return value
+    raise SlurmSettingError(missing)
+
+
 def default_partition() -> str:
     """``MGFM_SLURM_PARTITION``; unset, "" (the cluster's default partition) where the cluster has one."""
-    value = os.environ.get(PARTITION_VAR, "")
-    if value or not _needed(PARTITION_VAR, partition_needed):
-        return value
-    raise SlurmSettingError(f"this SLURM cluster has no default partition: set {PARTITION_VAR} (sinfo -s lists the "
-                            f"partitions), e.g. export {PARTITION_VAR}=gpu")
+    return _setting(PARTITION_VAR, partition_needed,
+                    f"this SLURM cluster has no default partition: set {PARTITION_VAR} (sinfo -s lists the "
+                    f"partitions), e.g. export {PARTITION_VAR}=gpu")
 
 
 def default_account() -> str:
     """``MGFM_SLURM_ACCOUNT``; unset, "" (the plugin's guess) where the cluster accepts jobs without one."""
-    value = os.environ.get(ACCOUNT_VAR, "")
-    if value or not _needed(ACCOUNT_VAR, account_needed):
-        return value
-    raise SlurmSettingError(f"this SLURM cluster requires an account for every job: set {ACCOUNT_VAR} (sacctmgr show "
-                            f"associations user=<you> lists yours), e.g. export {ACCOUNT_VAR}=myproject")
+    return _setting(ACCOUNT_VAR, account_needed,
+                    f"this SLURM cluster requires an account for every job: set {ACCOUNT_VAR} (sacctmgr show "
+                    f"associations user=<you> lists yours), e.g. export {ACCOUNT_VAR}=myproject")
